@@ -1,0 +1,27 @@
+// Frames: the envelopes around protocol messages. Two kinds of channel exist:
+// - the control channel between the MCP and a worker (the worker's own postMessage), carrying ControlFrame;
+// - one MessagePort per pair of workers, wired by the MCP, carrying PeerFrame (requests, responses, notices).
+// A restarted worker gets fresh ports; its peers get the new port in a `peer` frame.
+
+import type { Config } from "../../config/types.ts";
+import type { ComponentName, Message } from "./messages.ts";
+
+/** MCP -> worker. */
+export type McpFrame =
+  | { v: number; kind: "init"; name: ComponentName; generation: number; config: Config }
+  | { v: number; kind: "peer"; name: ComponentName; port: MessagePort }
+  | { v: number; kind: "shutdown" };
+
+/** Worker -> MCP. */
+export type WorkerFrame =
+  | { v: number; kind: "ready"; generation: number }
+  | { v: number; kind: "heartbeat"; generation: number }
+  /** A condition a restart cannot cure (bad configuration): the MCP stops the MTA. */
+  | { v: number; kind: "fatal"; generation: number; reason: string }
+  | { v: number; kind: "stopped"; generation: number };
+
+/** Worker <-> worker over a peer port. */
+export type PeerFrame =
+  | { v: number; kind: "request"; id: number; body: Message }
+  | { v: number; kind: "response"; id: number; body: Message }
+  | { v: number; kind: "notify"; body: Message };

@@ -1,0 +1,190 @@
+// The typed protocol between the MTA's components. Every message body is one member of `Message`, its tag
+// prefixed by the sender (`smtps.commit`, `qmgr.deliver` ...). Bodies travel inside frames (frames.ts) over
+// MessagePorts the MCP wires between workers. Bump PROTOCOL_VERSION on any incompatible change.
+// Receivers validate every body they get (validate.ts) and never trust a peer.
+
+export const PROTOCOL_VERSION = 1;
+
+export type ComponentName = "qmgr" | "smtps" | "smtpc" | "smar";
+export const COMPONENTS: readonly ComponentName[] = ["qmgr", "smar", "smtpc", "smtps"];
+
+/** A reply as the SMTP server will send it: `code status text`, e.g. 550 5.7.1 Relaying denied. */
+export interface SmtpReply {
+  code: number;
+  /** Enhanced status code (RFC 3463), e.g. "5.7.1". */
+  status: string;
+  text: string;
+}
+
+/** DSN parameters of one recipient (RFC 3461). */
+export interface RecipientSpec {
+  address: string;
+  /** NOTIFY=... values in upper case; absent when the client gave none. */
+  notify?: string[];
+  /** ORCPT=addr-type;xtext-decoded address. */
+  orcpt?: string;
+}
+
+/** The envelope smtps hands to qmgr once the content is synced in the CDB. */
+export interface Envelope {
+  /** Queue id, also the CDB file name (components/mail/queue_id.ts). */
+  id: string;
+  /** Path of the CDB file holding the content (Received: header included). */
+  cdbPath: string;
+  /** Content size in bytes. */
+  size: number;
+  /** Arrival time, ms since the epoch. */
+  arrival: number;
+  /** Reverse path without angle brackets; "" for the null sender <>. */
+  sender: string;
+  recipients: RecipientSpec[];
+  client: { ip: string; helo: string };
+  bodyType?: "7BIT" | "8BITMIME" | "BINARYMIME";
+  smtputf8?: boolean;
+  envid?: string;
+  ret?: "FULL" | "HDRS";
+}
+
+/** Where smar says a domain's mail goes. Hosts are in the order smtpc should try them. */
+export type RouteResult =
+  | {
+    status: "ok";
+    protocol: "esmtp" | "lmtp";
+    port: number;
+    hosts: { name: string; address: string }[];
+  }
+  | { status: "temp"; text: string }
+  | { status: "perm"; text: string };
+
+/** A delivery transaction: one message, one destination, some of its recipients. */
+export interface DeliveryTransaction {
+  taId: string;
+  messageId: string;
+  cdbPath: string;
+  size: number;
+  sender: string;
+  /** `index` is the recipient's position in the envelope; results refer to it. */
+  recipients: (RecipientSpec & { index: number })[];
+  route: { protocol: "esmtp" | "lmtp"; port: number; hosts: { name: string; address: string }[] };
+  bodyType?: "7BIT" | "8BITMIME" | "BINARYMIME";
+  smtputf8?: boolean;
+  envid?: string;
+  ret?: "FULL" | "HDRS";
+}
+
+export interface RecipientResult {
+  index: number;
+  status: "sent" | "temp" | "perm";
+  /** The reply or reason as text, e.g. "250 2.0.0 Ok" or "connect to 127.0.0.1:25: Connection refused". */
+  reply: string;
+}
+
+/** The policy answer smar gives to smtps. "accept" = go on; otherwise `reply` is what smtps sends. */
+export interface Verdict {
+  action: "accept" | "reject" | "tempfail";
+  reply?: SmtpReply;
+}
+
+// ---- smtps -> qmgr
+export interface SmtpsConnOpen {
+  type: "smtps.conn_open";
+  ip: string;
+}
+export interface SmtpsConnClose {
+  type: "smtps.conn_close";
+  ip: string;
+}
+export interface SmtpsCommit {
+  type: "smtps.commit";
+  envelope: Envelope;
+}
+
+// ---- smtps -> smar
+export interface SmtpsCheckConnect {
+  type: "smtps.check_connect";
+  ip: string;
+}
+export interface SmtpsCheckMail {
+  type: "smtps.check_mail";
+  ip: string;
+  sender: string;
+}
+export interface SmtpsCheckRcpt {
+  type: "smtps.check_rcpt";
+  ip: string;
+  sender: string;
+  recipient: string;
+  /** The session is authenticated (AUTH) or has a verified client certificate. */
+  authorized: boolean;
+}
+
+// ---- qmgr -> smtps
+export interface QmgrConnVerdict {
+  type: "qmgr.conn_verdict";
+  accept: boolean;
+  reply?: SmtpReply;
+}
+export interface QmgrCommitted {
+  type: "qmgr.committed";
+  id: string;
+}
+export interface QmgrCommitFailed {
+  type: "qmgr.commit_failed";
+  id: string;
+  reason: string;
+}
+
+// ---- qmgr -> smar / smtpc
+export interface QmgrRoute {
+  type: "qmgr.route";
+  domain: string;
+}
+export interface QmgrDeliver {
+  type: "qmgr.deliver";
+  ta: DeliveryTransaction;
+}
+
+// ---- smar -> *
+export interface SmarVerdict {
+  type: "smar.verdict";
+  verdict: Verdict;
+}
+export interface SmarRoute {
+  type: "smar.route";
+  domain: string;
+  result: RouteResult;
+}
+
+// ---- smtpc -> qmgr
+export interface SmtpcResult {
+  type: "smtpc.result";
+  taId: string;
+  /** The host that answered, as `name[address]:port`, when a connection was made. */
+  relay?: string;
+  results: RecipientResult[];
+}
+
+/** Sent by the endpoint layer when a request cannot be answered (peer down, timeout, handler threw). */
+export interface RpcFailure {
+  type: "rpc.failure";
+  reason: string;
+}
+
+export type Message =
+  | SmtpsConnOpen
+  | SmtpsConnClose
+  | SmtpsCommit
+  | SmtpsCheckConnect
+  | SmtpsCheckMail
+  | SmtpsCheckRcpt
+  | QmgrConnVerdict
+  | QmgrCommitted
+  | QmgrCommitFailed
+  | QmgrRoute
+  | QmgrDeliver
+  | SmarVerdict
+  | SmarRoute
+  | SmtpcResult
+  | RpcFailure;
+
+export type MessageType = Message["type"];

@@ -1,0 +1,102 @@
+// Validation of protocol bodies where they arrive: a worker never trusts a peer. Returns a description of
+// the first problem found, or undefined when the body is a well-formed Message.
+
+import type { Message } from "./messages.ts";
+
+type Check = (v: unknown) => string | undefined;
+
+const str: Check = (v) => typeof v === "string" ? undefined : "expected a string";
+const num: Check = (v) => typeof v === "number" && Number.isFinite(v) ? undefined : "expected a number";
+const bool: Check = (v) => typeof v === "boolean" ? undefined : "expected a boolean";
+const opt = (c: Check): Check => (v) => v === undefined ? undefined : c(v);
+const oneOf = (...values: string[]): Check => (v) =>
+  values.includes(v as string) ? undefined : `expected one of ${values.join(", ")}`;
+const arr = (c: Check): Check => (v) => {
+  if (!Array.isArray(v)) return "expected an array";
+  for (let i = 0; i < v.length; i++) {
+    const p = c(v[i]);
+    if (p) return `[${i}]: ${p}`;
+  }
+  return undefined;
+};
+const obj = (shape: Record<string, Check>): Check => (v) => {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return "expected an object";
+  for (const [k, c] of Object.entries(shape)) {
+    const p = c((v as Record<string, unknown>)[k]);
+    if (p) return `${k}: ${p}`;
+  }
+  return undefined;
+};
+
+const reply = obj({ code: num, status: str, text: str });
+const recipient = { address: str, notify: opt(arr(str)), orcpt: opt(str) };
+const bodyType = opt(oneOf("7BIT", "8BITMIME", "BINARYMIME"));
+const ret = opt(oneOf("FULL", "HDRS"));
+const hosts = arr(obj({ name: str, address: str }));
+
+const SHAPES: Record<Message["type"], Record<string, Check>> = {
+  "smtps.conn_open": { ip: str },
+  "smtps.conn_close": { ip: str },
+  "smtps.commit": {
+    envelope: obj({
+      id: str,
+      cdbPath: str,
+      size: num,
+      arrival: num,
+      sender: str,
+      recipients: arr(obj(recipient)),
+      client: obj({ ip: str, helo: str }),
+      bodyType,
+      smtputf8: opt(bool),
+      envid: opt(str),
+      ret,
+    }),
+  },
+  "smtps.check_connect": { ip: str },
+  "smtps.check_mail": { ip: str, sender: str },
+  "smtps.check_rcpt": { ip: str, sender: str, recipient: str, authorized: bool },
+  "qmgr.conn_verdict": { accept: bool, reply: opt(reply) },
+  "qmgr.committed": { id: str },
+  "qmgr.commit_failed": { id: str, reason: str },
+  "qmgr.route": { domain: str },
+  "qmgr.deliver": {
+    ta: obj({
+      taId: str,
+      messageId: str,
+      cdbPath: str,
+      size: num,
+      sender: str,
+      recipients: arr(obj({ ...recipient, index: num })),
+      route: obj({ protocol: oneOf("esmtp", "lmtp"), port: num, hosts }),
+      bodyType,
+      smtputf8: opt(bool),
+      envid: opt(str),
+      ret,
+    }),
+  },
+  "smar.verdict": { verdict: obj({ action: oneOf("accept", "reject", "tempfail"), reply: opt(reply) }) },
+  "smar.route": {
+    domain: str,
+    result: (v) => {
+      const s = (v as { status?: unknown })?.status;
+      if (s === "ok") return obj({ protocol: oneOf("esmtp", "lmtp"), port: num, hosts })(v);
+      if (s === "temp" || s === "perm") return obj({ text: str })(v);
+      return "status: expected ok, temp or perm";
+    },
+  },
+  "smtpc.result": {
+    taId: str,
+    relay: opt(str),
+    results: arr(obj({ index: num, status: oneOf("sent", "temp", "perm"), reply: str })),
+  },
+  "rpc.failure": { reason: str },
+};
+
+/** Describes what is wrong with `body`, or returns undefined when it is a valid Message. */
+export function validateMessage(body: unknown): string | undefined {
+  if (typeof body !== "object" || body === null) return "body is not an object";
+  const type = (body as { type?: unknown }).type;
+  if (typeof type !== "string" || !Object.hasOwn(SHAPES, type)) return `unknown message type ${String(type)}`;
+  const problem = obj(SHAPES[type as Message["type"]])(body);
+  return problem ? `${type}: ${problem}` : undefined;
+}

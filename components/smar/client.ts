@@ -1,0 +1,50 @@
+// Client stubs for talking to smar: policy verdicts for smtps, routes for qmgr.
+
+import type { Endpoint } from "../protocol/endpoint.ts";
+import type { Message, RouteResult, Verdict } from "../protocol/messages.ts";
+
+function toVerdict(m: Message, what: string): Verdict {
+  if (m.type === "smar.verdict") return m.verdict;
+  const reason = m.type === "rpc.failure" ? m.reason : `unexpected answer ${m.type} to ${what}`;
+  return {
+    action: "tempfail",
+    reply: { code: 451, status: "4.3.0", text: `Temporary lookup failure (${reason})` },
+  };
+}
+
+/** Connect-stage access checks for a client address. */
+export async function checkConnect(ep: Endpoint, ip: string, timeoutMs?: number): Promise<Verdict> {
+  return toVerdict(await ep.request("smar", { type: "smtps.check_connect", ip }, timeoutMs), "check_connect");
+}
+
+/** MAIL-stage checks for a sender ("" for <>). */
+export async function checkMail(
+  ep: Endpoint,
+  ip: string,
+  sender: string,
+  timeoutMs?: number,
+): Promise<Verdict> {
+  return toVerdict(
+    await ep.request("smar", { type: "smtps.check_mail", ip, sender }, timeoutMs),
+    "check_mail",
+  );
+}
+
+/** RCPT-stage checks: relaying, access map. */
+export async function checkRcpt(
+  ep: Endpoint,
+  q: { ip: string; sender: string; recipient: string; authorized: boolean },
+  timeoutMs?: number,
+): Promise<Verdict> {
+  return toVerdict(await ep.request("smar", { type: "smtps.check_rcpt", ...q }, timeoutMs), "check_rcpt");
+}
+
+/** Where mail for `domain` goes: mailertable, else MX, else A. */
+export async function resolveRoute(ep: Endpoint, domain: string, timeoutMs?: number): Promise<RouteResult> {
+  const m = await ep.request("smar", { type: "qmgr.route", domain }, timeoutMs);
+  if (m.type === "smar.route") return m.result;
+  return {
+    status: "temp",
+    text: m.type === "rpc.failure" ? m.reason : `unexpected answer ${m.type} to qmgr.route`,
+  };
+}
