@@ -1,0 +1,52 @@
+// Starting one component as a Deno worker with an explicit permission set (never "inherit"), and
+// sending it its init frame. Used by the supervisor and by tests that run one component alone.
+
+import type { Config } from "../../config/types.ts";
+import type { McpFrame } from "../protocol/frames.ts";
+import { type ComponentName, PROTOCOL_VERSION } from "../protocol/messages.ts";
+
+/** The permission set of one worker: every key explicit, nothing inherited. */
+export interface WorkerPermissions {
+  read: string[] | false;
+  write: string[] | false;
+  net: string[] | false;
+  env: false;
+  sys: false;
+  run: false;
+  ffi: false;
+  import: false;
+}
+
+/** The module URL of a component's worker entry. */
+export function workerUrl(name: ComponentName): URL {
+  return new URL(`../${name}/worker.ts`, import.meta.url);
+}
+
+/** Starts `name` as a worker holding exactly `permissions` and sends it its init frame. */
+export function spawnWorker(
+  name: ComponentName,
+  permissions: WorkerPermissions,
+  generation: number,
+  config: Config,
+): Worker {
+  const worker = new Worker(workerUrl(name), {
+    type: "module",
+    name: `${name}#${generation}`,
+    deno: { permissions: permissions as Deno.PermissionOptionsObject },
+  });
+  const init: McpFrame = { v: PROTOCOL_VERSION, kind: "init", name, generation, config };
+  worker.postMessage(init);
+  return worker;
+}
+
+/** Connects two workers with a fresh MessageChannel (each gets a `peer` frame naming the other). */
+export function wirePeers(
+  a: { name: ComponentName; worker: Worker },
+  b: { name: ComponentName; worker: Worker },
+): void {
+  const ch = new MessageChannel();
+  const toA: McpFrame = { v: PROTOCOL_VERSION, kind: "peer", name: b.name, port: ch.port1 };
+  const toB: McpFrame = { v: PROTOCOL_VERSION, kind: "peer", name: a.name, port: ch.port2 };
+  a.worker.postMessage(toA, [ch.port1]);
+  b.worker.postMessage(toB, [ch.port2]);
+}

@@ -1,0 +1,57 @@
+// The built-in defaults for every option, as a typed Config. The parser (config/build.ts) starts from
+// these and overrides what a file sets; the built-in default configuration (config/default_conf.ts) is
+// parsed on top of them too. Values follow sendmail X where its README gives one, else Postfix.
+
+import type { Config, SmtpsConfig } from "./types.ts";
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/** Defaults of one smtps section (the name and listen sockets come from the section itself). */
+export function defaultSmtps(name = "smtps", hostname = "localhost"): SmtpsConfig {
+  return {
+    name,
+    id: 0,
+    listen_socket: [{ type: "inet", address: "127.0.0.1", port: 2525 }],
+    hostname,
+    io_timeout: 5 * MINUTE,
+    max_message_size: 10 * 1024 * 1024,
+    max_threads: 256,
+    max_recipients_per_transaction: 100,
+    max_recipients_per_session: 1000,
+    max_bad_commands_per_session: 20,
+    max_hops: 50,
+    flags: ["8bitmime"],
+  };
+}
+
+/** A complete configuration holding only defaults (one smtps on 127.0.0.1:2525, queue under ./var). */
+export function defaultConfig(): Config {
+  return {
+    source: "<built-in>",
+    hostname: "localhost",
+    CDB_base_directory: "var/cdb",
+    mcp: { heartbeat_interval: 1000 },
+    qmgr: {
+      IBDB: { base_directory: "var/ibdb", max_commit_delay: 10, max_open_TAs: 100 },
+      DEFEDB: { base_directory: "var/defedb" },
+      retry_min_delay: 5 * MINUTE,
+      retry_max_delay: 4 * HOUR,
+      queue_return_timeout: 5 * DAY,
+      queue_delay_timeout: 4 * HOUR,
+      AQ_max_entries: 1000,
+      smtpc: {
+        initial_connections: 2,
+        max_connections: 20,
+        smtp_max_rcpts_per_transaction: 100,
+        lmtp_max_rcpts_per_transaction: 100,
+      },
+      smtps: { max_connections: 50, max_connection_rate: 0 },
+    },
+    smtps: [defaultSmtps()],
+    smtpc: { io_timeout: 5 * MINUTE, ports: [25] },
+    smar: { nameserver: [], DNS_timeout: 5 * SECOND },
+  };
+}
