@@ -1,0 +1,172 @@
+// Builds the typed Config from smx.conf text: parses it, reads every section against config/schema.ts,
+// and lays the values over defaultConfig(). Also checks what spans sections: map references name a
+// declared map, smtps names are unique, no two servers listen on the same address and port. Reads the
+// configuration file in loadConfig(); nothing else. Throws ConfigError.
+
+import { defaultConfig, defaultSmtps } from "./defaults.ts";
+import { DEFAULT_CONF } from "./default_conf.ts";
+import { ConfigError, type Pos } from "./error.ts";
+import { parse } from "./parser.ts";
+import { type Block, MapRef, readBlock } from "./read.ts";
+import { TOP } from "./schema.ts";
+import type { Config, ListenSocket, MapSpec, QmgrConfig, SmarConfig, SmtpsConfig } from "./types.ts";
+
+/** Parses smx.conf text into a Config (defaults for what it does not set); `source` names it in errors. */
+export function parseConfig(text: string, source: string): Config {
+  const fail = (pos: Pos, detail: string): never => {
+    throw new ConfigError(source, pos.line, pos.col, detail);
+  };
+  const top = readBlock(parse(text, source), TOP, source);
+  const config = defaultConfig();
+  Object.assign(config, top.values);
+  config.source = source;
+
+  const maps = new Map<string, MapSpec>();
+  for (const block of top.blocks.filter((b) => b.keyword === "map")) {
+    const key = block.name!.toLowerCase();
+    if (maps.has(key)) fail(block.node.name!, `duplicate map ${block.name}, expected each map declared once`);
+    maps.set(key, mapSpec(block, block.name!, fail));
+  }
+  const resolve = (ref: unknown, option: string): MapSpec | undefined => {
+    if (!(ref instanceof MapRef)) return ref as MapSpec | undefined;
+    const spec = maps.get(ref.name.toLowerCase());
+    if (!spec) {
+      fail(
+        ref.pos,
+        `undeclared map ${ref.name} for ${option}, expected a map declared as map ${ref.name} { ... }`,
+      );
+    }
+    return { ...spec! };
+  };
+
+  const servers: { server: SmtpsConfig; block: Block; sockets: Pos[] }[] = [];
+  for (const block of top.blocks) {
+    switch (block.keyword) {
+      case "mcp":
+        Object.assign(config.mcp, block.values);
+        break;
+      case "qmgr":
+        buildQmgr(config.qmgr, block);
+        break;
+      case "smtpc":
+        Object.assign(config.smtpc, block.values);
+        break;
+      case "smar":
+        buildSmar(config.smar, block, resolve, fail);
+        break;
+      case "smtps":
+        servers.push(buildSmtps(block, config.hostname, fail));
+        break;
+    }
+  }
+  checkServers(servers, fail);
+  config.smtps = servers.length > 0 ? servers.map((s) => s.server) : [defaultSmtps("smtps", config.hostname)];
+  return config;
+}
+
+/**
+ * Reads the configuration file at `path`, or the built-in default configuration (source "<built-in>")
+ * without one. A file that cannot be read is a ConfigError at 0:0 naming the file.
+ */
+export async function loadConfig(path?: string): Promise<Config> {
+  if (path === undefined) return parseConfig(DEFAULT_CONF, "<built-in>");
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new ConfigError(
+      path,
+      0,
+      0,
+      `cannot read the configuration file: ${reason}, expected a readable file`,
+    );
+  }
+  return parseConfig(text, path);
+}
+
+type Fail = (pos: Pos, detail: string) => never;
+
+function buildQmgr(qmgr: QmgrConfig, block: Block): void {
+  Object.assign(qmgr, block.values);
+  for (const sub of block.blocks) {
+    Object.assign(qmgr[sub.keyword as "IBDB" | "DEFEDB" | "smtpc" | "smtps"], sub.values);
+  }
+}
+
+function buildSmar(
+  smar: SmarConfig,
+  block: Block,
+  resolve: (ref: unknown, option: string) => MapSpec | undefined,
+  fail: Fail,
+): void {
+  const { mailertable, access_map, ...rest } = block.values;
+  Object.assign(smar, rest);
+  if (mailertable !== undefined) smar.mailertable = resolve(mailertable, "mailertable");
+  if (access_map !== undefined) smar.access_map = resolve(access_map, "access_map");
+  for (const sub of block.blocks) {
+    smar[sub.keyword as "mailertable" | "access_map"] = mapSpec(sub, sub.keyword, fail);
+  }
+}
+
+/** A map declaration or inline map section; `type` and `file` are required. */
+function mapSpec(block: Block, name: string, fail: Fail): MapSpec {
+  requireOptions(block, ["type", "file"], fail);
+  return { name, type: block.values.type as "hash", file: block.values.file as string };
+}
+
+function requireOptions(block: Block, options: string[], fail: Fail): void {
+  for (const option of options) {
+    if (block.values[option] === undefined) {
+      fail(block.node, `missing option ${option} in ${block.label}, expected ${option} = value;`);
+    }
+  }
+}
+
+function buildSmtps(block: Block, hostname: string, fail: Fail) {
+  const server = defaultSmtps(block.name ?? "smtps", hostname);
+  Object.assign(server, block.values);
+  const sockets: Pos[] = [block.node];
+  if (block.blocks.length > 0) {
+    server.listen_socket = block.blocks.map((sub): ListenSocket => {
+      requireOptions(sub, ["address", "port"], fail);
+      return { type: "inet", address: sub.values.address as string, port: sub.values.port as number };
+    });
+    sockets.splice(0, 1, ...block.blocks.map((sub) => sub.node));
+  }
+  return { server, block, sockets };
+}
+
+/** Server names must be unique; no two sockets may share a port on the same (or a wildcard) address. */
+function checkServers(servers: { server: SmtpsConfig; block: Block; sockets: Pos[] }[], fail: Fail): void {
+  const names = new Set<string>();
+  const bound: { socket: ListenSocket; owner: string }[] = [];
+  for (const { server, block, sockets } of servers) {
+    const key = server.name.toLowerCase();
+    if (names.has(key)) {
+      fail(
+        block.node.name ?? block.node,
+        `duplicate smtps section ${server.name}, expected a unique name for each smtps section`,
+      );
+    }
+    names.add(key);
+    server.listen_socket.forEach((socket, i) => {
+      const clash = bound.find((b) =>
+        b.socket.port === socket.port && overlaps(b.socket.address, socket.address)
+      );
+      if (clash) {
+        const at = `${socket.address}:${socket.port}`;
+        fail(
+          sockets[i],
+          `listen socket ${at} of smtps ${server.name} is already used by smtps ${clash.owner}, expected another address or port`,
+        );
+      }
+      bound.push({ socket, owner: server.name });
+    });
+  }
+}
+
+function overlaps(a: string, b: string): boolean {
+  const wildcard = (x: string) => x === "0.0.0.0" || x === "::";
+  return a === b || wildcard(a) || wildcard(b);
+}

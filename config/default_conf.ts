@@ -1,0 +1,36 @@
+// The built-in default configuration, used when the MTA starts without a configuration file: a sample
+// smx.conf that runs with no setup (one SMTP server on a loopback port, queue under ./var, the default
+// maps in config/default/). Parsed by loadConfig() on top of config/defaults.ts. Touches nothing.
+
+export const DEFAULT_CONF = `# smx.conf: the built-in default configuration of this MTA.
+# Syntax: "option = value;", sections "keyword [name] { ... }", lists "{ a, b }", "#" comments.
+# Times take units w d h m s (e.g. 1h 30m; a plain number means seconds), sizes B KB MB GB.
+
+# The name this MTA announces in greetings and Received: headers.
+hostname = "localhost";
+
+# Where message contents (the CDB) are stored, relative to the working directory.
+CDB_base_directory = "var/cdb";
+
+# Maps: plain text files (LHS whitespace RHS per line) or compiled with "deno task createmap".
+map access { type = hash; file = "config/default/access"; }
+map mailertable { type = hash; file = "config/default/mailertable"; }
+
+# Queue manager: the incoming queue's durable log (IBDB) and the deferred queue (DEFEDB).
+qmgr {
+  IBDB { base_directory = "var/ibdb"; }
+  DEFEDB { base_directory = "var/defedb"; }
+}
+
+# The SMTP server: listens on the loopback address only, on an unprivileged port.
+smtps MTA {
+  listen_socket { type = inet; address = 127.0.0.1; port = 2525; }
+}
+
+# The address resolver: the access map decides relaying, the mailertable overrides MX routing.
+# Without a nameserver option the nameservers of /etc/resolv.conf are used.
+smar {
+  access_map = access;
+  mailertable = mailertable;
+}
+`;

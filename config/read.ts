@@ -1,0 +1,180 @@
+// Reads a parsed section against its spec (config/schema.ts): matches option and section names
+// case-insensitively, rejects unknown, misplaced and duplicate entries, and converts every option value
+// to its kind (times to ms, sizes to bytes), checking its range. Map references stay unresolved (MapRef)
+// for config/build.ts. Throws ConfigError at the offending token. Touches nothing.
+
+import { ConfigError, type Pos } from "./error.ts";
+import type { Entry, OptionNode, Scalar, SectionNode, Value } from "./parser.ts";
+import { type Kind, LIST_KINDS, type SectionSpec, SMTPS_FLAGS } from "./schema.ts";
+import { parseIpAddress, parseNameserver, parseNumber, parseSize, parseTime } from "./values.ts";
+
+/** A `mailertable = NAME;` reference, resolved once every map declaration is known. */
+export class MapRef {
+  constructor(readonly name: string, readonly pos: Pos) {}
+}
+
+/** A section read against its spec: option values by canonical name, subsections in text order. */
+export interface Block {
+  keyword: string;
+  name?: string;
+  node: SectionNode;
+  /** "the top level", "section qmgr.IBDB", "section smtps MTA" (for messages). */
+  label: string;
+  values: Record<string, unknown>;
+  blocks: Block[];
+}
+
+const EXPECTED: Record<Kind, string> = {
+  string: "a non-empty string",
+  count: "a number like 100",
+  positive: "a number like 100",
+  time: "a time like 30s, 5m or 1h 30m",
+  time_ms: "a time like 10ms or 1s (a plain number means milliseconds)",
+  size: "a size like 10MB or 65536",
+  port: "a port number like 25",
+  address: "an IPv4 or IPv6 address like 127.0.0.1",
+  socket_type: "inet",
+  map_type: "hash",
+  map_ref: "a map name",
+  flags: `flags among ${SMTPS_FLAGS.join(", ")}`,
+  nameservers: "an IP address like 127.0.0.1 or 10.0.0.1:5353",
+};
+
+/** Reads `node` (a section matching `spec`) in `file`; `path` is the dotted keyword path of its parent. */
+export function readBlock(node: SectionNode, spec: SectionSpec, file: string, path = ""): Block {
+  const fail = (pos: Pos, detail: string): never => {
+    throw new ConfigError(file, pos.line, pos.col, detail);
+  };
+  const keywordPath = path ? `${path}.${spec.keyword}` : spec.keyword;
+  const label = spec.keyword === ""
+    ? "the top level"
+    : `section ${keywordPath}${node.name ? ` ${node.name.text}` : ""}`;
+  const block: Block = { keyword: spec.keyword, name: node.name?.text, node, label, values: {}, blocks: [] };
+  const options = new Map(Object.keys(spec.options).map((name) => [name.toLowerCase(), name]));
+  const sections = new Map(spec.sections.map((s) => [s.keyword.toLowerCase(), s]));
+  const seen = new Set<string>();
+  const once = (name: string, entry: Entry) => {
+    if (seen.has(name)) {
+      fail(entry, `duplicate ${entry.kind} ${name} in ${label}, expected it once per section`);
+    }
+    seen.add(name);
+  };
+  const where = label === "the top level" ? "at the top level" : `in ${label}`;
+
+  for (const entry of node.entries) {
+    const written = entry.kind === "option" ? entry.name : entry.keyword;
+    const option = options.get(written.toLowerCase());
+    const sub = sections.get(written.toLowerCase());
+    if (entry.kind === "option") {
+      if (option) {
+        once(option, entry);
+        block.values[option] = convert(spec.options[option], entry, fail);
+      } else if (sub) {
+        fail(entry, `${sub.keyword} is a section, expected ${sub.keyword} { ... }`);
+      } else {
+        fail(
+          entry,
+          `unknown option ${written} ${where}, expected ${oneOf(Object.keys(spec.options), "no options")}`,
+        );
+      }
+    } else if (sub) {
+      if (sub.name === "none" && entry.name) {
+        fail(entry.name, `unexpected name ${entry.name.text} for section ${sub.keyword}, expected {`);
+      }
+      if (sub.name === "required" && !entry.name) {
+        fail(entry, `missing name for section ${sub.keyword}, expected ${sub.keyword} NAME { ... }`);
+      }
+      if (!sub.repeat) once(sub.keyword, entry);
+      block.blocks.push(readBlock(entry, sub, file, keywordPath));
+    } else if (option && LIST_KINDS.has(spec.options[option]) && !entry.name && entry.entries.length === 0) {
+      once(option, entry);
+      block.values[option] = []; // `flags { }`: an empty list written without `=`
+    } else if (option) {
+      fail(entry, `${option} is an option, expected ${option} = value;`);
+    } else {
+      const known = spec.sections.map((s) => s.keyword);
+      fail(
+        entry,
+        `unknown section ${written} ${where}, expected ${oneOf(known, "an option (no sections here)")}`,
+      );
+    }
+  }
+  return block;
+}
+
+function oneOf(names: string[], none: string): string {
+  if (names.length === 0) return none;
+  return names.length === 1 ? names[0] : `one of ${names.join(", ")}`;
+}
+
+/** Converts an option's value to its kind, or fails at the offending token. */
+function convert(kind: Kind, option: OptionNode, fail: (pos: Pos, detail: string) => never): unknown {
+  const { name, value } = option;
+  if (LIST_KINDS.has(kind)) {
+    const items = value.kind === "list" ? value.items : [single(value)];
+    const converted = items.map((item) => convertScalar(kind, item));
+    return [...new Set(converted)];
+  }
+  if (value.kind === "list") fail(value, `unexpected list for ${name}, expected ${EXPECTED[kind]}`);
+  return convertScalar(kind, value);
+
+  /** A scalar made of one word, or of several words where the kind allows it (a time, a size). */
+  function single(value: Value): Scalar {
+    if (value.kind === "list") return fail(value, `unexpected list for ${name}, expected ${EXPECTED[kind]}`);
+    const joins = kind === "time" || kind === "time_ms" || kind === "size";
+    if (!value.quoted && value.tokens.length > 1 && !joins) {
+      fail(value.tokens[1], `unexpected word ${value.tokens[1].text} after the value of ${name}, expected ;`);
+    }
+    return value;
+  }
+
+  function convertScalar(kind: Kind, scalar: Scalar): unknown {
+    const text = single(scalar).text;
+    const bad = (): never =>
+      fail(scalar, `bad value ${JSON.stringify(text)} for ${name}, expected ${EXPECTED[kind]}`);
+    const range = (n: number | undefined, min: number, max: number, expected: string): number => {
+      if (n === undefined) return bad();
+      if (!Number.isSafeInteger(n) || n < min || n > max) {
+        fail(scalar, `value ${text} of ${name} out of range, expected ${expected}`);
+      }
+      return n;
+    };
+    const MAX = Number.MAX_SAFE_INTEGER;
+    switch (kind) {
+      case "string":
+        return text === "" ? bad() : text;
+      case "count":
+        return range(parseNumber(text), 0, MAX, "a number of 0 or more");
+      case "positive":
+        return range(parseNumber(text), 1, MAX, "a number of 1 or more");
+      case "time":
+        return range(parseTime(text), 1, MAX, "a time longer than 0s");
+      case "time_ms":
+        return range(parseTime(text, 1), 0, MAX, "a time of 0ms or more");
+      case "size":
+        return range(parseSize(text), 1, MAX, "a size of 1 byte or more");
+      case "port":
+        return range(parseNumber(text), 1, 65535, "a port from 1 to 65535");
+      case "address":
+        return parseIpAddress(text) ?? bad();
+      case "socket_type":
+      case "map_type":
+        return text.toLowerCase() === EXPECTED[kind]
+          ? EXPECTED[kind]
+          : fail(scalar, `unknown ${kind.replace("_", " ")} ${text} for ${name}, expected ${EXPECTED[kind]}`);
+      case "map_ref":
+        return text === "" ? bad() : new MapRef(text, { line: scalar.line, col: scalar.col });
+      case "flags": {
+        const flag = text.toLowerCase();
+        if (SMTPS_FLAGS.includes(flag)) return flag;
+        return fail(scalar, `unknown flag ${text} for ${name}, expected one of ${SMTPS_FLAGS.join(", ")}`);
+      }
+      case "nameservers":
+        return parseNameserver(text) ?? bad();
+      default: {
+        const never: never = kind;
+        throw new TypeError(`Convert value: unknown kind ${never}`);
+      }
+    }
+  }
+}
