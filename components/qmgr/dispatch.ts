@@ -1,0 +1,56 @@
+// The one handler for everything qmgr receives from its peers: a switch over the message type with an
+// exhaustive default. smtps asks for connection verdicts and commits; every other request type is a bug
+// in the sender and answers rpc.failure. (smtpc results arrive as answers to qmgr.deliver requests and
+// smar routes as answers to qmgr.route requests, so neither comes through here.)
+// Receives: validated bodies from endpoint.ts. Sends: the answers it returns.
+
+import type { Handler } from "../protocol/endpoint.ts";
+import { failure } from "../protocol/endpoint.ts";
+import type { ComponentName, Message } from "../protocol/messages.ts";
+import { log } from "../util/log.ts";
+import type { ConnControl } from "./conn_control.ts";
+
+export interface DispatchDeps {
+  conn: ConnControl;
+  commit: (env: Extract<Message, { type: "smtps.commit" }>["envelope"]) => Promise<Message>;
+}
+
+function refuse(from: ComponentName, type: string): Message {
+  log.error("qmgr", `refused ${type} from ${from}: qmgr does not serve it`);
+  return failure(`qmgr does not serve ${type}`);
+}
+
+/** Builds qmgr's handler. */
+export function makeHandler(d: DispatchDeps): Handler {
+  return (from, body) => {
+    switch (body.type) {
+      case "smtps.conn_open":
+        if (from !== "smtps") return refuse(from, body.type);
+        return d.conn.open(body.ip);
+      case "smtps.conn_close":
+        if (from !== "smtps") return refuse(from, body.type);
+        d.conn.close(body.ip);
+        return;
+      case "smtps.commit":
+        if (from !== "smtps") return refuse(from, body.type);
+        return d.commit(body.envelope);
+      case "smtps.check_connect":
+      case "smtps.check_mail":
+      case "smtps.check_rcpt":
+      case "qmgr.conn_verdict":
+      case "qmgr.committed":
+      case "qmgr.commit_failed":
+      case "qmgr.route":
+      case "qmgr.deliver":
+      case "smar.verdict":
+      case "smar.route":
+      case "smtpc.result":
+      case "rpc.failure":
+        return refuse(from, body.type);
+      default: {
+        const never: never = body;
+        return refuse(from, (never as { type: string }).type);
+      }
+    }
+  };
+}

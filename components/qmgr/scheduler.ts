@@ -1,0 +1,243 @@
+// The scheduler: moves recipients into the active queue (fresh commits directly, waiting ones from the
+// store when they are due and there is room), asks smar for each domain's route, groups one message's
+// recipients that share a route into delivery transactions, hands those to smtpc within the connection
+// limits (destinations.ts), and records the results (results.ts). A single timer wakes it at the earliest
+// next retry (at most every few seconds, never a busy loop); freed room wakes it at once.
+// Receives: committed envelopes (incoming.ts), smtpc results. Sends: qmgr.route to smar, qmgr.deliver to
+// smtpc (through the functions it is given). May touch: the store.
+
+import type { Config } from "../../config/types.ts";
+import type {
+  DeliveryTransaction,
+  Envelope,
+  RecipientResult,
+  RouteResult,
+  SmtpcResult,
+} from "../protocol/messages.ts";
+import { log } from "../util/log.ts";
+import type { ActiveQueue, AqEntry } from "./active_queue.ts";
+import type { Destinations } from "./destinations.ts";
+import type { GroupCommit } from "./group_commit.ts";
+import { isMessageDone, recordResult, removeMessage, type ResultContext } from "./results.ts";
+import type { RouteCache } from "./route_cache.ts";
+import type { QueueStore, StoredMessage } from "./store.ts";
+
+/** Longest the scheduler sleeps between looks at the store (ms). */
+export const MAX_SLEEP = 5_000;
+
+export interface SchedulerDeps {
+  store: QueueStore;
+  commit: GroupCommit;
+  aq: ActiveQueue;
+  routes: RouteCache;
+  destinations: Destinations;
+  deliver: (ta: DeliveryTransaction) => Promise<SmtpcResult>;
+  config: Config;
+  now: () => number;
+}
+
+type OkRoute = Extract<RouteResult, { status: "ok" }>;
+
+/** The message-level part of an envelope, as the store keeps it. */
+export function messageOf(env: Envelope): StoredMessage {
+  return {
+    id: env.id,
+    cdbPath: env.cdbPath,
+    size: env.size,
+    arrival: env.arrival,
+    sender: env.sender,
+    clientIp: env.client.ip,
+    clientHelo: env.client.helo,
+    bodyType: env.bodyType,
+    smtputf8: env.smtputf8 === true,
+    envid: env.envid,
+    ret: env.ret,
+  };
+}
+
+export class Scheduler {
+  readonly #d: SchedulerDeps;
+  readonly #ctx: ResultContext;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  #stopped = false;
+  #taSeq = 0;
+
+  constructor(deps: SchedulerDeps) {
+    this.#d = deps;
+    this.#ctx = { store: deps.store, commit: deps.commit, config: deps.config.qmgr, now: deps.now };
+  }
+
+  /** Starts scheduling: loads what is due now and arms the timer. */
+  start(): void {
+    this.refill();
+  }
+
+  /** Stops starting new work; results still arriving are ignored (the store keeps those recipients). */
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#d.destinations.stop();
+  }
+
+  /** A freshly committed message whose first `active` recipients hold AQ slots reserved before commit. */
+  admit(env: Envelope, active: number): void {
+    if (this.#stopped || active <= 0) return;
+    const m = messageOf(env);
+    const entries = env.recipients.slice(0, active).map((r, index) => ({
+      ...r,
+      messageId: env.id,
+      index,
+      tries: 0,
+    }));
+    this.#d.aq.add(m, entries, true);
+    void this.#route(m, entries);
+  }
+
+  /** Moves due recipients from the store into the active queue (as many as there is room for). */
+  refill(): void {
+    if (this.#stopped) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const { store, commit, aq } = this.#d;
+    try {
+      const rows = store.due(this.#d.now(), aq.room);
+      if (rows.length > 0) {
+        commit.apply(() => {
+          for (const { recipient: r } of rows) store.markActive(r.messageId, r.index);
+        });
+      }
+      const byMessage = new Map<string, { m: StoredMessage; entries: AqEntry[] }>();
+      for (const { message, recipient } of rows) {
+        let g = byMessage.get(message.id);
+        if (!g) byMessage.set(message.id, g = { m: aq.message(message.id) ?? message, entries: [] });
+        g.entries.push(recipient);
+      }
+      for (const { m, entries } of byMessage.values()) {
+        aq.add(m, entries);
+        void this.#route(m, entries);
+      }
+      const earliest = store.earliestWaiting();
+      this.#wake(earliest ?? Infinity);
+    } catch (err) {
+      log.error("qmgr", `Load due recipients from the queue: ${(err as Error).message}`);
+      this.#wake(this.#d.now() + MAX_SLEEP);
+    }
+  }
+
+  /** Arms the timer for `at` unless it already fires earlier; never sleeps longer than MAX_SLEEP. */
+  #wake(at: number): void {
+    if (this.#stopped) return;
+    const now = this.#d.now();
+    // With no room in the active queue, due recipients wait for freed room (#afterResults wakes us),
+    // not for a spinning timer.
+    const target = this.#d.aq.room > 0 ? Math.min(at, now + MAX_SLEEP) : now + MAX_SLEEP;
+    if (this.#timer !== undefined && this.#timerAt <= target) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = target;
+    const delay = Math.max(0, target - now);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.refill();
+    }, delay);
+  }
+
+  async #route(m: StoredMessage, entries: AqEntry[]): Promise<void> {
+    const byDomain = new Map<string, AqEntry[]>();
+    for (const e of entries) {
+      const d = this.#domainOf(e.address);
+      byDomain.set(d, [...(byDomain.get(d) ?? []), e]);
+    }
+    const domains = [...byDomain.keys()];
+    const routes = await Promise.all(domains.map((d) => this.#d.routes.get(d)));
+    if (this.#stopped) return;
+    const byRoute = new Map<string, { route: OkRoute; entries: AqEntry[] }>();
+    let failed = false;
+    domains.forEach((domain, i) => {
+      const route = routes[i];
+      const list = byDomain.get(domain)!;
+      if (route.status !== "ok" || route.hosts.length === 0) {
+        const status = route.status === "perm" ? "perm" : "temp";
+        const reply = route.status === "ok" ? `no hosts for ${domain}` : route.text;
+        for (const e of list) this.#finish(m, e, { index: e.index, status, reply }, "none");
+        failed = true;
+        return;
+      }
+      const key = `${route.protocol}:${route.port}:${route.hosts.map((h) => h.address).join(",")}`;
+      const g = byRoute.get(key) ?? { route, entries: [] };
+      g.entries.push(...list);
+      byRoute.set(key, g);
+    });
+    for (const { route, entries: list } of byRoute.values()) {
+      const rcpts = this.#d.config.qmgr.smtpc;
+      const max = Math.max(
+        1,
+        route.protocol === "lmtp"
+          ? rcpts.lmtp_max_rcpts_per_transaction
+          : rcpts.smtp_max_rcpts_per_transaction,
+      );
+      for (let i = 0; i < list.length; i += max) {
+        const ta = this.#transaction(m, route, list.slice(i, i + max));
+        this.#d.destinations.enqueue(route.hosts[0].address, () => this.#deliver(m, ta));
+      }
+    }
+    if (failed) this.#afterResults(m);
+  }
+
+  #transaction(m: StoredMessage, route: OkRoute, list: AqEntry[]): DeliveryTransaction {
+    return {
+      taId: `${m.id}.${(++this.#taSeq).toString(36)}`,
+      messageId: m.id,
+      cdbPath: m.cdbPath,
+      size: m.size,
+      sender: m.sender,
+      recipients: list.map((e) => ({ index: e.index, address: e.address, notify: e.notify, orcpt: e.orcpt })),
+      route: { protocol: route.protocol, port: route.port, hosts: route.hosts },
+      bodyType: m.bodyType,
+      smtputf8: m.smtputf8,
+      envid: m.envid,
+      ret: m.ret,
+    };
+  }
+
+  /** Runs one transaction; resolves true when smtpc reached a host (for the destination's window). */
+  async #deliver(m: StoredMessage, ta: DeliveryTransaction): Promise<boolean> {
+    const res = await this.#d.deliver(ta);
+    if (this.#stopped) return false;
+    if (res.taId !== ta.taId) log.warn("qmgr", `${m.id}: result for ${res.taId} answers ${ta.taId}`);
+    const byIndex = new Map(res.results.map((r) => [r.index, r]));
+    for (const r of ta.recipients) {
+      const e = this.#d.aq.get(m.id, r.index);
+      if (!e) continue;
+      const result = byIndex.get(r.index) ??
+        { index: r.index, status: "temp", reply: "delivery agent reported no result for this recipient" };
+      this.#finish(m, e, result, res.relay ?? "none");
+    }
+    this.#afterResults(m);
+    return res.relay !== undefined;
+  }
+
+  #finish(m: StoredMessage, e: AqEntry, r: RecipientResult, relay: string): void {
+    this.#d.aq.remove(m.id, e.index);
+    const next = recordResult(this.#ctx, m, e, r, relay);
+    if (next !== undefined) this.#wake(next);
+  }
+
+  /** After results: remove the message when it is done, and refill the room that was freed. */
+  #afterResults(m: StoredMessage): void {
+    try {
+      if (isMessageDone(this.#ctx, m.id)) void removeMessage(this.#ctx, m);
+    } catch (err) {
+      log.error("qmgr", `${m.id}: check whether the message is done: ${(err as Error).message}`);
+    }
+    this.#wake(this.#d.now());
+  }
+
+  #domainOf(address: string): string {
+    const at = address.lastIndexOf("@");
+    const domain = at < 0 ? "" : address.slice(at + 1).toLowerCase();
+    return domain === "" ? this.#d.config.hostname.toLowerCase() : domain;
+  }
+}
