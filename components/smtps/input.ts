@@ -1,0 +1,111 @@
+// The receiving side of one client connection as a pull source of byte chunks, with bounded buffering:
+// the socket is paused while more than `highWater` bytes wait unread, so a client that sends faster than
+// we consume (a pipelining flood, a fast DATA) never grows our memory. Waits have deadlines and can be
+// interrupted (graceful stop). Receives: a node:net socket's data/end/error events. Touches nothing else.
+
+import type { Socket } from "node:net";
+
+/** A wait for input ran past its deadline. */
+export class InputTimeout extends Error {
+  override name = "InputTimeout";
+}
+
+/** A wait for input was interrupted on purpose (the server is stopping). */
+export class InputInterrupted extends Error {
+  override name = "InputInterrupted";
+}
+
+export class SocketInput {
+  readonly #socket: Socket;
+  readonly #highWater: number;
+  readonly #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #eof = false;
+  #paused = false;
+  #wake: (() => void) | undefined;
+  #interrupt: ((err: Error) => void) | undefined;
+
+  constructor(socket: Socket, highWater = 64 * 1024) {
+    this.#socket = socket;
+    this.#highWater = highWater;
+    socket.on("data", (b: Uint8Array) => {
+      this.#chunks.push(b);
+      this.#buffered += b.length;
+      if (this.#buffered > this.#highWater && !this.#paused) {
+        this.#paused = true;
+        socket.pause();
+      }
+      this.#wake?.();
+    });
+    const end = () => {
+      this.#eof = true;
+      this.#wake?.();
+    };
+    socket.on("end", end);
+    socket.on("close", end);
+    // A reset or a write to a closed peer: seen as end of input; the session winds down.
+    socket.on("error", end);
+  }
+
+  /** True when bytes are waiting that have not been taken yet. */
+  get hasBuffered(): boolean {
+    return this.#buffered > 0;
+  }
+
+  /** True once the peer has closed its side and every byte has been taken. */
+  get ended(): boolean {
+    return this.#eof && this.#buffered === 0;
+  }
+
+  /**
+   * Takes the next chunk, waiting until `deadline` (ms since the epoch) at most. Resolves null at end of
+   * input; rejects with InputTimeout or InputInterrupted.
+   */
+  async take(deadline: number): Promise<Uint8Array | null> {
+    if (this.#chunks.length === 0 && !this.#eof) await this.#wait(deadline);
+    const chunk = this.#chunks.shift();
+    if (!chunk) return null;
+    this.#buffered -= chunk.length;
+    if (this.#paused && this.#buffered <= this.#highWater) {
+      this.#paused = false;
+      this.#socket.resume();
+    }
+    return chunk;
+  }
+
+  /** Puts back the unused tail of a chunk so the next take() returns it first. */
+  unshift(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.#chunks.unshift(bytes);
+    this.#buffered += bytes.length;
+  }
+
+  /** Makes a wait in progress reject with InputInterrupted; returns false when nobody is waiting. */
+  interrupt(): boolean {
+    if (!this.#interrupt) return false;
+    this.#interrupt(new InputInterrupted("Stop waiting for input: server is stopping"));
+    return true;
+  }
+
+  #wait(deadline: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        this.#interrupt = undefined;
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new InputTimeout("Wait for input: deadline passed"));
+      }, Math.max(0, deadline - Date.now()));
+      this.#wake = () => {
+        done();
+        resolve();
+      };
+      this.#interrupt = (err) => {
+        done();
+        reject(err);
+      };
+    });
+  }
+}

@@ -1,0 +1,152 @@
+// One message's content file in the CDB while DATA arrives: created new (never overwriting), written in
+// bounded chunks through a fixed 64 KiB buffer, then synced together with its directory before qmgr is
+// asked to commit. While writing it watches the limits that make us refuse the message: the size limit
+// and the number of Received: headers in the header section (a mail loop). Once a limit is hit or a write
+// fails, the rest of the content is only counted, never written; the caller removes the file.
+// Touches: the one CDB file it creates and its subdirectory (opened only to fsync it).
+
+import { dirname } from "node:path";
+import type { ContentSink } from "./data_reader.ts";
+
+export const WRITE_BUFFER = 64 * 1024;
+
+export type Refusal = "too_big" | "too_many_hops" | "write_error";
+
+/** Counts Received: header fields in the header section of the content, which ends at the first empty line. */
+class HopCounter {
+  count = 0;
+  #inHeader = true;
+  #atLineStart = true;
+  #prefix = ""; // the first bytes of the current line, up to "received:".length
+  #lineLength = 0;
+
+  feed(run: Uint8Array): void {
+    for (let i = 0; i < run.length && this.#inHeader; i++) {
+      const b = run[i];
+      if (b === 0x0a) {
+        // An empty line (only CR before the LF, or nothing) ends the header section.
+        if (this.#lineLength === 0 || (this.#lineLength === 1 && this.#prefix === "\r")) {
+          this.#inHeader = false;
+        }
+        this.#atLineStart = true;
+        this.#prefix = "";
+        this.#lineLength = 0;
+        continue;
+      }
+      this.#lineLength++;
+      if (this.#atLineStart && this.#prefix.length < 9) {
+        this.#prefix += String.fromCharCode(b).toLowerCase();
+        if (this.#prefix.length === 9) {
+          if (this.#prefix === "received:") this.count++;
+          this.#atLineStart = false;
+        }
+      }
+    }
+  }
+}
+
+export class MessageFile implements ContentSink {
+  readonly path: string;
+  readonly #file: Deno.FsFile;
+  readonly #maxSize: number;
+  readonly #maxHops: number;
+  readonly #buffer = new Uint8Array(WRITE_BUFFER);
+  readonly #hops = new HopCounter();
+  #fill = 0;
+  #closed = false;
+  /** Bytes of content received from the client (after dot-unstuffing, before our Received: header). */
+  contentSize = 0;
+  /** Bytes written to the file, our Received: header included. */
+  fileSize = 0;
+  refusal: Refusal | undefined;
+  writeError: Error | undefined;
+
+  private constructor(path: string, file: Deno.FsFile, maxSize: number, maxHops: number) {
+    this.path = path;
+    this.#file = file;
+    this.#maxSize = maxSize;
+    this.#maxHops = maxHops;
+  }
+
+  /** Creates the file; fails when it already exists. `maxSize` 0 means no size limit. */
+  static async create(path: string, maxSize: number, maxHops: number): Promise<MessageFile> {
+    const file = await Deno.open(path, { write: true, createNew: true });
+    return new MessageFile(path, file, maxSize, maxHops);
+  }
+
+  /** Writes bytes we add ourselves (the Received: header); they do not count against the limits. */
+  async prepend(bytes: Uint8Array): Promise<void> {
+    await this.#put(bytes);
+  }
+
+  /** Takes one run of client content. */
+  async write(run: Uint8Array): Promise<void> {
+    this.contentSize += run.length;
+    if (this.refusal) return;
+    if (this.#maxSize > 0 && this.contentSize > this.#maxSize) return this.#refuse("too_big");
+    this.#hops.feed(run);
+    if (this.#hops.count > this.#maxHops) return this.#refuse("too_many_hops");
+    await this.#put(run);
+  }
+
+  /** Flushes, syncs the file and its directory, and closes it. Throws when the content is not on disk. */
+  async commit(): Promise<void> {
+    if (this.refusal) {
+      throw new Error(`Sync message file ${this.path}: content was refused (${this.refusal})`);
+    }
+    await this.#flush();
+    if (this.refusal) throw this.writeError ?? new Error(`Write message file ${this.path}: failed`);
+    await this.#file.sync();
+    this.#close();
+    const dir = await Deno.open(dirname(this.path), { read: true });
+    try {
+      await dir.sync();
+    } finally {
+      dir.close();
+    }
+  }
+
+  /** Closes the file if open and removes it (the message was refused, failed, or the client left). */
+  async discard(): Promise<void> {
+    this.#close();
+    try {
+      await Deno.remove(this.path);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+
+  #refuse(why: Refusal): void {
+    this.refusal = why;
+    this.#fill = 0;
+  }
+
+  async #put(bytes: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < bytes.length && !this.refusal) {
+      const n = Math.min(bytes.length - offset, WRITE_BUFFER - this.#fill);
+      this.#buffer.set(bytes.subarray(offset, offset + n), this.#fill);
+      this.#fill += n;
+      offset += n;
+      if (this.#fill === WRITE_BUFFER) await this.#flush();
+    }
+  }
+
+  async #flush(): Promise<void> {
+    let offset = 0;
+    try {
+      while (offset < this.#fill) offset += await this.#file.write(this.#buffer.subarray(offset, this.#fill));
+      this.fileSize += this.#fill;
+    } catch (err) {
+      this.writeError = err as Error;
+      this.refusal = "write_error";
+    }
+    this.#fill = 0;
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#file.close();
+  }
+}

@@ -1,0 +1,105 @@
+// The smtps component: listens on every listen_socket of every `smtps` section (one worker serves them
+// all, each section with its own limits), enforces max_threads per section, and runs one Session per
+// connection. stop() stops listening, sends 421 to idle sessions and gives busy ones (in DATA or commit)
+// a short grace time. Receives connections; sends nothing to peers itself (sessions use the client stubs).
+
+import net from "node:net";
+import type { SmtpsConfig } from "../../config/types.ts";
+import { ensureCdbDirs } from "../mail/cdb.ts";
+import { formatReply, replyText } from "../mail/reply.ts";
+import { failure } from "../protocol/endpoint.ts";
+import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
+import { log } from "../util/log.ts";
+import { R } from "./replies.ts";
+import { clientIp, endSocket, Session, type SessionEnv } from "./session.ts";
+
+const COMPONENT = "smtps";
+/** How long stop() lets sessions in DATA or commit finish before dropping them. */
+export const STOP_GRACE_MS = 3_000;
+
+function listen(server: net.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(new Error(`Listen on ${host}:${port}: ${err.message}`));
+    server.once("error", onError);
+    server.listen({ host, port }, () => {
+      server.off("error", onError);
+      server.on("error", (err) => log.error(COMPONENT, `listener ${host}:${port} failed: ${err.message}`));
+      resolve();
+    });
+  });
+}
+
+/** Resolves when `p` settles or after `ms`, whichever comes first (the timer never outlives the wait). */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p, new Promise((r) => timer = setTimeout(r, ms))]);
+  clearTimeout(timer);
+}
+
+/** Starts every configured SMTP server; the returned stop() ends them gracefully. */
+export async function start(ctx: WorkerContext): Promise<Component> {
+  const { config, endpoint } = ctx;
+  // smtps answers no requests: everything it needs it asks for.
+  endpoint.handle((from, body) => {
+    log.warn(COMPONENT, `dropped unexpected ${body.type} from ${from}`);
+    return failure(`smtps does not handle ${body.type}`);
+  });
+  await ensureCdbDirs(config.CDB_base_directory);
+
+  const sessions = new Set<Session>();
+  const listeners: net.Server[] = [];
+  let stopping = false;
+
+  const serve = (server: SmtpsConfig) => {
+    const env: SessionEnv = { server, endpoint, cdbBase: config.CDB_base_directory, now: () => new Date() };
+    let active = 0;
+    return (socket: net.Socket) => {
+      socket.on("error", () => {}); // the session's input reports it; never let it escape
+      if (stopping) return void endSocket(socket, formatReply(R.shuttingDown(server.hostname)));
+      if (active >= server.max_threads) {
+        const r = R.tooManySessions(server.hostname);
+        log.info(
+          COMPONENT,
+          `reject: CONNECT from [${clientIp(socket)}]: ${replyText(r)}; server=${server.name}`,
+        );
+        return void endSocket(socket, formatReply(r));
+      }
+      active++;
+      const session = new Session(socket, env);
+      sessions.add(session);
+      session.run().finally(() => {
+        active--;
+        sessions.delete(session);
+      });
+    };
+  };
+
+  try {
+    for (const server of config.smtps) {
+      const onConnection = serve(server);
+      for (const ls of server.listen_socket) {
+        const listener = net.createServer({ allowHalfOpen: true }, onConnection);
+        await listen(listener, ls.address, ls.port);
+        listeners.push(listener);
+        log.info(COMPONENT, `${server.name}: listening on ${ls.address}:${ls.port}`);
+      }
+    }
+  } catch (err) {
+    for (const l of listeners) l.close();
+    throw err;
+  }
+
+  return {
+    async stop() {
+      stopping = true;
+      const closed = listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())));
+      for (const s of sessions) s.requestStop();
+      const running = () => Promise.all([...sessions].map((s) => s.run()));
+      await within(running(), STOP_GRACE_MS);
+      for (const s of sessions) s.abort();
+      await within(running(), 1_000);
+      await within(Promise.all(closed), 1_000);
+      log.info(COMPONENT, "stopped");
+    },
+  };
+}

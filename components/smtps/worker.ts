@@ -1,0 +1,9 @@
+// The smtps worker: the SMTP server (components/smtps/server.ts). It receives mail from clients, asks qmgr
+// (connection limits, envelope commit) and smar (policy verdicts) through their client stubs, and writes
+// message content into the CDB.
+// smtps may touch: listen on its listen_socket addresses; read/write the CDB directory; nothing else.
+
+import { runWorker } from "../protocol/worker_runtime.ts";
+import { start } from "./server.ts";
+
+runWorker("smtps", start);
