@@ -1,0 +1,96 @@
+// smar's one handler: answers smtps' policy questions (check_connect, check_mail, check_rcpt) with
+// smar.verdict and qmgr's route requests with smar.route; anything else is a sender's bug, logged and
+// answered rpc.failure. Touches nothing itself.
+
+import type { Handler } from "../protocol/endpoint.ts";
+import { failure } from "../protocol/endpoint.ts";
+import type { ComponentName, Message, RouteResult, Verdict } from "../protocol/messages.ts";
+import { log } from "../util/log.ts";
+import type { Policy } from "./access.ts";
+import { resolveRoute, type RouteDeps } from "./routes.ts";
+
+export interface SmarState {
+  policy: Policy;
+  routes: RouteDeps;
+}
+
+const verdict = (v: Verdict): Message => ({ type: "smar.verdict", verdict: v });
+
+function logVerdict(what: string, v: Verdict): Verdict {
+  if (v.action !== "accept" && v.reply) {
+    log.info("smar", `${what}: ${v.action} ${v.reply.code} ${v.reply.status} ${v.reply.text}`);
+  }
+  return v;
+}
+
+/** The handler of a working smar. */
+export function makeHandler(state: SmarState): Handler {
+  return async (from: ComponentName, body: Message): Promise<Message> => {
+    switch (body.type) {
+      case "smtps.check_connect":
+        return verdict(logVerdict(`check_connect ip=${body.ip}`, state.policy.checkConnect(body.ip)));
+      case "smtps.check_mail":
+        return verdict(
+          logVerdict(
+            `check_mail ip=${body.ip} from=<${body.sender}>`,
+            state.policy.checkMail(body.ip, body.sender),
+          ),
+        );
+      case "smtps.check_rcpt":
+        return verdict(
+          logVerdict(
+            `check_rcpt ip=${body.ip} from=<${body.sender}> to=<${body.recipient}>`,
+            state.policy.checkRcpt(body),
+          ),
+        );
+      case "qmgr.route": {
+        const result: RouteResult = await resolveRoute(body.domain, state.routes);
+        if (result.status !== "ok") {
+          log.info("smar", `route ${body.domain}: ${result.status} (${result.text})`);
+        }
+        return { type: "smar.route", domain: body.domain, result };
+      }
+      case "smtps.conn_open":
+      case "smtps.conn_close":
+      case "smtps.commit":
+      case "qmgr.conn_verdict":
+      case "qmgr.committed":
+      case "qmgr.commit_failed":
+      case "qmgr.deliver":
+      case "smar.verdict":
+      case "smar.route":
+      case "smtpc.result":
+      case "rpc.failure":
+        return notServed(from, body.type);
+      default: {
+        const never: never = body;
+        return notServed(from, (never as { type: string }).type);
+      }
+    }
+  };
+}
+
+/** The handler of a smar whose configuration is broken: every answer says "try later". */
+export function brokenHandler(reason: string): Handler {
+  return (_from: ComponentName, body: Message): Message => {
+    const text = `Address resolver misconfigured: ${reason}`;
+    switch (body.type) {
+      case "smtps.check_connect":
+      case "smtps.check_mail":
+      case "smtps.check_rcpt":
+        return verdict({
+          action: "tempfail",
+          reply: { code: 451, status: "4.3.5", text: "Address resolver misconfigured" },
+        });
+      case "qmgr.route":
+        return { type: "smar.route", domain: body.domain, result: { status: "temp", text } };
+      default:
+        return failure(text);
+    }
+  };
+}
+
+function notServed(from: ComponentName, type: string): Message {
+  log.error("smar", `dropped ${type} from ${from}: smar does not serve it`);
+  return failure(`smar does not serve ${type}`);
+}

@@ -1,0 +1,127 @@
+// The mailertable: routes that override MX lookups for some domains. Keys are looked up as in sendmail X:
+// the full domain, then its parent domains with a leading dot (`host.sub.dom`, `.sub.dom`, `.dom`), then
+// `.` as the catch-all. Values follow the sendmail X README (3.9.3.2): `[port^][esmtp:|lmtp:]hostlist`,
+// hosts separated by whitespace or commas, each `[IPv4]` (used as is) or a hostname (resolved by its A
+// records, never by MX). Reads only the mailertable's map file.
+
+import type { MapSpec } from "../../config/types.ts";
+import { loadMap, type MapLookup } from "./maps.ts";
+import { isQueryableName, parseDomain } from "./domain.ts";
+
+export type MailertableHost = { kind: "literal"; address: string } | { kind: "name"; name: string };
+
+export interface MailertableRoute {
+  protocol: "esmtp" | "lmtp";
+  port: number;
+  hosts: MailertableHost[];
+}
+
+export const DEFAULT_PORT = { esmtp: 25, lmtp: 24 } as const;
+
+/** Parses a mailertable value; throws a RangeError saying what is wrong. */
+export function parseMailertableRhs(rhs: string): MailertableRoute {
+  let rest = rhs.trim();
+  let port: number | undefined;
+  const portMatch = /^(\d+)\^/.exec(rest);
+  if (portMatch) {
+    port = Number(portMatch[1]);
+    if (port < 1 || port > 65535) throw new RangeError(`bad port ${portMatch[1]}`);
+    rest = rest.slice(portMatch[0].length);
+  } else if (rest.includes("^")) {
+    throw new RangeError(`bad port before '^' in ${JSON.stringify(rhs)}`);
+  }
+  let protocol: "esmtp" | "lmtp" = "esmtp";
+  const protoMatch = /^([A-Za-z]+):/.exec(rest);
+  if (protoMatch) {
+    const p = protoMatch[1].toLowerCase();
+    if (p !== "esmtp" && p !== "lmtp") throw new RangeError(`unknown protocol ${protoMatch[1]}`);
+    protocol = p;
+    rest = rest.slice(protoMatch[0].length);
+  }
+  const words = rest.split(/[\s,]+/).filter((w) => w !== "");
+  if (words.length === 0) throw new RangeError(`no host in ${JSON.stringify(rhs)}`);
+  return { protocol, port: port ?? DEFAULT_PORT[protocol], hosts: words.map(parseHost) };
+}
+
+function parseHost(word: string): MailertableHost {
+  if (word.startsWith("[")) {
+    const d = parseDomain(word);
+    if (d?.kind !== "literal") throw new RangeError(`bad address literal ${word}`);
+    return { kind: "literal", address: d.address };
+  }
+  if (!isQueryableName(word)) throw new RangeError(`bad host name ${JSON.stringify(word)}`);
+  return { kind: "name", name: word.toLowerCase().replace(/\.$/, "") };
+}
+
+/**
+ * The keys tried for `domain` before the catch-all: the domain itself, then each parent with a leading
+ * dot. A domain literal (`[1.2.3.4]`) is only looked up as itself.
+ */
+export function domainLookupKeys(domain: string): string[] {
+  const d = domain.toLowerCase().replace(/\.$/, "");
+  if (d.startsWith("[")) return [d];
+  const labels = d.split(".");
+  const keys = [d];
+  for (let i = 1; i < labels.length; i++) keys.push("." + labels.slice(i).join("."));
+  return keys;
+}
+
+export class Mailertable {
+  constructor(readonly map: MapLookup) {}
+
+  /**
+   * The route for `domain` and the key that matched; the catch-all `.` only when `catchAll` is set
+   * (relaying decisions must not treat every domain as local because of it).
+   */
+  find(domain: string, opts: { catchAll: boolean }): { key: string; route: MailertableRoute } | undefined {
+    const keys = domainLookupKeys(domain);
+    if (opts.catchAll) keys.push(".");
+    for (const key of keys) {
+      const rhs = this.map.lookup(key);
+      if (rhs === undefined) continue;
+      try {
+        return { key, route: parseMailertableRhs(rhs) };
+      } catch (err) {
+        // Checked at load time; a SQLite map swapped underneath us could still hold garbage.
+        throw new Error(`Read mailertable ${this.map.file}: ${key}: ${(err as Error).message}`);
+      }
+    }
+    return undefined;
+  }
+
+  close(): void {
+    this.map.close();
+  }
+}
+
+/** Loads and checks every entry of the mailertable; throws an Error naming the first bad entry. */
+export async function loadMailertable(spec: MapSpec): Promise<Mailertable> {
+  const map = await loadMap(spec);
+  try {
+    for (const [key, rhs] of map.entries()) checkEntry(spec, key, rhs);
+  } catch (err) {
+    map.close();
+    throw err;
+  }
+  return new Mailertable(map);
+}
+
+function checkEntry(spec: MapSpec, key: string, rhs: string): MailertableRoute {
+  try {
+    return parseMailertableRhs(rhs);
+  } catch (err) {
+    throw new Error(`Read mailertable ${spec.file}: ${key}: ${(err as Error).message}`);
+  }
+}
+
+/** Every port the mailertable routes to, always with 25 (MX routes), sorted; for smtpc's permission. */
+export async function mailertablePorts(spec: MapSpec): Promise<number[]> {
+  const map = await loadMap(spec);
+  const ports = new Set<number>([25]);
+  try {
+    for (const [key, rhs] of map.entries()) ports.add(checkEntry(spec, key, rhs).port);
+  } finally {
+    map.close();
+  }
+  return [...ports].sort((a, b) => a - b);
+}
