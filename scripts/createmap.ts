@@ -1,0 +1,54 @@
+// createmap: builds a SQLite map from the sendmail X text map format, as `createmap` builds Berkeley DB
+// hash files in sendmail X. Usage: `deno task createmap hash <in.txt> <out.db>`. Bad lines are reported
+// as `file:line: problem` and nothing is written (exit 1). Reads the input, writes only the output file
+// (through a temporary file beside it, renamed into place so a running smar never sees half a map).
+
+import { DatabaseSync } from "node:sqlite";
+import { parseMapText } from "../components/smar/maps.ts";
+
+export type CreateMapResult = { ok: true; entries: number } | { ok: false; errors: string[] };
+
+/** Builds `output` from the text map `input`; reports problems instead of throwing on bad input. */
+export async function createMap(type: string, input: string, output: string): Promise<CreateMapResult> {
+  if (type !== "hash") return { ok: false, errors: [`Create map: unsupported map type ${type}`] };
+  let text: string;
+  try {
+    text = await Deno.readTextFile(input);
+  } catch (err) {
+    return { ok: false, errors: [`Create map: cannot read ${input}: ${(err as Error).message}`] };
+  }
+  const { entries, errors } = parseMapText(text, input);
+  if (errors.length > 0) return { ok: false, errors };
+  const tmp = `${output}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    const db = new DatabaseSync(tmp);
+    try {
+      db.exec("CREATE TABLE map (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID");
+      const insert = db.prepare("INSERT INTO map (key, value) VALUES (?, ?)");
+      db.exec("BEGIN");
+      for (const [key, value] of entries) insert.run(key, value);
+      db.exec("COMMIT");
+    } finally {
+      db.close();
+    }
+    await Deno.rename(tmp, output);
+  } catch (err) {
+    await Deno.remove(tmp).catch(() => {});
+    return { ok: false, errors: [`Create map: cannot write ${output}: ${(err as Error).message}`] };
+  }
+  return { ok: true, entries: entries.size };
+}
+
+if (import.meta.main) {
+  const [type, input, output, ...extra] = Deno.args;
+  if (!type || !input || !output || extra.length > 0) {
+    console.error("Usage: deno task createmap hash <in.txt> <out.db>");
+    Deno.exit(2);
+  }
+  const result = await createMap(type, input, output);
+  if (!result.ok) {
+    for (const e of result.errors) console.error(e);
+    Deno.exit(1);
+  }
+  console.log(`${output}: ${result.entries} entries`);
+}
