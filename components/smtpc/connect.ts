@@ -40,6 +40,8 @@ export async function connectFirst(ta: DeliveryTransaction, opts: ConnectOptions
       log.info("smtpc", `${ta.messageId}: ${reason}`);
       continue;
     }
+    // Our writes are whole commands, batches or 64 KiB chunks: Nagle would only delay the last one.
+    (conn as Deno.TcpConn).setNoDelay?.(true);
     const wire = new Wire(conn, opts.ioTimeout);
     const onAbort = () => wire.abort("delivery agent is stopping");
     opts.signal.addEventListener("abort", onAbort, { once: true });

@@ -134,5 +134,5 @@ export class Wire {
 /** A short description of an I/O error: `Connection reset by peer` rather than the full Deno text. */
 export function ioMessage(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
-  return msg.replace(/\s*\(os error \d+\)$/, "");
+  return msg.replace(/ \(os error \d+\)/, "");
 }
