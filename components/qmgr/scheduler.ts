@@ -171,6 +171,7 @@ export class Scheduler {
       byRoute.set(key, g);
     });
     for (const { route, entries: list } of byRoute.values()) {
+      list.sort((a, b) => a.index - b.index);
       const rcpts = this.#d.config.qmgr.smtpc;
       const max = Math.max(
         1,

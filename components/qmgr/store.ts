@@ -23,6 +23,8 @@ export const FAILED = 3;
 export type DoneState = typeof SENT | typeof FAILED;
 
 export const DB_FILE = "queue.sqlite";
+/** How long a statement waits for a lock held by another connection (ms). */
+export const BUSY_TIMEOUT = 5_000;
 
 /** The message-level part of an envelope, as stored. */
 export interface StoredMessage {
@@ -151,7 +153,9 @@ export class QueueStore {
 
   /** Opens (creating when missing) the database in `dir`: WAL, synchronous=FULL, schema. */
   static open(dir: string): QueueStore {
-    const db = new DatabaseSync(join(dir, DB_FILE));
+    // The busy timeout covers a restart inside one process: a crashed worker's connection (and its lock)
+    // goes away shortly after the isolate is torn down, not at once.
+    const db = new DatabaseSync(join(dir, DB_FILE), { timeout: BUSY_TIMEOUT });
     try {
       db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;");
       db.exec(SCHEMA);
