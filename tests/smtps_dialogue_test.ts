@@ -1,0 +1,248 @@
+// SMTP dialogues against the real smtps worker over loopback TCP, with qmgr and smar played by the test:
+// every command's replies (codes and enhanced status codes), sequence errors, policy refusals from smar,
+// recipient limits, and pipelined batches (RFC 2920).
+
+import assert from "node:assert/strict";
+import { HOST, runDialogue, SmtpClient, startSmtps, type Step } from "./helpers/smtps_dialogue.ts";
+
+const MAIL = "MAIL FROM:<sender@example.org>";
+const RCPT = "RCPT TO:<rcpt@example.com>";
+const DENIED = "denied@example.com";
+const LATER = "later@example.com";
+
+const cases: [label: string, steps: Step[]][] = [
+  ["a whole transaction after EHLO", [
+    ["EHLO client.example", 250],
+    [MAIL, "250 2.1.0 Ok"],
+    [RCPT, "250 2.1.5 Ok"],
+    ["DATA now", "501 5.5.4"],
+    ["DATA", "354 End data with <CR><LF>.<CR><LF>"],
+    ["Subject: test\r\n\r\nbody\r\n.", "250 2.0.0 Ok: queued as "],
+    ["QUIT", "221 2.0.0"],
+  ]],
+  ["a whole transaction after HELO", [
+    ["HELO client.example", `250 ${HOST}`],
+    ["MAIL FROM:<>", 250],
+    ["RCPT TO:<postmaster>", 250],
+    ["DATA", 354],
+    [".", "250 2.0.0"],
+    ["QUIT", 221],
+  ]],
+  ["commands that need no HELO", [
+    ["NOOP", "250 2.0.0 Ok"],
+    ["NOOP anything", "250 2.0.0"],
+    ["RSET", "250 2.0.0"],
+    ["VRFY someone", "252 2.5.2 Cannot VRFY user, but will accept message"],
+    ["HELP", "214 2.0.0"],
+    ["QUIT", "221 2.0.0"],
+  ]],
+  ["mail commands before HELO are out of sequence", [
+    [MAIL, "503 5.5.1"],
+    [RCPT, "503 5.5.1"],
+    ["DATA", "503 5.5.1"],
+  ]],
+  ["unknown commands and missing arguments", [
+    ["XYZZY", "500 5.5.1 Command unrecognized"],
+    ["", "500 5.5.1"],
+    ["EHLO", "501 5.5.4"],
+    ["HELO", "501 5.5.4"],
+    ["VRFY", "501 5.5.4"],
+    ["RSET now", "501 5.5.4"],
+    ["QUIT now", "501 5.5.4"],
+  ]],
+  ["MAIL and RCPT out of sequence", [
+    ["EHLO client.example", 250],
+    [RCPT, "503 5.5.1"],
+    ["DATA", "503 5.5.1"],
+    [MAIL, 250],
+    [MAIL, "503 5.5.1"],
+    ["DATA", "503 5.5.1"],
+  ]],
+  ["DATA after only refused recipients", [
+    ["EHLO client.example", 250],
+    [MAIL, 250],
+    [`RCPT TO:<${DENIED}>`, "550 5.7.1 Relaying denied"],
+    [`RCPT TO:<${LATER}>`, "450 4.7.1 Greylisted"],
+    ["DATA", "554 5.5.1 No valid recipients"],
+  ]],
+  ["bad addresses and parameters", [
+    ["EHLO client.example", 250],
+    ["MAIL FROM:sender@example.org", "501 5.1.7"],
+    ["MAIL FROM:<sender@@example.org>", "501 5.1.7"],
+    ["MAIL FROM:<sender@example.org> FOO=BAR", "555 5.5.4"],
+    ["MAIL FROM:<sender@example.org> SIZE=x", "501 5.5.4"],
+    ["MAIL TO:<sender@example.org>", "501 5.5.4"],
+    ["MAIL FROM:<sender@example.org> SIZE=2000", "552 5.3.4 Message size exceeds fixed maximum message size"],
+    ["MAIL FROM:<sender@example.org> SIZE=1000 BODY=8BITMIME", "250 2.1.0"],
+    ["RCPT TO:<rcpt@exa mple.com>", "501 5.1.3"],
+    ["RCPT TO:<>", "501 5.1.3"],
+    ["RCPT TO:<rcpt@example.com> NOTIFY=NEVER", "555 5.5.4"],
+    ["RCPT FROM:<rcpt@example.com>", "501 5.5.4"],
+    ["RCPT TO:<@relay.example:rcpt@example.com>", "250 2.1.5"],
+  ]],
+  ["ESMTP parameters after HELO", [
+    ["HELO client.example", 250],
+    ["MAIL FROM:<sender@example.org> SIZE=10", "555 5.5.4"],
+  ]],
+  ["a sender smar rejects", [
+    ["EHLO client.example", 250],
+    ["MAIL FROM:<spammer@example.net>", "550 5.7.1 Sender rejected"],
+    ["MAIL FROM:<>", 250],
+  ]],
+  ["too many recipients in one transaction", [
+    ["EHLO client.example", 250],
+    [MAIL, 250],
+    ["RCPT TO:<a@example.com>", 250],
+    ["RCPT TO:<b@example.com>", 250],
+    ["RCPT TO:<a@example.com>", "250 2.1.5"], // a repeat is not a new recipient
+    ["RCPT TO:<c@example.com>", "452 4.5.3 Too many recipients"],
+    ["DATA", 354],
+    [".", 250],
+    [MAIL, 250],
+    ["RCPT TO:<c@example.com>", 250], // the limit is per transaction
+  ]],
+  ["RSET drops the transaction but keeps the session", [
+    ["EHLO client.example", 250],
+    [MAIL, 250],
+    [RCPT, 250],
+    ["RSET", "250 2.0.0"],
+    [RCPT, "503 5.5.1"],
+    [MAIL, 250],
+  ]],
+  ["EHLO again resets the transaction", [
+    ["EHLO client.example", 250],
+    [MAIL, 250],
+    ["EHLO client.example", 250],
+    [RCPT, "503 5.5.1"],
+  ]],
+  ["after a message the transaction is over, the session goes on", [
+    ["EHLO client.example", 250],
+    [MAIL, 250],
+    [RCPT, 250],
+    ["DATA", 354],
+    [".", 250],
+    [RCPT, "503 5.5.1"],
+    ["DATA", "503 5.5.1"],
+    [MAIL, 250],
+  ]],
+];
+
+Deno.test("smtps answers each command with the reply RFC 5321 asks for", async (t) => {
+  const s = await startSmtps({ max_message_size: 1000, max_recipients_per_transaction: 2 }, {
+    rejectSenders: ["spammer@example.net"],
+    rejectRecipients: [DENIED],
+    tempfailRecipients: [LATER],
+  });
+  try {
+    for (const [label, steps] of cases) {
+      await t.step(label, async () => {
+        const c = await SmtpClient.connect(s.port);
+        try {
+          await runDialogue(c, [[null, `220 ${HOST} ESMTP`], ...steps]);
+        } finally {
+          c.close();
+        }
+      });
+    }
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("smtps announces its extensions in the EHLO reply", async () => {
+  const s = await startSmtps({ max_message_size: 12345 });
+  const c = await SmtpClient.connect(s.port);
+  try {
+    const [, ehlo] = await runDialogue(c, [[null, 220], ["EHLO client.example", 250]]);
+    assert.deepEqual(ehlo.lines, [
+      `250-${HOST}`,
+      "250-PIPELINING",
+      "250-8BITMIME",
+      "250-SIZE 12345",
+      "250 ENHANCEDSTATUSCODES",
+    ]);
+  } finally {
+    c.close();
+    await s.stop();
+  }
+});
+
+Deno.test("smtps answers a pipelined batch in order, in one write", async (t) => {
+  const s = await startSmtps({}, { rejectRecipients: [DENIED] });
+  try {
+    await t.step("MAIL, RCPT, RCPT, DATA sent at once get their replies together with the 354", async () => {
+      const c = await SmtpClient.connect(s.port);
+      try {
+        await runDialogue(c, [[null, 220], ["EHLO client.example", 250]]);
+        await c.send(`${MAIL}\r\n${RCPT}\r\nRCPT TO:<${DENIED}>\r\nDATA\r\n`);
+        // The replies were flushed once, when the 354 had to go out: one read gets them all.
+        const buf = new Uint8Array(4096);
+        const n = await c.conn.read(buf);
+        const text = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+        assert.match(
+          text,
+          /^250 2\.1\.0 Ok\r\n250 2\.1\.5 Ok\r\n550 5\.7\.1 Relaying denied\r\n354 [^\r]*\r\n$/,
+        );
+        await runDialogue(c, [["hello\r\n.", "250 2.0.0"], ["QUIT", 221]]);
+        assert.deepEqual(s.envelopes.at(-1)?.recipients, [{ address: "rcpt@example.com" }]);
+      } finally {
+        c.close();
+      }
+    });
+    await t.step("a whole session in two writes: commands, then content, end marker and QUIT", async () => {
+      const c = await SmtpClient.connect(s.port);
+      try {
+        await runDialogue(c, [
+          [null, 220],
+          [`EHLO client.example\r\n${MAIL}\r\n${RCPT}\r\nDATA`, [250, 250, 250, 354]],
+          ["Subject: pipelined\r\n\r\nbody\r\n.\r\nQUIT", ["250 2.0.0", "221 2.0.0"]],
+        ]);
+        assert.ok(await c.closedByServer());
+      } finally {
+        c.close();
+      }
+    });
+    await t.step("errors in a batch do not stop the commands after them", async () => {
+      const c = await SmtpClient.connect(s.port);
+      try {
+        await runDialogue(c, [
+          [null, 220],
+          [`EHLO client.example\r\nBOGUS\r\nMAIL FROM:<bad\r\n${MAIL}\r\nNOOP\r\nQUIT`, [
+            250,
+            "500 5.5.1",
+            "501 5.1.7",
+            "250 2.1.0",
+            "250 2.0.0",
+            "221 2.0.0",
+          ]],
+        ]);
+      } finally {
+        c.close();
+      }
+    });
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("smtps asks smar about each recipient with the transaction's sender", async () => {
+  const s = await startSmtps();
+  const c = await SmtpClient.connect(s.port);
+  try {
+    await runDialogue(c, [
+      [null, 220],
+      ["EHLO client.example", 250],
+      ["MAIL FROM:<Sender@EXAMPLE.org>", 250],
+      ["RCPT TO:<One@Example.COM>", 250],
+      ['RCPT TO:<"two words"@example.com>', 250],
+      ["QUIT", 221],
+    ]);
+    assert.deepEqual(s.rcptChecks, [
+      "Sender@example.org -> One@example.com",
+      'Sender@example.org -> "two words"@example.com',
+    ]);
+  } finally {
+    c.close();
+    await s.stop();
+  }
+});
