@@ -334,8 +334,9 @@ const START = 0, MID = 1, AFTER_CR = 2, DOT_ = 3, DOT_CR = 4;
 /**
  * The content between 354 and the dot: only CRLF "." CRLF ends it (a bare LF never ends a line here), and a
  * leading dot is removed from every other line. Keeps copies of the bytes only when `keep` is set.
+ * Exported for its own tests.
  */
-class DataReader {
+export class DataReader {
   #state = START;
   /** The CR of ".\r" arrived at the end of the last chunk and is not kept yet. */
   #heldCR = false;
