@@ -5,7 +5,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { defaultConfig } from "../config/defaults.ts";
-import type { DeliveryTransaction, SmtpcResult } from "../components/protocol/messages.ts";
+import {
+  type DeliveryTransaction,
+  PROTOCOL_VERSION,
+  type SmtpcResult,
+} from "../components/protocol/messages.ts";
 import { freePort, type Harness, startComponent } from "./helpers/harness.ts";
 
 const enc = new TextEncoder();
@@ -336,4 +340,56 @@ Deno.test("smtpc answers temp or perm as each misbehaving server deserves", asyn
       }
     });
   });
+});
+
+Deno.test("smtpc stops gracefully: a transaction still running is answered temp, other types get rpc.failure", async () => {
+  const port = freePort();
+  const dir = await Deno.makeTempDir({ prefix: "smtpc_stop_" });
+  const config = structuredClone(defaultConfig());
+  config.smtpc = { io_timeout: 60_000, ports: [port] };
+  let reachedDot!: () => void;
+  const dot = new Promise<void>((resolve) => reachedDot = resolve);
+  const server = new ScriptServer(port, {
+    dot: () => {
+      reachedDot();
+      return "silent";
+    },
+  });
+  let h: Harness | undefined;
+  try {
+    h = await startComponent("smtpc", config, { net: [`0.0.0.0/0:${port}`], read: [dir] }, {
+      qmgr: () => {},
+    });
+    const qmgr = h.peers.get("qmgr")!;
+
+    const other = await qmgr.request("smtpc", { type: "qmgr.route", domain: "example.test" });
+    assert.deepEqual(other, { type: "rpc.failure", reason: "smtpc does not serve qmgr.route" });
+
+    const path = join(dir, "S1");
+    await Deno.writeTextFile(path, "Subject: stop\r\n\r\nbody\r\n");
+    const pending = qmgr.request("smtpc", {
+      type: "qmgr.deliver",
+      ta: {
+        taId: "ta-S1",
+        messageId: "S1",
+        cdbPath: path,
+        size: 25,
+        sender: "s@origin.test",
+        recipients: [{ address: "a@dest.test", index: 0 }],
+        route: { protocol: "esmtp", port, hosts: [{ name: "script.test", address: "127.0.0.1" }] },
+      },
+    }, 20_000);
+    await dot;
+    // Ask for the shutdown ourselves: the harness would close our endpoint as soon as it sees "stopped".
+    h.worker.postMessage({ v: PROTOCOL_VERSION, kind: "shutdown" });
+    const answer = await pending;
+    assert.equal(answer.type, "smtpc.result", JSON.stringify(answer));
+    const result = answer as SmtpcResult;
+    assert.equal(result.results[0].status, "temp");
+    assert.match(result.results[0].reply, /stopping.*may be sent more than once/);
+  } finally {
+    await h?.stop();
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -1,0 +1,69 @@
+// Least privilege for smtpc: with the set smtpc's worker.ts asks for ({net: ["0.0.0.0/0:<port>"], read:
+// [CDB dir]}), a worker may connect to the destination port and read the CDB, and nothing else: listening,
+// other ports and writing are refused with NotCapable. A probe worker (tests/helpers/try_listen_worker.ts)
+// holds exactly that set, since no code can be run inside the real smtpc worker from a test.
+// Known limit: Deno's net permission does not tell connect from listen, so the set would let a worker
+// listen on the destination port itself (e.g. 25 on any address); only other ports are refused.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { NO_PERMISSIONS } from "./helpers/harness.ts";
+import type { Probe } from "./helpers/try_listen_worker.ts";
+
+function probe(permissions: Deno.PermissionOptionsObject, probes: Probe[]): Promise<string[]> {
+  const worker = new Worker(new URL("./helpers/try_listen_worker.ts", import.meta.url), {
+    type: "module",
+    deno: { permissions },
+  });
+  return new Promise<string[]>((resolve, reject) => {
+    worker.onmessage = (e: MessageEvent) => resolve(e.data as string[]);
+    worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      reject(new Error(`probe worker failed: ${e.message}`));
+    };
+    worker.postMessage({ probes });
+  }).finally(() => worker.terminate());
+}
+
+Deno.test("smtpc's permission set lets it connect out and read the CDB, and nothing else", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "smtpc_perm_" });
+  const allowed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const other = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (allowed.addr as Deno.NetAddr).port;
+  const otherPort = (other.addr as Deno.NetAddr).port;
+  const accepting = (async () => {
+    for await (const c of allowed) c.close();
+  })().catch(() => {});
+  try {
+    const cdb = join(dir, "A1");
+    await Deno.writeTextFile(cdb, "Subject: x\r\n\r\nbody\r\n");
+    const permissions = { ...NO_PERMISSIONS, net: [`0.0.0.0/0:${port}`], read: [dir] };
+    const cases: [string, Probe, string][] = [
+      ["connects to the destination port", { op: "connect", hostname: "127.0.0.1", port }, "ok"],
+      ["reads a CDB file", { op: "read", path: cdb }, "ok"],
+      ["cannot listen", { op: "listen", hostname: "127.0.0.1", port: 0 }, "NotCapable"],
+      [
+        "cannot listen on another port",
+        { op: "listen", hostname: "127.0.0.1", port: otherPort },
+        "NotCapable",
+      ],
+      [
+        "cannot connect to another port",
+        { op: "connect", hostname: "127.0.0.1", port: otherPort },
+        "NotCapable",
+      ],
+      ["cannot write into the CDB", { op: "write", path: join(dir, "B2") }, "NotCapable"],
+      ["cannot read outside the CDB", { op: "read", path: "/etc/hostname" }, "NotCapable"],
+    ];
+    const results = await probe(permissions as Deno.PermissionOptionsObject, cases.map((c) => c[1]));
+    assert.deepEqual(
+      cases.map((c, i) => `${c[0]}: ${results[i]}`),
+      cases.map((c) => `${c[0]}: ${c[2]}`),
+    );
+  } finally {
+    allowed.close();
+    other.close();
+    await accepting;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
