@@ -22,14 +22,18 @@ export function workerUrl(name: ComponentName): URL {
   return new URL(`../${name}/worker.ts`, import.meta.url);
 }
 
-/** Starts `name` as a worker holding exactly `permissions` and sends it its init frame. */
+/**
+ * Starts `name` as a worker holding exactly `permissions` and sends it its init frame. `url` replaces the
+ * component's own module (tests run fake workers under the real supervisor).
+ */
 export function spawnWorker(
   name: ComponentName,
   permissions: WorkerPermissions,
   generation: number,
   config: Config,
+  url: URL = workerUrl(name),
 ): Worker {
-  const worker = new Worker(workerUrl(name), {
+  const worker = new Worker(url, {
     type: "module",
     name: `${name}#${generation}`,
     deno: { permissions: permissions as Deno.PermissionOptionsObject },

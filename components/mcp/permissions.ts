@@ -1,0 +1,183 @@
+// The permission set of every worker, computed from the configuration, and what the main process itself
+// must hold to hand them out (a worker's set must be a subset of its parent's). Reads the mailertable
+// (for the ports smtpc must reach) and /etc/resolv.conf (when no nameserver is configured); touches
+// nothing else. Paths stay as configured (relative to the working directory).
+
+import { isAbsolute, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Config } from "../../config/types.ts";
+import type { ComponentName } from "../protocol/messages.ts";
+import { mailertablePorts } from "../smar/mailertable.ts";
+import type { WorkerPermissions } from "./spawn.ts";
+
+export type PermissionSets = Record<ComponentName, WorkerPermissions>;
+
+export const RESOLV_CONF = "/etc/resolv.conf";
+
+export interface ComputeOptions {
+  /** Read the mailertable and resolv.conf (default true); false gives the sets those files do not shape. */
+  readFiles?: boolean;
+  /** Where the system's nameservers are listed (tests point this elsewhere). */
+  resolvConf?: string;
+}
+
+const NONE: Omit<WorkerPermissions, "read" | "write" | "net"> = {
+  env: false,
+  sys: false,
+  run: false,
+  ffi: false,
+  import: false,
+};
+
+/** Exactly what each component needs, and nothing more. */
+export async function computePermissions(config: Config, opts: ComputeOptions = {}): Promise<PermissionSets> {
+  const readFiles = opts.readFiles ?? true;
+  const resolvConf = opts.resolvConf ?? RESOLV_CONF;
+  const cdb = config.CDB_base_directory;
+  const queue = [config.qmgr.IBDB.base_directory, config.qmgr.DEFEDB.base_directory, cdb];
+
+  const listen = config.smtps.flatMap((s) => s.listen_socket.map((l) => hostPort(l.address, l.port)));
+
+  const ports = new Set([25, ...config.smtpc.ports]);
+  if (readFiles && config.smar.mailertable) {
+    for (const p of await mailertablePorts(config.smar.mailertable)) ports.add(p);
+  }
+
+  const useResolvConf = config.smar.nameserver.length === 0;
+  let nameservers = config.smar.nameserver;
+  if (useResolvConf) nameservers = readFiles ? await resolvConfNameservers(resolvConf) : [];
+  const mapFiles = [config.smar.mailertable?.file, config.smar.access_map?.file].filter((f) =>
+    f !== undefined
+  );
+
+  return {
+    smtps: { ...NONE, read: [cdb], write: [cdb], net: orFalse(unique(listen)) },
+    qmgr: { ...NONE, read: unique(queue), write: unique(queue), net: false },
+    smtpc: {
+      ...NONE,
+      read: [cdb],
+      write: false,
+      net: [...ports].sort((a, b) => a - b).map((p) => `0.0.0.0/0:${p}`),
+    },
+    smar: {
+      ...NONE,
+      read: orFalse(unique([...mapFiles, ...(useResolvConf ? [resolvConf] : [])])),
+      write: false,
+      net: orFalse(unique(nameservers.map(nameserverHost))),
+    },
+  };
+}
+
+/** `address:port` as Deno's net permission writes it (IPv6 in brackets). */
+export function hostPort(address: string, port: number): string {
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** A configured nameserver (`ip`, `ip:port`, `[ip6]:port`, bare `ip6`) as `host:port`, port 53 by default. */
+export function nameserverHost(spec: string): string {
+  const s = spec.trim();
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
+  if (bracketed) return hostPort(stripZone(bracketed[1]), Number(bracketed[2] ?? 53));
+  const v4 = /^([^:]+):(\d+)$/.exec(s);
+  if (v4) return hostPort(v4[1], Number(v4[2]));
+  return hostPort(stripZone(s), 53);
+}
+
+function stripZone(ip: string): string {
+  const i = ip.indexOf("%");
+  return i < 0 ? ip : ip.slice(0, i);
+}
+
+/** The `nameserver` lines of a resolv.conf file; none when it cannot be read. */
+export async function resolvConfNameservers(path = RESOLV_CONF): Promise<string[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return [];
+    throw err;
+  }
+  const out: string[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line);
+    if (m) out.push(m[1]);
+  }
+  return out;
+}
+
+/** The directories holding the workers' module files: the main process must read them to start workers. */
+export function sourceDirs(): string[] {
+  return [new URL("../", import.meta.url), new URL("../../config/", import.meta.url)].map((u) =>
+    cwdRelative(fileURLToPath(u).replace(/\/$/, ""))
+  );
+}
+
+function cwdRelative(path: string): string {
+  const rel = relative(Deno.cwd(), path);
+  return rel === "" ? "." : rel.startsWith("..") || isAbsolute(rel) ? path : rel;
+}
+
+export interface MainOptions {
+  /** The configuration file the MCP reads (none for the built-in configuration). */
+  configFile?: string;
+}
+
+/** What the main process must hold: the union of the workers' sets, its own reads, the unstable flag. */
+export function mainNeeds(perms: PermissionSets, opts: MainOptions = {}) {
+  const sets = Object.values(perms);
+  const union = (key: "read" | "write" | "net") => unique(sets.flatMap((s) => s[key] || []));
+  const read = outermost([...sourceDirs(), ...(opts.configFile ? [opts.configFile] : []), ...union("read")]);
+  const net = union("net");
+  // Deno refuses to give a worker a CIDR net entry unless the parent's net permission is unrestricted
+  // (its escalation check cannot compare ranges), so one CIDR entry makes the main process need all.
+  const anyHost = net.some((h) => h.includes("/"));
+  return { read, write: union("write"), net, anyHost };
+}
+
+/** The `deno run` flags the main process needs. */
+export function mainProcessFlags(perms: PermissionSets, opts: MainOptions = {}): string[] {
+  const need = mainNeeds(perms, opts);
+  const flags = ["--unstable-worker-options"];
+  if (need.read.length) flags.push(`--allow-read=${need.read.join(",")}`);
+  if (need.write.length) flags.push(`--allow-write=${need.write.join(",")}`);
+  if (need.anyHost) flags.push("--allow-net");
+  else if (need.net.length) flags.push(`--allow-net=${need.net.join(",")}`);
+  return flags;
+}
+
+export type Query = (desc: Deno.PermissionDescriptor) => Deno.PermissionStatus | { state: string };
+
+/** Each permission the running process lacks, as `read PATH`, `write PATH`, `net HOST` or `net (any host)`. */
+export function missingPermissions(
+  perms: PermissionSets,
+  opts: MainOptions & { query?: Query } = {},
+): string[] {
+  const query = opts.query ?? ((d: Deno.PermissionDescriptor) => Deno.permissions.querySync(d));
+  const need = mainNeeds(perms, opts);
+  const missing: string[] = [];
+  const has = (d: Deno.PermissionDescriptor) => query(d).state === "granted";
+  for (const path of need.read) if (!has({ name: "read", path })) missing.push(`read ${path}`);
+  for (const path of need.write) if (!has({ name: "write", path })) missing.push(`write ${path}`);
+  if (need.anyHost) {
+    if (!has({ name: "net" })) missing.push("net (any host)");
+  } else {
+    for (const host of need.net) if (!has({ name: "net", host })) missing.push(`net ${host}`);
+  }
+  return missing;
+}
+
+/** The paths not inside another one of the list (a directory's permission covers what is under it). */
+function outermost(paths: string[]): string[] {
+  const all = unique(paths);
+  return all.filter((p) =>
+    !all.some((q) => q !== p && (p.startsWith(`${q}/`) || (q === "." && !isAbsolute(p))))
+  );
+}
+
+function unique(items: string[]): string[] {
+  return [...new Set(items)];
+}
+
+function orFalse(items: string[]): string[] | false {
+  return items.length ? items : false;
+}

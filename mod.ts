@@ -1,0 +1,6 @@
+// The MTA's public entry points: start it from a Config, and read a Config from smx.conf text or a file.
+// Re-exports only. Run it with `deno task start`.
+
+export { type Mta, type MtaOptions, startMta } from "./components/mcp/mod.ts";
+export { ConfigError, formatConfig, loadConfig, parseConfig } from "./config/mod.ts";
+export type { Config } from "./config/types.ts";
