@@ -163,6 +163,7 @@ export function dispatch(s: Session, line: string): void | Promise<void> {
   const verb = (space < 0 ? line : line.slice(0, space)).toUpperCase();
   const arg = space < 0 ? "" : line.slice(space + 1).trim();
   const entry = Object.hasOwn(VERBS, verb) ? VERBS[verb] : undefined;
+  s.lastVerb = entry ? verb : "unknown command";
   if (!entry) return s.badCommand(verb.slice(0, 16) || "empty line", R.unrecognized);
   const outOfSequence = entry.outOfSequence?.[s.state];
   if (outOfSequence) return s.badCommand(verb, outOfSequence(s));

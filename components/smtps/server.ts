@@ -47,6 +47,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
   await ensureCdbDirs(config.CDB_base_directory);
 
   const sessions = new Set<Session>();
+  const sockets = new Set<net.Socket>();
   const listeners: net.Server[] = [];
   let stopping = false;
 
@@ -55,6 +56,8 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     let active = 0;
     return (socket: net.Socket) => {
       socket.on("error", () => {}); // the session's input reports it; never let it escape
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
       if (stopping) return void endSocket(socket, formatReply(R.shuttingDown(server.hostname)));
       if (active >= server.max_threads) {
         const r = R.tooManySessions(server.hostname);
@@ -98,6 +101,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
       await within(running(), STOP_GRACE_MS);
       for (const s of sessions) s.abort();
       await within(running(), 1_000);
+      for (const socket of sockets) socket.destroy(); // closing ones whose client never sent its FIN
       await within(Promise.all(closed), 1_000);
       log.info(COMPONENT, "stopped");
     },

@@ -39,7 +39,10 @@ const COMPONENT = "smtps";
 /** How long a closing socket may wait for the client's FIN before it is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
 
-/** Sends `text` (if any), half-closes, and destroys the socket if the peer does not close within a grace time. */
+/**
+ * Sends `text` (if any) and half-closes; resolves once our side is written out. The socket is destroyed if
+ * the peer has not closed its side within a grace time, so a silent client cannot keep it open.
+ */
 export function endSocket(socket: Socket, text?: string): Promise<void> {
   return new Promise((resolve) => {
     if (socket.destroyed) return resolve();
@@ -48,6 +51,7 @@ export function endSocket(socket: Socket, text?: string): Promise<void> {
       clearTimeout(timer);
       resolve();
     });
+    socket.once("finish", () => resolve());
     socket.on("error", () => {});
     if (text && socket.writable) socket.write(text);
     socket.end();
@@ -73,6 +77,8 @@ export class Session {
   recipientsInSession = 0;
   commands = 0;
   badCommands = 0;
+  /** The last command verb seen, for logs ("timeout after DATA"). */
+  lastVerb = "CONNECT";
   /** True while a message is received or committed; a graceful stop lets it finish. */
   busy = false;
   readonly #socket: Socket;
@@ -170,7 +176,7 @@ export class Session {
       await this.#loop();
     } catch (err) {
       if (err instanceof InputTimeout) {
-        this.refuse("timeout", R.timeout(this.host), `state=${this.state}`);
+        this.refuse("timeout", R.timeout(this.host), `after ${this.lastVerb}`);
       } else if (err instanceof InputInterrupted) {
         this.reply(R.shuttingDown(this.host));
       } else {
@@ -198,7 +204,7 @@ export class Session {
         this.#waitingForCommand = false;
       }
       if (line.kind === "eof") {
-        log.info(COMPONENT, `lost connection from [${this.ip}] state=${this.state}`);
+        log.info(COMPONENT, `lost connection after ${this.lastVerb} from [${this.ip}]`);
         return;
       }
       this.commands++;
