@@ -328,3 +328,50 @@ Deno.test("qmgr worker restart delivers what was committed", async (t) => {
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("qmgr worker graceful stop commits what waits and the next worker delivers it", async () => {
+  const root = await Deno.makeTempDir({ prefix: "qmgr_stop_" });
+  const config = await makeConfig(root);
+  config.qmgr.IBDB.max_commit_delay = 3_000;
+  const smar = new FakeSmar();
+  const smtpc = new FakeSmtpc();
+  try {
+    const h = await start(config, root, smar, smtpc);
+    const id = newQueueId();
+    const env: Envelope = {
+      id,
+      cdbPath: cdbPath(config.CDB_base_directory, id),
+      size: 5,
+      arrival: Date.now(),
+      sender: "",
+      recipients: [{ address: "bob@x.test" }],
+      client: { ip: "192.0.2.1", helo: "client.test" },
+    };
+    await Deno.writeTextFile(env.cdbPath, "Hi\r\n");
+    let answer: Message | undefined;
+    try {
+      const pending = commitEnvelope(h.peers.get("smtps")!, env).then((a) => answer = a);
+      // Messages on one port arrive in order: once this answer is back, the envelope waits in the group.
+      await connectionOpened(h.peers.get("smtps")!, "192.0.2.99");
+      // The group commit would wait 3 s; the stop must commit it now and answer.
+      await h.stop();
+      await pending;
+    } finally {
+      h.worker.terminate();
+    }
+    assert.deepEqual(answer, { type: "qmgr.committed", id });
+    assert.equal(smtpc.tas.length, 0, "nothing was delivered before the stop");
+
+    config.qmgr.IBDB.max_commit_delay = 5;
+    const next = await start(config, root, smar, smtpc);
+    try {
+      await until(async () => !(await exists(env.cdbPath)), "the message to be delivered by the next worker");
+      assert.deepEqual(smtpc.tas.map((t) => t.ta.recipients[0].address), ["bob@x.test"]);
+      assert.equal(smtpc.tas[0].ta.sender, "");
+    } finally {
+      await next.stop();
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

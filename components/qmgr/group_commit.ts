@@ -56,6 +56,13 @@ export class GroupCommit {
     return done;
   }
 
+  /** Like run(), but commits at once instead of waiting for the group (start-up work, shutdown). */
+  runNow<T>(change: () => T): Promise<T> {
+    const done = this.run(change);
+    this.flush();
+    return done;
+  }
+
   /** Runs `change` in the open transaction without waiting for the commit; throws what the change throws. */
   apply<T>(change: () => T): T {
     if (this.#closed) throw new Error("Change the queue: the queue store is closed");

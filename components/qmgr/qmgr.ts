@@ -14,7 +14,7 @@ import { ConnControl } from "./conn_control.ts";
 import { Destinations } from "./destinations.ts";
 import { makeHandler } from "./dispatch.ts";
 import { GroupCommit } from "./group_commit.ts";
-import { commitEnvelope } from "./incoming.ts";
+import { commitEnvelope, type IncomingDeps } from "./incoming.ts";
 import { ORPHAN_GRACE, recover, removeLateOrphans } from "./recovery.ts";
 import { RouteCache } from "./route_cache.ts";
 import { Scheduler } from "./scheduler.ts";
@@ -33,17 +33,29 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
   const config: Config = ctx.config;
   const q = config.qmgr;
   const now = opts.now ?? Date.now;
-  await Deno.mkdir(q.IBDB.base_directory, { recursive: true });
-  await Deno.mkdir(q.DEFEDB.base_directory, { recursive: true });
-
-  const store = QueueStore.open(q.IBDB.base_directory);
-  const commit = new GroupCommit(store.db, {
-    maxDelay: q.IBDB.max_commit_delay,
-    maxOpen: q.IBDB.max_open_TAs,
-  });
   let stopping = false;
   let orphanTimer: ReturnType<typeof setTimeout> | undefined;
+
+  // Answer peers from the start: connection verdicts need no queue; commits wait until recovery is done.
+  const conn = new ConnControl(q.smtps, now);
+  let ready!: (deps: IncomingDeps | undefined) => void;
+  const incoming = new Promise<IncomingDeps | undefined>((resolve) => ready = resolve);
+  ctx.endpoint.handle(makeHandler({
+    conn,
+    commit: async (env) => {
+      const deps = await incoming;
+      if (deps) return commitEnvelope(deps, env);
+      return { type: "qmgr.commit_failed", id: env.id, reason: "queue manager failed to start" };
+    },
+  }));
+
+  let store: QueueStore | undefined;
+  let commit: GroupCommit | undefined;
   try {
+    await Deno.mkdir(q.IBDB.base_directory, { recursive: true });
+    await Deno.mkdir(q.DEFEDB.base_directory, { recursive: true });
+    store = QueueStore.open(q.IBDB.base_directory);
+    commit = new GroupCommit(store.db, { maxDelay: q.IBDB.max_commit_delay, maxOpen: q.IBDB.max_open_TAs });
     const report = await recover(store, commit, {
       cdbBase: config.CDB_base_directory,
       now: now(),
@@ -55,13 +67,15 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
         `${report.removed.length} orphan CDB files removed, ${report.missing.length} messages lost their CDB file`,
     );
     if (report.young.length > 0) {
+      const s = store;
       orphanTimer = setTimeout(() => {
-        if (!stopping) void removeLateOrphans(store, report.young);
+        if (!stopping) void removeLateOrphans(s, report.young);
       }, opts.orphanGrace ?? ORPHAN_GRACE);
     }
   } catch (err) {
-    commit.close();
-    store.close();
+    ready(undefined);
+    commit?.close();
+    store?.close();
     throw err;
   }
 
@@ -81,8 +95,7 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     config,
     now,
   });
-  const conn = new ConnControl(q.smtps, now);
-  const incoming = {
+  ready({
     store,
     commit,
     aq,
@@ -90,21 +103,22 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     cdbBase: config.CDB_base_directory,
     now,
     stopping: () => stopping,
-  };
-  ctx.endpoint.handle(makeHandler({ conn, commit: (env) => commitEnvelope(incoming, env) }));
+  });
   scheduler.start();
 
+  const [s, c] = [store, commit];
   return {
-    stop(): Promise<void> {
-      if (stopping) return Promise.resolve();
+    async stop(): Promise<void> {
+      if (stopping) return;
       stopping = true;
       clearTimeout(orphanTimer);
       scheduler.stop();
       aq.clear();
-      commit.close();
-      store.close();
+      c.close();
+      // Let the answers to the commits just made durable go out before the endpoint closes.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      s.close();
       log.info("qmgr", "stopped: queue committed and closed");
-      return Promise.resolve();
     },
   };
 }

@@ -79,7 +79,7 @@ export async function recover(
 ): Promise<RecoveryReport> {
   const grace = opts.orphanGrace ?? ORPHAN_GRACE;
   const report: RecoveryReport = { reset: 0, messages: 0, missing: [], removed: [], young: [] };
-  report.reset = await commit.run(() => store.resetActive());
+  report.reset = await commit.runNow(() => store.resetActive());
 
   const files = await listCdb(opts.cdbBase);
   const missing: { id: string; path: string }[] = [];
@@ -89,8 +89,10 @@ export async function recover(
     if (own?.includes(resolve(m.cdbPath)) || await exists(m.cdbPath)) report.messages++;
     else missing.push({ id: m.id, path: m.cdbPath });
   }
+  await commit.runNow(() => {
+    for (const { id } of missing) store.deleteMessage(id);
+  });
   for (const { id, path } of missing) {
-    await commit.run(() => store.deleteMessage(id));
     log.error("qmgr", `${id}: CDB file ${path} is missing: message dropped from the queue`);
     report.missing.push(id);
   }
