@@ -202,6 +202,17 @@ Deno.test("smtps answers a pipelined batch in order, in one write", async (t) =>
         c.close();
       }
     });
+    await t.step("a flood of 3000 pipelined NOOPs gets 3000 replies in order", async () => {
+      const c = await SmtpClient.connect(s.port);
+      try {
+        await runDialogue(c, [[null, 220]]);
+        await c.send("NOOP\r\n".repeat(3000) + "QUIT\r\n");
+        for (let i = 0; i < 3000; i++) assert.equal((await c.reply()).code, 250, `reply ${i}`);
+        await runDialogue(c, [[null, 221]]);
+      } finally {
+        c.close();
+      }
+    });
     await t.step("errors in a batch do not stop the commands after them", async () => {
       const c = await SmtpClient.connect(s.port);
       try {

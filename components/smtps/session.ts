@@ -38,6 +38,8 @@ export interface SessionEnv {
 const COMPONENT = "smtps";
 /** How long a closing socket may wait for the client's FIN before it is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
+/** Replies held back for batching are flushed at this size even while pipelined input keeps coming. */
+const MAX_BATCHED_REPLIES = 8 * 1024;
 
 /**
  * Sends `text` (if any) and half-closes; resolves once our side is written out. The socket is destroyed if
@@ -83,6 +85,7 @@ export class Session {
   busy = false;
   readonly #socket: Socket;
   #out: string[] = [];
+  #outLength = 0;
   #quit = false;
   #stopping = false;
   #waitingForCommand = false;
@@ -116,7 +119,9 @@ export class Session {
 
   /** Queues a reply; it goes out at the next flush. */
   reply(r: SmtpReply): void {
-    this.#out.push(formatReply(r));
+    const text = formatReply(r);
+    this.#out.push(text);
+    this.#outLength += text.length;
   }
 
   /** Sends a refusal and logs it the way operators grep for it. */
@@ -147,6 +152,7 @@ export class Session {
     if (this.#out.length === 0) return;
     const text = this.#out.join("");
     this.#out = [];
+    this.#outLength = 0;
     if (!this.#socket.writable) return;
     if (this.#socket.write(text)) return;
     await new Promise<void>((resolve, reject) => {
@@ -195,7 +201,11 @@ export class Session {
     while (!this.#quit) {
       if (maxBad > 0 && this.badCommands >= maxBad) return this.refuse("command", R.tooManyErrors(this.host));
       if (this.#stopping) return this.reply(R.shuttingDown(this.host));
-      if (!this.input.hasBuffered) await this.flush();
+      // A client that pipelines without reading must not make us hold its replies unboundedly.
+      if (!this.input.hasBuffered || this.#outLength > MAX_BATCHED_REPLIES) {
+        await this.flush();
+        if (this.#stopping) continue; // a stop came while the replies drained
+      }
       this.#waitingForCommand = true;
       let line;
       try {
