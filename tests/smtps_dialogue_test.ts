@@ -56,7 +56,7 @@ const cases: [label: string, steps: Step[]][] = [
     ["DATA", "503 5.5.1"],
     [MAIL, 250],
     [MAIL, "503 5.5.1"],
-    ["DATA", "503 5.5.1"],
+    ["DATA", "554 5.5.1 No valid recipients"],
   ]],
   ["DATA after only refused recipients", [
     ["EHLO client.example", 250],

@@ -115,7 +115,6 @@ const VERBS: Record<string, Row> = {
       const t = s.transaction!;
       const c = s.env.server;
       const detail = `from=<${t.sender}> to=<${recipient}>`;
-      t.rcptAttempts++;
       if (t.hasRecipient(recipient)) return s.reply(R.rcptOk);
       if (
         t.recipients.length >= c.max_recipients_per_transaction ||
@@ -133,7 +132,7 @@ const VERBS: Record<string, Row> = {
     outOfSequence: {
       init: needMail,
       ready: needMail,
-      mail: (s) => s.transaction!.rcptAttempts === 0 ? R.needRcpt : R.noValidRecipients,
+      mail: () => R.noValidRecipients, // MAIL given, but no recipient accepted (yet)
     },
     parse: noArgument("DATA"),
     proceed: (s) => receiveMessage(s),

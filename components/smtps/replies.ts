@@ -32,7 +32,6 @@ export const R = {
   needHelo: reply(503, "5.5.1", "Error: send HELO/EHLO first"),
   nestedMail: reply(503, "5.5.1", "Error: nested MAIL command"),
   needMail: reply(503, "5.5.1", "Error: need MAIL command"),
-  needRcpt: reply(503, "5.5.1", "Error: need RCPT command"),
   tooBig: reply(552, "5.3.4", "Message size exceeds fixed maximum message size"),
   noValidRecipients: reply(554, "5.5.1", "No valid recipients"),
   tooManyHops: reply(554, "5.4.6", "Too many hops"),

@@ -12,8 +12,6 @@ export class Transaction {
   readonly declaredSize: number | undefined;
   readonly bodyType: BodyType | undefined;
   readonly recipients: RecipientSpec[] = [];
-  /** RCPT commands that got past syntax checks, accepted or not (DATA tells "need RCPT" from "no valid"). */
-  rcptAttempts = 0;
 
   constructor(sender: string, declaredSize?: number, bodyType?: BodyType) {
     this.sender = sender;
