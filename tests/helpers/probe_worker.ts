@@ -1,0 +1,52 @@
+// A probe for least-privilege tests: started with exactly the permission set the MCP computes for a
+// component, it tries each operation it is sent and answers, in order, "ok" or the error's name (e.g.
+// "NotCapable", "ConnectionRefused"). Receives Probe[]; sends string[]. Touches only what it is told to try.
+
+export type Probe =
+  | { op: "read"; path: string }
+  | { op: "write"; path: string }
+  | { op: "listen"; hostname: string; port: number }
+  | { op: "connect"; hostname: string; port: number }
+  | { op: "env"; key: string };
+
+export const PROBE_WORKER_URL = new URL("./probe_worker.ts", import.meta.url);
+
+async function attempt(p: Probe): Promise<string> {
+  try {
+    switch (p.op) {
+      case "read":
+        await Deno.readFile(p.path);
+        break;
+      case "write":
+        await Deno.writeTextFile(p.path, "probe\n");
+        break;
+      case "listen":
+        Deno.listen({ hostname: p.hostname, port: p.port }).close();
+        break;
+      case "connect":
+        (await Deno.connect({ hostname: p.hostname, port: p.port })).close();
+        break;
+      case "env":
+        Deno.env.get(p.key);
+        break;
+      default: {
+        const never: never = p;
+        throw new TypeError(`Run a probe: unknown operation ${JSON.stringify(never)}`);
+      }
+    }
+    return "ok";
+  } catch (err) {
+    return (err as Error).name;
+  }
+}
+
+// deno-lint-ignore no-explicit-any
+const scope = self as any as {
+  onmessage: (e: MessageEvent<Probe[]>) => void;
+  postMessage(m: string[]): void;
+};
+scope.onmessage = async (e) => {
+  const results: string[] = [];
+  for (const p of e.data) results.push(await attempt(p));
+  scope.postMessage(results);
+};

@@ -1,0 +1,85 @@
+// Least privilege, tested: for each component, a probe worker started with exactly the set the MCP
+// computes for it (computePermissions, as the supervisor hands it out) tries what the component must do
+// (it works) and what it must not (NotCapable): smtps reading the IBDB, smtpc listening, smar writing the
+// CDB, qmgr opening a network connection, and more of the same kind.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { parseConfig } from "../config/mod.ts";
+import { computePermissions } from "../components/mcp/permissions.ts";
+import type { ComponentName } from "../components/protocol/messages.ts";
+import { freePort } from "./helpers/harness.ts";
+import { testConfigText } from "./helpers/mta.ts";
+import { type Probe, PROBE_WORKER_URL } from "./helpers/probe_worker.ts";
+
+function probe(permissions: Deno.PermissionOptionsObject, probes: Probe[]): Promise<string[]> {
+  const worker = new Worker(PROBE_WORKER_URL, { type: "module", deno: { permissions } });
+  return new Promise<string[]>((resolve, reject) => {
+    worker.onmessage = (e) => resolve(e.data);
+    worker.onerror = (e) => {
+      e.preventDefault();
+      reject(new Error(`probe failed: ${e.message}`));
+    };
+    worker.postMessage(probes);
+  }).finally(() => worker.terminate());
+}
+
+Deno.test("each component's computed permission set allows its job and refuses the rest", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "smx-perm-" });
+  const open = Deno.listen({ hostname: "127.0.0.1", port: 0 }); // a destination the mailertable names
+  const routed = (open.addr as Deno.NetAddr).port;
+  try {
+    const smtpsPort = freePort();
+    const otherPort = freePort();
+    await Deno.writeTextFile(join(dir, "mailertable"), `x.test\t${routed}^[127.0.0.1]\n`);
+    await Deno.writeTextFile(join(dir, "access"), "cltaddr:127.0.0.1\trelay\n");
+    const config = parseConfig(testConfigText(dir, smtpsPort, ["127.0.0.1:5353"]), "test.conf");
+    for (const d of ["var/cdb/0", "var/ibdb", "var/defedb"]) {
+      await Deno.mkdir(join(dir, d), { recursive: true });
+    }
+    const ibdbFile = join(dir, "var/ibdb/ibdb.sqlite");
+    await Deno.writeTextFile(ibdbFile, "");
+    const mailertable = join(dir, "mailertable");
+    const cdbFile = join(dir, "var/cdb/0/probe");
+    const local = (port: number) => ({ hostname: "127.0.0.1", port });
+    const sets = await computePermissions(config);
+
+    const cases: { name: ComponentName; probe: Probe; expect: string }[] = [
+      { name: "smtps", probe: { op: "listen", ...local(smtpsPort) }, expect: "ok" },
+      { name: "smtps", probe: { op: "write", path: cdbFile }, expect: "ok" },
+      { name: "smtps", probe: { op: "read", path: ibdbFile }, expect: "NotCapable" },
+      { name: "smtps", probe: { op: "listen", ...local(otherPort) }, expect: "NotCapable" },
+      { name: "smtps", probe: { op: "connect", ...local(routed) }, expect: "NotCapable" },
+      { name: "smtps", probe: { op: "env", key: "HOME" }, expect: "NotCapable" },
+      { name: "smtpc", probe: { op: "connect", ...local(routed) }, expect: "ok" },
+      { name: "smtpc", probe: { op: "read", path: cdbFile }, expect: "ok" },
+      { name: "smtpc", probe: { op: "listen", ...local(0) }, expect: "NotCapable" },
+      { name: "smtpc", probe: { op: "listen", ...local(otherPort) }, expect: "NotCapable" },
+      { name: "smtpc", probe: { op: "connect", ...local(otherPort) }, expect: "NotCapable" },
+      { name: "smtpc", probe: { op: "write", path: cdbFile }, expect: "NotCapable" },
+      { name: "smtpc", probe: { op: "read", path: ibdbFile }, expect: "NotCapable" },
+      { name: "smar", probe: { op: "read", path: mailertable }, expect: "ok" },
+      { name: "smar", probe: { op: "write", path: join(dir, "var/cdb/0/smar") }, expect: "NotCapable" },
+      { name: "smar", probe: { op: "write", path: mailertable }, expect: "NotCapable" },
+      { name: "smar", probe: { op: "read", path: cdbFile }, expect: "NotCapable" },
+      { name: "smar", probe: { op: "connect", ...local(routed) }, expect: "NotCapable" },
+      { name: "smar", probe: { op: "listen", ...local(otherPort) }, expect: "NotCapable" },
+      { name: "qmgr", probe: { op: "write", path: ibdbFile }, expect: "ok" },
+      { name: "qmgr", probe: { op: "read", path: cdbFile }, expect: "ok" },
+      { name: "qmgr", probe: { op: "connect", ...local(routed) }, expect: "NotCapable" },
+      { name: "qmgr", probe: { op: "listen", ...local(otherPort) }, expect: "NotCapable" },
+      { name: "qmgr", probe: { op: "read", path: mailertable }, expect: "NotCapable" },
+    ];
+    for (const name of ["smtps", "smtpc", "smar", "qmgr"] as const) {
+      const mine = cases.filter((c) => c.name === name);
+      await t.step(`${name} may do its job and nothing else`, async () => {
+        const got = await probe(sets[name] as Deno.PermissionOptionsObject, mine.map((c) => c.probe));
+        const describe = (c: (typeof mine)[number], r: string) => `${JSON.stringify(c.probe)} -> ${r}`;
+        assert.deepEqual(got.map((r, i) => describe(mine[i], r)), mine.map((c) => describe(c, c.expect)));
+      });
+    }
+  } finally {
+    open.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,177 @@
+// computePermissions() gives each component exactly what its job needs (listen sockets, queue and CDB
+// directories, the ports the mailertable routes to, the nameservers, the map files), and the main
+// process's flags and missing-permission list follow from them.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { parseConfig } from "../config/mod.ts";
+import {
+  computePermissions,
+  mainProcessFlags,
+  missingPermissions,
+  nameserverHost,
+  type PermissionSets,
+  resolvConfNameservers,
+} from "../components/mcp/permissions.ts";
+
+const NONE = { env: false, sys: false, run: false, ffi: false, import: false } as const;
+
+async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "smx-perms-" });
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function sampleText(dir: string, smar: string): string {
+  return `
+CDB_base_directory = "var/cdb";
+map mt { type = hash; file = "${dir}/mailertable"; }
+map acc { type = hash; file = "${dir}/access"; }
+qmgr { IBDB { base_directory = "var/ibdb"; } DEFEDB { base_directory = "spool/defedb"; } }
+smtps MTA {
+  listen_socket { type = inet; address = 127.0.0.1; port = 2525; }
+  listen_socket { type = inet; address = ::1; port = 2525; }
+}
+smtps MSA { listen_socket { type = inet; address = 0.0.0.0; port = 2587; } }
+smar { mailertable = mt; access_map = acc; ${smar} }
+`;
+}
+
+Deno.test("computePermissions() gives each component exactly its own set", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "mailertable"),
+      "a.test\t2526^esmtp:[127.0.0.1]\nb.test\tlmtp:[10.0.0.9]\nc.test\t[10.0.0.8]\n",
+    );
+    await Deno.writeTextFile(join(dir, "access"), "cltaddr:127.0.0.1\trelay\n");
+    const config = parseConfig(sampleText(dir, "nameserver = { 10.0.0.53, 10.0.0.54:5353, ::1 };"), "t.conf");
+    assert.deepEqual(await computePermissions(config), {
+      smtps: {
+        ...NONE,
+        read: ["var/cdb"],
+        write: ["var/cdb"],
+        net: ["127.0.0.1:2525", "[::1]:2525", "0.0.0.0:2587"],
+      },
+      qmgr: {
+        ...NONE,
+        read: ["var/ibdb", "spool/defedb", "var/cdb"],
+        write: ["var/ibdb", "spool/defedb", "var/cdb"],
+        net: false,
+      },
+      smtpc: {
+        ...NONE,
+        read: ["var/cdb"],
+        write: false,
+        net: ["0.0.0.0/0:24", "0.0.0.0/0:25", "0.0.0.0/0:2526"],
+      },
+      smar: {
+        ...NONE,
+        read: [`${dir}/mailertable`, `${dir}/access`],
+        write: false,
+        net: ["10.0.0.53:53", "10.0.0.54:5353", "[::1]:53"],
+      },
+    });
+  });
+});
+
+Deno.test("computePermissions() without nameservers lets smar read resolv.conf and reach its servers", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "mailertable"), "");
+    await Deno.writeTextFile(join(dir, "access"), "");
+    const resolvConf = join(dir, "resolv.conf");
+    await Deno.writeTextFile(
+      resolvConf,
+      "# test\nsearch example\nnameserver 192.0.2.1\n  nameserver fe80::1%eth0\n",
+    );
+    const config = parseConfig(sampleText(dir, ""), "t.conf");
+    const sets = await computePermissions(config, { resolvConf });
+    assert.deepEqual(sets.smar.read, [`${dir}/mailertable`, `${dir}/access`, resolvConf]);
+    assert.deepEqual(sets.smar.net, ["192.0.2.1:53", "[fe80::1]:53"]);
+    assert.deepEqual(sets.smtpc.net, ["0.0.0.0/0:25"]);
+    const sketch = await computePermissions(config, { resolvConf, readFiles: false });
+    assert.deepEqual(sketch.smar.net, false);
+    assert.deepEqual(sketch.smar.read, sets.smar.read);
+  });
+});
+
+Deno.test("nameserverHost() writes a nameserver as Deno's net permission host", () => {
+  const cases: [string, string][] = [
+    ["10.0.0.1", "10.0.0.1:53"],
+    ["10.0.0.1:5353", "10.0.0.1:5353"],
+    ["::1", "[::1]:53"],
+    ["[::1]:5353", "[::1]:5353"],
+    ["fe80::1%eth0", "[fe80::1]:53"],
+  ];
+  for (const [spec, host] of cases) assert.equal(nameserverHost(spec), host, spec);
+});
+
+Deno.test("resolvConfNameservers() reads nameserver lines and treats a missing file as none", async () => {
+  await withDir(async (dir) => {
+    const f = join(dir, "resolv.conf");
+    await Deno.writeTextFile(
+      f,
+      "nameserver 1.1.1.1\n#nameserver 9.9.9.9\noptions ndots:1\nnameserver 8.8.8.8 \n",
+    );
+    assert.deepEqual(await resolvConfNameservers(f), ["1.1.1.1", "8.8.8.8"]);
+    assert.deepEqual(await resolvConfNameservers(join(dir, "none")), []);
+  });
+});
+
+/** A sample of computed sets, as computePermissions() would give them for the built-in configuration. */
+function sample(): PermissionSets {
+  return {
+    smtps: { ...NONE, read: ["var/cdb"], write: ["var/cdb"], net: ["127.0.0.1:2525"] },
+    qmgr: {
+      ...NONE,
+      read: ["var/ibdb", "var/defedb", "var/cdb"],
+      write: ["var/ibdb", "var/defedb", "var/cdb"],
+      net: false,
+    },
+    smtpc: { ...NONE, read: ["var/cdb"], write: false, net: ["0.0.0.0/0:25"] },
+    smar: {
+      ...NONE,
+      read: ["config/default/mailertable", "/etc/resolv.conf"],
+      write: false,
+      net: ["10.0.0.53:53"],
+    },
+  };
+}
+
+Deno.test("mainProcessFlags() asks for the union, the sources, and any host once smtpc has a CIDR", () => {
+  assert.deepEqual(mainProcessFlags(sample(), { configFile: "smx.conf" }), [
+    "--unstable-worker-options",
+    "--allow-read=components,config,smx.conf,var/cdb,var/ibdb,var/defedb,/etc/resolv.conf",
+    "--allow-write=var/cdb,var/ibdb,var/defedb",
+    "--allow-net",
+  ]);
+  const noCidr = sample();
+  noCidr.smtpc.net = ["10.1.1.1:25"];
+  assert.equal(
+    mainProcessFlags(noCidr).at(-1),
+    "--allow-net=127.0.0.1:2525,10.1.1.1:25,10.0.0.53:53",
+  );
+});
+
+Deno.test("missingPermissions() names each permission the process lacks", () => {
+  const granted = new Set(["read components", "read config", "read var/cdb", "write var/cdb"]);
+  const query = (d: Deno.PermissionDescriptor) => {
+    const key = d.name === "net" ? `net ${d.host ?? "*"}` : `${d.name} ${"path" in d ? d.path : ""}`;
+    return { state: granted.has(key) ? "granted" : "prompt" };
+  };
+  assert.deepEqual(missingPermissions(sample(), { query, configFile: "smx.conf" }), [
+    "read smx.conf",
+    "read var/ibdb",
+    "read var/defedb",
+    "read /etc/resolv.conf",
+    "write var/ibdb",
+    "write var/defedb",
+    "net (any host)",
+  ]);
+  granted.add("net *");
+  for (const p of ["smx.conf", "var/ibdb", "var/defedb", "/etc/resolv.conf"]) granted.add(`read ${p}`);
+  for (const p of ["var/ibdb", "var/defedb"]) granted.add(`write ${p}`);
+  assert.deepEqual(missingPermissions(sample(), { query, configFile: "smx.conf" }), []);
+});
