@@ -52,7 +52,9 @@ async function listCdb(base: string): Promise<Map<string, string[]>> {
       for await (const entry of Deno.readDir(dir)) {
         const id = entry.isFile ? idOfCdbName(entry.name) : undefined;
         if (id === undefined) continue;
-        files.set(id, [...(files.get(id) ?? []), resolve(dir, entry.name)]);
+        const paths = files.get(id);
+        if (paths) paths.push(resolve(dir, entry.name));
+        else files.set(id, [resolve(dir, entry.name)]);
       }
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;

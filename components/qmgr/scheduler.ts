@@ -92,7 +92,7 @@ export class Scheduler {
       tries: 0,
     }));
     this.#d.aq.add(m, entries, true);
-    void this.#route(m, entries);
+    this.#routeSafely(m, entries);
   }
 
   /** Moves due recipients from the store into the active queue (as many as there is room for). */
@@ -117,7 +117,7 @@ export class Scheduler {
       }
       for (const { m, entries } of byMessage.values()) {
         aq.add(m, entries);
-        void this.#route(m, entries);
+        this.#routeSafely(m, entries);
       }
       const earliest = store.earliestWaiting();
       this.#wake(earliest ?? Infinity);
@@ -144,11 +144,20 @@ export class Scheduler {
     }, delay);
   }
 
+  /** Routes and dispatches; a bug in there must not leave entries stuck in the active queue unnoticed. */
+  #routeSafely(m: StoredMessage, entries: AqEntry[]): void {
+    this.#route(m, entries).catch((err) => {
+      log.error("qmgr", `${m.id}: schedule the recipients: ${(err as Error).stack ?? err}`);
+    });
+  }
+
   async #route(m: StoredMessage, entries: AqEntry[]): Promise<void> {
     const byDomain = new Map<string, AqEntry[]>();
     for (const e of entries) {
       const d = this.#domainOf(e.address);
-      byDomain.set(d, [...(byDomain.get(d) ?? []), e]);
+      const list = byDomain.get(d);
+      if (list) list.push(e);
+      else byDomain.set(d, [e]);
     }
     const domains = [...byDomain.keys()];
     const routes = await Promise.all(domains.map((d) => this.#d.routes.get(d)));
@@ -205,7 +214,17 @@ export class Scheduler {
 
   /** Runs one transaction; resolves true when smtpc reached a host (for the destination's window). */
   async #deliver(m: StoredMessage, ta: DeliveryTransaction): Promise<boolean> {
-    const res = await this.#d.deliver(ta);
+    let res: SmtpcResult;
+    try {
+      res = await this.#d.deliver(ta);
+    } catch (err) {
+      const reply = `delivery agent failed: ${(err as Error).message}`;
+      res = {
+        type: "smtpc.result",
+        taId: ta.taId,
+        results: ta.recipients.map((r) => ({ index: r.index, status: "temp", reply })),
+      };
+    }
     if (this.#stopped) return false;
     if (res.taId !== ta.taId) log.warn("qmgr", `${m.id}: result for ${res.taId} answers ${ta.taId}`);
     const byIndex = new Map(res.results.map((r) => [r.index, r]));
