@@ -42,12 +42,13 @@ Deno.test("runMain() answers usage errors with 64 and -h with the usage", async 
   }
   const help = await main(["-h"], nothing);
   assert.equal(help.code, 0);
-  assert.match(help.out, /^usage: deno task start \[-- \[-f FILE\] \[-V\] \[-h\]\]\n {2}-f FILE/);
+  assert.match(help.out, /^usage: deno task start \[-f FILE\] \[-V\] \[-h\]\n {2}-f FILE/);
 });
 
 Deno.test("runMain() -V prints the configuration as understood, and exits 0", async () => {
   const r = await main(["-V"]);
   assert.equal(r.code, 0);
+  assert.deepEqual(await main(["--", "-V"]), r);
   assert.equal(r.out, formatConfig(await loadConfig()));
   assert.match(r.out, /port = 2525;/);
 });

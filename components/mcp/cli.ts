@@ -1,4 +1,4 @@
-// The command line of the MTA (`deno task start [-- -f FILE] [-V] [-h]`): reads the configuration, checks
+// The command line of the MTA (`deno task start [-f FILE] [-V] [-h]`): reads the configuration, checks
 // that this process holds every permission the workers must be given (saying which are missing and the
 // exact `deno run` line to use), starts the MTA, and stops it on SIGTERM/SIGINT. Returns the exit code
 // (sysexits.h). Reads the configuration file, the mailertable and /etc/resolv.conf; opens nothing else.
@@ -23,7 +23,7 @@ export const EX_USAGE = 64;
 export const EX_CANTCREAT = 73;
 export const EX_NOPERM = 77;
 
-export const USAGE = `usage: deno task start [-- [-f FILE] [-V] [-h]]
+export const USAGE = `usage: deno task start [-f FILE] [-V] [-h]
   -f FILE  read the configuration from FILE (default: the built-in configuration)
   -V       print the configuration as the MTA understands it, then exit
   -h       print this help, then exit`;
@@ -43,6 +43,8 @@ export interface MainDeps {
 export async function runMain(args: string[], deps: MainDeps = {}): Promise<number> {
   const out = deps.out ?? ((t: string) => console.log(t));
   const err = deps.err ?? ((t: string) => console.error(t));
+  // `deno task start -- -f FILE` hands the script a leading "--": accept it as well as `deno task start -f FILE`.
+  if (args[0] === "--") args = args.slice(1);
   let opts;
   try {
     opts = parseArgs({
