@@ -34,7 +34,7 @@ function fakeSupervisor(plan: FakePlan, limits: Partial<RestartLimits> = {}): Fa
     workerUrl: () => FAKE_WORKER_URL,
     limits: { minDelay: 1, maxDelay: 20, ...limits },
     stopTimeout: 2000,
-    startupGrace: 300,
+    startupGrace: 15_000, // workers are type-checked on load under `deno test`: start-up is slow
   });
   const events: SupervisorEvent[] = [];
   sup.onEvent((e) => events.push(e));

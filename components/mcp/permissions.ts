@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import type { Config } from "../../config/types.ts";
 import type { ComponentName } from "../protocol/messages.ts";
 import { mailertablePorts } from "../smar/mailertable.ts";
+import { configuredNameservers, hostPort, nameserverNetPermissions } from "../smar/dns/nameservers.ts";
 import type { WorkerPermissions } from "./spawn.ts";
 
 export type PermissionSets = Record<ComponentName, WorkerPermissions>;
@@ -43,9 +44,12 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
     for (const p of await mailertablePorts(config.smar.mailertable)) ports.add(p);
   }
 
+  // smar's UDP sockets bind a random local port, which Deno checks as `<bind address>:0`: the same
+  // function smar uses decides both entries, so the sets cannot drift apart.
   const useResolvConf = config.smar.nameserver.length === 0;
-  let nameservers = config.smar.nameserver;
-  if (useResolvConf) nameservers = readFiles ? await resolvConfNameservers(resolvConf) : [];
+  const nameservers = useResolvConf && !readFiles
+    ? []
+    : await configuredNameservers(config.smar.nameserver, resolvConf);
   const mapFiles = [config.smar.mailertable?.file, config.smar.access_map?.file].filter((f) =>
     f !== undefined
   );
@@ -63,46 +67,9 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
       ...NONE,
       read: orFalse(unique([...mapFiles, ...(useResolvConf ? [resolvConf] : [])])),
       write: false,
-      net: orFalse(unique(nameservers.map(nameserverHost))),
+      net: orFalse(nameserverNetPermissions(nameservers)),
     },
   };
-}
-
-/** `address:port` as Deno's net permission writes it (IPv6 in brackets). */
-export function hostPort(address: string, port: number): string {
-  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
-/** A configured nameserver (`ip`, `ip:port`, `[ip6]:port`, bare `ip6`) as `host:port`, port 53 by default. */
-export function nameserverHost(spec: string): string {
-  const s = spec.trim();
-  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
-  if (bracketed) return hostPort(stripZone(bracketed[1]), Number(bracketed[2] ?? 53));
-  const v4 = /^([^:]+):(\d+)$/.exec(s);
-  if (v4) return hostPort(v4[1], Number(v4[2]));
-  return hostPort(stripZone(s), 53);
-}
-
-function stripZone(ip: string): string {
-  const i = ip.indexOf("%");
-  return i < 0 ? ip : ip.slice(0, i);
-}
-
-/** The `nameserver` lines of a resolv.conf file; none when it cannot be read. */
-export async function resolvConfNameservers(path = RESOLV_CONF): Promise<string[]> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return [];
-    throw err;
-  }
-  const out: string[] = [];
-  for (const line of text.split("\n")) {
-    const m = /^\s*nameserver\s+(\S+)/.exec(line);
-    if (m) out.push(m[1]);
-  }
-  return out;
 }
 
 /** The directories holding the workers' module files: the main process must read them to start workers. */

@@ -11,11 +11,16 @@ function emit(level: Level, component: string, text: string): void {
   if (ORDER[level] > threshold) return;
   const stamp = new Date().toISOString();
   // Control characters from peers never reach the log raw.
-  const clean = text.replace(
-    /[\x00-\x08\x0b-\x1f\x7f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
+  const clean = escapeControls(text);
   console.error(`${stamp} ${component}${level === "info" ? "" : ` [${level}]`}: ${clean}`);
+}
+
+// deno-lint-ignore no-control-regex
+const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f]/g;
+
+/** Replaces control characters (other than tab) with `\xNN`, so peer-supplied text cannot forge log lines. */
+export function escapeControls(text: string): string {
+  return text.replace(CONTROLS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 export const log = {
