@@ -7,6 +7,7 @@ import { startTestMta } from "./helpers/mta.ts";
 import { startSink } from "./helpers/smtp_sink.ts";
 import { freePort } from "./helpers/harness.ts";
 import { dialogue, smtpSend } from "./helpers/smtp_client.ts";
+import { startDnsServer } from "./helpers/dns_server.ts";
 
 const decoder = new TextDecoder();
 
@@ -206,5 +207,53 @@ Deno.test("a client that may not relay gets 550 5.7.1 for a foreign domain", asy
     assert.match(replies[3], /^550 5\.7\.1 /);
   } finally {
     await mta.stop();
+  }
+});
+
+Deno.test("a mailertable host name is resolved through the DNS and the message delivered there", async () => {
+  const sink = await startSink();
+  const dns = await startDnsServer([{ name: "mailhost.dns.test", type: "A", data: "127.0.0.1" }]);
+  const mta = await startTestMta({
+    mailertable: `dns.test\t${sink.port}^esmtp:mailhost.dns.test\n`,
+    nameservers: [dns.address],
+  });
+  try {
+    assert.match(
+      await smtpSend(mta.port, { from: "s@sender.test", to: ["u@dns.test"], body: "\r\nvia dns\r\n" }),
+      /^250 /,
+    );
+    await sink.waitFor(1, 15_000);
+    assert.deepEqual(sink.messages[0].recipients, ["u@dns.test"]);
+    assert.ok(dns.queries.some((q) => q.name === "mailhost.dns.test" && q.type === "A"));
+  } finally {
+    await mta.stop();
+    await sink.close();
+    await dns.close();
+  }
+});
+
+Deno.test("a domain the DNS says does not exist is not retried forever: the recipient fails", async () => {
+  const dns = await startDnsServer([{ name: "other.test", type: "A", data: "127.0.0.1" }]);
+  const mta = await startTestMta({ nameservers: [dns.address] });
+  try {
+    assert.match(
+      await smtpSend(mta.port, { from: "s@sender.test", to: ["u@nowhere.invalid"], body: "\r\nx\r\n" }),
+      /^250 /,
+    );
+    // The queue empties: the recipient failed permanently (NXDOMAIN), it is not deferred.
+    const deadline = Date.now() + 10_000;
+    let files: string[] = [];
+    do {
+      await new Promise((r) => setTimeout(r, 100));
+      files = [];
+      for await (const d of Deno.readDir(mta.config.CDB_base_directory)) {
+        for await (const f of Deno.readDir(`${mta.config.CDB_base_directory}/${d.name}`)) files.push(f.name);
+      }
+    } while (files.length > 0 && Date.now() < deadline);
+    assert.deepEqual(files, []);
+    assert.ok(dns.queries.some((q) => q.name === "nowhere.invalid" && q.type === "MX"));
+  } finally {
+    await mta.stop();
+    await dns.close();
   }
 });
