@@ -3,7 +3,7 @@
 
 import type { Config } from "../../config/types.ts";
 import type { McpFrame } from "../protocol/frames.ts";
-import { type ComponentName, PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { type ComponentName, PROTOCOL_VERSION, type WorkerName } from "../protocol/messages.ts";
 
 /** The permission set of one worker: every key explicit, nothing inherited. */
 export interface WorkerPermissions {
@@ -18,7 +18,7 @@ export interface WorkerPermissions {
 }
 
 /** The module URL of a component's worker entry. */
-export function workerUrl(name: ComponentName): URL {
+export function workerUrl(name: WorkerName): URL {
   return new URL(`../${name}/worker.ts`, import.meta.url);
 }
 
@@ -27,7 +27,7 @@ export function workerUrl(name: ComponentName): URL {
  * component's own module (tests run fake workers under the real supervisor).
  */
 export function spawnWorker(
-  name: ComponentName,
+  name: WorkerName,
   permissions: WorkerPermissions,
   generation: number,
   config: Config,

@@ -3,7 +3,13 @@
 // sees it. A request never throws: an unreachable peer, a deadline or a failing handler yields an
 // `rpc.failure` body, so callers always have an answer to turn into a 4xx.
 
-import { type ComponentName, type Message, PROTOCOL_VERSION, type RpcFailure } from "./messages.ts";
+import {
+  type ComponentName,
+  type Message,
+  PROTOCOL_VERSION,
+  type RpcFailure,
+  type WorkerName,
+} from "./messages.ts";
 import type { PeerFrame } from "./frames.ts";
 import { validateMessage } from "./validate.ts";
 import { log } from "../util/log.ts";
@@ -24,7 +30,7 @@ export class Endpoint {
   #nextId = 1;
   #handler: Handler = () => {};
 
-  constructor(readonly name: ComponentName) {}
+  constructor(readonly name: WorkerName) {}
 
   /** Installs the one handler for requests and notices from any peer. */
   handle(handler: Handler): void {

@@ -4,11 +4,11 @@
 // A restarted worker gets fresh ports; its peers get the new port in a `peer` frame.
 
 import type { Config } from "../../config/types.ts";
-import type { ComponentName, Message } from "./messages.ts";
+import type { ComponentName, Message, WorkerName } from "./messages.ts";
 
 /** MCP -> worker. */
 export type McpFrame =
-  | { v: number; kind: "init"; name: ComponentName; generation: number; config: Config }
+  | { v: number; kind: "init"; name: WorkerName; generation: number; config: Config }
   | { v: number; kind: "peer"; name: ComponentName; port: MessagePort }
   | { v: number; kind: "shutdown" };
 

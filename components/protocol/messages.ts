@@ -8,6 +8,13 @@ export const PROTOCOL_VERSION = 1;
 export type ComponentName = "qmgr" | "smtps" | "smtpc" | "smar";
 export const COMPONENTS: readonly ComponentName[] = ["qmgr", "smar", "smtpc", "smtps"];
 
+/** Optional services the MCP starts when configured: no peers (the LDA is reached over LMTP, not messages). */
+export type ServiceName = "lda";
+export const SERVICES: readonly ServiceName[] = ["lda"];
+
+/** Any worker the MCP starts: a core component or an optional service. */
+export type WorkerName = ComponentName | ServiceName;
+
 /** A reply as the SMTP server will send it: `code status text`, e.g. 550 5.7.1 Relaying denied. */
 export interface SmtpReply {
   code: number;

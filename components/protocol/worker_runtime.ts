@@ -4,12 +4,12 @@
 
 import type { Config } from "../../config/types.ts";
 import type { McpFrame, WorkerFrame } from "./frames.ts";
-import { type ComponentName, PROTOCOL_VERSION } from "./messages.ts";
+import { PROTOCOL_VERSION, type WorkerName } from "./messages.ts";
 import { Endpoint } from "./endpoint.ts";
 import { log } from "../util/log.ts";
 
 export interface WorkerContext {
-  name: ComponentName;
+  name: WorkerName;
   generation: number;
   config: Config;
   endpoint: Endpoint;
@@ -32,7 +32,7 @@ const scope = self as any as {
 };
 
 /** Runs a component inside a worker: the one entry every worker.ts calls. */
-export function runWorker(name: ComponentName, start: StartFunction): void {
+export function runWorker(name: WorkerName, start: StartFunction): void {
   const endpoint = new Endpoint(name);
   let generation = 0;
   let component: Component | undefined;
