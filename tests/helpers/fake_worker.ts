@@ -7,7 +7,7 @@
 
 import type { Config } from "../../config/types.ts";
 import type { WorkerFrame } from "../../components/protocol/frames.ts";
-import { type ComponentName, type Message, PROTOCOL_VERSION } from "../../components/protocol/messages.ts";
+import { type Message, PROTOCOL_VERSION, type WorkerName } from "../../components/protocol/messages.ts";
 import { type Component, runWorker, type WorkerContext } from "../../components/protocol/worker_runtime.ts";
 
 /**
@@ -19,7 +19,7 @@ export type FakeMode = "ok" | "throw" | "crash" | "exit" | "silent" | "fatal" | 
 
 /** Per component: the mode of each generation, and of any generation not listed. */
 export type FakePlan = Partial<
-  Record<ComponentName, { generations?: Record<number, FakeMode>; mode?: FakeMode }>
+  Record<WorkerName, { generations?: Record<number, FakeMode>; mode?: FakeMode }>
 >;
 
 /** The config a fake worker reads its plan from. */
@@ -28,7 +28,7 @@ export type FakeConfig = Config & { fake?: FakePlan };
 /** The URL the supervisor should start for every component. */
 export const FAKE_WORKER_URL = new URL("./fake_worker.ts", import.meta.url);
 
-function modeOf(config: FakeConfig, name: ComponentName, generation: number): FakeMode {
+function modeOf(config: FakeConfig, name: WorkerName, generation: number): FakeMode {
   const plan = config.fake?.[name];
   return plan?.generations?.[generation] ?? plan?.mode ?? "ok";
 }
