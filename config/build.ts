@@ -3,13 +3,21 @@
 // declared map, smtps names are unique, no two servers listen on the same address and port. Reads the
 // configuration file in loadConfig(); nothing else. Throws ConfigError.
 
-import { defaultConfig, defaultSmtps } from "./defaults.ts";
+import { defaultConfig, defaultLda, defaultSmtps } from "./defaults.ts";
 import { DEFAULT_CONF } from "./default_conf.ts";
 import { ConfigError, type Pos } from "./error.ts";
 import { parse } from "./parser.ts";
 import { type Block, MapRef, readBlock } from "./read.ts";
 import { TOP } from "./schema.ts";
-import type { Config, ListenSocket, MapSpec, QmgrConfig, SmarConfig, SmtpsConfig } from "./types.ts";
+import type {
+  Config,
+  LdaConfig,
+  ListenSocket,
+  MapSpec,
+  QmgrConfig,
+  SmarConfig,
+  SmtpsConfig,
+} from "./types.ts";
 
 /** Parses smx.conf text into a Config (defaults for what it does not set); `source` names it in errors. */
 export function parseConfig(text: string, source: string): Config {
@@ -40,10 +48,14 @@ export function parseConfig(text: string, source: string): Config {
   };
 
   const servers: { server: SmtpsConfig; block: Block; sockets: Pos[] }[] = [];
+  let lda: Block | undefined;
   for (const block of top.blocks) {
     switch (block.keyword) {
       case "mcp":
         Object.assign(config.mcp, block.values);
+        break;
+      case "log":
+        config.log = { ...config.log, ...block.values };
         break;
       case "qmgr":
         buildQmgr(config.qmgr, block);
@@ -57,9 +69,14 @@ export function parseConfig(text: string, source: string): Config {
       case "smtps":
         servers.push(buildSmtps(block, config.hostname, fail));
         break;
+      case "lda":
+        lda = block;
+        config.lda = buildLda(block, config.hostname, resolve, fail);
+        break;
     }
   }
   checkServers(servers, fail);
+  if (lda) checkLdaSockets(config.lda!, lda, servers, fail);
   config.smtps = servers.length > 0 ? servers.map((s) => s.server) : [defaultSmtps("smtps", config.hostname)];
   return config;
 }
@@ -164,6 +181,49 @@ function checkServers(servers: { server: SmtpsConfig; block: Block; sockets: Pos
       bound.push({ socket, owner: server.name });
     });
   }
+}
+
+function buildLda(
+  block: Block,
+  hostname: string,
+  resolve: (ref: unknown, option: string) => MapSpec | undefined,
+  fail: Fail,
+): LdaConfig {
+  const lda = defaultLda(hostname);
+  const { local_user_map, ...rest } = block.values;
+  Object.assign(lda, rest);
+  if (local_user_map !== undefined) lda.local_user_map = resolve(local_user_map, "local_user_map");
+  const sockets = block.blocks.filter((b) => b.keyword === "listen_socket");
+  if (sockets.length > 0) {
+    lda.listen_socket = sockets.map((sub): ListenSocket => {
+      requireOptions(sub, ["address", "port"], fail);
+      return { type: "inet", address: sub.values.address as string, port: sub.values.port as number };
+    });
+  }
+  for (const sub of block.blocks.filter((b) => b.keyword === "local_user_map")) {
+    lda.local_user_map = mapSpec(sub, sub.keyword, fail);
+  }
+  return lda;
+}
+
+/** The lda must not listen where an smtps section does. */
+function checkLdaSockets(
+  lda: LdaConfig,
+  block: Block,
+  servers: { server: SmtpsConfig }[],
+  fail: Fail,
+): void {
+  const sockets = block.blocks.filter((b) => b.keyword === "listen_socket");
+  lda.listen_socket.forEach((socket, i) => {
+    for (const { server } of servers) {
+      if (server.listen_socket.some((s) => s.port === socket.port && overlaps(s.address, socket.address))) {
+        fail(
+          sockets[i]?.node ?? block.node,
+          `listen socket ${socket.address}:${socket.port} of lda is already used by smtps ${server.name}, expected another address or port`,
+        );
+      }
+    }
+  });
 }
 
 function overlaps(a: string, b: string): boolean {

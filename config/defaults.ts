@@ -2,12 +2,17 @@
 // these and overrides what a file sets; the built-in default configuration (config/default_conf.ts) is
 // parsed on top of them too. Values follow sendmail X where its README gives one, else Postfix.
 
-import type { Config, SmtpsConfig } from "./types.ts";
+import type { Config, LdaConfig, ServiceOptions, SmtpsConfig } from "./types.ts";
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
+
+/** The MCP's defaults for every component: log events (9, as sendmail), no dependencies, start at once. */
+export function defaultService(): Required<ServiceOptions> {
+  return { log_level: 9, restart_dependencies: [], start_action: "wait" };
+}
 
 /** Defaults of one smtps section (the name and listen sockets come from the section itself). */
 export function defaultSmtps(name = "smtps", hostname = "localhost"): SmtpsConfig {
@@ -24,6 +29,19 @@ export function defaultSmtps(name = "smtps", hostname = "localhost"): SmtpsConfi
     max_bad_commands_per_session: 20,
     max_hops: 50,
     flags: ["8bitmime"],
+    ...defaultService(),
+  };
+}
+
+/** Defaults of the lda section: LMTP on 127.0.0.1:2424, mailboxes under ./var/mail (no users map). */
+export function defaultLda(hostname = "localhost"): LdaConfig {
+  return {
+    listen_socket: [{ type: "inet", address: "127.0.0.1", port: 2424 }],
+    hostname,
+    mail_root: "var/mail",
+    io_timeout: 5 * MINUTE,
+    max_message_size: 10 * 1024 * 1024,
+    max_threads: 64,
   };
 }
 
@@ -33,7 +51,8 @@ export function defaultConfig(): Config {
     source: "<built-in>",
     hostname: "localhost",
     CDB_base_directory: "var/cdb",
-    mcp: { heartbeat_interval: 1000 },
+    mcp: { heartbeat_interval: 1000, log_level: 9 },
+    log: {},
     qmgr: {
       IBDB: { base_directory: "var/ibdb", max_commit_delay: 10, max_open_TAs: 100 },
       DEFEDB: { base_directory: "var/defedb" },
@@ -49,9 +68,10 @@ export function defaultConfig(): Config {
         lmtp_max_rcpts_per_transaction: 100,
       },
       smtps: { max_connections: 50, max_connection_rate: 0 },
+      ...defaultService(),
     },
     smtps: [defaultSmtps()],
-    smtpc: { io_timeout: 5 * MINUTE, ports: [25] },
-    smar: { nameserver: [], DNS_timeout: 5 * SECOND },
+    smtpc: { io_timeout: 5 * MINUTE, ports: [25], ...defaultService() },
+    smar: { nameserver: [], DNS_timeout: 5 * SECOND, ...defaultService() },
   };
 }

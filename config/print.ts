@@ -3,7 +3,7 @@
 // gives back c (with source s) for any Config the parser can produce. Driven by config/schema.ts so a new
 // option is printed without touching this file. Touches nothing.
 
-import { type Kind, MCP, QMGR, type SectionSpec, SMAR, SMTPC, SMTPS } from "./schema.ts";
+import { type Kind, LDA, LOG, MCP, QMGR, type SectionSpec, SMAR, SMTPC, SMTPS } from "./schema.ts";
 import type { Config, MapSpec } from "./types.ts";
 import { formatSize, formatTime } from "./values.ts";
 
@@ -21,15 +21,21 @@ export function formatConfig(config: Config): string {
   const declared = new Map<string, MapSpec>();
   const refs: string[] = [];
   const inline: [string, MapSpec][] = [];
-  for (const option of ["mailertable", "access_map"] as const) {
-    const spec = config.smar[option];
+  const ldaRefs: string[] = [];
+  const ldaInline: [string, MapSpec][] = [];
+  const uses = [
+    ["mailertable", config.smar.mailertable, refs, inline],
+    ["access_map", config.smar.access_map, refs, inline],
+    ["local_user_map", config.lda?.local_user_map, ldaRefs, ldaInline],
+  ] as const;
+  for (const [option, spec, refsOf, inlineOf] of uses) {
     if (!spec) continue;
     const same = declared.get(spec.name.toLowerCase());
     if (!same) declared.set(spec.name.toLowerCase(), spec);
     if (!same || (same.name === spec.name && same.type === spec.type && same.file === spec.file)) {
-      refs.push(`${option} = ${word(spec.name)};`);
+      refsOf.push(`${option} = ${word(spec.name)};`);
     } else {
-      inline.push([option, spec]);
+      inlineOf.push([option, spec]);
     }
   }
   for (const spec of declared.values()) {
@@ -37,6 +43,9 @@ export function formatConfig(config: Config): string {
   }
 
   out.push("", ...section(MCP, config.mcp));
+  const log = config.log ?? {};
+  const stderr = log.directory === undefined ? ["  # no directory: every component logs to stderr"] : [];
+  out.push("", ...section(LOG, log, undefined, stderr));
   out.push("", ...section(QMGR, config.qmgr));
   for (const server of config.smtps) {
     const sockets = server.listen_socket.map((socket) =>
@@ -50,6 +59,18 @@ export function formatConfig(config: Config): string {
     `  ${option} { type = ${spec.type}; file = ${quote(spec.file)}; }`
   );
   out.push("", ...section(SMAR, config.smar, undefined, [...refs.map((r) => `  ${r}`), ...maps]));
+  if (config.lda) {
+    const lines = [
+      ...config.lda.listen_socket.map((socket) =>
+        `  listen_socket { type = ${socket.type}; address = ${word(socket.address)}; port = ${socket.port}; }`
+      ),
+      ...ldaRefs.map((r) => `  ${r}`),
+      ...ldaInline.map(([option, spec]) =>
+        `  ${option} { type = ${spec.type}; file = ${quote(spec.file)}; }`
+      ),
+    ];
+    out.push("", ...section(LDA, config.lda, undefined, lines));
+  }
   return out.join("\n") + "\n";
 }
 
@@ -65,10 +86,11 @@ function section(
   const lines = [`${indent}${spec.keyword}${name === undefined ? "" : ` ${word(name)}`} {`];
   for (const [option, kind] of Object.entries(spec.options)) {
     if (kind === "map_ref") continue; // written by formatConfig (declared maps)
+    if (record[option] === undefined) continue; // an optional option that is not set
     if (kind === "time_ms") lines.push(`${indent}  # A plain number here means milliseconds.`);
     lines.push(`${indent}  ${option} = ${format(kind, record[option])};`);
   }
-  if (spec !== SMTPS && spec !== SMAR) {
+  if (spec !== SMTPS && spec !== SMAR && spec !== LDA) {
     for (const sub of spec.sections) {
       lines.push(...section(sub, record[sub.keyword] as object, undefined, [], `${indent}  `));
     }
@@ -87,7 +109,8 @@ function format(kind: Kind, value: unknown): string {
     case "string":
       return quote(value as string);
     case "flags":
-    case "nameservers": {
+    case "nameservers":
+    case "components": {
       const items = (value as string[]).map(word);
       return items.length > 0 ? `{ ${items.join(", ")} }` : "{ }";
     }

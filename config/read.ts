@@ -5,7 +5,14 @@
 
 import { ConfigError, type Pos } from "./error.ts";
 import type { Entry, OptionNode, Scalar, SectionNode, Value } from "./parser.ts";
-import { type Kind, LIST_KINDS, type SectionSpec, SMTPS_FLAGS } from "./schema.ts";
+import {
+  COMPONENT_NAMES,
+  type Kind,
+  LIST_KINDS,
+  type SectionSpec,
+  SMTPS_FLAGS,
+  START_ACTIONS,
+} from "./schema.ts";
 import { parseIpAddress, parseNameserver, parseNumber, parseSize, parseTime } from "./values.ts";
 
 /** A `mailertable = NAME;` reference, resolved once every map declaration is known. */
@@ -38,6 +45,8 @@ const EXPECTED: Record<Kind, string> = {
   map_ref: "a map name",
   flags: `flags among ${SMTPS_FLAGS.join(", ")}`,
   nameservers: "an IP address like 127.0.0.1 or 10.0.0.1:5353",
+  components: `component names among ${COMPONENT_NAMES.join(", ")}`,
+  start_action: "wait (or pass, which means the same for a worker)",
 };
 
 /** Reads `node` (a section matching `spec`) in `file`; `path` is the dotted keyword path of its parent. */
@@ -171,6 +180,19 @@ function convert(kind: Kind, option: OptionNode, fail: (pos: Pos, detail: string
       }
       case "nameservers":
         return parseNameserver(text) ?? bad();
+      case "components": {
+        const component = text.toLowerCase();
+        if (COMPONENT_NAMES.includes(component)) return component;
+        return fail(
+          scalar,
+          `unknown component ${text} for ${name}, expected one of ${COMPONENT_NAMES.join(", ")}`,
+        );
+      }
+      case "start_action": {
+        const action = text.toLowerCase();
+        if (START_ACTIONS.includes(action)) return action;
+        return fail(scalar, `unsupported start action ${text} for ${name}, expected ${EXPECTED[kind]}`);
+      }
       default: {
         const never: never = kind;
         throw new TypeError(`Convert value: unknown kind ${never}`);

@@ -2,7 +2,15 @@
 // the kind of value each option takes. Canonical names (as written here) equal the field names of
 // config/types.ts; the text may write them in any case. Read by config/read.ts and config/print.ts.
 
-import type { McpConfig, QmgrConfig, SmarConfig, SmtpcConfig, SmtpsConfig } from "./types.ts";
+import type {
+  LdaConfig,
+  LogConfig,
+  McpConfig,
+  QmgrConfig,
+  SmarConfig,
+  SmtpcConfig,
+  SmtpsConfig,
+} from "./types.ts";
 
 /**
  * What an option's value must be. Counts are integers >= 0, "positive" >= 1; times are in ms and > 0,
@@ -22,10 +30,25 @@ export type Kind =
   | "map_type"
   | "map_ref"
   | "flags"
-  | "nameservers";
+  | "nameservers"
+  | "components"
+  | "start_action";
 
 /** Kinds whose value is a list (a single value is a list of one). */
-export const LIST_KINDS: ReadonlySet<Kind> = new Set(["flags", "nameservers"]);
+export const LIST_KINDS: ReadonlySet<Kind> = new Set(["flags", "nameservers", "components"]);
+
+/** The components a `restart_dependencies` list may name. */
+export const COMPONENT_NAMES = ["qmgr", "smtps", "smtpc", "smar", "lda"];
+
+/** The start actions a worker supports (`pass` is sendmail X's fd passing: a worker listens itself). */
+export const START_ACTIONS = ["wait", "pass"];
+
+/** The MCP's options for a component, present in each component's section as in sendmail X. */
+const SERVICE_OPTIONS = {
+  log_level: "count",
+  restart_dependencies: "components",
+  start_action: "start_action",
+} as const satisfies Record<string, Kind>;
 
 export interface SectionSpec {
   /** Canonical keyword ("" for the top level). */
@@ -86,6 +109,7 @@ export const SMTPS = section(
     max_bad_commands_per_session: "count",
     max_hops: "positive",
     flags: "flags",
+    ...SERVICE_OPTIONS,
   } satisfies { [K in keyof SmtpsConfig]?: Kind },
   [LISTEN_SOCKET],
   { name: "optional", repeat: true },
@@ -99,6 +123,7 @@ export const QMGR = section(
     queue_return_timeout: "time",
     queue_delay_timeout: "time",
     AQ_max_entries: "positive",
+    ...SERVICE_OPTIONS,
   } satisfies { [K in keyof QmgrConfig]?: Kind },
   [
     section(
@@ -129,9 +154,18 @@ export const QMGR = section(
   ],
 );
 
-export const MCP = section("mcp", { heartbeat_interval: "time" } satisfies { [K in keyof McpConfig]: Kind });
+export const MCP = section(
+  "mcp",
+  { heartbeat_interval: "time", log_level: "count" } satisfies { [K in keyof McpConfig]: Kind },
+);
 
-export const SMTPC = section("smtpc", { io_timeout: "time" } satisfies { [K in keyof SmtpcConfig]?: Kind });
+export const SMTPC = section(
+  "smtpc",
+  { io_timeout: "time", ...SERVICE_OPTIONS } satisfies { [K in keyof SmtpcConfig]?: Kind },
+);
+
+/** Where log lines go: stderr unless a directory is named. */
+export const LOG = section("log", { directory: "string" } satisfies { [K in keyof LogConfig]: Kind });
 
 export const SMAR = section(
   "smar",
@@ -140,12 +174,28 @@ export const SMAR = section(
     DNS_timeout: "time",
     mailertable: "map_ref",
     access_map: "map_ref",
+    ...SERVICE_OPTIONS,
   } satisfies { [K in keyof SmarConfig]: Kind },
   [mapSection("mailertable"), mapSection("access_map")],
+);
+
+/** The built-in local delivery agent: LMTP in, Maildir out (optional: started only when present). */
+export const LDA = section(
+  "lda",
+  {
+    hostname: "string",
+    mail_root: "string",
+    local_user_map: "map_ref",
+    postmaster: "string",
+    io_timeout: "time",
+    max_message_size: "size",
+    max_threads: "positive",
+  } satisfies { [K in keyof LdaConfig]?: Kind },
+  [LISTEN_SOCKET, mapSection("local_user_map")],
 );
 
 export const TOP = section(
   "",
   { hostname: "string", CDB_base_directory: "string" },
-  [mapSection("map", { name: "required", repeat: true }), MCP, QMGR, SMTPS, SMTPC, SMAR],
+  [mapSection("map", { name: "required", repeat: true }), MCP, QMGR, SMTPS, SMTPC, SMAR, LDA, LOG],
 );

@@ -18,8 +18,22 @@ export interface MapSpec {
   file: string;
 }
 
+/**
+ * How the MCP runs a component: sendmail X's per-section MCP options, found in each component's section
+ * (`qmgr`, `smtps`, `smtpc`, `smar`). The parser always sets them; a Config built by hand may leave
+ * them out, which means the defaults (config/defaults.ts defaultService()).
+ */
+export interface ServiceOptions {
+  /** How much the component logs, sendmail X's Log_Level: 0-2 errors, 3-5 warnings, 6-9 events, 10+ debug. */
+  log_level?: number;
+  /** Components the MCP restarts whenever it restarts this one (their state depends on it). */
+  restart_dependencies?: string[];
+  /** `wait`: started with the MTA, serving its own sockets; `pass` (sendmail X's fd passing) means the same. */
+  start_action?: "wait" | "pass";
+}
+
 /** One `smtps [name] { ... }` section. */
-export interface SmtpsConfig {
+export interface SmtpsConfig extends ServiceOptions {
   /** The section's name (`MTA` in `smtps MTA { }`); "smtps" when unnamed. */
   name: string;
   id: number;
@@ -38,7 +52,7 @@ export interface SmtpsConfig {
   flags: string[];
 }
 
-export interface QmgrConfig {
+export interface QmgrConfig extends ServiceOptions {
   IBDB: {
     base_directory: string;
     /** Longest a committed-but-unsynced envelope waits for the group commit (ms). */
@@ -64,13 +78,13 @@ export interface QmgrConfig {
   };
 }
 
-export interface SmtpcConfig {
+export interface SmtpcConfig extends ServiceOptions {
   io_timeout: number;
   /** Ports smtpc may connect to (derived: 25 plus every port the mailertable names). */
   ports: number[];
 }
 
-export interface SmarConfig {
+export interface SmarConfig extends ServiceOptions {
   /** Nameserver IP addresses; empty means "read /etc/resolv.conf". */
   nameserver: string[];
   DNS_timeout: number;
@@ -78,9 +92,41 @@ export interface SmarConfig {
   access_map?: MapSpec;
 }
 
+/**
+ * The built-in local delivery agent (`lda { ... }`): LMTP in (RFC 2033), Maildir out. Absent from the
+ * Config when the configuration has no lda section: the MCP then does not start it.
+ */
+export interface LdaConfig {
+  /** Where it speaks LMTP; the mailertable routes local domains here (`2424^lmtp:[127.0.0.1]`). */
+  listen_socket: ListenSocket[];
+  /** Name announced in the LMTP greeting and used in Maildir file names; defaults to the global hostname. */
+  hostname: string;
+  /** The directory holding one directory per local user: `<mail_root>/<user>/Maildir/`. */
+  mail_root: string;
+  /**
+   * The local users: `user [quota]` per line (quota a size, `0` or absent for none). Without it, every
+   * `<mail_root>/<user>/Maildir` directory that exists is a user, without quota.
+   */
+  local_user_map?: MapSpec;
+  /** The user mail to `postmaster` goes to when postmaster is not itself a local user; none when empty. */
+  postmaster?: string;
+  io_timeout: number;
+  max_message_size: number;
+  /** Concurrent LMTP sessions; more get 421. */
+  max_threads: number;
+}
+
 export interface McpConfig {
   /** Heartbeat interval (ms); a worker silent for 3 intervals is restarted. */
   heartbeat_interval: number;
+  /** How much the MCP itself logs (see ServiceOptions.log_level); absent means 9. */
+  log_level?: number;
+}
+
+/** Where log lines go (`log { directory = ...; }`): stderr, or one file per component in `directory`. */
+export interface LogConfig {
+  /** `<directory>/<component>.log` for the MCP and each worker; stderr when absent. */
+  directory?: string;
 }
 
 export interface Config {
@@ -89,8 +135,11 @@ export interface Config {
   hostname: string;
   CDB_base_directory: string;
   mcp: McpConfig;
+  /** Absent (in a Config built by hand) means stderr. */
+  log?: LogConfig;
   qmgr: QmgrConfig;
   smtps: SmtpsConfig[];
   smtpc: SmtpcConfig;
   smar: SmarConfig;
+  lda?: LdaConfig;
 }

@@ -16,7 +16,8 @@ Deno.test("parseConfig() maps every section to the typed config", async (t) => {
   const text = `
     hostname = mx.example.org;
     CDB_base_directory = "q/cdb";
-    mcp { heartbeat_interval = 250ms; }
+    mcp { heartbeat_interval = 250ms; log_level = 12; }
+    log { directory = "/var/log/smx"; }
     map routes { type = hash; file = "etc/mailertable"; }
     qmgr {
       IBDB { base_directory = "q/ibdb"; max_commit_delay = 20; max_open_TAs = 7; }
@@ -32,11 +33,11 @@ Deno.test("parseConfig() maps every section to the typed config", async (t) => {
       listen_socket { address = [::1]; port = 25; }
       id = 3; io_timeout = 2m; max_message_size = 20MB; max_threads = 10;
       max_recipients_per_transaction = 5; max_recipients_per_session = 50;
-      max_bad_commands_per_session = 0; max_hops = 30;
+      max_bad_commands_per_session = 0; max_hops = 30; start_action = pass;
       flags = { 8BITMIME, delay_greylisting_error_until_DATA, lmtp_does_not_imply_relaying, strict_ehlo_checks };
     }
     smtps MSA { hostname = "msa.example.org"; listen_socket { address = 0.0.0.0; port = 587; } }
-    smtpc { io_timeout = 90; }
+    smtpc { io_timeout = 90; log_level = 11; restart_dependencies = { smar, QMGR }; }
     smar {
       nameserver = { 127.0.0.1, 10.0.0.1:5353, ::1, [::1]:53 };
       DNS_timeout = 3s;
@@ -47,7 +48,8 @@ Deno.test("parseConfig() maps every section to the typed config", async (t) => {
   const cases: [string, unknown, unknown][] = [
     ["hostname", c.hostname, "mx.example.org"],
     ["CDB_base_directory", c.CDB_base_directory, "q/cdb"],
-    ["mcp", c.mcp, { heartbeat_interval: 250 }],
+    ["mcp", c.mcp, { heartbeat_interval: 250, log_level: 12 }],
+    ["log", c.log, { directory: "/var/log/smx" }],
     ["qmgr.IBDB", c.qmgr.IBDB, { base_directory: "q/ibdb", max_commit_delay: 20, max_open_TAs: 7 }],
     ["qmgr.DEFEDB", c.qmgr.DEFEDB, { base_directory: "q/defedb" }],
     ["qmgr times", [
@@ -91,11 +93,20 @@ Deno.test("parseConfig() maps every section to the typed config", async (t) => {
         "lmtp_does_not_imply_relaying",
         "strict_ehlo_checks",
       ],
+      log_level: 9,
+      restart_dependencies: [],
+      start_action: "pass",
     }],
     ["smtps MSA name and hostname", [c.smtps[1].name, c.smtps[1].hostname], ["MSA", "msa.example.org"]],
     ["smtps MSA listen_socket", c.smtps[1].listen_socket, [{ type: "inet", address: "0.0.0.0", port: 587 }]],
     ["smtps MSA defaults", [c.smtps[1].io_timeout, c.smtps[1].flags], [300_000, ["8bitmime"]]],
-    ["smtpc", c.smtpc, { io_timeout: 90_000, ports: [25] }],
+    ["smtpc", c.smtpc, {
+      io_timeout: 90_000,
+      ports: [25],
+      log_level: 11,
+      restart_dependencies: ["smar", "qmgr"],
+      start_action: "wait",
+    }],
     ["smar.nameserver", c.smar.nameserver, ["127.0.0.1", "10.0.0.1:5353", "::1", "[::1]:53"]],
     ["smar.DNS_timeout", c.smar.DNS_timeout, 3000],
     ["smar.mailertable (declared)", c.smar.mailertable, {
