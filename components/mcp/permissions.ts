@@ -5,13 +5,16 @@
 
 import { isAbsolute, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Config } from "../../config/types.ts";
-import type { ComponentName } from "../protocol/messages.ts";
+import type { Config, LdaConfig } from "../../config/types.ts";
+import type { ComponentName, ServiceName } from "../protocol/messages.ts";
 import { mailertablePorts } from "../smar/mailertable.ts";
 import { configuredNameservers, hostPort, nameserverNetPermissions } from "../smar/dns/nameservers.ts";
 import type { WorkerPermissions } from "./spawn.ts";
 
-export type PermissionSets = Record<ComponentName, WorkerPermissions>;
+/** A set per component, and one per optional service the configuration enables (the lda). */
+export type PermissionSets =
+  & Record<ComponentName, WorkerPermissions>
+  & Partial<Record<ServiceName, WorkerPermissions>>;
 
 export const RESOLV_CONF = "/etc/resolv.conf";
 
@@ -69,6 +72,19 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
       write: false,
       net: orFalse(nameserverNetPermissions(nameservers)),
     },
+    ...(config.lda ? { lda: ldaPermissions(config.lda) } : {}),
+  };
+}
+
+/** The local delivery agent: listen for LMTP, read and write the mail root, read the users map; no more. */
+function ldaPermissions(lda: LdaConfig): WorkerPermissions {
+  const listen = lda.listen_socket.map((l) => hostPort(l.address, l.port));
+  const usersMap = lda.local_user_map ? [lda.local_user_map.file] : [];
+  return {
+    ...NONE,
+    read: unique([lda.mail_root, ...usersMap]),
+    write: [lda.mail_root],
+    net: orFalse(unique(listen)),
   };
 }
 
