@@ -7,17 +7,11 @@ import { defaultConfig, defaultLda, defaultSmtps } from "./defaults.ts";
 import { DEFAULT_CONF } from "./default_conf.ts";
 import { ConfigError, type Pos } from "./error.ts";
 import { parse } from "./parser.ts";
-import { type Block, MapRef, readBlock } from "./read.ts";
-import { TOP } from "./schema.ts";
-import type {
-  Config,
-  LdaConfig,
-  ListenSocket,
-  MapSpec,
-  QmgrConfig,
-  SmarConfig,
-  SmtpsConfig,
-} from "./types.ts";
+import { type Block, readBlock } from "./read.ts";
+import { buildMapSpec, declareMaps } from "./maps.ts";
+import { buildSmar } from "./build_smar.ts";
+import { DSN_FLAGS, TOP } from "./schema.ts";
+import type { Config, LdaConfig, ListenSocket, MapSpec, QmgrConfig, SmtpsConfig } from "./types.ts";
 
 /** Parses smx.conf text into a Config (defaults for what it does not set); `source` names it in errors. */
 export function parseConfig(text: string, source: string): Config {
@@ -29,23 +23,8 @@ export function parseConfig(text: string, source: string): Config {
   Object.assign(config, top.values);
   config.source = source;
 
-  const maps = new Map<string, MapSpec>();
-  for (const block of top.blocks.filter((b) => b.keyword === "map")) {
-    const key = block.name!.toLowerCase();
-    if (maps.has(key)) fail(block.node.name!, `duplicate map ${block.name}, expected each map declared once`);
-    maps.set(key, mapSpec(block, block.name!, fail));
-  }
-  const resolve = (ref: unknown, option: string): MapSpec | undefined => {
-    if (!(ref instanceof MapRef)) return ref as MapSpec | undefined;
-    const spec = maps.get(ref.name.toLowerCase());
-    if (!spec) {
-      fail(
-        ref.pos,
-        `undeclared map ${ref.name} for ${option}, expected a map declared as map ${ref.name} { ... }`,
-      );
-    }
-    return { ...spec! };
-  };
+  const declared = declareMaps(top.blocks.filter((b) => b.keyword === "map"), fail);
+  const resolve = declared.resolve;
 
   const servers: { server: SmtpsConfig; block: Block; sockets: Pos[] }[] = [];
   let lda: Block | undefined;
@@ -58,13 +37,13 @@ export function parseConfig(text: string, source: string): Config {
         config.log = { ...config.log, ...block.values };
         break;
       case "qmgr":
-        buildQmgr(config.qmgr, block);
+        buildQmgr(config.qmgr, block, resolve);
         break;
       case "smtpc":
         Object.assign(config.smtpc, block.values);
         break;
       case "smar":
-        buildSmar(config.smar, block, resolve, fail);
+        buildSmar(config.smar, block, resolve, declared.lookup, fail);
         break;
       case "smtps":
         servers.push(buildSmtps(block, config.hostname, fail));
@@ -104,32 +83,31 @@ export async function loadConfig(path?: string): Promise<Config> {
 
 type Fail = (pos: Pos, detail: string) => never;
 
-function buildQmgr(qmgr: QmgrConfig, block: Block): void {
-  Object.assign(qmgr, block.values);
-  for (const sub of block.blocks) {
-    Object.assign(qmgr[sub.keyword as "IBDB" | "DEFEDB" | "smtpc" | "smtps"], sub.values);
-  }
-}
-
-function buildSmar(
-  smar: SmarConfig,
+function buildQmgr(
+  qmgr: QmgrConfig,
   block: Block,
   resolve: (ref: unknown, option: string) => MapSpec | undefined,
-  fail: Fail,
 ): void {
-  const { mailertable, access_map, ...rest } = block.values;
-  Object.assign(smar, rest);
-  if (mailertable !== undefined) smar.mailertable = resolve(mailertable, "mailertable");
-  if (access_map !== undefined) smar.access_map = resolve(access_map, "access_map");
+  const { conf, ...rest } = block.values;
+  Object.assign(qmgr, rest);
+  if (conf !== undefined) qmgr.conf = resolve(conf, "conf");
   for (const sub of block.blocks) {
-    smar[sub.keyword as "mailertable" | "access_map"] = mapSpec(sub, sub.keyword, fail);
+    const values = { ...sub.values };
+    if (sub.keyword === "DSN_handling" && Array.isArray(values.flags)) {
+      // A list of flag names becomes an object of booleans: the flags named are on, the others off.
+      const named = values.flags as string[];
+      values.flags = Object.fromEntries(DSN_FLAGS.map((f) => [f, named.includes(f)]));
+    }
+    Object.assign(
+      qmgr[sub.keyword as "IBDB" | "DEFEDB" | "IQDB" | "DSN_handling" | "smtpc" | "smtps"],
+      values,
+    );
   }
 }
 
-/** A map declaration or inline map section; `type` and `file` are required. */
+/** An inline map section (config/maps.ts checks its options against its type). */
 function mapSpec(block: Block, name: string, fail: Fail): MapSpec {
-  requireOptions(block, ["type", "file"], fail);
-  return { name, type: block.values.type as "hash", file: block.values.file as string };
+  return buildMapSpec(block, name, fail);
 }
 
 function requireOptions(block: Block, options: string[], fail: Fail): void {

@@ -2,12 +2,13 @@
 // these and overrides what a file sets; the built-in default configuration (config/default_conf.ts) is
 // parsed on top of them too. Values follow sendmail X where its README gives one, else Postfix.
 
-import type { Config, LdaConfig, ServiceOptions, SmtpsConfig } from "./types.ts";
+import type { Config, GreylistConfig, LdaConfig, ServiceOptions, SmtpsConfig } from "./types.ts";
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
+const MB = 1024 * 1024;
 
 /** The MCP's defaults for every component: log events (9, as sendmail), no dependencies, start at once. */
 export function defaultService(): Required<ServiceOptions> {
@@ -45,6 +46,21 @@ export function defaultLda(hostname = "localhost"): LdaConfig {
   };
 }
 
+/** Defaults of smar's greylisting section (the database file has none: it must be named). */
+export function defaultGreylisting(): Omit<GreylistConfig, "main_DB_name"> {
+  return {
+    grey_wait: 5 * MINUTE,
+    grey_expire: DAY,
+    white_expire: 36 * DAY,
+    white_timeout: HOUR,
+    expire_limit: 100,
+    netmask: 24,
+  };
+}
+
+/** How long one socket map lookup may take when the map declaration does not say. */
+export const DEFAULT_SOCKET_MAP_TIMEOUT = 5 * SECOND;
+
 /** A complete configuration holding only defaults (one smtps on 127.0.0.1:2525, queue under ./var). */
 export function defaultConfig(): Config {
   return {
@@ -54,8 +70,17 @@ export function defaultConfig(): Config {
     mcp: { heartbeat_interval: 1000, log_level: 9 },
     log: {},
     qmgr: {
-      IBDB: { base_directory: "var/ibdb", max_commit_delay: 10, max_open_TAs: 100 },
+      IBDB: { base_directory: "var/ibdb", max_commit_delay: 10, max_open_TAs: 100, size: 4 * MB },
       DEFEDB: { base_directory: "var/defedb" },
+      IQDB: { max_entries: 1024 },
+      DSN_handling: { merge_delay_max: 5 * MINUTE, flags: { header_only: false, MIME_Format: true } },
+      max_errors_per_DSN: 100,
+      min_disk_space: 64 * MB,
+      ok_disk_space: 128 * MB,
+      OCC_max_entries: 1024,
+      wait_for_client: 10 * SECOND,
+      wait_for_server: 10 * SECOND,
+      control_socket: "qmgr.sock",
       retry_min_delay: 5 * MINUTE,
       retry_max_delay: 4 * HOUR,
       queue_return_timeout: 5 * DAY,
@@ -72,6 +97,12 @@ export function defaultConfig(): Config {
     },
     smtps: [defaultSmtps()],
     smtpc: { io_timeout: 5 * MINUTE, ports: [25], ...defaultService() },
-    smar: { nameserver: [], DNS_timeout: 5 * SECOND, ...defaultService() },
+    smar: {
+      nameserver: [],
+      DNS_timeout: 5 * SECOND,
+      alias_flags: [],
+      address_delimiter: "+",
+      ...defaultService(),
+    },
   };
 }

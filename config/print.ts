@@ -23,30 +23,39 @@ export function formatConfig(config: Config): string {
   const inline: [string, MapSpec][] = [];
   const ldaRefs: string[] = [];
   const ldaInline: [string, MapSpec][] = [];
+  // qmgr's conf has no inline form: it comes first, so its name is always the declared one.
+  const qmgrRefs: string[] = [];
   const uses = [
+    ["conf", config.qmgr.conf, qmgrRefs, [] as [string, MapSpec][]],
     ["mailertable", config.smar.mailertable, refs, inline],
     ["access_map", config.smar.access_map, refs, inline],
+    ["aliases", config.smar.aliases, refs, inline],
+    ["local_user_map", config.smar.local_user_map, refs, inline],
     ["local_user_map", config.lda?.local_user_map, ldaRefs, ldaInline],
   ] as const;
+  const declare = (spec: MapSpec) => {
+    for (const member of spec.maps ?? []) declare(member);
+    if (!declared.has(spec.name.toLowerCase())) declared.set(spec.name.toLowerCase(), spec);
+  };
   for (const [option, spec, refsOf, inlineOf] of uses) {
     if (!spec) continue;
     const same = declared.get(spec.name.toLowerCase());
-    if (!same) declared.set(spec.name.toLowerCase(), spec);
-    if (!same || (same.name === spec.name && same.type === spec.type && same.file === spec.file)) {
+    if (!same) declare(spec);
+    if (!same || JSON.stringify(same) === JSON.stringify(spec)) {
       refsOf.push(`${option} = ${word(spec.name)};`);
     } else {
       inlineOf.push([option, spec]);
     }
   }
   for (const spec of declared.values()) {
-    out.push("", `map ${word(spec.name)} { type = ${spec.type}; file = ${quote(spec.file)}; }`);
+    out.push("", `map ${word(spec.name)} ${mapBody(spec)}`);
   }
 
   out.push("", ...section(MCP, config.mcp));
   const log = config.log ?? {};
   const stderr = log.directory === undefined ? ["  # no directory: every component logs to stderr"] : [];
   out.push("", ...section(LOG, log, undefined, stderr));
-  out.push("", ...section(QMGR, config.qmgr));
+  out.push("", ...section(QMGR, config.qmgr, undefined, qmgrRefs.map((r) => `  ${r}`)));
   for (const server of config.smtps) {
     const sockets = server.listen_socket.map((socket) =>
       `  listen_socket { type = ${socket.type}; address = ${word(socket.address)}; port = ${socket.port}; }`
@@ -55,23 +64,53 @@ export function formatConfig(config: Config): string {
   }
   const ports = [`  # ports (derived from the mailertable, not an option): ${config.smtpc.ports.join(", ")}`];
   out.push("", ...section(SMTPC, config.smtpc, undefined, ports));
-  const maps = inline.map(([option, spec]) =>
-    `  ${option} { type = ${spec.type}; file = ${quote(spec.file)}; }`
+  const maps = inline.map(([option, spec]) => `  ${option} ${mapBody(spec)}`);
+  out.push(
+    "",
+    ...section(SMAR, config.smar, undefined, [
+      ...refs.map((r) => `  ${r}`),
+      ...maps,
+      ...smarSections(config),
+    ]),
   );
-  out.push("", ...section(SMAR, config.smar, undefined, [...refs.map((r) => `  ${r}`), ...maps]));
   if (config.lda) {
     const lines = [
       ...config.lda.listen_socket.map((socket) =>
         `  listen_socket { type = ${socket.type}; address = ${word(socket.address)}; port = ${socket.port}; }`
       ),
       ...ldaRefs.map((r) => `  ${r}`),
-      ...ldaInline.map(([option, spec]) =>
-        `  ${option} { type = ${spec.type}; file = ${quote(spec.file)}; }`
-      ),
+      ...ldaInline.map(([option, spec]) => `  ${option} ${mapBody(spec)}`),
     ];
     out.push("", ...section(LDA, config.lda, undefined, lines));
   }
   return out.join("\n") + "\n";
+}
+
+/** A map's braces: its type and the options that type takes. */
+function mapBody(spec: MapSpec): string {
+  const parts = [`type = ${spec.type};`];
+  if (spec.type === "hash" || spec.type === "passwd") parts.push(`file = ${quote(spec.file)};`);
+  if (spec.maps) parts.push(`maps = { ${spec.maps.map((m) => word(m.name)).join(", ")} };`);
+  if (spec.address !== undefined) parts.push(`address = ${word(spec.address)};`, `port = ${spec.port};`);
+  if (spec.path !== undefined) parts.push(`path = ${quote(spec.path)};`);
+  if (spec.mapname !== undefined) parts.push(`mapname = ${quote(spec.mapname)};`);
+  if (spec.timeout !== undefined) parts.push(`timeout = ${formatTime(spec.timeout)};`);
+  return `{ ${parts.join(" ")} }`;
+}
+
+/** smar's dnsbl, greylisting and protected_recipients sections, when configured. */
+function smarSections(config: Config): string[] {
+  const smar = config.smar;
+  const subs = new Map(SMAR.sections.map((s) => [s.keyword, s]));
+  const lines: string[] = [];
+  for (const bl of smar.dnsbl ?? []) lines.push(...section(subs.get("dnsbl")!, bl, undefined, [], "  "));
+  if (smar.greylisting) {
+    lines.push(...section(subs.get("greylisting")!, smar.greylisting, undefined, [], "  "));
+  }
+  if (smar.protected_recipients) {
+    lines.push(...section(subs.get("protected_recipients")!, smar.protected_recipients, undefined, [], "  "));
+  }
+  return lines;
 }
 
 /** A section with its options in schema order; subsections of the schema come from `values` too. */
@@ -85,7 +124,7 @@ function section(
   const record = values as Record<string, unknown>;
   const lines = [`${indent}${spec.keyword}${name === undefined ? "" : ` ${word(name)}`} {`];
   for (const [option, kind] of Object.entries(spec.options)) {
-    if (kind === "map_ref") continue; // written by formatConfig (declared maps)
+    if (kind === "map_ref" || kind === "map_refs") continue; // written by formatConfig (declared maps)
     if (record[option] === undefined) continue; // an optional option that is not set
     if (kind === "time_ms") lines.push(`${indent}  # A plain number here means milliseconds.`);
     lines.push(`${indent}  ${option} = ${format(kind, record[option])};`);
@@ -105,12 +144,20 @@ function format(kind: Kind, value: unknown): string {
     case "time_ms":
       return formatTime(value as number);
     case "size":
+    case "size0":
       return formatSize(value as number);
+    case "dsn_flags": {
+      const on = Object.entries(value as Record<string, boolean>).filter(([, v]) => v).map(([f]) => f);
+      return on.length > 0 ? `{ ${on.join(", ")} }` : "{ }";
+    }
     case "string":
       return quote(value as string);
     case "flags":
     case "nameservers":
-    case "components": {
+    case "components":
+    case "alias_flags":
+    case "allow_by":
+    case "match_type": {
       const items = (value as string[]).map(word);
       return items.length > 0 ? `{ ${items.join(", ")} }` : "{ }";
     }

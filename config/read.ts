@@ -7,13 +7,23 @@ import { ConfigError, type Pos } from "./error.ts";
 import type { Entry, OptionNode, Scalar, SectionNode, Value } from "./parser.ts";
 import {
   COMPONENT_NAMES,
+  DSN_FLAGS,
   type Kind,
   LIST_KINDS,
+  MAP_TYPES,
   type SectionSpec,
   SMTPS_FLAGS,
   START_ACTIONS,
+  WORD_LISTS,
 } from "./schema.ts";
-import { parseIpAddress, parseNameserver, parseNumber, parseSize, parseTime } from "./values.ts";
+import {
+  parseIpAddress,
+  parseNameserver,
+  parseNetmask,
+  parseNumber,
+  parseSize,
+  parseTime,
+} from "./values.ts";
 
 /** A `mailertable = NAME;` reference, resolved once every map declaration is known. */
 export class MapRef {
@@ -41,12 +51,19 @@ const EXPECTED: Record<Kind, string> = {
   port: "a port number like 25",
   address: "an IPv4 or IPv6 address like 127.0.0.1",
   socket_type: "inet",
-  map_type: "hash",
+  map_type: `one of ${MAP_TYPES.join(", ")}`,
   map_ref: "a map name",
+  map_refs: "map names like { local, remote }",
+  alias_flags: `flags among ${WORD_LISTS.alias_flags.join(", ")}`,
+  allow_by: `one or more of ${WORD_LISTS.allow_by.join(", ")}`,
+  match_type: `one or more of ${WORD_LISTS.match_type.join(", ")}`,
+  netmask: "a netmask like 255.255.255.0, 0xffffff00 or a prefix length like 24",
   flags: `flags among ${SMTPS_FLAGS.join(", ")}`,
   nameservers: "an IP address like 127.0.0.1 or 10.0.0.1:5353",
   components: `component names among ${COMPONENT_NAMES.join(", ")}`,
   start_action: "wait (or pass, which means the same for a worker)",
+  size0: "a size like 100MB, or 0 for none",
+  dsn_flags: `flags among ${DSN_FLAGS.join(", ")}`,
 };
 
 /** Reads `node` (a section matching `spec`) in `file`; `path` is the dotted keyword path of its parent. */
@@ -162,12 +179,34 @@ function convert(kind: Kind, option: OptionNode, fail: (pos: Pos, detail: string
         return range(parseTime(text, 1), 0, MAX, "a time of 0ms or more");
       case "size":
         return range(parseSize(text), 1, MAX, "a size of 1 byte or more");
+      case "size0":
+        return range(parseSize(text), 0, MAX, "a size of 0 bytes or more");
+      case "dsn_flags": {
+        const flag = DSN_FLAGS.find((f) => f.toLowerCase() === text.toLowerCase());
+        if (flag) return flag;
+        return fail(scalar, `unknown flag ${text} for ${name}, expected one of ${DSN_FLAGS.join(", ")}`);
+      }
       case "port":
         return range(parseNumber(text), 1, 65535, "a port from 1 to 65535");
       case "address":
         return parseIpAddress(text) ?? bad();
+      case "map_type": {
+        const type = text.toLowerCase();
+        if (MAP_TYPES.includes(type)) return type;
+        return fail(scalar, `unknown map type ${text} for ${name}, expected ${EXPECTED[kind]}`);
+      }
+      case "map_refs":
+        return text === "" ? bad() : new MapRef(text, { line: scalar.line, col: scalar.col });
+      case "alias_flags":
+      case "allow_by":
+      case "match_type": {
+        const word = text.toLowerCase();
+        if ((WORD_LISTS[kind] as readonly string[]).includes(word)) return word;
+        return fail(scalar, `unknown value ${text} for ${name}, expected ${EXPECTED[kind]}`);
+      }
+      case "netmask":
+        return parseNetmask(text) ?? bad();
       case "socket_type":
-      case "map_type":
         return text.toLowerCase() === EXPECTED[kind]
           ? EXPECTED[kind]
           : fail(scalar, `unknown ${kind.replace("_", " ")} ${text} for ${name}, expected ${EXPECTED[kind]}`);

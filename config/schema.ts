@@ -3,9 +3,12 @@
 // config/types.ts; the text may write them in any case. Read by config/read.ts and config/print.ts.
 
 import type {
+  DnsblSpec,
+  GreylistConfig,
   LdaConfig,
   LogConfig,
   McpConfig,
+  ProtectedRecipientsConfig,
   QmgrConfig,
   SmarConfig,
   SmtpcConfig,
@@ -15,7 +18,8 @@ import type {
 /**
  * What an option's value must be. Counts are integers >= 0, "positive" >= 1; times are in ms and > 0,
  * except "time_ms" (>= 0, and a plain number means MILLISECONDS, not seconds: used by max_commit_delay,
- * whose useful values are a few ms); sizes are bytes > 0.
+ * whose useful values are a few ms); sizes are bytes > 0, "size0" sizes >= 0 (0: off). "dsn_flags" is a
+ * list of DSN_FLAGS read into an object of booleans (QmgrConfig["DSN_handling"]["flags"]).
  */
 export type Kind =
   | "string"
@@ -29,13 +33,49 @@ export type Kind =
   | "socket_type"
   | "map_type"
   | "map_ref"
+  | "map_refs"
+  | "alias_flags"
+  | "allow_by"
+  | "match_type"
+  | "netmask"
   | "flags"
   | "nameservers"
   | "components"
-  | "start_action";
+  | "start_action"
+  | "size0"
+  | "dsn_flags";
 
 /** Kinds whose value is a list (a single value is a list of one). */
-export const LIST_KINDS: ReadonlySet<Kind> = new Set(["flags", "nameservers", "components"]);
+export const LIST_KINDS: ReadonlySet<Kind> = new Set([
+  "flags",
+  "nameservers",
+  "components",
+  "dsn_flags",
+  "map_refs",
+  "alias_flags",
+  "allow_by",
+  "match_type",
+]);
+
+/** The map types a map declaration may name. */
+export const MAP_TYPES = ["hash", "sequence", "socket", "passwd"];
+
+/** The words each word-list kind accepts, lower-case (the text may write them in any case). */
+export const WORD_LISTS = {
+  alias_flags: [
+    "localpart",
+    "local_domains",
+    "all_domains",
+    "implicitly_match_detail",
+    "replace_macros",
+    "preserve_domain",
+  ],
+  allow_by: ["sender", "client_ip"],
+  match_type: ["generic_lookup", "implicitly_match_detail"],
+} as const satisfies Partial<Record<Kind, readonly string[]>>;
+
+/** The flags of qmgr's DSN_handling section, as written (the text may use any case). */
+export const DSN_FLAGS = ["header_only", "MIME_Format"] as const;
 
 /** The components a `restart_dependencies` list may name. */
 export const COMPONENT_NAMES = ["qmgr", "smtps", "smtpc", "smar", "lda"];
@@ -84,8 +124,20 @@ function section(
 
 /** A map declaration or an inline map section (`mailertable { type = hash; file = "..."; }`). */
 export function mapSection(keyword: string, more: Partial<SectionSpec> = {}): SectionSpec {
-  return section(keyword, { type: "map_type", file: "string" }, [], more);
+  return section(keyword, MAP_OPTIONS, [], more);
 }
+
+/** The options of a map declaration; which apply depends on its type (config/build.ts checks). */
+export const MAP_OPTIONS = {
+  type: "map_type",
+  file: "string",
+  maps: "map_refs",
+  address: "address",
+  port: "port",
+  path: "string",
+  mapname: "string",
+  timeout: "time",
+} as const satisfies Record<string, Kind>;
 
 export const LISTEN_SOCKET = section(
   "listen_socket",
@@ -123,6 +175,14 @@ export const QMGR = section(
     queue_return_timeout: "time",
     queue_delay_timeout: "time",
     AQ_max_entries: "positive",
+    conf: "map_ref",
+    max_errors_per_DSN: "positive",
+    min_disk_space: "size0",
+    ok_disk_space: "size0",
+    OCC_max_entries: "positive",
+    wait_for_client: "time",
+    wait_for_server: "time",
+    control_socket: "string",
     ...SERVICE_OPTIONS,
   } satisfies { [K in keyof QmgrConfig]?: Kind },
   [
@@ -132,9 +192,17 @@ export const QMGR = section(
         base_directory: "string",
         max_commit_delay: "time_ms",
         max_open_TAs: "positive",
+        size: "size",
       } satisfies { [K in keyof QmgrConfig["IBDB"]]: Kind },
     ),
     section("DEFEDB", { base_directory: "string" } satisfies { [K in keyof QmgrConfig["DEFEDB"]]: Kind }),
+    section("IQDB", { max_entries: "positive" } satisfies { [K in keyof QmgrConfig["IQDB"]]: Kind }),
+    section(
+      "DSN_handling",
+      { merge_delay_max: "time_ms", flags: "dsn_flags" } satisfies {
+        [K in keyof QmgrConfig["DSN_handling"]]: Kind;
+      },
+    ),
     section(
       "smtpc",
       {
@@ -174,9 +242,40 @@ export const SMAR = section(
     DNS_timeout: "time",
     mailertable: "map_ref",
     access_map: "map_ref",
+    aliases: "map_ref",
+    alias_flags: "alias_flags",
+    local_user_map: "map_ref",
+    address_delimiter: "string",
     ...SERVICE_OPTIONS,
   } satisfies { [K in keyof SmarConfig]: Kind },
-  [mapSection("mailertable"), mapSection("access_map")],
+  [
+    mapSection("mailertable"),
+    mapSection("access_map"),
+    mapSection("aliases"),
+    mapSection("local_user_map"),
+    section("dnsbl", { domain: "string", tag: "string" } satisfies { [K in keyof DnsblSpec]: Kind }, [], {
+      repeat: true,
+    }),
+    section(
+      "greylisting",
+      {
+        grey_wait: "time",
+        grey_expire: "time",
+        white_expire: "time",
+        white_timeout: "time",
+        main_DB_name: "string",
+        secondary_DB_name: "string",
+        expire_limit: "positive",
+        netmask: "netmask",
+      } satisfies { [K in keyof GreylistConfig]: Kind },
+    ),
+    section(
+      "protected_recipients",
+      { allow_by: "allow_by", match_type: "match_type" } satisfies {
+        [K in keyof ProtectedRecipientsConfig]: Kind;
+      },
+    ),
+  ],
 );
 
 /** The built-in local delivery agent: LMTP in, Maildir out (optional: started only when present). */

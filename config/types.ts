@@ -13,9 +13,25 @@ export interface ListenSocket {
 /** A map declaration (`map NAME { type = hash; file = ...; }`) or an inline map section. */
 export interface MapSpec {
   name: string;
-  type: "hash";
-  /** A plain text map (LHS whitespace RHS per line) or a compiled SQLite map; detected on load. */
+  /**
+   * `hash`: a plain text map (LHS whitespace RHS per line) or a SQLite map built by createmap, detected on
+   * load; `sequence`: its `maps` tried in order; `socket`: a sendmail socketmap server; `passwd`: local
+   * accounts from a passwd-format file.
+   */
+  type: "hash" | "sequence" | "socket" | "passwd";
+  /** hash: the map file; passwd: the passwd file (default /etc/passwd); "" for sequence and socket. */
   file: string;
+  /** sequence: the maps tried in order (the first that knows a key answers). */
+  maps?: MapSpec[];
+  /** socket over TCP: the server's address and port. */
+  address?: string;
+  port?: number;
+  /** socket over a unix domain socket: its path. */
+  path?: string;
+  /** socket: the map name sent with each request (default: the map's own name). */
+  mapname?: string;
+  /** socket: how long one lookup may take (ms, default 5 s). */
+  timeout?: number;
 }
 
 /**
@@ -52,6 +68,12 @@ export interface SmtpsConfig extends ServiceOptions {
   flags: string[];
 }
 
+/** DSN_handling.flags: return only the headers of the original; MIME (RFC 3464) rather than plain text. */
+export interface DsnFlags {
+  header_only: boolean;
+  MIME_Format: boolean;
+}
+
 export interface QmgrConfig extends ServiceOptions {
   IBDB: {
     base_directory: string;
@@ -59,8 +81,33 @@ export interface QmgrConfig extends ServiceOptions {
     max_commit_delay: number;
     /** A group commit happens at once when this many transactions are waiting. */
     max_open_TAs: number;
+    /** The write-ahead log's size at which SQLite checkpoints it into the queue file (bytes). */
+    size: number;
   };
   DEFEDB: { base_directory: string };
+  /** The incoming queue: envelopes from smtps whose commit is under way; more get a temporary failure. */
+  IQDB: { max_entries: number };
+  /** The qmgr_conf map (oci:, ocm:, octo:, icr:, icm: per IP address or net); none: the options alone. */
+  conf?: MapSpec;
+  DSN_handling: {
+    /** How long failed recipients of one message wait to be merged into one DSN (ms; 0: at once). */
+    merge_delay_max: number;
+    flags: DsnFlags;
+  };
+  /** Recipients one DSN reports at most; more make more DSNs. */
+  max_errors_per_DSN: number;
+  /** Below this much free space in the queue's file system smtps refuses MAIL (bytes; 0: no guard). */
+  min_disk_space: number;
+  /** Free space at which mail is taken again after min_disk_space was crossed (bytes). */
+  ok_disk_space: number;
+  /** Destinations the outgoing connection cache remembers (slow-start window, down hosts). */
+  OCC_max_entries: number;
+  /** How long a delivery waits for smtpc to be connected before it is deferred (ms). */
+  wait_for_client: number;
+  /** How long a route lookup waits for smar to be connected before it is deferred (ms). */
+  wait_for_server: number;
+  /** The control socket for qmgrctl; a relative path is taken inside IBDB.base_directory. */
+  control_socket: string;
   retry_min_delay: number;
   retry_max_delay: number;
   queue_return_timeout: number;
@@ -90,6 +137,55 @@ export interface SmarConfig extends ServiceOptions {
   DNS_timeout: number;
   mailertable?: MapSpec;
   access_map?: MapSpec;
+  /** The aliases map (`alias: addr, addr, ...`), looked up as alias_flags say. */
+  aliases?: MapSpec;
+  /** localpart, local_domains, all_domains, implicitly_match_detail, replace_macros, preserve_domain. */
+  alias_flags: string[];
+  /** Local users: a recipient at a local domain must be one (or an alias), else 550 5.1.1. */
+  local_user_map?: MapSpec;
+  /** Separates user and detail in a local part (`user+detail`); "" for none. */
+  address_delimiter: string;
+  /** DNS blacklists queried at connect, answers looked up in the access map as `tag:A.B.C.D`. */
+  dnsbl?: DnsblSpec[];
+  /** Greylisting (used by smtps servers with the greylisting flag). */
+  greylisting?: GreylistConfig;
+  /** How `protectedrcpt:` entries of the access map are matched and what may lift them. */
+  protected_recipients?: ProtectedRecipientsConfig;
+}
+
+/** One `dnsbl { domain = ...; tag = ...; }` section of smar. */
+export interface DnsblSpec {
+  domain: string;
+  /** The access map tag its answers are looked up with (`tag:127.0.0.2`); defaults to the domain. */
+  tag: string;
+}
+
+/** `greylisting { ... }` in smar: one indexed SQLite database replaces sendmail X's two DB files. */
+export interface GreylistConfig {
+  /** A client's retry is accepted only this long after its first attempt. */
+  grey_wait: number;
+  /** A grey entry not confirmed by a retry within this time is forgotten. */
+  grey_expire: number;
+  /** A white entry unused for this long is forgotten. */
+  white_expire: number;
+  /** A white entry's last use is written back at most once per white_timeout (bounds writes). */
+  white_timeout: number;
+  /** The SQLite database file. */
+  main_DB_name: string;
+  /** Accepted for sendmail X compatibility; the one indexed database holds white entries too. */
+  secondary_DB_name?: string;
+  /** Most expired entries removed in one go. */
+  expire_limit: number;
+  /** The prefix length of client IPv4 addresses compared (24 = 255.255.255.0); IPv6 uses /64. */
+  netmask: number;
+}
+
+/** `protected_recipients { allow_by = {...}; match_type = {...}; }` in smar. */
+export interface ProtectedRecipientsConfig {
+  /** Which restrictions of a `protectedrcpt:` entry may lift it: sender (from:, list:), client_ip (cltaddr:). */
+  allow_by: string[];
+  /** generic_lookup (the full address lookup order), implicitly_match_detail (user+detail finds user). */
+  match_type: string[];
 }
 
 /**

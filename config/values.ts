@@ -98,6 +98,24 @@ export function parseNameserver(text: string): string | undefined {
   return ok && Number(port) >= 1 && Number(port) <= 65535 ? text : undefined;
 }
 
+/**
+ * An IPv4 netmask as a prefix length: a dotted mask (`255.255.255.0`), a number above 32 read as the
+ * 32-bit mask (`0xffffff00`), or a prefix length 0-32 (`24`). Undefined unless the mask is contiguous.
+ */
+export function parseNetmask(text: string): number | undefined {
+  let mask: number;
+  if (isIPv4(text)) {
+    mask = text.split(".").reduce((m, o) => m * 256 + Number(o), 0);
+  } else {
+    const n = parseNumber(text);
+    if (n === undefined || n < 0 || n > 0xffffffff) return undefined;
+    if (n <= 32) return n;
+    mask = n;
+  }
+  const bits = mask.toString(2).padStart(32, "0");
+  return /^1*0*$/.test(bits) ? bits.indexOf("0") < 0 ? 32 : bits.indexOf("0") : undefined;
+}
+
 /** A time with units, largest first (`1h 30m`, `5m`, `10ms`, `0s`); parseTime() reads it back. */
 export function formatTime(ms: number): string {
   const parts: string[] = [];

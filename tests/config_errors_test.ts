@@ -147,7 +147,7 @@ Deno.test("parseConfig() reports semantic errors at the offending token", async 
       "an unknown map type",
       "map m { type = btree; file = x; }",
       "1:16",
-      "unknown map type btree for type, expected hash",
+      "unknown map type btree for type, expected one of hash, sequence, socket, passwd",
     ],
     ["a map without a file", "map m { type = hash; }", "1:1", "missing option file in section map m"],
     [
