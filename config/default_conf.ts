@@ -15,6 +15,8 @@ CDB_base_directory = "var/cdb";
 # Maps: plain text files (LHS whitespace RHS per line) or compiled with "deno task createmap".
 map access { type = hash; file = "config/default/access"; }
 map mailertable { type = hash; file = "config/default/mailertable"; }
+# Local users of the built-in delivery agent: "user [quota]" per line (quota a size like 100MB).
+map local_users { type = hash; file = "config/default/local_users"; }
 
 # Queue manager: the incoming queue's durable log (IBDB) and the deferred queue (DEFEDB).
 qmgr {
@@ -32,5 +34,14 @@ smtps MTA {
 smar {
   access_map = access;
   mailertable = mailertable;
+}
+
+# The built-in local delivery agent: speaks LMTP on a loopback port (the mailertable routes localhost
+# here with lmtp:) and writes each message to <mail_root>/<user>/Maildir/new/. Remove the section and
+# the mailertable line to deliver elsewhere.
+lda {
+  listen_socket { type = inet; address = 127.0.0.1; port = 2424; }
+  mail_root = "var/mail";
+  local_user_map = local_users;
 }
 `;

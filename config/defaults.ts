@@ -43,6 +43,7 @@ export function defaultLda(hostname = "localhost"): LdaConfig {
     io_timeout: 5 * MINUTE,
     max_message_size: 10 * 1024 * 1024,
     max_threads: 64,
+    ...defaultService(),
   };
 }
 

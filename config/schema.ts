@@ -289,6 +289,7 @@ export const LDA = section(
     io_timeout: "time",
     max_message_size: "size",
     max_threads: "positive",
+    ...SERVICE_OPTIONS,
   } satisfies { [K in keyof LdaConfig]?: Kind },
   [LISTEN_SOCKET, mapSection("local_user_map")],
 );

@@ -192,7 +192,7 @@ export interface ProtectedRecipientsConfig {
  * The built-in local delivery agent (`lda { ... }`): LMTP in (RFC 2033), Maildir out. Absent from the
  * Config when the configuration has no lda section: the MCP then does not start it.
  */
-export interface LdaConfig {
+export interface LdaConfig extends ServiceOptions {
   /** Where it speaks LMTP; the mailertable routes local domains here (`2424^lmtp:[127.0.0.1]`). */
   listen_socket: ListenSocket[];
   /** Name announced in the LMTP greeting and used in Maildir file names; defaults to the global hostname. */
