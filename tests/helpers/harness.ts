@@ -4,7 +4,7 @@
 import type { Config } from "../../config/types.ts";
 import { Endpoint, type Handler } from "../../components/protocol/endpoint.ts";
 import type { WorkerFrame } from "../../components/protocol/frames.ts";
-import { type ComponentName, PROTOCOL_VERSION } from "../../components/protocol/messages.ts";
+import { type ComponentName, PROTOCOL_VERSION, type WorkerName } from "../../components/protocol/messages.ts";
 import { spawnWorker, type WorkerPermissions } from "../../components/mcp/spawn.ts";
 
 export interface Harness {
@@ -33,7 +33,7 @@ export const NO_PERMISSIONS: WorkerPermissions = {
  * handler), and resolves once the worker reports `ready` (rejects on `fatal`, an error, or after 10 s).
  */
 export async function startComponent(
-  name: ComponentName,
+  name: WorkerName,
   config: Config,
   permissions: Partial<WorkerPermissions>,
   peers: Partial<Record<ComponentName, Handler>>,
@@ -46,7 +46,7 @@ export async function startComponent(
     worker.postMessage({ v: PROTOCOL_VERSION, kind: "peer", name: peer, port: ch.port1 }, [ch.port1]);
     const ep = new Endpoint(peer);
     ep.handle(handler);
-    ep.setPeer(name, ch.port2);
+    ep.setPeer(name as ComponentName, ch.port2); // only components have peers; a service gets none
     endpoints.set(peer, ep);
   }
   let onStopped: (() => void) | undefined;
