@@ -1,44 +1,62 @@
-// The supervisor: starts the four component workers, each with only its own permission set, wires every
-// pair with a MessageChannel, and watches them. Receives the workers' control frames (ready, heartbeat,
-// fatal, stopped) and error events; sends init, peer and shutdown frames. A worker that errors or falls
-// silent (3 heartbeat intervals) is terminated and started again as a new generation, rewired to every
-// running peer; a worker that keeps dying stops the MTA, as does a `fatal` frame. Touches nothing itself.
+// The supervisor: starts the four component workers (and each optional service that has a permission
+// set), each with only its own permission set, wires every pair of components with a MessageChannel, and
+// watches them. Receives the workers' control frames (ready, heartbeat, fatal, reloaded, stopped) and error
+// events; sends init, peer, reload and shutdown frames. A worker that errors or falls silent (3 heartbeat
+// intervals) is terminated and started again as a new generation, rewired to every running peer, and the
+// components listed in its `restart_dependencies` are restarted with it (gracefully); a worker that keeps
+// dying stops the MTA, as does a `fatal` frame whose exit code says a restart cannot help. Touches nothing.
 
 import type { Config } from "../../config/types.ts";
+import { serviceOptions } from "../../config/service.ts";
 import type { WorkerFrame } from "../protocol/frames.ts";
-import { type ComponentName, COMPONENTS, PROTOCOL_VERSION } from "../protocol/messages.ts";
+import {
+  type ComponentName,
+  COMPONENTS,
+  PROTOCOL_VERSION,
+  SERVICES,
+  type WorkerName,
+} from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
 import type { PermissionSets } from "./permissions.ts";
 import { DEFAULT_LIMITS, type RestartLimits, RestartPolicy } from "./restart_policy.ts";
-import { spawnWorker, wirePeers, workerUrl } from "./spawn.ts";
+import { spawnWorker, wirePeers, type WorkerPermissions, workerUrl } from "./spawn.ts";
 
-/** Exit codes (sysexits.h): a configuration a restart cannot cure, and a failure of the MTA itself. */
+/** Exit codes (sysexits.h): usage, permissions, configuration (a restart cannot cure them), and a failure of the MTA itself. */
+export const EX_USAGE = 64;
+export const EX_NOPERM = 77;
 export const EX_CONFIG = 78;
 export const EX_SOFTWARE = 70;
+/** A `fatal` frame with one of these codes stops the MTA; any other code restarts the worker. */
+export const DO_NOT_RESTART: ReadonlySet<number> = new Set([EX_USAGE, EX_NOPERM, EX_CONFIG]);
 
-/** Shutdown order: stop taking mail first, the queue manager last so the IBDB is flushed. */
-export const STOP_ORDER: readonly ComponentName[] = ["smtps", "smtpc", "smar", "qmgr"];
+/** Shutdown order: stop taking mail first, then deliveries, the queue manager last so the IBDB is flushed. */
+export const STOP_ORDER: readonly WorkerName[] = ["smtps", "smtpc", ...SERVICES, "smar", "qmgr"];
+
+/** The sets to hand out: one per component, and one per optional service that is to run. */
+export type SupervisedSets = PermissionSets & Partial<Record<WorkerName, WorkerPermissions>>;
 
 export interface SupervisorOptions {
-  permissions: PermissionSets;
-  /** The module each component runs (tests substitute fake workers). */
-  workerUrl?: (name: ComponentName) => URL;
+  permissions: SupervisedSets;
+  /** The module each worker runs (tests substitute fake workers). */
+  workerUrl?: (name: WorkerName) => URL;
   limits?: Partial<RestartLimits>;
   now?: () => number;
   /** How long each worker gets to answer `shutdown` with `stopped` (ms). */
   stopTimeout?: number;
   /** How long a worker may stay silent before its first `ready` (ms): starting may take a while. */
   startupGrace?: number;
-  /** How long start() waits for all four workers to be ready (ms). */
+  /** How long start() waits for all workers to be ready (ms). */
   startTimeout?: number;
 }
 
 export type SupervisorEvent =
-  | { type: "ready"; name: ComponentName; generation: number }
-  | { type: "died"; name: ComponentName; generation: number; reason: string }
-  | { type: "restart"; name: ComponentName; generation: number }
+  | { type: "ready"; name: WorkerName; generation: number }
+  | { type: "died"; name: WorkerName; generation: number; reason: string }
+  /** A new generation started: after a death (`crash`) or because a component it depends on restarted. */
+  | { type: "restart"; name: WorkerName; generation: number; cause: "crash" | "dependency" }
+  | { type: "reloaded"; name: WorkerName; generation: number; error?: string }
   /** A worker ended during shutdown; `clean` when it answered `shutdown` with `stopped` in time. */
-  | { type: "stopped"; name: ComponentName; clean: boolean }
+  | { type: "stopped"; name: WorkerName; clean: boolean }
   | { type: "exit"; code: number; reason: string };
 
 export interface SupervisorEnd {
@@ -55,7 +73,7 @@ export class StartError extends Error {
 }
 
 interface Slot {
-  name: ComponentName;
+  name: WorkerName;
   generation: number;
   restarts: number;
   worker?: Worker;
@@ -63,13 +81,18 @@ interface Slot {
   lastSeen: number;
   policy: RestartPolicy;
   restartTimer?: ReturnType<typeof setTimeout>;
+  /** Set while the worker is being stopped (shutdown or a dependency restart): resolves once it is gone. */
+  stopping?: Promise<boolean>;
   onStopped?: () => void;
+  onReloaded?: (error?: string) => void;
 }
 
+const isComponent = (name: WorkerName): name is ComponentName => COMPONENTS.includes(name as ComponentName);
+
 export class Supervisor {
-  readonly #config: Config;
+  #config: Config;
   readonly #opts: Required<Omit<SupervisorOptions, "limits">> & { limits: RestartLimits };
-  readonly #slots = new Map<ComponentName, Slot>();
+  readonly #slots = new Map<WorkerName, Slot>();
   readonly #listeners = new Set<(e: SupervisorEvent) => void>();
   #watch?: ReturnType<typeof setInterval>;
   #ending?: Promise<SupervisorEnd>;
@@ -89,7 +112,8 @@ export class Supervisor {
       startTimeout: opts.startTimeout ?? 60_000,
     };
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
-    for (const name of COMPONENTS) {
+    const names = [...COMPONENTS, ...SERVICES.filter((s) => opts.permissions[s] !== undefined)];
+    for (const name of names) {
       const policy = new RestartPolicy(this.#opts.limits, this.#opts.now);
       this.#slots.set(name, { name, generation: 0, restarts: 0, ready: false, lastSeen: 0, policy });
     }
@@ -101,7 +125,17 @@ export class Supervisor {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Starts and wires all four workers; resolves when each has reported `ready`. */
+  /** The workers this supervisor runs. */
+  get names(): WorkerName[] {
+    return [...this.#slots.keys()];
+  }
+
+  /** The configuration workers get when they (re)start. */
+  get config(): Config {
+    return this.#config;
+  }
+
+  /** Starts and wires all workers; resolves when each has reported `ready`. */
   async start(): Promise<void> {
     const allReady = new Promise<void>((resolve) => {
       const check = () => {
@@ -135,28 +169,56 @@ export class Supervisor {
     return this.#shutdown(0, reason);
   }
 
-  /** How often `name` has been restarted. */
-  restarts(name: ComponentName): number {
+  /**
+   * Hands every running worker a new configuration (later generations start with it too) and resolves
+   * with each worker's answer: undefined when applied, else the reason it was not. The caller checks
+   * that the new configuration needs no other permissions (reload.ts).
+   */
+  async reload(
+    config: Config,
+    timeout = this.#opts.stopTimeout,
+  ): Promise<Map<WorkerName, string | undefined>> {
+    this.#config = config;
+    const answers = new Map<WorkerName, string | undefined>();
+    const waits = [...this.#slots.values()].filter((s) => s.worker && !s.stopping).map((slot) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => finish(`no answer within ${timeout} ms`), timeout);
+        const finish = (error?: string) => {
+          clearTimeout(timer);
+          slot.onReloaded = undefined;
+          answers.set(slot.name, error);
+          resolve();
+        };
+        slot.onReloaded = finish;
+        slot.worker!.postMessage({ v: PROTOCOL_VERSION, kind: "reload", config });
+      })
+    );
+    await Promise.all(waits);
+    return answers;
+  }
+
+  /** How often `name` has been restarted (after a death or as a dependency). */
+  restarts(name: WorkerName): number {
     return this.#slot(name).restarts;
   }
 
   /** The generation of `name`'s current (or last) worker; 1 for the first. */
-  generation(name: ComponentName): number {
+  generation(name: WorkerName): number {
     return this.#slot(name).generation;
   }
 
   /** Whether `name`'s current worker has reported ready. */
-  isReady(name: ComponentName): boolean {
+  isReady(name: WorkerName): boolean {
     return this.#slot(name).ready;
   }
 
   /** Terminates `name`'s worker abruptly (for tests); the supervisor restarts it like any dead worker. */
-  kill(name: ComponentName): void {
+  kill(name: WorkerName): void {
     const slot = this.#slot(name);
-    if (slot.worker) this.#died(slot, "killed");
+    if (slot.worker && !slot.stopping) this.#died(slot, "killed");
   }
 
-  #slot(name: ComponentName): Slot {
+  #slot(name: WorkerName): Slot {
     const slot = this.#slots.get(name);
     if (!slot) throw new RangeError(`Look up a component: no component named ${name}`);
     return slot;
@@ -166,19 +228,14 @@ export class Supervisor {
     for (const l of [...this.#listeners]) l(e);
   }
 
-  #spawn(slot: Slot): void {
+  #spawn(slot: Slot, cause: "crash" | "dependency" = "crash"): void {
     slot.restartTimer = undefined;
     slot.generation++;
     slot.ready = false;
     slot.lastSeen = this.#opts.now();
     const { name, generation } = slot;
-    const worker = spawnWorker(
-      name,
-      this.#opts.permissions[name],
-      generation,
-      this.#config,
-      this.#opts.workerUrl(name),
-    );
+    const permissions = this.#opts.permissions[name]!;
+    const worker = spawnWorker(name, permissions, generation, this.#config, this.#opts.workerUrl(name));
     slot.worker = worker;
     slot.policy.started();
     worker.onmessage = (e: MessageEvent) => {
@@ -188,22 +245,22 @@ export class Supervisor {
       e.preventDefault(); // an uncaught error in a worker must not end the MTA
       if (slot.worker !== worker) return;
       log.error("mcp", `${name}#${generation} failed: ${e.message}`);
-      if (!this.#ending) {
-        this.#died(slot, `error: ${e.message}`);
-        return;
-      }
-      slot.worker = undefined; // failed while stopping: nothing left to wait for
-      worker.terminate();
-      slot.onStopped?.();
+      if (!slot.stopping) return this.#died(slot, `error: ${e.message}`);
+      slot.onStopped?.(); // failed while stopping: nothing left to wait for
     };
     worker.onmessageerror = () => log.error("mcp", `${name}#${generation} sent a frame that cannot be read`);
-    for (const peer of this.#slots.values()) {
-      if (peer !== slot && peer.worker) wirePeers({ name, worker }, { name: peer.name, worker: peer.worker });
+    if (isComponent(name)) {
+      for (const peer of this.#slots.values()) {
+        if (peer !== slot && peer.worker && !peer.stopping && isComponent(peer.name)) {
+          wirePeers({ name, worker }, { name: peer.name, worker: peer.worker });
+        }
+      }
     }
     if (generation > 1) {
       slot.restarts++;
-      log.info("mcp", `${name} restarted as generation ${generation} (restart ${slot.restarts})`);
-      this.#emit({ type: "restart", name, generation });
+      const why = cause === "dependency" ? ", as a dependency" : "";
+      log.info("mcp", `${name} restarted as generation ${generation} (restart ${slot.restarts}${why})`);
+      this.#emit({ type: "restart", name, generation, cause });
     }
   }
 
@@ -220,16 +277,23 @@ export class Supervisor {
     slot.lastSeen = this.#opts.now();
     switch (f.kind) {
       case "ready":
-        if (this.#ending) return;
+        if (this.#ending || slot.stopping) return;
         slot.ready = true;
         log.info("mcp", `${slot.name}#${slot.generation} ready`);
         this.#emit({ type: "ready", name: slot.name, generation: slot.generation });
         return;
       case "heartbeat":
         return;
-      case "fatal":
-        log.error("mcp", `${slot.name} reported a fatal error: ${f.reason}`);
-        this.#shutdown(EX_CONFIG, `${slot.name}: ${f.reason}`);
+      case "fatal": {
+        const code = f.code ?? EX_CONFIG;
+        if (!DO_NOT_RESTART.has(code)) return this.#died(slot, `failed with exit code ${code}: ${f.reason}`);
+        log.error("mcp", `${slot.name} reported a condition a restart cannot cure: ${f.reason}`);
+        this.#shutdown(code, `${slot.name}: ${f.reason}`);
+        return;
+      }
+      case "reloaded":
+        slot.onReloaded?.(f.error);
+        this.#emit({ type: "reloaded", name: slot.name, generation: slot.generation, error: f.error });
         return;
       case "stopped":
         slot.onStopped?.();
@@ -249,7 +313,7 @@ export class Supervisor {
     const interval = this.#config.mcp.heartbeat_interval;
     const now = this.#opts.now();
     for (const slot of this.#slots.values()) {
-      if (!slot.worker) continue;
+      if (!slot.worker || slot.stopping) continue;
       const limit = slot.ready ? 3 * interval : Math.max(3 * interval, this.#opts.startupGrace);
       const silent = now - slot.lastSeen;
       if (silent > limit) this.#died(slot, `no heartbeat for ${silent} ms`);
@@ -259,12 +323,8 @@ export class Supervisor {
   /** Ends a dead (or hung) worker and schedules its restart, or stops the MTA when it keeps dying. */
   #died(slot: Slot, reason: string): void {
     const worker = slot.worker;
-    if (!worker || this.#ending) return;
-    slot.worker = undefined;
-    slot.ready = false;
-    worker.onmessage = null;
-    worker.onerror = null;
-    worker.terminate();
+    if (!worker || this.#ending || slot.stopping) return;
+    this.#forget(slot, worker);
     log.warn("mcp", `${slot.name}#${slot.generation} died: ${reason}`);
     this.#emit({ type: "died", name: slot.name, generation: slot.generation, reason });
     const decision = slot.policy.died();
@@ -276,6 +336,52 @@ export class Supervisor {
     }
     log.info("mcp", `restarting ${slot.name} in ${decision.delay} ms`);
     slot.restartTimer = setTimeout(() => this.#spawn(slot), decision.delay);
+    for (const dep of serviceOptions(this.#config, slot.name).restart_dependencies) {
+      const other = this.#slots.get(dep as WorkerName);
+      if (other) void this.#restartDependency(other, slot.name);
+    }
+  }
+
+  /** Restarts `slot` because `cause` restarted: a graceful stop, then a new generation at once. */
+  async #restartDependency(slot: Slot, cause: WorkerName): Promise<void> {
+    if (!slot.worker || slot.stopping || this.#ending) return; // already down: its own restart is pending
+    log.info("mcp", `restarting ${slot.name}: it depends on ${cause}`);
+    await this.#stopWorker(slot);
+    if (!this.#ending) this.#spawn(slot, "dependency");
+  }
+
+  #forget(slot: Slot, worker: Worker): void {
+    slot.worker = undefined;
+    slot.ready = false;
+    worker.onmessage = null;
+    worker.onerror = null;
+    worker.terminate();
+  }
+
+  /** Asks the worker to stop, waits for `stopped` (or the timeout), terminates it; true when it stopped in time. */
+  #stopWorker(slot: Slot): Promise<boolean> {
+    if (slot.stopping) return slot.stopping;
+    const worker = slot.worker;
+    if (!worker) return Promise.resolve(true);
+    slot.stopping = (async () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stopped = new Promise<boolean>((resolve) => {
+        slot.onStopped = () => resolve(true);
+        timer = setTimeout(() => resolve(false), this.#opts.stopTimeout);
+      });
+      worker.postMessage({ v: PROTOCOL_VERSION, kind: "shutdown" });
+      const clean = await stopped;
+      clearTimeout(timer);
+      if (!clean) {
+        log.warn("mcp", `${slot.name} did not stop within ${this.#opts.stopTimeout} ms: terminating it`);
+      }
+      slot.onStopped = undefined;
+      slot.onReloaded?.("stopped before answering");
+      this.#forget(slot, worker);
+      slot.stopping = undefined;
+      return clean;
+    })();
+    return slot.stopping;
   }
 
   #shutdown(code: number, reason: string): Promise<SupervisorEnd> {
@@ -284,7 +390,12 @@ export class Supervisor {
       clearInterval(this.#watch);
       for (const slot of this.#slots.values()) clearTimeout(slot.restartTimer);
       log.info("mcp", `stopping: ${reason}`);
-      for (const name of STOP_ORDER) await this.#stopOne(this.#slot(name));
+      for (const name of STOP_ORDER) {
+        const slot = this.#slots.get(name);
+        if (!slot?.worker) continue;
+        const clean = await this.#stopWorker(slot);
+        this.#emit({ type: "stopped", name, clean });
+      }
       const end = { code, reason };
       log.info("mcp", `stopped (exit code ${code})`);
       this.#emit({ type: "exit", ...end });
@@ -292,28 +403,5 @@ export class Supervisor {
       return end;
     })();
     return this.#ending;
-  }
-
-  async #stopOne(slot: Slot): Promise<void> {
-    const worker = slot.worker;
-    if (!worker) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stopped = new Promise<boolean>((resolve) => {
-      slot.onStopped = () => resolve(true);
-      timer = setTimeout(() => resolve(false), this.#opts.stopTimeout);
-    });
-    worker.postMessage({ v: PROTOCOL_VERSION, kind: "shutdown" });
-    const clean = await stopped;
-    clearTimeout(timer);
-    if (!clean) {
-      log.warn("mcp", `${slot.name} did not stop within ${this.#opts.stopTimeout} ms: terminating it`);
-    }
-    slot.onStopped = undefined;
-    slot.worker = undefined;
-    slot.ready = false;
-    worker.onmessage = null;
-    worker.onerror = null;
-    worker.terminate();
-    this.#emit({ type: "stopped", name: slot.name, clean });
   }
 }

@@ -10,14 +10,21 @@ import type { ComponentName, Message, WorkerName } from "./messages.ts";
 export type McpFrame =
   | { v: number; kind: "init"; name: WorkerName; generation: number; config: Config }
   | { v: number; kind: "peer"; name: ComponentName; port: MessagePort }
-  | { v: number; kind: "shutdown" };
+  | { v: number; kind: "shutdown" }
+  /** A new configuration (SIGHUP): the worker applies what it can live (log level, maps, ...). */
+  | { v: number; kind: "reload"; config: Config };
 
 /** Worker -> MCP. */
 export type WorkerFrame =
   | { v: number; kind: "ready"; generation: number }
   | { v: number; kind: "heartbeat"; generation: number }
-  /** A condition a restart cannot cure (bad configuration): the MCP stops the MTA. */
-  | { v: number; kind: "fatal"; generation: number; reason: string }
+  /**
+   * A condition a restart cannot cure: the MCP stops the MTA with `code` (sysexits.h: 78 configuration,
+   * the default; 77 permissions; 64 usage). Any other code asks for a restart like a crash.
+   */
+  | { v: number; kind: "fatal"; generation: number; reason: string; code?: number }
+  /** The answer to `reload`: applied, or why not (the worker keeps running with what it had). */
+  | { v: number; kind: "reloaded"; generation: number; error?: string }
   | { v: number; kind: "stopped"; generation: number };
 
 /** Worker <-> worker over a peer port. */
