@@ -1,0 +1,120 @@
+// The lda service: loads the local users, creates the mail root and each listed user's Maildir (removing
+// stray tmp/ files a crash left behind), listens for LMTP on the lda section's listen sockets and runs one
+// LmtpSession per connection, at most max_threads at a time (more get 421). stop() stops listening,
+// answers 421 to idle sessions and lets sessions in DATA finish their deliveries for a short grace time.
+// Has no peers: it answers no messages and sends none. Touches the mail root and the users map only.
+
+import net from "node:net";
+import { formatReply, reply, replyText } from "../mail/reply.ts";
+import { failure } from "../protocol/endpoint.ts";
+import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
+import { log } from "../util/log.ts";
+import { MailStore } from "./delivery.ts";
+import { cleanTmp, UniqueNames } from "./maildir.ts";
+import { QuotaTracker } from "./quota.ts";
+import { endSocket, LmtpSession } from "./session.ts";
+import { loadUsers } from "./users.ts";
+
+const COMPONENT = "lda";
+/** How long stop() lets sessions in DATA finish before dropping them. */
+export const STOP_GRACE_MS = 3_000;
+
+function listen(server: net.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(new Error(`Listen on ${host}:${port}: ${err.message}`));
+    server.once("error", onError);
+    server.listen({ host, port }, () => {
+      server.off("error", onError);
+      server.on("error", (err) => log.error(COMPONENT, `listener ${host}:${port} failed: ${err.message}`));
+      resolve();
+    });
+  });
+}
+
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p, new Promise((r) => timer = setTimeout(r, ms))]);
+  clearTimeout(timer);
+}
+
+/** Starts the local delivery agent of `ctx.config.lda`. */
+export async function start(ctx: WorkerContext): Promise<Component> {
+  const { config, endpoint } = ctx;
+  endpoint.handle((from, body) => {
+    log.warn(COMPONENT, `dropped unexpected ${body.type} from ${from}`);
+    return failure(`lda does not handle ${body.type}`);
+  });
+  const lda = config.lda;
+  if (!lda) {
+    ctx.fatal("Start lda: the configuration has no lda section");
+    return { stop: () => Promise.resolve() };
+  }
+  let users;
+  try {
+    users = await loadUsers(lda);
+  } catch (err) {
+    log.error(COMPONENT, (err as Error).message);
+    ctx.fatal((err as Error).message); // a broken users map: a restart cannot cure it
+    return { stop: () => Promise.resolve() };
+  }
+  const store = new MailStore({
+    lda,
+    users,
+    names: new UniqueNames(lda.hostname),
+    quota: new QuotaTracker(),
+  });
+  await Deno.mkdir(lda.mail_root, { recursive: true });
+  for (const user of users.listed?.values() ?? []) {
+    const dir = await store.ensure(user.name);
+    const removed = await cleanTmp(dir);
+    if (removed > 0) log.info(COMPONENT, `removed ${removed} stale file(s) from ${dir}/tmp`);
+  }
+
+  const sessions = new Set<LmtpSession>();
+  const sockets = new Set<net.Socket>();
+  const listeners: net.Server[] = [];
+  let stopping = false;
+  const busy = reply(421, "4.3.2", `${lda.hostname} Too many sessions, try again later`);
+  const closing = reply(421, "4.3.2", `${lda.hostname} Service shutting down`);
+
+  const onConnection = (socket: net.Socket) => {
+    socket.on("error", () => {});
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    if (stopping) return void endSocket(socket, formatReply(closing));
+    if (sessions.size >= lda.max_threads) {
+      log.info(COMPONENT, `reject: CONNECT from [${socket.remoteAddress}]: ${replyText(busy)}`);
+      return void endSocket(socket, formatReply(busy));
+    }
+    const session = new LmtpSession(socket, store, lda.hostname, lda.io_timeout);
+    sessions.add(session);
+    session.run().finally(() => sessions.delete(session));
+  };
+
+  try {
+    for (const ls of lda.listen_socket) {
+      const listener = net.createServer({ allowHalfOpen: true }, onConnection);
+      await listen(listener, ls.address, ls.port);
+      listeners.push(listener);
+      log.info(COMPONENT, `listening for LMTP on ${ls.address}:${ls.port}, mail root ${lda.mail_root}`);
+    }
+  } catch (err) {
+    for (const l of listeners) l.close();
+    throw err;
+  }
+
+  return {
+    async stop() {
+      stopping = true;
+      const closed = listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())));
+      for (const s of sessions) s.requestStop();
+      const running = () => Promise.all([...sessions].map((s) => s.run()));
+      await within(running(), STOP_GRACE_MS);
+      for (const s of sessions) s.abort();
+      await within(running(), 1_000);
+      for (const socket of sockets) socket.destroy();
+      await within(Promise.all(closed), 1_000);
+      log.info(COMPONENT, "stopped");
+    },
+  };
+}
