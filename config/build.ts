@@ -41,6 +41,7 @@ export function parseConfig(text: string, source: string): Config {
         break;
       case "smtpc":
         Object.assign(config.smtpc, block.values);
+        for (const sub of block.blocks) Object.assign(config.smtpc.tls, sub.values); // tls { }
         break;
       case "smar":
         buildSmar(config.smar, block, resolve, declared.lookup, fail);

@@ -97,7 +97,15 @@ export function defaultConfig(): Config {
       ...defaultService(),
     },
     smtps: [defaultSmtps()],
-    smtpc: { io_timeout: 5 * MINUTE, ports: [25], ...defaultService() },
+    smtpc: {
+      io_timeout: 5 * MINUTE,
+      ports: [25],
+      connection_cache_time_limit: 2 * SECOND,
+      connection_reuse_time_limit: 5 * MINUTE,
+      connection_reuse_count_limit: 100,
+      tls: { security_level: "may" },
+      ...defaultService(),
+    },
     smar: {
       nameserver: [],
       DNS_timeout: 5 * SECOND,

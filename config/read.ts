@@ -12,6 +12,7 @@ import {
   LIST_KINDS,
   MAP_TYPES,
   type SectionSpec,
+  SECURITY_LEVELS,
   SMTPS_FLAGS,
   START_ACTIONS,
   WORD_LISTS,
@@ -64,6 +65,7 @@ const EXPECTED: Record<Kind, string> = {
   start_action: "wait (or pass, which means the same for a worker)",
   size0: "a size like 100MB, or 0 for none",
   dsn_flags: `flags among ${DSN_FLAGS.join(", ")}`,
+  security_level: `one of ${SECURITY_LEVELS.join(", ")}`,
 };
 
 /** Reads `node` (a section matching `spec`) in `file`; `path` is the dotted keyword path of its parent. */
@@ -231,6 +233,11 @@ function convert(kind: Kind, option: OptionNode, fail: (pos: Pos, detail: string
         const action = text.toLowerCase();
         if (START_ACTIONS.includes(action)) return action;
         return fail(scalar, `unsupported start action ${text} for ${name}, expected ${EXPECTED[kind]}`);
+      }
+      case "security_level": {
+        const level = text.toLowerCase();
+        if (SECURITY_LEVELS.includes(level)) return level;
+        return fail(scalar, `unknown security level ${text} for ${name}, expected ${EXPECTED[kind]}`);
       }
       default: {
         const never: never = kind;

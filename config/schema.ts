@@ -12,6 +12,7 @@ import type {
   QmgrConfig,
   SmarConfig,
   SmtpcConfig,
+  SmtpcTlsConfig,
   SmtpsConfig,
 } from "./types.ts";
 
@@ -43,7 +44,8 @@ export type Kind =
   | "components"
   | "start_action"
   | "size0"
-  | "dsn_flags";
+  | "dsn_flags"
+  | "security_level";
 
 /** Kinds whose value is a list (a single value is a list of one). */
 export const LIST_KINDS: ReadonlySet<Kind> = new Set([
@@ -79,6 +81,9 @@ export const DSN_FLAGS = ["header_only", "MIME_Format"] as const;
 
 /** The components a `restart_dependencies` list may name. */
 export const COMPONENT_NAMES = ["qmgr", "smtps", "smtpc", "smar", "lda"];
+
+/** smtpc's TLS security levels (SmtpcTlsConfig["security_level"]). */
+export const SECURITY_LEVELS = ["none", "may", "encrypt", "verify"];
 
 /** The start actions a worker supports (`pass` is sendmail X's fd passing: a worker listens itself). */
 export const START_ACTIONS = ["wait", "pass"];
@@ -229,7 +234,26 @@ export const MCP = section(
 
 export const SMTPC = section(
   "smtpc",
-  { io_timeout: "time", ...SERVICE_OPTIONS } satisfies { [K in keyof SmtpcConfig]?: Kind },
+  {
+    io_timeout: "time",
+    LMTP_socket: "string",
+    connection_cache_time_limit: "time",
+    connection_reuse_time_limit: "time",
+    connection_reuse_count_limit: "positive",
+    ...SERVICE_OPTIONS,
+  } satisfies { [K in keyof SmtpcConfig]?: Kind },
+  [
+    section(
+      "tls",
+      {
+        security_level: "security_level",
+        CAcert_file: "string",
+        CAcert_directory: "string",
+        cert_file: "string",
+        key_file: "string",
+      } satisfies { [K in keyof SmtpcTlsConfig]: Kind },
+    ),
+  ],
 );
 
 /** Where log lines go: stderr unless a directory is named. */

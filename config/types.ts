@@ -125,10 +125,35 @@ export interface QmgrConfig extends ServiceOptions {
   };
 }
 
+/** smtpc's client TLS (`smtpc { tls { ... } }`). */
+export interface SmtpcTlsConfig {
+  /**
+   * none: never STARTTLS; may: STARTTLS when offered, plain text when it fails (opportunistic); encrypt:
+   * TLS required; verify: TLS with a certificate that verifies (CA and host name) required.
+   */
+  security_level: "none" | "may" | "encrypt" | "verify";
+  /** Trust anchors (PEM) in addition to the runtime's default roots. */
+  CAcert_file?: string;
+  /** A directory of PEM files with trust anchors. */
+  CAcert_directory?: string;
+  /** A client certificate and its key (PEM), presented when a server asks. */
+  cert_file?: string;
+  key_file?: string;
+}
+
 export interface SmtpcConfig extends ServiceOptions {
   io_timeout: number;
   /** Ports smtpc may connect to (derived: 25 plus every port the mailertable names). */
   ports: number[];
+  /** The unix socket of the LMTP server for `lmtp:` mailertable entries without a host. */
+  LMTP_socket?: string;
+  /** How long an idle connection is kept for the next transaction to the same server (ms). */
+  connection_cache_time_limit: number;
+  /** A connection opened longer ago than this (ms) is not reused. */
+  connection_reuse_time_limit: number;
+  /** A connection that carried this many transactions is not reused (1: no reuse). */
+  connection_reuse_count_limit: number;
+  tls: SmtpcTlsConfig;
 }
 
 export interface SmarConfig extends ServiceOptions {

@@ -37,7 +37,9 @@ Deno.test("parseConfig() maps every section to the typed config", async (t) => {
       flags = { 8BITMIME, delay_greylisting_error_until_DATA, lmtp_does_not_imply_relaying, strict_ehlo_checks };
     }
     smtps MSA { hostname = "msa.example.org"; listen_socket { address = 0.0.0.0; port = 587; } }
-    smtpc { io_timeout = 90; log_level = 11; restart_dependencies = { smar, QMGR }; }
+    smtpc { io_timeout = 90; log_level = 11; restart_dependencies = { smar, QMGR };
+      LMTP_socket = "var/lmtp.sock"; connection_cache_time_limit = 5s; connection_reuse_count_limit = 1;
+      tls { security_level = Verify; CAcert_file = "etc/ca.pem"; } }
     smar {
       nameserver = { 127.0.0.1, 10.0.0.1:5353, ::1, [::1]:53 };
       DNS_timeout = 3s;
@@ -106,6 +108,11 @@ Deno.test("parseConfig() maps every section to the typed config", async (t) => {
       log_level: 11,
       restart_dependencies: ["smar", "qmgr"],
       start_action: "wait",
+      LMTP_socket: "var/lmtp.sock",
+      connection_cache_time_limit: 5000,
+      connection_reuse_time_limit: 300_000,
+      connection_reuse_count_limit: 1,
+      tls: { security_level: "verify", CAcert_file: "etc/ca.pem" },
     }],
     ["smar.nameserver", c.smar.nameserver, ["127.0.0.1", "10.0.0.1:5353", "::1", "[::1]:53"]],
     ["smar.DNS_timeout", c.smar.DNS_timeout, 3000],

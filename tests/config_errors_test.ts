@@ -68,6 +68,12 @@ Deno.test("parseConfig() reports semantic errors at the offending token", async 
       "expected a time like 30s, 5m or 1h 30m",
     ],
     [
+      "an unknown TLS security level",
+      "smtpc { tls { security_level = maybe; } }",
+      "1:32",
+      "unknown security level maybe for security_level, expected one of none, may, encrypt, verify",
+    ],
+    [
       "a negative count",
       "smtps { max_bad_commands_per_session = -1; }",
       "1:40",

@@ -12,7 +12,7 @@ function perturb<T>(value: T, key = ""): T {
   if (typeof value === "number") return (value + 1) as T;
   if (
     typeof value === "string" && key !== "address" && key !== "type" && key !== "name" &&
-    key !== "start_action"
+    key !== "start_action" && key !== "security_level"
   ) {
     return `${value}x` as T;
   }
