@@ -52,6 +52,12 @@ export interface Envelope {
   ret?: "FULL" | "HDRS";
 }
 
+/**
+ * The address of a route host that stands for smtpc's LMTP unix socket (`LMTP_socket`), for an `lmtp:`
+ * mailertable entry without a host; every other host address is an IPv4 address.
+ */
+export const LMTP_SOCKET_ADDRESS = "unix:LMTP_socket";
+
 /** Where smar says a domain's mail goes. Hosts are in the order smtpc should try them. */
 export type RouteResult =
   | {
@@ -168,7 +174,23 @@ export interface SmtpcResult {
   taId: string;
   /** The host that answered, as `name[address]:port`, when a connection was made. */
   relay?: string;
+  /** Whether that host offered DSN (RFC 3461); when not, NOTIFY=SUCCESS is ours to answer ("relayed"). */
+  dsn?: boolean;
+  /** The TLS session with that host, when STARTTLS was used. */
+  tls?: TlsSummary;
   results: RecipientResult[];
+}
+
+/** A TLS session as smtpc reports it. */
+export interface TlsSummary {
+  /** e.g. "TLSv1.3". */
+  version: string;
+  /** e.g. "TLS_AES_256_GCM_SHA384". */
+  cipher: string;
+  /** The certificate chain verified against the trust anchors and the host name matched. */
+  verified: boolean;
+  /** Why it did not verify, e.g. "UNABLE_TO_VERIFY_LEAF_SIGNATURE". */
+  verifyError?: string;
 }
 
 /** Sent by the endpoint layer when a request cannot be answered (peer down, timeout, handler threw). */

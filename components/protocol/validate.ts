@@ -87,6 +87,8 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
   "smtpc.result": {
     taId: str,
     relay: opt(str),
+    dsn: opt(bool),
+    tls: opt(obj({ version: str, cipher: str, verified: bool, verifyError: opt(str) })),
     results: arr(obj({ index: num, status: oneOf("sent", "temp", "perm"), reply: str })),
   },
   "rpc.failure": { reason: str },
