@@ -96,6 +96,61 @@ export interface RecipientResult {
 export interface Verdict {
   action: "accept" | "reject" | "tempfail";
   reply?: SmtpReply;
+  /** check_connect / check_mail: what smtps sends back as CheckContext.state with the next checks. */
+  state?: PolicyState;
+  /**
+   * Accept, but deliver nothing (access map `discard`): smtps receives the message, answers 250 and drops
+   * it instead of committing it; from check_connect for every message of the session, from check_mail
+   * or check_rcpt for the transaction.
+   */
+  discard?: boolean;
+  /**
+   * check_rcpt: the recipients after alias expansion, which smtps stores in the envelope in place of the
+   * address it asked about (each with that RCPT's DSN parameters, ORCPT defaulting to the address
+   * asked about). Aliases are expanded here, at RCPT time, so qmgr routes only final addresses.
+   */
+  recipients?: string[];
+  /** check_rcpt: the reply DATA must get instead of 354 (greylisting delayed until DATA). */
+  dataReply?: SmtpReply;
+}
+
+/**
+ * smar's memory of a session (from check_connect) and of a transaction (from check_mail): smar keeps no
+ * per-session state, smtps keeps this and sends it back unchanged with the next checks.
+ */
+export interface PolicyState {
+  /** The client's name, when its PTR record was confirmed by an A record. */
+  clientName?: string;
+  /** The outcome of the PTR and A lookups (access map `cltresolve:`). */
+  resolve?: "ok" | "no" | "tempptr" | "tempa";
+  /** The client may relay (an access map `relay` for the client). */
+  relay?: boolean;
+  /** A `quick:ok` or `quick:relay` entry matched: no more anti-spam checks (relaying is still checked). */
+  quick?: boolean;
+  /** An `ok` entry matched the client or the sender: exempt from greylisting. */
+  whitelisted?: boolean;
+  /** A refusal delay_checks held back until RCPT (from the connect or MAIL stage). */
+  deferred?: SmtpReply;
+  /** The held-back refusal came from a `quick:` entry: no `to:` entry lifts it. */
+  deferredQuick?: boolean;
+  /** The access map said `discard` for the client (every message) or the sender (this one). */
+  discard?: boolean;
+}
+
+/** What smtps knows about the session beyond the client address, sent with each policy check. */
+export interface CheckContext {
+  /** The smtps section's flags (access, delay_checks, greylisting, delay_greylisting_error_until_data ...). */
+  flags?: string[];
+  /** The HELO/EHLO argument. */
+  helo?: string;
+  /** The user the session authenticated as (AUTH). */
+  authUser?: string;
+  /** The TLS client certificate; issuer and subject in the README's DN encoding (`+XX` escapes). */
+  cert?: { verified: boolean; issuer: string; subject: string };
+  /** The smtps section's TLS flags (allow_relaying_if_verified, check_access_map_for_relaying). */
+  tlsFlags?: string[];
+  /** Verdict.state of the previous stage (connect for MAIL, MAIL for RCPT), unchanged. */
+  state?: PolicyState;
 }
 
 // ---- smtps -> qmgr
@@ -116,11 +171,13 @@ export interface SmtpsCommit {
 export interface SmtpsCheckConnect {
   type: "smtps.check_connect";
   ip: string;
+  context?: CheckContext;
 }
 export interface SmtpsCheckMail {
   type: "smtps.check_mail";
   ip: string;
   sender: string;
+  context?: CheckContext;
 }
 export interface SmtpsCheckRcpt {
   type: "smtps.check_rcpt";
@@ -129,6 +186,7 @@ export interface SmtpsCheckRcpt {
   recipient: string;
   /** The session is authenticated (AUTH) or has a verified client certificate. */
   authorized: boolean;
+  context?: CheckContext;
 }
 
 // ---- qmgr -> smtps

@@ -29,6 +29,24 @@ const obj = (shape: Record<string, Check>): Check => (v) => {
 };
 
 const reply = obj({ code: num, status: str, text: str });
+const policyState = obj({
+  clientName: opt(str),
+  resolve: opt(oneOf("ok", "no", "tempptr", "tempa")),
+  relay: opt(bool),
+  quick: opt(bool),
+  whitelisted: opt(bool),
+  deferred: opt(reply),
+  deferredQuick: opt(bool),
+  discard: opt(bool),
+});
+const context = opt(obj({
+  flags: opt(arr(str)),
+  helo: opt(str),
+  authUser: opt(str),
+  cert: opt(obj({ verified: bool, issuer: str, subject: str })),
+  tlsFlags: opt(arr(str)),
+  state: opt(policyState),
+}));
 const recipient = { address: str, notify: opt(arr(str)), orcpt: opt(str) };
 const bodyType = opt(oneOf("7BIT", "8BITMIME", "BINARYMIME"));
 const ret = opt(oneOf("FULL", "HDRS"));
@@ -52,9 +70,9 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
       ret,
     }),
   },
-  "smtps.check_connect": { ip: str },
-  "smtps.check_mail": { ip: str, sender: str },
-  "smtps.check_rcpt": { ip: str, sender: str, recipient: str, authorized: bool },
+  "smtps.check_connect": { ip: str, context },
+  "smtps.check_mail": { ip: str, sender: str, context },
+  "smtps.check_rcpt": { ip: str, sender: str, recipient: str, authorized: bool, context },
   "qmgr.conn_verdict": { accept: bool, reply: opt(reply) },
   "qmgr.committed": { id: str },
   "qmgr.commit_failed": { id: str, reason: str },
@@ -74,7 +92,16 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
       ret,
     }),
   },
-  "smar.verdict": { verdict: obj({ action: oneOf("accept", "reject", "tempfail"), reply: opt(reply) }) },
+  "smar.verdict": {
+    verdict: obj({
+      action: oneOf("accept", "reject", "tempfail"),
+      reply: opt(reply),
+      state: opt(policyState),
+      discard: opt(bool),
+      recipients: opt(arr(str)),
+      dataReply: opt(reply),
+    }),
+  },
   "smar.route": {
     domain: str,
     result: (v) => {
