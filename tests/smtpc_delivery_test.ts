@@ -22,7 +22,7 @@ async function withSmtpc(
   const config = structuredClone(defaultConfig());
   config.hostname = "client.test";
   config.CDB_base_directory = dir;
-  config.smtpc = { io_timeout: ioTimeout, ports };
+  config.smtpc = { ...config.smtpc, io_timeout: ioTimeout, ports };
   let h: Harness | undefined;
   try {
     h = await startComponent("smtpc", config, {

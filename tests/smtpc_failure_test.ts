@@ -140,7 +140,7 @@ async function withSmtpc(
   const dir = await Deno.makeTempDir({ prefix: "smtpc_fail_" });
   const config = structuredClone(defaultConfig());
   config.hostname = "client.test";
-  config.smtpc = { io_timeout: IO_TIMEOUT, ports: [port] };
+  config.smtpc = { ...config.smtpc, io_timeout: IO_TIMEOUT, ports: [port] };
   let h: Harness | undefined;
   let serial = 0;
   try {
@@ -356,7 +356,7 @@ Deno.test("smtpc stops gracefully: a transaction still running is answered temp,
   const port = freePort();
   const dir = await Deno.makeTempDir({ prefix: "smtpc_stop_" });
   const config = structuredClone(defaultConfig());
-  config.smtpc = { io_timeout: 60_000, ports: [port] };
+  config.smtpc = { ...config.smtpc, io_timeout: 60_000, ports: [port] };
   let reachedDot!: () => void;
   const dot = new Promise<void>((resolve) => reachedDot = resolve);
   const server = new ScriptServer(port, {

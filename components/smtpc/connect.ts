@@ -1,80 +1,119 @@
-// Finding a server that will talk: the route's hosts are tried in order; a refused or timed-out
-// connection, a dead connection or a greeting that is not 2xx moves on to the next host. Returns the first
-// host that greeted with 2xx, or the reason the last attempt failed (every recipient then gets `temp`:
-// a greeting is never reason enough to bounce). Connects out only to the route's hosts and port.
+// Finding a server that will talk: the route's hosts are tried in the order smar gave them (MX preference,
+// equal preferences shuffled by smar; mailertable host lists as written). A refused or timed-out
+// connection, a dead connection, a greeting that is not 2xx (421 included), a refused EHLO/HELO/LHLO or a
+// TLS requirement that cannot be met moves on to the next host; an opportunistic handshake that fails is
+// retried once on the same host without TLS. Returns a Link (link.ts) to the first host that got through
+// the opening (hello.ts), or the reason the last attempt failed (every recipient then gets `temp`: the
+// opening of a session is never reason enough to bounce). Connects out only to the route's hosts and
+// port, or to the LMTP unix socket `LMTP_socket` for a route host LMTP_SOCKET_ADDRESS.
 
+import { LMTP_SOCKET_ADDRESS } from "../protocol/messages.ts";
 import type { DeliveryTransaction } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
-import { replyClass, replyText } from "./reply_reader.ts";
-import { ioMessage, Wire, WireError } from "./wire.ts";
+import { hello } from "./hello.ts";
+import { Link, type LinkTarget } from "./link.ts";
+import type { Deadlines } from "./timeouts.ts";
+import type { TlsSettings } from "./tls.ts";
+import { ioMessage, Wire } from "./wire.ts";
 
-export const CONNECT_TIMEOUT = 30_000;
-
-export type Connection =
-  | { ok: true; wire: Wire; relay: string }
-  | { ok: false; reason: string };
+export type Connection = { ok: true; link: Link } | { ok: false; reason: string };
 
 export interface ConnectOptions {
+  hostname: string;
   ioTimeout: number;
+  deadlines: Deadlines;
+  tls: TlsSettings;
+  /** The LMTP unix socket (smtpc's LMTP_socket), when configured. */
+  lmtpSocket?: string;
   /** Aborted on graceful stop: the attempt in progress ends at once. */
   signal: AbortSignal;
+  now: () => number;
 }
 
-/** `name[address]:port`, the way logs and results name a server. */
-export function relayName(host: { name: string; address: string }, port: number): string {
-  return `${host.name}[${host.address}]:${port}`;
+/** `name[address]:port` (or `name[path]` for a unix socket), the way logs and results name a server. */
+export function relayName(host: { name: string; address: string }, port: number, socket?: string): string {
+  return socket !== undefined ? `${host.name}[${socket}]` : `${host.name}[${host.address}]:${port}`;
 }
 
-/** Connects to the first host of `ta.route` that greets with 2xx. */
+/** Opens a link to the first host of `ta.route` that gets through the opening of a session. */
 export async function connectFirst(ta: DeliveryTransaction, opts: ConnectOptions): Promise<Connection> {
-  const { port, hosts } = ta.route;
+  const { protocol, port, hosts } = ta.route;
   let reason = "no host to connect to";
   for (const host of hosts) {
-    if (opts.signal.aborted) return { ok: false, reason: "delivery agent is stopping" };
-    const relay = relayName(host, port);
-    let conn: Deno.Conn;
-    try {
-      conn = await connectWithin(host.address, port, Math.min(CONNECT_TIMEOUT, opts.ioTimeout), opts.signal);
-    } catch (err) {
-      reason = `connect to ${relay}: ${describeConnectError(err)}`;
+    const target: LinkTarget = { protocol, host, port };
+    let offerTls = true;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (opts.signal.aborted) return { ok: false, reason: "delivery agent is stopping" };
+      const got = await openLink(ta, target, offerTls, opts);
+      if (got.ok) return got;
+      reason = got.reason;
       log.info("smtpc", `${ta.messageId}: ${reason}`);
-      continue;
+      if (!got.retryPlain) break;
+      offerTls = false;
     }
-    // Our writes are whole commands, batches or 64 KiB chunks: Nagle would only delay the last one.
-    (conn as Deno.TcpConn).setNoDelay?.(true);
-    const wire = new Wire(conn, opts.ioTimeout);
-    const onAbort = () => wire.abort("delivery agent is stopping");
-    opts.signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      const greeting = await wire.readReply();
-      if (replyClass(greeting) === 2) return { ok: true, wire, relay };
-      reason = `host ${relay} refused to talk to me: ${replyText(greeting)}`;
-      await wire.write("QUIT\r\n").catch(() => {});
-    } catch (err) {
-      if (!(err instanceof WireError)) throw err;
-      reason = err.kind === "timeout"
-        ? `conversation with ${relay} timed out while receiving the initial server greeting`
-        : `lost connection with ${relay} while receiving the initial server greeting: ${err.message}`;
-    } finally {
-      opts.signal.removeEventListener("abort", onAbort);
-    }
-    wire.close();
-    log.info("smtpc", `${ta.messageId}: ${reason}`);
   }
   return { ok: false, reason };
+}
+
+async function openLink(
+  ta: DeliveryTransaction,
+  target: LinkTarget,
+  offerTls: boolean,
+  opts: ConnectOptions,
+): Promise<Connection & { retryPlain?: boolean }> {
+  const unix = target.host.address === LMTP_SOCKET_ADDRESS;
+  if (unix && (target.protocol !== "lmtp" || opts.lmtpSocket === undefined)) {
+    const why = target.protocol !== "lmtp" ? "only LMTP is spoken" : "LMTP_socket is not configured";
+    return { ok: false, reason: `connect to the LMTP socket: ${why}` };
+  }
+  const relay = relayName(target.host, target.port, unix ? opts.lmtpSocket : undefined);
+  let conn: Deno.Conn;
+  try {
+    conn = await connectWithin(
+      unix
+        ? { transport: "unix", path: opts.lmtpSocket! }
+        : { hostname: target.host.address, port: target.port },
+      opts.deadlines.connect,
+      opts.signal,
+    );
+  } catch (err) {
+    return { ok: false, reason: `connect to ${relay}: ${describeConnectError(err)}` };
+  }
+  // Our writes are whole commands, batches or 64 KiB chunks: Nagle would only delay the last one.
+  if (!unix) (conn as Deno.TcpConn).setNoDelay?.(true);
+  const wire = new Wire(conn, opts.ioTimeout);
+  const onAbort = () => wire.abort("delivery agent is stopping");
+  opts.signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    const h = await hello(wire, target, relay, {
+      hostname: opts.hostname,
+      deadlines: opts.deadlines,
+      tls: opts.tls,
+      offerTls: offerTls && !unix,
+      logId: ta.messageId,
+    });
+    if (h.ok) {
+      return { ok: true, link: new Link(wire, target, relay, h.exts, opts.deadlines, h.tls, opts.now()) };
+    }
+    if (!wire.closed) await wire.write("QUIT\r\n", opts.deadlines.quit).catch(() => {});
+    wire.close();
+    return h;
+  } catch (err) {
+    wire.close();
+    throw err;
+  } finally {
+    opts.signal.removeEventListener("abort", onAbort);
+  }
 }
 
 class ConnectTimeout extends Error {
   override name = "ConnectTimeout";
 }
 
+type Address = { hostname: string; port: number } | { transport: "unix"; path: string };
+
 /** Deno.connect with a deadline and an abort signal; a connection that arrives too late is closed. */
-function connectWithin(
-  hostname: string,
-  port: number,
-  timeoutMs: number,
-  stop: AbortSignal,
-): Promise<Deno.Conn> {
+function connectWithin(to: Address, timeoutMs: number, stop: AbortSignal): Promise<Deno.Conn> {
   return new Promise((resolve, reject) => {
     let settled = false;
     // Cancels the pending connect when we give up on it (never aborted once connected).
@@ -90,7 +129,10 @@ function connectWithin(
     const onStop = () => finish(new Error("delivery agent is stopping"));
     const timer = setTimeout(() => finish(new ConnectTimeout("Connection timed out")), timeoutMs);
     stop.addEventListener("abort", onStop, { once: true });
-    Deno.connect({ hostname, port, signal: cancel.signal }).then(
+    const connecting: Promise<Deno.Conn> = "path" in to
+      ? Deno.connect(to)
+      : Deno.connect({ hostname: to.hostname, port: to.port, signal: cancel.signal });
+    connecting.then(
       (conn) => {
         if (settled) {
           try {

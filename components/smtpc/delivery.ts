@@ -1,101 +1,150 @@
-// One delivery transaction from start to end: open the CDB file, connect to the first willing host, run
-// the session, answer with one result per recipient, then say QUIT (after answering, so qmgr is not kept
-// waiting for the 221) and close. `result` resolves as soon as every recipient is decided; `done` when
-// the connection is closed. abort() (graceful stop) ends it early: undecided recipients become temp.
+// One delivery transaction from qmgr, start to end: open the CDB file, take an idle link to one of the
+// route's hosts from the cache or connect to the first willing host (connect.ts), run mail transactions
+// on it (session.ts) — several when the recipients exceed the per-transaction limit or the server said
+// 452 to some — then answer with one result per recipient, and only then put the link back into the cache
+// (RSET first when needed) or say QUIT. A cached link found dead before its first reply is replaced by
+// a fresh connection once. `result` resolves as soon as every recipient is decided; `done` when the link
+// is back in the cache or closed. abort() (graceful stop) ends it early: undecided recipients become temp.
+// Reads the CDB file of its transaction.
 
 import type { DeliveryTransaction, SmtpcResult } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
+import { type ConnectionCache, destinationOf } from "./conn_cache.ts";
 import { connectFirst } from "./connect.ts";
+import type { Link } from "./link.ts";
 import { Outcome } from "./outcome.ts";
-import { Session } from "./session.ts";
-import { ioMessage, type Wire } from "./wire.ts";
-
-/** How long a QUIT waits for its 221 at most. */
-const QUIT_WAIT = 2_000;
+import { Transaction } from "./session.ts";
+import type { Deadlines } from "./timeouts.ts";
+import { describeTls, type TlsSettings } from "./tls.ts";
+import { ioMessage } from "./wire.ts";
 
 export interface DeliveryConfig {
   hostname: string;
   ioTimeout: number;
+  deadlines: Deadlines;
+  tls: TlsSettings;
+  lmtpSocket?: string;
+  /** Recipients per mail transaction (qmgr's smtp_/lmtp_max_rcpts_per_transaction). */
+  maxRcpts: { esmtp: number; lmtp: number };
+  now: () => number;
 }
+
+/** Fresh connections one delivery may open: the first, and one after a cached link turned out dead. */
+const MAX_CONNECTS = 2;
 
 export class Delivery {
   readonly result: Promise<SmtpcResult>;
   readonly done: Promise<void>;
   readonly #stop = new AbortController();
   #resolve!: (r: SmtpcResult) => void;
+  #link: Link | undefined;
 
-  constructor(readonly ta: DeliveryTransaction, readonly cfg: DeliveryConfig) {
+  constructor(
+    readonly ta: DeliveryTransaction,
+    readonly cfg: DeliveryConfig,
+    readonly cache: ConnectionCache,
+  ) {
     this.result = new Promise((resolve) => this.#resolve = resolve);
     this.done = this.#run().catch((err) => {
       // A bug, not an I/O failure: still answer so qmgr keeps the recipients.
       log.error("smtpc", `${ta.messageId}: delivery failed: ${(err as Error).stack ?? err}`);
-      this.#answer(new Outcome(ta.recipients.map((r) => r.index)), undefined, "internal error in smtpc");
+      this.#link?.close();
+      this.#answer(new Outcome(ta.recipients.map((r) => r.index)), "internal error in smtpc");
     });
   }
 
   /** Ends the transaction early; undecided recipients get a temporary failure. */
   abort(reason: string): void {
     this.#stop.abort(reason);
+    this.#link?.wire.abort(reason);
   }
 
   async #run(): Promise<void> {
-    const { ta, cfg } = this;
+    const { ta, cfg, cache } = this;
     const outcome = new Outcome(ta.recipients.map((r) => r.index));
     let file: Deno.FsFile;
     try {
       file = await Deno.open(ta.cdbPath, { read: true });
     } catch (err) {
-      this.#answer(outcome, undefined, `read message content ${ta.cdbPath}: ${ioMessage(err)}`);
+      this.#answer(outcome, `read message content ${ta.cdbPath}: ${ioMessage(err)}`);
       return;
     }
-    let wire: Wire | undefined;
+    const dest = destinationOf(ta);
     try {
-      const conn = await connectFirst(ta, { ioTimeout: cfg.ioTimeout, signal: this.#stop.signal });
-      if (!conn.ok) {
-        this.#answer(outcome, undefined, conn.reason);
-        return;
+      let link: Link | undefined = this.#use(cache.take(ta));
+      let reused = link !== undefined;
+      let connects = 0;
+      let pending = ta.recipients.map((_, pos) => pos);
+      const max = Math.max(1, ta.route.protocol === "lmtp" ? cfg.maxRcpts.lmtp : cfg.maxRcpts.esmtp);
+      while (pending.length > 0 && !this.#stop.signal.aborted) {
+        if (link?.needsRset && !(await link.rset())) link = undefined;
+        if (!link) {
+          if (connects++ >= MAX_CONNECTS) break;
+          cache.dropDestination(dest);
+          const conn = await connectFirst(ta, { ...cfg, signal: this.#stop.signal });
+          if (!conn.ok) {
+            for (const pos of pending) outcome.decide(pos, "temp", conn.reason);
+            break;
+          }
+          link = this.#use(conn.link);
+          reused = false;
+        }
+        const chunk = pending.slice(0, max);
+        await file.seek(0, Deno.SeekMode.Start);
+        const r = await new Transaction({ link, ta, positions: chunk, content: file, outcome, reused }).run();
+        if (r.stale) {
+          log.info(
+            "smtpc",
+            `${ta.messageId}: cached connection to ${link.relay} was closed; connecting again`,
+          );
+          link = this.#use(undefined);
+          continue;
+        }
+        reused = false;
+        pending = [...r.retry, ...pending.slice(chunk.length)];
+        if (!r.fit) {
+          for (const pos of pending) {
+            outcome.decide(pos, "temp", `the session with ${link.relay} ended early`);
+          }
+          link = undefined;
+        }
       }
-      wire = conn.wire;
-      const w = wire;
-      const onStop = () => w.abort("delivery agent is stopping");
-      if (this.#stop.signal.aborted) onStop();
-      this.#stop.signal.addEventListener("abort", onStop, { once: true });
-      const session = new Session({
-        wire,
-        ta,
-        content: file,
-        relay: conn.relay,
-        hostname: cfg.hostname,
+      this.#answer(
         outcome,
-      });
-      const polite = await session.run();
-      this.#stop.signal.removeEventListener("abort", onStop);
-      this.#answer(outcome, conn.relay, "delivery ended without a result");
-      if (polite) await quit(wire);
+        this.#stop.signal.aborted ? "delivery agent is stopping" : "delivery ended without a result",
+      );
+      if (link?.usable && !this.#stop.signal.aborted && (!link.needsRset || await link.rset())) {
+        cache.put(link, dest);
+      } else {
+        await link?.quit();
+      }
     } finally {
       file.close();
-      wire?.close();
     }
   }
 
-  #answer(outcome: Outcome, relay: string | undefined, rest: string): void {
+  /** Makes `link` the one abort() interrupts. */
+  #use<T extends Link | undefined>(link: T): T {
+    this.#link = link;
+    if (link && this.#stop.signal.aborted) link.wire.abort(String(this.#stop.signal.reason));
+    return link;
+  }
+
+  #answer(outcome: Outcome, rest: string): void {
     outcome.decideRest("temp", rest);
+    const link = this.#link;
+    const relay = link?.relay;
+    const tls = link?.tls ? `, tls=${describeTls(link.tls)}` : "";
     log.info(
       "smtpc",
-      `${this.ta.messageId}: ta=${this.ta.taId}, relay=${relay ?? "none"}, ${outcome.summary()}`,
+      `${this.ta.messageId}: ta=${this.ta.taId}, relay=${relay ?? "none"}${tls}, ${outcome.summary()}`,
     );
     const result: SmtpcResult = { type: "smtpc.result", taId: this.ta.taId, results: outcome.results() };
-    if (relay !== undefined) result.relay = relay;
+    if (link) {
+      result.relay = link.relay;
+      result.dsn = link.exts.has("DSN");
+      if (link.tls) result.tls = { ...link.tls };
+    }
     this.#resolve(result);
-  }
-}
-
-/** Says QUIT and waits briefly for the 221; any failure only means the connection is gone already. */
-async function quit(wire: Wire): Promise<void> {
-  try {
-    await wire.write("QUIT\r\n");
-    await wire.readReply(Math.min(QUIT_WAIT, wire.ioTimeout));
-  } catch {
-    // nothing left to decide
   }
 }

@@ -1,19 +1,27 @@
 // smtpc's one handler and its lifecycle. Receives `qmgr.deliver {ta}` from qmgr and answers
 // `smtpc.result` with one result per recipient; anything else gets rpc.failure. Many transactions run at
-// once, each on its own connection, at most MAX_SESSIONS; the rest wait their turn in arrival order.
-// Graceful stop: new transactions are refused (temp), waiting ones answered temp, running ones get
-// STOP_GRACE to finish, then are aborted so their undecided recipients are answered temp.
+// once, each on its own link, at most MAX_SESSIONS; the rest wait their turn in arrival order. Links
+// outlive their transaction in the connection cache (conn_cache.ts). At start the TLS files are read
+// (tls.ts); one that cannot be read is fatal (a configuration problem) and every transaction is answered
+// temp. Graceful stop: new transactions are refused (temp), waiting ones answered temp, running ones get
+// STOP_GRACE to finish, then are aborted so their undecided recipients are answered temp; idle links get
+// a QUIT.
 
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
 import { failure } from "../protocol/endpoint.ts";
 import type { ComponentName, DeliveryTransaction, Message, SmtpcResult } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
-import { Delivery } from "./delivery.ts";
+import { ConnectionCache } from "./conn_cache.ts";
+import { Delivery, type DeliveryConfig } from "./delivery.ts";
+import { deadlines } from "./timeouts.ts";
+import { loadTlsSettings, type TlsSettings } from "./tls.ts";
 
 /** Connections open at once; qmgr's per-destination limits normally keep us well below. */
 export const MAX_SESSIONS = 256;
 /** How long running transactions may go on after a stop request. */
 export const STOP_GRACE = 3_000;
+/** Defaults of the connection cache options (Postfix's values; a count limit so no link lives forever). */
+export const CACHE_DEFAULTS = { idle: 2_000, age: 300_000, count: 100 };
 
 /** Every recipient of `ta` as a temporary failure with `reason`. */
 function allTemp(ta: DeliveryTransaction, reason: string): SmtpcResult {
@@ -33,8 +41,37 @@ function routeProblem(ta: DeliveryTransaction): string | undefined {
   return undefined;
 }
 
-export function start(ctx: WorkerContext): Promise<Component> {
+export async function start(ctx: WorkerContext): Promise<Component> {
   const { config, endpoint } = ctx;
+  const smtpc = config.smtpc;
+  let tls: TlsSettings;
+  let broken: string | undefined;
+  try {
+    tls = await loadTlsSettings(smtpc.tls);
+  } catch (err) {
+    broken = (err as Error).message;
+    tls = { level: "none", ca: [] };
+    log.error("smtpc", broken);
+    ctx.fatal(broken);
+  }
+  const cache = new ConnectionCache({
+    idleMs: smtpc.connection_cache_time_limit ?? CACHE_DEFAULTS.idle,
+    maxAgeMs: smtpc.connection_reuse_time_limit ?? CACHE_DEFAULTS.age,
+    maxTransactions: smtpc.connection_reuse_count_limit ?? CACHE_DEFAULTS.count,
+    maxIdle: MAX_SESSIONS,
+  });
+  const cfg: DeliveryConfig = {
+    hostname: config.hostname,
+    ioTimeout: smtpc.io_timeout,
+    deadlines: deadlines(smtpc.io_timeout),
+    tls,
+    lmtpSocket: smtpc.LMTP_socket,
+    maxRcpts: {
+      esmtp: config.qmgr.smtpc.smtp_max_rcpts_per_transaction,
+      lmtp: config.qmgr.smtpc.lmtp_max_rcpts_per_transaction,
+    },
+    now: Date.now,
+  };
   const running = new Set<Delivery>();
   // Slots: `busy` counts transactions holding one; a finishing transaction hands its slot straight to
   // the first waiter, so the bound holds however requests interleave.
@@ -54,6 +91,7 @@ export function start(ctx: WorkerContext): Promise<Component> {
       log.error("smtpc", `${ta.messageId}: refused transaction ${ta.taId}: ${problem}`);
       return allTemp(ta, problem);
     }
+    if (broken) return allTemp(ta, `delivery agent is not configured correctly: ${broken}`);
     if (stopping) return allTemp(ta, "delivery agent is stopping");
     if (busy < MAX_SESSIONS) busy++;
     else await new Promise<void>((go) => waiting.push(go));
@@ -61,7 +99,7 @@ export function start(ctx: WorkerContext): Promise<Component> {
       release();
       return allTemp(ta, "delivery agent is stopping");
     }
-    const d = new Delivery(ta, { hostname: config.hostname, ioTimeout: config.smtpc.io_timeout });
+    const d = new Delivery(ta, cfg, cache);
     running.add(d);
     d.done.finally(() => {
       running.delete(d);
@@ -110,6 +148,9 @@ export function start(ctx: WorkerContext): Promise<Component> {
     clearTimeout(timer);
     for (const d of running) d.abort("delivery agent is stopping");
     await Promise.allSettled([...running].map((d) => d.result));
+    // Aborted links close at once; those finished in the grace went to the cache, which says QUIT.
+    await Promise.allSettled([...running].map((d) => d.done));
+    await cache.close();
     // Let the endpoint post the answers before the runtime closes it.
     await new Promise((resolve) => setTimeout(resolve, 0));
     log.info("smtpc", "stopped");
@@ -117,7 +158,9 @@ export function start(ctx: WorkerContext): Promise<Component> {
 
   log.info(
     "smtpc",
-    `started: io_timeout=${config.smtpc.io_timeout} ms, ports=${config.smtpc.ports.join(",")}`,
+    `started: io_timeout=${smtpc.io_timeout} ms, ports=${smtpc.ports.join(",")}, tls=${tls.level}` +
+      (tls.ca.length > 0 ? ` (${tls.ca.length} CA certificates)` : "") +
+      (smtpc.LMTP_socket ? `, LMTP_socket=${smtpc.LMTP_socket}` : ""),
   );
-  return Promise.resolve({ stop });
+  return { stop };
 }

@@ -81,10 +81,17 @@ export function escapeControls(text: string): string {
   );
 }
 
-/** The reply as one line of text, e.g. `550 5.1.1 No such user here`, control characters escaped. */
+/** The longest reply text kept for a recipient's result (a DSN's Diagnostic-Code, the queue, logs). */
+export const MAX_REPLY_TEXT = 1000;
+
+/**
+ * The reply as one line of text, e.g. `550 5.1.1 No such user here`, control characters escaped, cut
+ * to MAX_REPLY_TEXT characters.
+ */
 export function replyText(reply: Reply): string {
   const text = reply.lines.map((l) => l.trim()).filter((l) => l !== "").join(" ");
-  return escapeControls(text === "" ? String(reply.code) : `${reply.code} ${text}`);
+  const line = escapeControls(text === "" ? String(reply.code) : `${reply.code} ${text}`);
+  return line.length > MAX_REPLY_TEXT ? `${line.slice(0, MAX_REPLY_TEXT - 3)}...` : line;
 }
 
 /** The reply class: 2 (success), 3 (intermediate), 4 (temporary) or 5 (permanent). */

@@ -1,7 +1,10 @@
 // One client connection to an SMTP/LMTP server with deadlines: reads whole replies (reply_reader.ts) and
-// writes commands and content. Every read of a reply and every write has its own deadline (io_timeout);
-// when it passes the socket is closed and the operation fails with a WireError of kind "timeout".
-// abort() (graceful stop) closes the socket and fails the pending and every later operation.
+// writes commands and content over a byte stream (a plain Deno.Conn, or the TLS stream of tls.ts after
+// STARTTLS). Every reply read and every write has its own deadline, given by the caller (timeouts.ts;
+// io_timeout when none is given); the deadline covers the whole reply or the whole write, so a server that
+// trickles bytes cannot stretch it. When it passes the socket is closed and the operation fails with a
+// WireError of kind "timeout". abort() (graceful stop) closes the socket and fails the pending and every
+// later operation.
 
 import { MAX_REPLY_BYTES, type Reply, ReplyError, takeReply } from "./reply_reader.ts";
 
@@ -13,6 +16,13 @@ export class WireError extends Error {
   constructor(readonly kind: WireErrorKind, message: string) {
     super(message);
   }
+}
+
+/** What a Wire talks over: a Deno.Conn satisfies it, and so does tls.ts's TlsStream. */
+export interface ByteStream {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
 }
 
 const encoder = new TextEncoder();
@@ -27,11 +37,19 @@ export class Wire {
   #closed = false;
   #timedOut = false;
   #abortReason: string | undefined;
+  #stream: ByteStream;
 
-  constructor(readonly conn: Deno.Conn, readonly ioTimeout: number) {}
+  constructor(stream: ByteStream, readonly ioTimeout: number) {
+    this.#stream = stream;
+  }
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** The stream the wire talks over now. */
+  get stream(): ByteStream {
+    return this.#stream;
   }
 
   /** Reads one complete reply within `timeoutMs` (default io_timeout). */
@@ -41,7 +59,7 @@ export class Wire {
     return await this.#deadline(timeoutMs, async () => {
       while (true) {
         this.#makeRoom();
-        const n = await this.conn.read(this.#buf.subarray(this.#end));
+        const n = await this.#stream.read(this.#buf.subarray(this.#end));
         if (n === null) throw new WireError("closed", "connection closed by server");
         this.#end += n;
         const reply = this.#take();
@@ -50,13 +68,30 @@ export class Wire {
     });
   }
 
-  /** Writes all of `data` (a string is sent as UTF-8) within io_timeout. */
-  async write(data: string | Uint8Array): Promise<void> {
+  /** Writes all of `data` (a string is sent as UTF-8) within `timeoutMs` (default io_timeout). */
+  async write(data: string | Uint8Array, timeoutMs = this.ioTimeout): Promise<void> {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    await this.#deadline(this.ioTimeout, async () => {
+    await this.#deadline(timeoutMs, async () => {
       let off = 0;
-      while (off < bytes.length) off += await this.conn.write(bytes.subarray(off));
+      while (off < bytes.length) off += await this.#stream.write(bytes.subarray(off));
     });
+  }
+
+  /**
+   * Empties the read buffer and returns how many bytes it held. After the 220 to STARTTLS nothing may
+   * be buffered: bytes there were sent before the handshake and must never be read as part of the
+   * encrypted session (command injection).
+   */
+  discardBuffered(): number {
+    const n = this.#end - this.#start;
+    this.#start = this.#end = 0;
+    return n;
+  }
+
+  /** Replaces the stream (after a TLS handshake on the old one); the read buffer must be empty. */
+  upgrade(stream: ByteStream): void {
+    if (this.#end !== this.#start) throw new TypeError("Upgrade connection: unread bytes in the buffer");
+    this.#stream = stream;
   }
 
   /** Fails the pending and every later operation with kind "aborted", and closes the socket. */
@@ -70,7 +105,7 @@ export class Wire {
     if (this.#closed) return;
     this.#closed = true;
     try {
-      this.conn.close();
+      this.#stream.close();
     } catch {
       // already closed by the runtime
     }
@@ -111,7 +146,7 @@ export class Wire {
     const timer = setTimeout(() => {
       this.#timedOut = true;
       this.close();
-    }, timeoutMs);
+    }, Math.max(1, timeoutMs));
     try {
       return await op();
     } catch (err) {

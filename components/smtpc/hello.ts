@@ -1,0 +1,116 @@
+// The opening of a session on a fresh connection: the server's greeting, EHLO (HELO after a 5xx to it)
+// or LHLO, then STARTTLS as the security level says (tls.ts), and EHLO again inside TLS. Anything that
+// goes wrong here is a reason to try the next host, never to bounce: the result is a failure reason, and
+// `retryPlain` when an opportunistic (`may`) handshake failed and the same host should be tried again
+// without TLS. Bytes the server sent after its 220 to STARTTLS are discarded before the handshake and
+// logged (the client side of the STARTTLS command injection, CVE-2021-38371 class). Talks only over the
+// connection it is given.
+
+import { log } from "../util/log.ts";
+import { type Extensions, parseExtensions } from "./commands.ts";
+import type { LinkTarget } from "./link.ts";
+import { replyClass, replyText } from "./reply_reader.ts";
+import type { Deadlines } from "./timeouts.ts";
+import { describeTls, startTls, type TlsInfo, type TlsSettings } from "./tls.ts";
+import { type Wire, WireError } from "./wire.ts";
+
+export interface HelloOptions {
+  /** Our name in EHLO/HELO/LHLO. */
+  hostname: string;
+  deadlines: Deadlines;
+  tls: TlsSettings;
+  /** False on the plain-text retry after a failed opportunistic handshake, and for unix sockets. */
+  offerTls: boolean;
+  /** Prefix of log lines (the message id). */
+  logId: string;
+}
+
+export type Hello =
+  | { ok: true; exts: Extensions; tls?: TlsInfo }
+  | { ok: false; reason: string; retryPlain?: boolean };
+
+/** Runs the opening on `wire`; on failure the caller closes the connection. */
+export async function hello(wire: Wire, target: LinkTarget, relay: string, o: HelloOptions): Promise<Hello> {
+  let stage = "receiving the initial server greeting";
+  try {
+    const greeting = await wire.readReply(o.deadlines.greeting);
+    if (replyClass(greeting) !== 2) {
+      return { ok: false, reason: `host ${relay} refused to talk to me: ${replyText(greeting)}` };
+    }
+    const lmtp = target.protocol === "lmtp";
+    stage = lmtp ? "sending LHLO" : "sending EHLO";
+    let exts = await ehlo(wire, lmtp, relay, o);
+    if (typeof exts === "string") return { ok: false, reason: exts };
+
+    const level = o.tls.level;
+    if (level === "none" || !o.offerTls) return { ok: true, exts };
+    const required = level === "encrypt" || level === "verify";
+    if (!exts.has("STARTTLS")) {
+      if (required) {
+        return { ok: false, reason: `TLS is required, but host ${relay} does not offer STARTTLS` };
+      }
+      return { ok: true, exts };
+    }
+    stage = "sending STARTTLS";
+    await wire.write("STARTTLS\r\n", o.deadlines.command);
+    const go = await wire.readReply(o.deadlines.command);
+    if (replyClass(go) !== 2) {
+      const why = `host ${relay} refused STARTTLS: ${replyText(go)}`;
+      if (required) return { ok: false, reason: why };
+      log.info("smtpc", `${o.logId}: ${why}; going on without TLS`);
+      return { ok: true, exts };
+    }
+    const injected = wire.discardBuffered();
+    if (injected > 0) {
+      log.warn(
+        "smtpc",
+        `${o.logId}: discarded ${injected} bytes that ${relay} sent after its reply to STARTTLS (command injection)`,
+      );
+    }
+    stage = "doing the TLS handshake";
+    let upgraded;
+    try {
+      upgraded = await startTls(wire.stream, target.host.name, o.tls, o.deadlines.command);
+    } catch (err) {
+      const why = `${(err as Error).message} with ${relay}`;
+      if (required) return { ok: false, reason: why };
+      log.info("smtpc", `${o.logId}: ${why}; trying again without TLS`);
+      return { ok: false, reason: why, retryPlain: true };
+    }
+    wire.upgrade(upgraded.stream);
+    const info = upgraded.info;
+    if (level === "verify" && !info.verified) {
+      return { ok: false, reason: `server certificate of ${relay} not verified: ${info.verifyError}` };
+    }
+    log.info("smtpc", `${o.logId}: TLS with ${relay}: ${describeTls(info)}`);
+    stage = lmtp ? "sending LHLO" : "sending EHLO";
+    exts = await ehlo(wire, lmtp, relay, { ...o, helo: false });
+    if (typeof exts === "string") return { ok: false, reason: exts };
+    return { ok: true, exts, tls: info };
+  } catch (err) {
+    if (!(err instanceof WireError)) throw err;
+    const reason = err.kind === "timeout"
+      ? `conversation with ${relay} timed out while ${stage}`
+      : `lost connection with ${relay} while ${stage}: ${err.message}`;
+    return { ok: false, reason };
+  }
+}
+
+/** EHLO (HELO after a 5xx, unless `helo` is false) or LHLO: the extensions, or why the server refused. */
+async function ehlo(
+  wire: Wire,
+  lmtp: boolean,
+  relay: string,
+  o: HelloOptions & { helo?: boolean },
+): Promise<Extensions | string> {
+  const verb = lmtp ? "LHLO" : "EHLO";
+  await wire.write(`${verb} ${o.hostname}\r\n`, o.deadlines.command);
+  let reply = await wire.readReply(o.deadlines.command);
+  if (replyClass(reply) === 2) return parseExtensions(reply);
+  if (!lmtp && o.helo !== false && replyClass(reply) === 5) {
+    await wire.write(`HELO ${o.hostname}\r\n`, o.deadlines.command);
+    reply = await wire.readReply(o.deadlines.command);
+    if (replyClass(reply) === 2) return new Map();
+  }
+  return `host ${relay} refused ${verb}: ${replyText(reply)}`;
+}

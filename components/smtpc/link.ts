@@ -1,0 +1,87 @@
+// A Link: an open connection to one server, greeted and past EHLO/LHLO (and STARTTLS when it was used),
+// ready for a MAIL FROM. connect.ts makes links, a delivery runs transactions on one (session.ts), and the
+// connection cache (conn_cache.ts) keeps an idle one for the next transaction to the same server. The
+// link remembers what reuse needs to know: when it was opened, how many transactions it carried, whether
+// the server must get a RSET before the next MAIL. Touches only its own socket.
+
+import type { Extensions } from "./commands.ts";
+import { replyClass } from "./reply_reader.ts";
+import type { Deadlines } from "./timeouts.ts";
+import type { TlsInfo } from "./tls.ts";
+import type { Wire } from "./wire.ts";
+
+export interface LinkTarget {
+  protocol: "esmtp" | "lmtp";
+  /** The route host: an IPv4 address, or LMTP_SOCKET_ADDRESS for the LMTP unix socket. */
+  host: { name: string; address: string };
+  port: number;
+}
+
+/** The cache key of a server: protocol, address and port (a unix socket has no port). */
+export function linkKey(t: LinkTarget): string {
+  return `${t.protocol}:${t.host.address}:${t.port}`;
+}
+
+export class Link {
+  readonly key: string;
+  /** When the connection was opened (ms, the cache's clock). */
+  readonly opened: number;
+  /** Transactions started on this link so far. */
+  transactions = 0;
+  /** The last transaction ended somewhere other than its final reply: RSET before the next MAIL. */
+  needsRset = false;
+
+  constructor(
+    readonly wire: Wire,
+    readonly target: LinkTarget,
+    /** `name[address]:port` or `name[path]`, for logs and results. */
+    readonly relay: string,
+    readonly exts: Extensions,
+    readonly deadlines: Deadlines,
+    readonly tls: TlsInfo | undefined,
+    now: number,
+  ) {
+    this.key = linkKey(target);
+    this.opened = now;
+  }
+
+  get lmtp(): boolean {
+    return this.target.protocol === "lmtp";
+  }
+
+  get usable(): boolean {
+    return !this.wire.closed;
+  }
+
+  /** Sends RSET; true when the server answered 2xx (the link is fit for another MAIL), else closes it. */
+  async rset(): Promise<boolean> {
+    try {
+      await this.wire.write("RSET\r\n", this.deadlines.command);
+      const reply = await this.wire.readReply(this.deadlines.command);
+      if (replyClass(reply) === 2) {
+        this.needsRset = false;
+        return true;
+      }
+    } catch {
+      // the connection is gone: nothing to reset
+    }
+    this.wire.close();
+    return false;
+  }
+
+  /** Says QUIT, waits briefly for the 221 and closes; never fails. */
+  async quit(): Promise<void> {
+    try {
+      await this.wire.write("QUIT\r\n", this.deadlines.quit);
+      await this.wire.readReply(this.deadlines.quit);
+    } catch {
+      // nothing left to decide
+    } finally {
+      this.wire.close();
+    }
+  }
+
+  close(): void {
+    this.wire.close();
+  }
+}
