@@ -1,35 +1,43 @@
-// The command line of the MTA (`deno task start [-f FILE] [-V] [-h]`): reads the configuration, checks
-// that this process holds every permission the workers must be given (saying which are missing and the
-// exact `deno run` line to use), starts the MTA, and stops it on SIGTERM/SIGINT. Returns the exit code
+// The command line of the MTA (`deno task start [-f FILE] [-V...] [--print-permissions] [-h]`): reads
+// the configuration, prints it (-V, more Vs for more detail) or the permission manifest, or checks that
+// this process holds every permission the workers must be given (saying which are missing and the exact
+// `deno run` line to use), starts the MTA, and acts on signals (signals.ts). Returns the exit code
 // (sysexits.h). Reads the configuration file, the mailertable and /etc/resolv.conf; opens nothing else.
 
-import { relative } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ConfigError, formatConfig, loadConfig } from "../../config/mod.ts";
 import type { Config } from "../../config/types.ts";
 import { log } from "../util/log.ts";
+import { describeDerived } from "./describe.ts";
+import { formatManifest, runCommand, shellWords } from "./manifest.ts";
 import { startMta } from "./mta.ts";
-import {
-  computePermissions,
-  mainProcessFlags,
-  missingPermissions,
-  type PermissionSets,
-  type Query,
-} from "./permissions.ts";
-import { EX_CONFIG, StartError } from "./supervisor.ts";
+import { computePermissions, missingPermissions, type PermissionSets, type Query } from "./permissions.ts";
+import { listenForSignals } from "./signals.ts";
+import { EX_CONFIG, EX_NOPERM, EX_USAGE, StartError } from "./supervisor.ts";
 
-export const EX_USAGE = 64;
+export { EX_NOPERM, EX_USAGE };
 export const EX_CANTCREAT = 73;
-export const EX_NOPERM = 77;
 
-export const USAGE = `usage: deno task start [-f FILE] [-V] [-h]
-  -f FILE  read the configuration from FILE (default: the built-in configuration)
-  -V       print the configuration as the MTA understands it, then exit
-  -h       print this help, then exit`;
+/** The usage text, with the defaults of the built-in configuration. */
+export async function usage(): Promise<string> {
+  const c = await loadConfig();
+  const listen = c.smtps.flatMap((s) => s.listen_socket.map((l) => `${l.address}:${l.port}`)).join(", ");
+  const queue = [c.CDB_base_directory, c.qmgr.IBDB.base_directory, c.qmgr.DEFEDB.base_directory].join(", ");
+  return `usage: deno task start [-f FILE] [-V[V[V]]] [--print-permissions] [-h]
+  -f FILE              read the configuration from FILE (default: the built-in configuration: smtps on
+                       ${listen}, queue in ${queue}, logs to stderr)
+  -V                   print the effective configuration (every option, defaults included), then exit;
+                       -VV adds what the MCP derives from it, -VVV each worker's permission set too
+  --print-permissions  print each worker's permission set and the deno run / deno compile command lines
+                       that give the main process what it needs, then exit
+  -h, --help           print this help, then exit
+signals: SIGTERM or SIGINT stop gracefully (a second one stops at once), SIGHUP reloads the configuration
+exit codes: 0 stopped, 64 usage, 70 a component keeps failing, 73 cannot create a queue directory,
+            77 missing permissions, 78 configuration error`;
+}
 
 export interface MainDeps {
-  /** Where normal output goes (the -V and -h text). */
+  /** Where normal output goes (the -V, -h and --print-permissions text). */
   out?: (text: string) => void;
   /** Where problems are reported. */
   err?: (text: string) => void;
@@ -51,18 +59,19 @@ export async function runMain(args: string[], deps: MainDeps = {}): Promise<numb
       args,
       options: {
         file: { type: "string", short: "f" },
-        V: { type: "boolean" },
+        V: { type: "boolean", multiple: true },
+        "print-permissions": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
       allowPositionals: false,
     }).values;
   } catch (e) {
-    err(`smx: ${(e as Error).message}\n${USAGE}`);
+    err(`smx: ${(e as Error).message}\n${await usage()}`);
     return EX_USAGE;
   }
   if (opts.help) {
-    out(USAGE);
+    out(await usage());
     return 0;
   }
   const configFile = opts.file;
@@ -78,13 +87,22 @@ export async function runMain(args: string[], deps: MainDeps = {}): Promise<numb
     err(`smx: ${e instanceof ConfigError ? e.message : `Read the configuration: ${(e as Error).message}`}`);
     return EX_CONFIG;
   }
-  if (opts.V) {
-    out(formatConfig(config));
+  const verbosity = opts.V?.length ?? 0;
+  const cmdOpts = { configFile, logDirectory: config.log?.directory };
+  if (verbosity > 0 || opts["print-permissions"]) {
+    const parts: string[] = [];
+    if (verbosity > 0) parts.push(formatConfig(config).trimEnd());
+    if (verbosity > 1) parts.push(await describeDerived(config, deps.resolvConf));
+    if (verbosity > 2 || opts["print-permissions"]) {
+      const { sets, note } = await bestPermissions(config, deps.resolvConf);
+      parts.push(formatManifest(config.source, sets, cmdOpts) + (note ? `\n${note}` : ""));
+    }
+    out(parts.join("\n\n"));
     return 0;
   }
 
   // First the sets the configuration alone decides (no file is read without permission), then the full ones.
-  const permOpts = { configFile, query };
+  const permOpts = { ...cmdOpts, query };
   const sketch = await computePermissions(config, { readFiles: false, resolvConf: deps.resolvConf });
   let permissions: PermissionSets = sketch;
   let missing = missingPermissions(sketch, permOpts);
@@ -99,40 +117,38 @@ export async function runMain(args: string[], deps: MainDeps = {}): Promise<numb
   }
   if (missing.length) {
     err(`smx: Start the MTA: this process lacks permissions the components need: ${missing.join(", ")}`);
-    err(`smx: run it as:\n  ${commandLine(permissions, configFile, args)}`);
+    err(`smx: run it as:\n  ${shellWords(runCommand(permissions, cmdOpts, args))}`);
     return EX_NOPERM;
   }
 
-  return await run(config, permissions);
+  return await run(config, permissions, deps.resolvConf);
 }
 
-/** The `deno run` line that gives the main process exactly what it needs for this configuration. */
-export function commandLine(perms: PermissionSets, configFile: string | undefined, args: string[]): string {
-  const main = relative(Deno.cwd(), fileURLToPath(new URL("./main.ts", import.meta.url)));
-  const words = ["deno", "run", ...mainProcessFlags(perms, { configFile }), main, ...args];
-  return words.map(shellQuote).join(" ");
+/** The full permission sets, or (when the files they depend on cannot be read) those the configuration alone gives. */
+async function bestPermissions(config: Config, resolvConf?: string) {
+  try {
+    return { sets: await computePermissions(config, { resolvConf }) };
+  } catch (e) {
+    const sets = await computePermissions(config, { readFiles: false, resolvConf });
+    const note = `# Incomplete: ${
+      (e as Error).message
+    } (smtpc's ports and smar's nameservers may be missing)`;
+    return { sets, note };
+  }
 }
 
-function shellQuote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
-async function run(config: Config, permissions: PermissionSets): Promise<number> {
+async function run(config: Config, permissions: PermissionSets, resolvConf?: string): Promise<number> {
   log.info("mcp", `starting with ${config.source}`);
   let mta;
   try {
-    mta = await startMta(config, { permissions });
+    mta = await startMta(config, { permissions, resolvConf });
   } catch (e) {
     log.error("mcp", (e as Error).message);
     return e instanceof StartError ? e.end.code : EX_CANTCREAT;
   }
-  const stop = () => void mta.stop();
-  const hup = () =>
-    log.warn("mcp", "reload on SIGHUP is not supported yet: restart the MTA to apply changes");
-  const signals: [Deno.Signal, () => void][] = [["SIGTERM", stop], ["SIGINT", stop], ["SIGHUP", hup]];
-  for (const [sig, fn] of signals) Deno.addSignalListener(sig, fn);
+  const unlisten = listenForSignals(mta);
   const end = await mta.done;
-  for (const [sig, fn] of signals) Deno.removeSignalListener(sig, fn);
+  unlisten();
   if (end.code !== 0) log.error("mcp", `the MTA stopped: ${end.reason}`);
   return end.code;
 }

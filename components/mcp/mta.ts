@@ -1,9 +1,13 @@
 // Starting the whole MTA in this process: creates the queue and content directories (the one write the
 // main process does itself, before any worker runs; it holds write permission on them for the workers
-// anyway), computes each component's permission set, and starts the supervisor. Used by main.ts, the
-// end-to-end tests and the benchmark.
+// anyway), computes each component's permission set, and starts the supervisor. With a log directory it
+// creates that too and logs the MCP's own lines to `<directory>/mcp.log` until the MTA stops. Used by
+// main.ts, the end-to-end tests and the benchmark.
 
 import type { Config } from "../../config/types.ts";
+import { logFile, serviceOptions } from "../../config/service.ts";
+import { log } from "../util/log.ts";
+import { reloadConfiguration, type ReloadResult } from "./reload.ts";
 import { ensureCdbDirs } from "../mail/cdb.ts";
 import { computePermissions, type PermissionSets } from "./permissions.ts";
 import { Supervisor, type SupervisorEnd, type SupervisorOptions } from "./supervisor.ts";
@@ -11,6 +15,10 @@ import { Supervisor, type SupervisorEnd, type SupervisorOptions } from "./superv
 export interface MtaOptions extends Omit<SupervisorOptions, "permissions"> {
   /** The sets to hand out; computed from the configuration when absent. */
   permissions?: PermissionSets;
+  /** How reload() reads the configuration again (default: the file the configuration came from). */
+  load?: (source: string) => Promise<Config>;
+  /** Where the system's nameservers are listed (for the permission check of a reload). */
+  resolvConf?: string;
 }
 
 export interface Mta {
@@ -20,6 +28,8 @@ export interface Mta {
   done: Promise<SupervisorEnd>;
   /** Stops every component gracefully (smtps first, qmgr last). */
   stop(): Promise<SupervisorEnd>;
+  /** Reads the configuration again and applies it live, or refuses it and keeps the running one (SIGHUP). */
+  reload(): Promise<ReloadResult>;
 }
 
 /** Starts the MTA described by `config`; resolves once every component is ready. */
@@ -28,7 +38,29 @@ export async function startMta(config: Config, opts: MtaOptions = {}): Promise<M
   await ensureCdbDirs(config.CDB_base_directory);
   await Deno.mkdir(config.qmgr.IBDB.base_directory, { recursive: true });
   await Deno.mkdir(config.qmgr.DEFEDB.base_directory, { recursive: true });
+  const restoreLog = await mcpLog(config);
   const supervisor = new Supervisor(config, { ...opts, permissions });
+  supervisor.done.then(restoreLog);
   await supervisor.start();
-  return { supervisor, permissions, done: supervisor.done, stop: () => supervisor.stop() };
+  let reloading = Promise.resolve<unknown>(undefined);
+  const reload = () => {
+    const deps = { supervisor, permissions, load: opts.load, resolvConf: opts.resolvConf };
+    const result = reloading.then(() => reloadConfiguration(deps));
+    reloading = result;
+    return result;
+  };
+  return { supervisor, permissions, done: supervisor.done, stop: () => supervisor.stop(), reload };
+}
+
+/** Sets the MCP's log level and file from the configuration; returns how to put back what was before. */
+async function mcpLog(config: Config): Promise<() => void> {
+  const before = { level: log.level, file: log.file };
+  const path = logFile(config, "mcp");
+  if (config.log?.directory !== undefined) await Deno.mkdir(config.log.directory, { recursive: true });
+  log.setLevel(serviceOptions(config, "mcp").log_level);
+  if (path !== undefined) log.toFile(path);
+  return () => {
+    log.setLevel(before.level);
+    if (path !== undefined) log.toFile(before.file);
+  };
 }

@@ -3,9 +3,10 @@
 // (for the ports smtpc must reach) and /etc/resolv.conf (when no nameserver is configured); touches
 // nothing else. Paths stay as configured (relative to the working directory).
 
-import { isAbsolute, relative } from "node:path";
+import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Config, LdaConfig } from "../../config/types.ts";
+import { logFile } from "../../config/service.ts";
 import type { ComponentName, ServiceName } from "../protocol/messages.ts";
 import { mailertablePorts } from "../smar/mailertable.ts";
 import { configuredNameservers, hostPort, nameserverNetPermissions } from "../smar/dns/nameservers.ts";
@@ -57,15 +58,10 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
     f !== undefined
   );
 
-  return {
+  const sets: PermissionSets = {
     smtps: { ...NONE, read: [cdb], write: [cdb], net: orFalse(unique(listen)) },
     qmgr: { ...NONE, read: unique(queue), write: unique(queue), net: false },
-    smtpc: {
-      ...NONE,
-      read: [cdb],
-      write: false,
-      net: [...ports].sort((a, b) => a - b).map((p) => `0.0.0.0/0:${p}`),
-    },
+    smtpc: smtpcPermissions(config, [...ports]),
     smar: {
       ...NONE,
       read: orFalse(unique([...mapFiles, ...(useResolvConf ? [resolvConf] : [])])),
@@ -73,6 +69,29 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
       net: orFalse(nameserverNetPermissions(nameservers)),
     },
     ...(config.lda ? { lda: ldaPermissions(config.lda) } : {}),
+  };
+  // With a log directory, each worker appends to its own file there (and may touch no other).
+  for (const [name, set] of Object.entries(sets) as [string, WorkerPermissions][]) {
+    const file = logFile(config, name);
+    if (file !== undefined) set.write = [...(set.write || []), file];
+  }
+  return sets;
+}
+
+/**
+ * smtpc: connect to any IPv4 host on its ports, read the CDB and its TLS files; with an LMTP_socket,
+ * connect to it (Deno asks read, write and `unix:<absolute path>` net permission for that).
+ */
+function smtpcPermissions(config: Config, ports: number[]): WorkerPermissions {
+  const { tls, LMTP_socket } = config.smtpc;
+  const tlsFiles = [tls?.CAcert_file, tls?.CAcert_directory, tls?.cert_file, tls?.key_file];
+  const socket = LMTP_socket === undefined ? [] : [LMTP_socket];
+  const net = ports.sort((a, b) => a - b).map((p) => `0.0.0.0/0:${p}`);
+  return {
+    ...NONE,
+    read: unique([config.CDB_base_directory, ...tlsFiles.filter((f) => f !== undefined), ...socket]),
+    write: orFalse(socket),
+    net: [...net, ...socket.map((path) => `unix:${resolve(path)}`)],
   };
 }
 
@@ -88,8 +107,12 @@ function ldaPermissions(lda: LdaConfig): WorkerPermissions {
   };
 }
 
-/** The directories holding the workers' module files: the main process must read them to start workers. */
-export function sourceDirs(): string[] {
+/**
+ * The directories holding the workers' module files: the main process must read them to start workers.
+ * None in a compiled binary (`deno compile`): its modules are embedded and load without read permission.
+ */
+export function sourceDirs(standalone = Deno.build.standalone): string[] {
+  if (standalone) return [];
   return [new URL("../", import.meta.url), new URL("../../config/", import.meta.url)].map((u) =>
     cwdRelative(fileURLToPath(u).replace(/\/$/, ""))
   );
@@ -103,18 +126,27 @@ function cwdRelative(path: string): string {
 export interface MainOptions {
   /** The configuration file the MCP reads (none for the built-in configuration). */
   configFile?: string;
+  /** The log directory (`log { directory }`): the MCP creates it and writes its own file there. */
+  logDirectory?: string;
+  /** For a compiled binary (default: whether this process is one): no source directories to read. */
+  standalone?: boolean;
 }
 
 /** What the main process must hold: the union of the workers' sets, its own reads, the unstable flag. */
 export function mainNeeds(perms: PermissionSets, opts: MainOptions = {}) {
   const sets = Object.values(perms);
   const union = (key: "read" | "write" | "net") => unique(sets.flatMap((s) => s[key] || []));
-  const read = outermost([...sourceDirs(), ...(opts.configFile ? [opts.configFile] : []), ...union("read")]);
+  const read = outermost([
+    ...sourceDirs(opts.standalone),
+    ...(opts.configFile ? [opts.configFile] : []),
+    ...union("read"),
+  ]);
   const net = union("net");
   // Deno refuses to give a worker a CIDR net entry unless the parent's net permission is unrestricted
   // (its escalation check cannot compare ranges), so one CIDR entry makes the main process need all.
   const anyHost = net.some((h) => h.includes("/"));
-  return { read, write: union("write"), net, anyHost };
+  const write = outermost([...union("write"), ...(opts.logDirectory ? [opts.logDirectory] : [])]);
+  return { read, write, net, anyHost };
 }
 
 /** The `deno run` flags the main process needs. */

@@ -65,6 +65,10 @@ export const log = {
     file?.handle.close();
     file = handle && path !== undefined ? { path, handle } : undefined;
   },
+  /** The level in force. */
+  get level(): Level {
+    return (Object.keys(ORDER) as Level[]).find((l) => ORDER[l] === threshold)!;
+  },
   /** Where the lines go now: a file path, or undefined for stderr. */
   get file(): string | undefined {
     return file?.path;
