@@ -7,6 +7,7 @@ export type Probe =
   | { op: "write"; path: string }
   | { op: "listen"; hostname: string; port: number }
   | { op: "connect"; hostname: string; port: number }
+  | { op: "connect_unix"; path: string }
   | { op: "env"; key: string };
 
 export const PROBE_WORKER_URL = new URL("./probe_worker.ts", import.meta.url);
@@ -25,6 +26,9 @@ async function attempt(p: Probe): Promise<string> {
         break;
       case "connect":
         (await Deno.connect({ hostname: p.hostname, port: p.port })).close();
+        break;
+      case "connect_unix":
+        (await Deno.connect({ transport: "unix", path: p.path })).close();
         break;
       case "env":
         Deno.env.get(p.key);
