@@ -20,8 +20,12 @@ Deno.test("parseConfig() maps every section to the typed config", async (t) => {
     log { directory = "/var/log/smx"; }
     map routes { type = hash; file = "etc/mailertable"; }
     qmgr {
-      IBDB { base_directory = "q/ibdb"; max_commit_delay = 20; max_open_TAs = 7; }
+      IBDB { base_directory = "q/ibdb"; max_commit_delay = 20; max_open_TAs = 7; size = 8MB; }
       DEFEDB { base_directory = "q/defedb"; }
+      IQDB { max_entries = 64; }
+      DSN_handling { merge_delay_max = 30s; flags = { HEADER_ONLY }; }
+      max_errors_per_DSN = 20; min_disk_space = 0; ok_disk_space = 1GB; OCC_max_entries = 50;
+      wait_for_client = 3s; wait_for_server = 4s; control_socket = "/run/smx/qmgr.sock"; conf = routes;
       retry_min_delay = 1m; retry_max_delay = 2h; queue_return_timeout = 3d; queue_delay_timeout = 6h;
       AQ_max_entries = 500;
       smtpc { initial_connections = 1; max_connections = 9; smtp_max_rcpts_per_transaction = 50;
@@ -52,8 +56,28 @@ Deno.test("parseConfig() maps every section to the typed config", async (t) => {
     ["CDB_base_directory", c.CDB_base_directory, "q/cdb"],
     ["mcp", c.mcp, { heartbeat_interval: 250, log_level: 12 }],
     ["log", c.log, { directory: "/var/log/smx" }],
-    ["qmgr.IBDB", c.qmgr.IBDB, { base_directory: "q/ibdb", max_commit_delay: 20, max_open_TAs: 7 }],
+    ["qmgr.IBDB", c.qmgr.IBDB, {
+      base_directory: "q/ibdb",
+      max_commit_delay: 20,
+      max_open_TAs: 7,
+      size: 8 * 1024 * 1024,
+    }],
     ["qmgr.DEFEDB", c.qmgr.DEFEDB, { base_directory: "q/defedb" }],
+    ["qmgr.IQDB", c.qmgr.IQDB, { max_entries: 64 }],
+    ["qmgr.DSN_handling", c.qmgr.DSN_handling, {
+      merge_delay_max: 30_000,
+      flags: { header_only: true, MIME_Format: false },
+    }],
+    ["qmgr.conf (declared map)", c.qmgr.conf, { name: "routes", type: "hash", file: "etc/mailertable" }],
+    ["qmgr limits, disk space, waits and control socket", [
+      c.qmgr.max_errors_per_DSN,
+      c.qmgr.min_disk_space,
+      c.qmgr.ok_disk_space,
+      c.qmgr.OCC_max_entries,
+      c.qmgr.wait_for_client,
+      c.qmgr.wait_for_server,
+      c.qmgr.control_socket,
+    ], [20, 0, 1024 ** 3, 50, 3000, 4000, "/run/smx/qmgr.sock"]],
     ["qmgr times", [
       c.qmgr.retry_min_delay,
       c.qmgr.retry_max_delay,

@@ -27,7 +27,7 @@ Deno.test("parseConfig() reports semantic errors at the offending token", async 
       "an unknown nested section",
       "qmgr {\n  IBDX { }\n}",
       "2:3",
-      "unknown section IBDX in section qmgr, expected one of IBDB, DEFEDB, smtpc, smtps",
+      "unknown section IBDX in section qmgr, expected one of IBDB, DEFEDB, IQDB, DSN_handling, smtpc, smtps",
     ],
     ["an unknown top-level option", "hostnme = a;", "1:1", "unknown option hostnme at the top level"],
     [
