@@ -97,6 +97,25 @@ Deno.test("computePermissions() without nameservers lets smar read resolv.conf a
   });
 });
 
+Deno.test("computePermissions() lets smtpc read its TLS files and reach its LMTP socket, nothing more", async () => {
+  const config = parseConfig(
+    `smtpc {
+      LMTP_socket = "var/lmtp.sock";
+      tls { CAcert_file = "etc/ca.pem"; CAcert_directory = "/etc/ssl/certs"; cert_file = "etc/c.pem"; key_file = "etc/c.key"; }
+    }`,
+    "t.conf",
+  );
+  const sets = await computePermissions(config, { readFiles: false });
+  assert.deepEqual(sets.smtpc, {
+    ...NONE,
+    read: ["var/cdb", "etc/ca.pem", "/etc/ssl/certs", "etc/c.pem", "etc/c.key", "var/lmtp.sock"],
+    write: ["var/lmtp.sock"],
+    net: ["0.0.0.0/0:25", `unix:${join(Deno.cwd(), "var/lmtp.sock")}`],
+  });
+  const plain = await computePermissions(parseConfig("", "t.conf"), { readFiles: false });
+  assert.deepEqual(plain.smtpc, { ...NONE, read: ["var/cdb"], write: false, net: ["0.0.0.0/0:25"] });
+});
+
 /** A sample of computed sets, as computePermissions() would give them for the built-in configuration. */
 function sample(): PermissionSets {
   return {

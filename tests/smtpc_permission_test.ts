@@ -1,7 +1,9 @@
 // Least privilege for smtpc: with the set smtpc's worker.ts asks for ({net: ["0.0.0.0/0:<port>"], read:
 // [CDB dir]}), a worker may connect to the destination port and read the CDB, and nothing else: listening,
 // other ports and writing are refused with NotCapable. A probe worker (tests/helpers/try_listen_worker.ts)
-// holds exactly that set, since no code can be run inside the real smtpc worker from a test.
+// holds exactly that set, since no code can be run inside the real smtpc worker from a test. A second test
+// takes the set computePermissions() gives smtpc with TLS files and an LMTP socket: those files and that
+// socket are reachable, their neighbours are not.
 // Known limit: Deno's net permission does not tell connect from listen, so the set would let a worker
 // listen on the destination port itself (e.g. 25 on any address); only other ports are refused.
 
@@ -9,6 +11,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { NO_PERMISSIONS } from "./helpers/harness.ts";
 import type { Probe } from "./helpers/try_listen_worker.ts";
+import { type Probe as ProbeOf, PROBE_WORKER_URL } from "./helpers/probe_worker.ts";
+import { parseConfig } from "../config/mod.ts";
+import { computePermissions } from "../components/mcp/permissions.ts";
 
 function probe(permissions: Deno.PermissionOptionsObject, probes: Probe[]): Promise<string[]> {
   const worker = new Worker(new URL("./helpers/try_listen_worker.ts", import.meta.url), {
@@ -67,3 +72,52 @@ Deno.test("smtpc's permission set lets it connect out and read the CDB, and noth
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("smtpc's computed set with TLS files and an LMTP socket reaches them and nothing beside them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "smtpc_perm_lmtp_" });
+  const socket = join(dir, "lmtp.sock");
+  const other = join(dir, "other.sock");
+  const listeners = [socket, other].map((path) => Deno.listen({ transport: "unix", path }));
+  const accepting = listeners.map((l) =>
+    (async () => {
+      for await (const c of l) c.close();
+    })().catch(() => {})
+  );
+  try {
+    const fixtures = new URL("./fixtures/tls_client/", import.meta.url).pathname;
+    const config = parseConfig(
+      `CDB_base_directory = "${dir}/cdb";
+       smtpc { LMTP_socket = "${socket}"; tls { CAcert_file = "${fixtures}ca.pem"; } }`,
+      "t.conf",
+    );
+    const sets = await computePermissions(config, { readFiles: false });
+    const cases: [string, ProbeOf, string][] = [
+      ["connects to the LMTP socket", { op: "connect_unix", path: socket }, "ok"],
+      ["reads the CA file", { op: "read", path: `${fixtures}ca.pem` }, "ok"],
+      ["cannot read the key beside it", { op: "read", path: `${fixtures}server.key` }, "NotCapable"],
+      ["cannot connect to another socket", { op: "connect_unix", path: other }, "NotCapable"],
+      ["cannot write beside the socket", { op: "write", path: join(dir, "x") }, "NotCapable"],
+    ];
+    const results = await probeWith(sets.smtpc as Deno.PermissionOptionsObject, cases.map((c) => c[1]));
+    assert.deepEqual(
+      cases.map((c, i) => `${c[0]}: ${results[i]}`),
+      cases.map((c) => `${c[0]}: ${c[2]}`),
+    );
+  } finally {
+    for (const l of listeners) l.close();
+    await Promise.all(accepting);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+function probeWith(permissions: Deno.PermissionOptionsObject, probes: ProbeOf[]): Promise<string[]> {
+  const worker = new Worker(PROBE_WORKER_URL, { type: "module", deno: { permissions } });
+  return new Promise<string[]>((resolve, reject) => {
+    worker.onmessage = (e: MessageEvent) => resolve(e.data as string[]);
+    worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      reject(new Error(`probe worker failed: ${e.message}`));
+    };
+    worker.postMessage(probes);
+  }).finally(() => worker.terminate());
+}
