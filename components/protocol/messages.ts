@@ -204,6 +204,13 @@ export interface QmgrCommitFailed {
   id: string;
   reason: string;
 }
+/** A notice: the queue's file system is low on space (smtps answers MAIL with 452 4.3.1) or fine again. */
+export interface QmgrDiskState {
+  type: "qmgr.disk_state";
+  low: boolean;
+  /** Free bytes at the last probe. */
+  free: number;
+}
 
 // ---- qmgr -> smar / smtpc
 export interface QmgrRoute {
@@ -267,6 +274,7 @@ export type Message =
   | QmgrConnVerdict
   | QmgrCommitted
   | QmgrCommitFailed
+  | QmgrDiskState
   | QmgrRoute
   | QmgrDeliver
   | SmarVerdict

@@ -76,6 +76,7 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
   "qmgr.conn_verdict": { accept: bool, reply: opt(reply) },
   "qmgr.committed": { id: str },
   "qmgr.commit_failed": { id: str, reason: str },
+  "qmgr.disk_state": { low: bool, free: num },
   "qmgr.route": { domain: str },
   "qmgr.deliver": {
     ta: obj({

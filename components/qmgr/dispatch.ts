@@ -40,6 +40,7 @@ export function makeHandler(d: DispatchDeps): Handler {
       case "qmgr.conn_verdict":
       case "qmgr.committed":
       case "qmgr.commit_failed":
+      case "qmgr.disk_state":
       case "qmgr.route":
       case "qmgr.deliver":
       case "smar.verdict":

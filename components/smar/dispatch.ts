@@ -60,6 +60,7 @@ export function makeHandler(state: SmarState): Handler {
       case "smar.verdict":
       case "smar.route":
       case "smtpc.result":
+      case "qmgr.disk_state":
       case "rpc.failure":
         return notServed(from, body.type);
       default: {

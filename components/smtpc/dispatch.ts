@@ -122,6 +122,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
       case "qmgr.conn_verdict":
       case "qmgr.committed":
       case "qmgr.commit_failed":
+      case "qmgr.disk_state":
       case "qmgr.route":
       case "smar.verdict":
       case "smar.route":
