@@ -79,6 +79,8 @@ interface Slot {
   worker?: Worker;
   ready: boolean;
   lastSeen: number;
+  /** When its current worker was started (uptime for status requests). */
+  startedAt: number;
   policy: RestartPolicy;
   restartTimer?: ReturnType<typeof setTimeout>;
   /** Set while the worker is being stopped (shutdown or a dependency restart): resolves once it is gone. */
@@ -115,7 +117,15 @@ export class Supervisor {
     const names = [...COMPONENTS, ...SERVICES.filter((s) => opts.permissions[s] !== undefined)];
     for (const name of names) {
       const policy = new RestartPolicy(this.#opts.limits, this.#opts.now);
-      this.#slots.set(name, { name, generation: 0, restarts: 0, ready: false, lastSeen: 0, policy });
+      this.#slots.set(name, {
+        name,
+        generation: 0,
+        restarts: 0,
+        ready: false,
+        lastSeen: 0,
+        startedAt: 0,
+        policy,
+      });
     }
   }
 
@@ -233,6 +243,7 @@ export class Supervisor {
     slot.generation++;
     slot.ready = false;
     slot.lastSeen = this.#opts.now();
+    slot.startedAt = slot.lastSeen;
     const { name, generation } = slot;
     const permissions = this.#opts.permissions[name]!;
     const worker = spawnWorker(name, permissions, generation, this.#config, this.#opts.workerUrl(name));
@@ -298,6 +309,18 @@ export class Supervisor {
       case "stopped":
         slot.onStopped?.();
         return;
+      case "status_request": {
+        const now = this.#opts.now();
+        const components = [...this.#slots.values()].map((s) => ({
+          name: s.name,
+          generation: s.generation,
+          restarts: s.restarts,
+          ready: s.ready,
+          uptime: s.worker ? now - s.startedAt : 0,
+        }));
+        slot.worker?.postMessage({ v: PROTOCOL_VERSION, kind: "status", id: f.id, components });
+        return;
+      }
       default: {
         const never: never = f;
         log.error(

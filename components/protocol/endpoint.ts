@@ -50,6 +50,11 @@ export class Endpoint {
     port.start();
   }
 
+  /** Whether a port to `peer` is installed (it may still be restarting behind it). */
+  hasPeer(peer: ComponentName): boolean {
+    return this.#ports.has(peer);
+  }
+
   /** Sends a request and resolves with the peer's answer, or with an rpc.failure body. */
   request(peer: ComponentName, body: Message, timeoutMs = DEFAULT_REQUEST_TIMEOUT): Promise<Message> {
     const port = this.#ports.get(peer);

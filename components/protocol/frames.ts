@@ -6,13 +6,25 @@
 import type { Config } from "../../config/types.ts";
 import type { ComponentName, Message, WorkerName } from "./messages.ts";
 
+/** One worker as the MCP sees it (the answer to `status_request`, for qmgrctl status). */
+export interface ComponentStatus {
+  name: WorkerName;
+  generation: number;
+  restarts: number;
+  ready: boolean;
+  /** How long its current worker has been running (ms). */
+  uptime: number;
+}
+
 /** MCP -> worker. */
 export type McpFrame =
   | { v: number; kind: "init"; name: WorkerName; generation: number; config: Config }
   | { v: number; kind: "peer"; name: ComponentName; port: MessagePort }
   | { v: number; kind: "shutdown" }
   /** A new configuration (SIGHUP): the worker applies what it can live (log level, maps, ...). */
-  | { v: number; kind: "reload"; config: Config };
+  | { v: number; kind: "reload"; config: Config }
+  /** The answer to a worker's `status_request`. */
+  | { v: number; kind: "status"; id: number; components: ComponentStatus[] };
 
 /** Worker -> MCP. */
 export type WorkerFrame =
@@ -25,6 +37,8 @@ export type WorkerFrame =
   | { v: number; kind: "fatal"; generation: number; reason: string; code?: number }
   /** The answer to `reload`: applied, or why not (the worker keeps running with what it had). */
   | { v: number; kind: "reloaded"; generation: number; error?: string }
+  /** Asks the MCP for every worker's uptime and restarts (qmgr's control socket shows them). */
+  | { v: number; kind: "status_request"; generation: number; id: number }
   | { v: number; kind: "stopped"; generation: number };
 
 /** Worker <-> worker over a peer port. */

@@ -6,7 +6,7 @@
 
 import type { Config } from "../../config/types.ts";
 import { logFile, serviceOptions } from "../../config/service.ts";
-import type { McpFrame, WorkerFrame } from "./frames.ts";
+import type { ComponentStatus, McpFrame, WorkerFrame } from "./frames.ts";
 import { PROTOCOL_VERSION, type WorkerName } from "./messages.ts";
 import { Endpoint } from "./endpoint.ts";
 import { log } from "../util/log.ts";
@@ -25,6 +25,11 @@ export interface WorkerContext {
    * the exit code the MTA stops with (EX_CONFIG when absent).
    */
   fatal(reason: string, code?: number): void;
+  /**
+   * Asks the MCP for every worker's uptime and restart count; undefined when no answer comes within
+   * `timeoutMs` (a worker run without the MCP, as in component tests).
+   */
+  mcpStatus?(timeoutMs?: number): Promise<ComponentStatus[] | undefined>;
 }
 
 /** What a component's start function returns: how to stop it gracefully, and how to reload. */
@@ -75,6 +80,22 @@ export function runWorker(name: WorkerName, start: StartFunction): void {
   const post = (f: WorkerFrame) => scope.postMessage(f);
   const fatal = (reason: string, code = EX_CONFIG) =>
     post({ v: PROTOCOL_VERSION, kind: "fatal", generation, reason, code });
+  const statusWaiters = new Map<number, (c: ComponentStatus[] | undefined) => void>();
+  let statusSeq = 0;
+  const mcpStatus = (timeoutMs = 1_000) =>
+    new Promise<ComponentStatus[] | undefined>((resolve) => {
+      const id = ++statusSeq;
+      const timer = setTimeout(() => {
+        statusWaiters.delete(id);
+        resolve(undefined);
+      }, timeoutMs);
+      statusWaiters.set(id, (c) => {
+        clearTimeout(timer);
+        statusWaiters.delete(id);
+        resolve(c);
+      });
+      post({ v: PROTOCOL_VERSION, kind: "status_request", generation, id });
+    });
 
   scope.onmessage = async (e: MessageEvent) => {
     const frame = e.data as McpFrame;
@@ -85,7 +106,7 @@ export function runWorker(name: WorkerName, start: StartFunction): void {
     switch (frame.kind) {
       case "init": {
         generation = frame.generation;
-        const ctx: WorkerContext = { name, generation, config: frame.config, endpoint, fatal };
+        const ctx: WorkerContext = { name, generation, config: frame.config, endpoint, fatal, mcpStatus };
         heartbeat = setInterval(
           () => post({ v: PROTOCOL_VERSION, kind: "heartbeat", generation }),
           frame.config.mcp.heartbeat_interval,
@@ -115,6 +136,9 @@ export function runWorker(name: WorkerName, start: StartFunction): void {
       case "peer":
         endpoint.setPeer(frame.name, frame.port);
         return;
+      case "status":
+        statusWaiters.get(frame.id)?.(frame.components);
+        return;
       case "reload": {
         let error: string | undefined;
         try {
@@ -130,6 +154,7 @@ export function runWorker(name: WorkerName, start: StartFunction): void {
       }
       case "shutdown":
         clearInterval(heartbeat);
+        for (const answer of [...statusWaiters.values()]) answer(undefined);
         try {
           await component?.stop();
         } finally {
