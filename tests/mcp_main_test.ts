@@ -76,12 +76,12 @@ Deno.test("runMain() names the missing permissions and the exact deno run line, 
     r.err,
     [
       "smx: Start the MTA: this process lacks permissions the components need: read components, read config, " +
-      "read var/cdb, read var/ibdb, read var/defedb, read /etc/resolv.conf, write var/cdb, write var/ibdb, " +
-      "write var/defedb, net (any host)",
+      "read var/cdb, read var/ibdb, read var/defedb, read /etc/resolv.conf, read var/mail, write var/cdb, " +
+      "write var/ibdb, write var/defedb, write var/mail, net (any host)",
       "smx: run it as:",
       "  deno run --unstable-worker-options " +
-      "--allow-read=components,config,var/cdb,var/ibdb,var/defedb,/etc/resolv.conf " +
-      "--allow-write=var/cdb,var/ibdb,var/defedb --allow-net components/mcp/main.ts",
+      "--allow-read=components,config,var/cdb,var/ibdb,var/defedb,/etc/resolv.conf,var/mail " +
+      "--allow-write=var/cdb,var/ibdb,var/defedb,var/mail --allow-net components/mcp/main.ts",
     ].join("\n"),
   );
   const onlyNet = await main([], (d) => d.name !== "net");
