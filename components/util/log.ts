@@ -44,7 +44,7 @@ function writeAll(handle: Deno.FsFile, bytes: Uint8Array): void {
 }
 
 // deno-lint-ignore no-control-regex
-const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f]/g;
+const CONTROLS = /[\x00-\x08\x0a-\x1f\x7f]/g;
 
 /** Replaces control characters (other than tab) with `\xNN`, so peer-supplied text cannot forge log lines. */
 export function escapeControls(text: string): string {
