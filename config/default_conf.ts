@@ -43,5 +43,7 @@ lda {
   listen_socket { type = inet; address = 127.0.0.1; port = 2424; }
   mail_root = "var/mail";
   local_user_map = local_users;
+  # Mail to postmaster (not a user itself) goes to this user.
+  postmaster = demo;
 }
 `;
