@@ -3,7 +3,7 @@
 // declared map, smtps names are unique, no two servers listen on the same address and port. Reads the
 // configuration file in loadConfig(); nothing else. Throws ConfigError.
 
-import { defaultConfig, defaultLda, defaultSmtps } from "./defaults.ts";
+import { defaultConfig, defaultLda, defaultSmtps, defaultSmtpsAuth } from "./defaults.ts";
 import { DEFAULT_CONF } from "./default_conf.ts";
 import { ConfigError, type Pos } from "./error.ts";
 import { parse } from "./parser.ts";
@@ -123,12 +123,24 @@ function buildSmtps(block: Block, hostname: string, fail: Fail) {
   const server = defaultSmtps(block.name ?? "smtps", hostname);
   Object.assign(server, block.values);
   const sockets: Pos[] = [block.node];
-  if (block.blocks.length > 0) {
-    server.listen_socket = block.blocks.map((sub): ListenSocket => {
+  const listen = block.blocks.filter((sub) => sub.keyword === "listen_socket");
+  if (listen.length > 0) {
+    server.listen_socket = listen.map((sub): ListenSocket => {
       requireOptions(sub, ["address", "port"], fail);
       return { type: "inet", address: sub.values.address as string, port: sub.values.port as number };
     });
-    sockets.splice(0, 1, ...block.blocks.map((sub) => sub.node));
+    sockets.splice(0, 1, ...listen.map((sub) => sub.node));
+  }
+  for (const sub of block.blocks) {
+    if (sub.keyword === "tls") {
+      requireOptions(sub, ["cert_file", "key_file"], fail);
+      server.tls = { cert_file: "", key_file: "", flags: [], ...sub.values };
+    } else if (sub.keyword === "auth") {
+      requireOptions(sub, ["map_file"], fail);
+      const auth = { ...defaultSmtpsAuth(sub.values.map_file as string), ...sub.values };
+      if (sub.values.trusted_mechs === undefined) auth.trusted_mechs = auth.mechanisms; // all offered ones
+      server.auth = auth;
+    }
   }
   return { server, block, sockets };
 }

@@ -2,7 +2,14 @@
 // these and overrides what a file sets; the built-in default configuration (config/default_conf.ts) is
 // parsed on top of them too. Values follow sendmail X where its README gives one, else Postfix.
 
-import type { Config, GreylistConfig, LdaConfig, ServiceOptions, SmtpsConfig } from "./types.ts";
+import type {
+  Config,
+  GreylistConfig,
+  LdaConfig,
+  ServiceOptions,
+  SmtpsAuthConfig,
+  SmtpsConfig,
+} from "./types.ts";
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -30,6 +37,13 @@ export function defaultSmtps(name = "smtps", hostname = "localhost"): SmtpsConfi
     max_bad_commands_per_session: 20,
     max_hops: 50,
     flags: ["8bitmime"],
+    max_bad_commands_per_transaction: 10,
+    max_invalid_addresses_per_session: 50,
+    max_invalid_addresses_per_transaction: 20,
+    max_nop_commands_between_transactions: 50,
+    max_nop_commands_in_transaction: 20,
+    max_transactions: 0,
+    bare_newline_clients: [],
     ...defaultService(),
   };
 }
@@ -61,6 +75,18 @@ export function defaultGreylisting(): Omit<GreylistConfig, "main_DB_name"> {
 
 /** How long one socket map lookup may take when the map declaration does not say. */
 export const DEFAULT_SOCKET_MAP_TIMEOUT = 5 * SECOND;
+
+/** Defaults of an smtps `auth { }` section (its map_file comes from the section). */
+export function defaultSmtpsAuth(map_file: string): SmtpsAuthConfig {
+  return {
+    map_file,
+    mechanisms: ["plain", "login"],
+    trusted_mechs: ["plain", "login"],
+    max_failures: 3,
+    failure_delay: SECOND,
+    flags: [],
+  };
+}
 
 /** A complete configuration holding only defaults (one smtps on 127.0.0.1:2525, queue under ./var). */
 export function defaultConfig(): Config {

@@ -60,6 +60,10 @@ export function formatConfig(config: Config): string {
     const sockets = server.listen_socket.map((socket) =>
       `  listen_socket { type = ${socket.type}; address = ${word(socket.address)}; port = ${socket.port}; }`
     );
+    for (const sub of SMTPS.sections) { // tls { } and auth { }, when configured
+      const values = sub.keyword === "tls" ? server.tls : sub.keyword === "auth" ? server.auth : undefined;
+      if (values) sockets.push(...section(sub, values, undefined, [], "  "));
+    }
     out.push("", ...section(SMTPS, server, server.name === "smtps" ? undefined : server.name, sockets));
   }
   const ports = [`  # ports (derived from the mailertable, not an option): ${config.smtpc.ports.join(", ")}`];
@@ -157,7 +161,11 @@ function format(kind: Kind, value: unknown): string {
     case "components":
     case "alias_flags":
     case "allow_by":
-    case "match_type": {
+    case "match_type":
+    case "tls_flags":
+    case "auth_flags":
+    case "sasl_mechs":
+    case "networks": {
       const items = (value as string[]).map(word);
       return items.length > 0 ? `{ ${items.join(", ")} }` : "{ }";
     }

@@ -66,6 +66,10 @@ const EXPECTED: Record<Kind, string> = {
   size0: "a size like 100MB, or 0 for none",
   dsn_flags: `flags among ${DSN_FLAGS.join(", ")}`,
   security_level: `one of ${SECURITY_LEVELS.join(", ")}`,
+  tls_flags: `flags among ${WORD_LISTS.tls_flags.join(", ")}`,
+  auth_flags: `flags among ${WORD_LISTS.auth_flags.join(", ")}`,
+  sasl_mechs: `mechanisms among ${WORD_LISTS.sasl_mechs.join(", ")}`,
+  networks: "IP addresses or networks like 127.0.0.1 or 10.0.0.0/8",
 };
 
 /** Reads `node` (a section matching `spec`) in `file`; `path` is the dotted keyword path of its parent. */
@@ -201,13 +205,24 @@ function convert(kind: Kind, option: OptionNode, fail: (pos: Pos, detail: string
         return text === "" ? bad() : new MapRef(text, { line: scalar.line, col: scalar.col });
       case "alias_flags":
       case "allow_by":
-      case "match_type": {
+      case "match_type":
+      case "tls_flags":
+      case "auth_flags":
+      case "sasl_mechs": {
         const word = text.toLowerCase();
         if ((WORD_LISTS[kind] as readonly string[]).includes(word)) return word;
         return fail(scalar, `unknown value ${text} for ${name}, expected ${EXPECTED[kind]}`);
       }
       case "netmask":
         return parseNetmask(text) ?? bad();
+      case "networks": {
+        const [address, bits, ...more] = text.split("/");
+        const ip = parseIpAddress(address);
+        const max = ip?.includes(":") ? 128 : 32;
+        const badBits = bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= max);
+        if (ip === undefined || more.length > 0 || badBits) return bad();
+        return bits === undefined ? ip : `${ip}/${Number(bits)}`;
+      }
       case "socket_type":
         return text.toLowerCase() === EXPECTED[kind]
           ? EXPECTED[kind]

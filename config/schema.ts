@@ -13,7 +13,9 @@ import type {
   SmarConfig,
   SmtpcConfig,
   SmtpcTlsConfig,
+  SmtpsAuthConfig,
   SmtpsConfig,
+  SmtpsTlsConfig,
 } from "./types.ts";
 
 /**
@@ -45,7 +47,11 @@ export type Kind =
   | "start_action"
   | "size0"
   | "dsn_flags"
-  | "security_level";
+  | "security_level"
+  | "tls_flags"
+  | "auth_flags"
+  | "sasl_mechs"
+  | "networks";
 
 /** Kinds whose value is a list (a single value is a list of one). */
 export const LIST_KINDS: ReadonlySet<Kind> = new Set([
@@ -57,6 +63,10 @@ export const LIST_KINDS: ReadonlySet<Kind> = new Set([
   "alias_flags",
   "allow_by",
   "match_type",
+  "tls_flags",
+  "auth_flags",
+  "sasl_mechs",
+  "networks",
 ]);
 
 /** The map types a map declaration may name. */
@@ -74,6 +84,9 @@ export const WORD_LISTS = {
   ],
   allow_by: ["sender", "client_ip"],
   match_type: ["generic_lookup", "implicitly_match_detail"],
+  tls_flags: ["allow_relaying_if_verified", "check_access_map_for_relaying"],
+  auth_flags: ["allow_plaintext", "received_user"],
+  sasl_mechs: ["plain", "login"],
 } as const satisfies Partial<Record<Kind, readonly string[]>>;
 
 /** The flags of qmgr's DSN_handling section, as written (the text may use any case). */
@@ -166,9 +179,39 @@ export const SMTPS = section(
     max_bad_commands_per_session: "count",
     max_hops: "positive",
     flags: "flags",
+    max_bad_commands_per_transaction: "count",
+    max_invalid_addresses_per_session: "count",
+    max_invalid_addresses_per_transaction: "count",
+    max_nop_commands_between_transactions: "count",
+    max_nop_commands_in_transaction: "count",
+    max_transactions: "count",
+    bare_newline_clients: "networks",
     ...SERVICE_OPTIONS,
   } satisfies { [K in keyof SmtpsConfig]?: Kind },
-  [LISTEN_SOCKET],
+  [
+    LISTEN_SOCKET,
+    section(
+      "tls",
+      {
+        cert_file: "string",
+        key_file: "string",
+        CAcert_file: "string",
+        CAcert_directory: "string",
+        flags: "tls_flags",
+      } satisfies { [K in keyof SmtpsTlsConfig]: Kind },
+    ),
+    section(
+      "auth",
+      {
+        map_file: "string",
+        mechanisms: "sasl_mechs",
+        trusted_mechs: "sasl_mechs",
+        max_failures: "count",
+        failure_delay: "time_ms",
+        flags: "auth_flags",
+      } satisfies { [K in keyof SmtpsAuthConfig]: Kind },
+    ),
+  ],
   { name: "optional", repeat: true },
 );
 

@@ -66,6 +66,48 @@ export interface SmtpsConfig extends ServiceOptions {
   max_hops: number;
   /** Lower-case flag names from `flags { ... }` (e.g. "8bitmime", "delay_checks"). */
   flags: string[];
+  /** Session-ending limits (421); 0 means no limit. "nop" commands are NOOP, RSET, VRFY and HELP. */
+  max_bad_commands_per_transaction: number;
+  max_invalid_addresses_per_session: number;
+  max_invalid_addresses_per_transaction: number;
+  max_nop_commands_between_transactions: number;
+  max_nop_commands_in_transaction: number;
+  /** Mail transactions (MAIL commands accepted) per session; 0 means no limit. */
+  max_transactions: number;
+  /** Clients (IP addresses or CIDR networks) allowed to end lines with a bare LF or send bare CRs. */
+  bare_newline_clients: string[];
+  /** STARTTLS (`tls { ... }`): offered only when present. */
+  tls?: SmtpsTlsConfig;
+  /** SMTP AUTH (`auth { ... }`): offered only when present. */
+  auth?: SmtpsAuthConfig;
+}
+
+/** An smtps section's `tls { ... }`: the server certificate and the CAs that verify client certificates. */
+export interface SmtpsTlsConfig {
+  cert_file: string;
+  key_file: string;
+  /** CA certificates (PEM) that verify client certificates; without them none is verified. */
+  CAcert_file?: string;
+  /** A directory of PEM files with more CA certificates. */
+  CAcert_directory?: string;
+  /** Lower-case: "allow_relaying_if_verified", "check_access_map_for_relaying". */
+  flags: string[];
+}
+
+/** An smtps section's `auth { ... }`: SMTP AUTH with PLAIN and LOGIN against a credentials map. */
+export interface SmtpsAuthConfig {
+  /** The credentials map (user and salted hash per entry) built by `deno task createmap auth`. */
+  map_file: string;
+  /** Mechanisms offered, lower-case: "plain", "login". */
+  mechanisms: string[];
+  /** Mechanisms whose success lets the client relay. */
+  trusted_mechs: string[];
+  /** Failed attempts that end the session with 421 (0: no limit). */
+  max_failures: number;
+  /** The wait before answering a failed attempt, multiplied by the failures so far (ms). */
+  failure_delay: number;
+  /** Lower-case: "allow_plaintext" (offer AUTH without TLS), "received_user" (the user in Received:). */
+  flags: string[];
 }
 
 /** DSN_handling.flags: return only the headers of the original; MIME (RFC 3464) rather than plain text. */
