@@ -6,8 +6,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parseConfig } from "../config/mod.ts";
-import { computePermissions } from "../components/mcp/permissions.ts";
+import { loadConfig, parseConfig } from "../config/mod.ts";
+import { computePermissions, mainProcessFlags } from "../components/mcp/permissions.ts";
 import { freePort } from "./helpers/harness.ts";
 import { testConfigText } from "./helpers/mta.ts";
 import { type Probe, PROBE_WORKER_URL } from "./helpers/probe_worker.ts";
@@ -103,4 +103,14 @@ Deno.test("without an lda section the MCP computes no lda set (the supervisor st
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("deno task start grants the main process what the built-in configuration needs, the lda included", async () => {
+  const config = await loadConfig();
+  const sets = await computePermissions(config);
+  assert.deepEqual(sets.lda?.write, ["var/mail"]);
+  const deno = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const start: string = deno.tasks.start;
+  const flags = start.split(" ").filter((w) => w.startsWith("--"));
+  assert.deepEqual(flags, mainProcessFlags(sets));
 });
