@@ -1,7 +1,7 @@
 // Client stubs for talking to smar: policy verdicts for smtps, routes for qmgr.
 
 import type { Endpoint } from "../protocol/endpoint.ts";
-import type { Message, RouteResult, Verdict } from "../protocol/messages.ts";
+import type { CheckContext, Message, RouteResult, Verdict } from "../protocol/messages.ts";
 
 function toVerdict(m: Message, what: string): Verdict {
   if (m.type === "smar.verdict") return m.verdict;
@@ -13,8 +13,16 @@ function toVerdict(m: Message, what: string): Verdict {
 }
 
 /** Connect-stage access checks for a client address. */
-export async function checkConnect(ep: Endpoint, ip: string, timeoutMs?: number): Promise<Verdict> {
-  return toVerdict(await ep.request("smar", { type: "smtps.check_connect", ip }, timeoutMs), "check_connect");
+export async function checkConnect(
+  ep: Endpoint,
+  ip: string,
+  timeoutMs?: number,
+  context?: CheckContext,
+): Promise<Verdict> {
+  return toVerdict(
+    await ep.request("smar", { type: "smtps.check_connect", ip, ...(context ? { context } : {}) }, timeoutMs),
+    "check_connect",
+  );
 }
 
 /** MAIL-stage checks for a sender ("" for <>). */
@@ -23,9 +31,14 @@ export async function checkMail(
   ip: string,
   sender: string,
   timeoutMs?: number,
+  context?: CheckContext,
 ): Promise<Verdict> {
   return toVerdict(
-    await ep.request("smar", { type: "smtps.check_mail", ip, sender }, timeoutMs),
+    await ep.request(
+      "smar",
+      { type: "smtps.check_mail", ip, sender, ...(context ? { context } : {}) },
+      timeoutMs,
+    ),
     "check_mail",
   );
 }
@@ -33,7 +46,7 @@ export async function checkMail(
 /** RCPT-stage checks: relaying, access map. */
 export async function checkRcpt(
   ep: Endpoint,
-  q: { ip: string; sender: string; recipient: string; authorized: boolean },
+  q: { ip: string; sender: string; recipient: string; authorized: boolean; context?: CheckContext },
   timeoutMs?: number,
 ): Promise<Verdict> {
   return toVerdict(await ep.request("smar", { type: "smtps.check_rcpt", ...q }, timeoutMs), "check_rcpt");
