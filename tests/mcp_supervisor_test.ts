@@ -1,7 +1,8 @@
 // The supervisor with fake workers (tests/helpers/fake_worker.ts): starting and wiring, restarts after an
 // error or after silence, generations, rewiring of a restarted worker, crash-loop give-up, fatal frames,
-// and the shutdown order. The fake smtps answers each TCP connection with what the fake smar told it, so
-// "smtps can still reach smar" is checked over a real socket.
+// and the shutdown order; restart_dependencies, exit codes in fatal frames, and reloads. The fake smtps
+// answers each TCP connection with what the fake smar told it, so "smtps can still reach smar" is checked
+// over a real socket.
 
 import assert from "node:assert/strict";
 import { defaultConfig } from "../config/defaults.ts";
@@ -18,9 +19,14 @@ interface Fake {
   events: SupervisorEvent[];
 }
 
-function fakeSupervisor(plan: FakePlan, limits: Partial<RestartLimits> = {}): Fake {
+function fakeSupervisor(
+  plan: FakePlan,
+  limits: Partial<RestartLimits> = {},
+  adjust: (c: FakeConfig) => void = () => {},
+): Fake {
   const port = freePort();
   const config: FakeConfig = { ...structuredClone(defaultConfig()), fake: plan };
+  adjust(config);
   config.mcp.heartbeat_interval = 200;
   config.smtps[0].listen_socket = [{ type: "inet", address: "127.0.0.1", port }];
   const permissions: PermissionSets = {
@@ -168,4 +174,74 @@ Deno.test("Supervisor stops the MTA with exit code 78 on a fatal frame", async (
   await assert.rejects(f.sup.start(), /Start the MTA: smar: the map file is broken on purpose/);
   assert.deepEqual(await f.sup.done, { code: 78, reason: "smar: the map file is broken on purpose" });
   assert.equal(f.sup.restarts("smar"), 0);
+});
+
+Deno.test("Supervisor restarts the restart_dependencies of a dead component with it", async () => {
+  const f = fakeSupervisor({}, {}, (c) => (c.smar.restart_dependencies = ["smtps", "qmgr"]));
+  try {
+    await f.sup.start();
+    f.sup.kill("smar");
+    await Promise.all([
+      eventually(f, readyAs("smar", 2)),
+      eventually(f, readyAs("smtps", 2)),
+      eventually(f, readyAs("qmgr", 2)),
+    ]);
+    const restarts = f.events.filter((e) => e.type === "restart").map((e) =>
+      e.type === "restart" && `${e.name}#${e.generation} ${e.cause}`
+    ).sort();
+    assert.deepEqual(restarts, ["qmgr#2 dependency", "smar#2 crash", "smtps#2 dependency"]);
+    assert.equal(f.sup.generation("smtpc"), 1);
+    assert.equal(f.sup.restarts("smtps"), 1);
+    assert.equal(await ask(f.port), "smar#2");
+    // Only smar died: its dependents were stopped, not killed.
+    assert.deepEqual(f.events.filter((e) => e.type === "died").map((e) => e.name), ["smar"]);
+  } finally {
+    await f.sup.stop();
+  }
+});
+
+Deno.test("Supervisor restarts a worker whose fatal frame carries an exit code a restart can cure", async () => {
+  const f = fakeSupervisor({ smar: { generations: { 1: "tempfail" } } });
+  try {
+    await f.sup.start();
+    const died = await eventually(f, (e) => e.type === "died" && e.name === "smar");
+    assert.equal(
+      died.type === "died" && died.reason,
+      "failed with exit code 75: the disk is full on purpose",
+    );
+    await eventually(f, readyAs("smar", 2));
+    assert.equal(await ask(f.port), "smar#2");
+  } finally {
+    await f.sup.stop();
+  }
+});
+
+Deno.test("Supervisor stops the MTA with exit code 77 when a worker starts without a permission it needs", async () => {
+  const f = fakeSupervisor({ smar: { mode: "noperm" } });
+  await assert.rejects(f.sup.start(), /Start the MTA: smar: .*\/etc\/hostname/);
+  const end = await f.sup.done;
+  assert.equal(end.code, 77);
+  assert.equal(f.sup.restarts("smar"), 0);
+});
+
+Deno.test("Supervisor.reload() hands every worker the new configuration, and later generations start with it", async () => {
+  const f = fakeSupervisor({});
+  try {
+    await f.sup.start();
+    const next: FakeConfig = structuredClone(f.sup.config);
+    next.smar.log_level = 12;
+    next.fake = { smar: { mode: "crash" } };
+    const answers = await f.sup.reload(next);
+    assert.deepEqual([...answers].sort(), [["qmgr", undefined], ["smar", undefined], ["smtpc", undefined], [
+      "smtps",
+      undefined,
+    ]]);
+    assert.equal(f.sup.config.smar.log_level, 12);
+    assert.equal(f.events.filter((e) => e.type === "reloaded" && !e.error).length, 4);
+    f.sup.kill("smar"); // generation 2 reads the new plan: it crashes in turn
+    const died = await eventually(f, (e) => e.type === "died" && e.generation === 2);
+    assert.match(died.type === "died" ? died.reason : "", /smar#2 crashed on purpose/);
+  } finally {
+    await f.sup.stop();
+  }
 });

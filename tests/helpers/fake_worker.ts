@@ -13,9 +13,20 @@ import { type Component, runWorker, type WorkerContext } from "../../components/
 /**
  * - ok: behave; throw: fail in start (an error event); crash: throw 50 ms after ready (an uncaught error);
  * - exit: call Deno.exit() 50 ms after ready (no event at all); silent: report ready, then never a heartbeat;
- * - fatal: report a fatal condition; stranger: send every frame with another generation number.
+ * - fatal: report a fatal condition; stranger: send every frame with another generation number;
+ * - tempfail: report a failure with exit code 75 (EX_TEMPFAIL: a restart may help);
+ * - noperm: try to read a file outside its permission set while starting (NotCapable).
  */
-export type FakeMode = "ok" | "throw" | "crash" | "exit" | "silent" | "fatal" | "stranger";
+export type FakeMode =
+  | "ok"
+  | "throw"
+  | "crash"
+  | "exit"
+  | "silent"
+  | "fatal"
+  | "stranger"
+  | "tempfail"
+  | "noperm";
 
 /** Per component: the mode of each generation, and of any generation not listed. */
 export type FakePlan = Partial<
@@ -64,6 +75,11 @@ function start(ctx: WorkerContext): Promise<Component> {
   switch (mode) {
     case "throw":
       throw new Error(`${ctx.name}#${ctx.generation} failed to start on purpose`);
+    case "tempfail":
+      setTimeout(() => ctx.fatal("the disk is full on purpose", 75), 50);
+      break;
+    case "noperm":
+      return Deno.readTextFile("/etc/hostname").then(() => ({ stop: () => Promise.resolve() }));
     case "fatal":
       ctx.fatal("the map file is broken on purpose");
       break;
