@@ -43,6 +43,11 @@ Deno.test("each component's computed permission set allows its job and refuses t
     const cdbFile = join(dir, "var/cdb/0/probe");
     const local = (port: number) => ({ hostname: "127.0.0.1", port });
     const sets = await computePermissions(config);
+    // qmgr's disk guard needs sys statfs; a test process started without it cannot hand it out.
+    const statfsHeld = Deno.permissions.querySync({ name: "sys", kind: "statfs" as "hostname" }).state ===
+      "granted";
+    if (!statfsHeld) sets.qmgr.sys = false;
+    const ibdb = join(dir, "var/ibdb");
 
     const cases: { name: ComponentName; probe: Probe; expect: string }[] = [
       { name: "smtps", probe: { op: "listen", ...local(smtpsPort) }, expect: "ok" },
@@ -69,6 +74,13 @@ Deno.test("each component's computed permission set allows its job and refuses t
       { name: "qmgr", probe: { op: "connect", ...local(routed) }, expect: "NotCapable" },
       { name: "qmgr", probe: { op: "listen", ...local(otherPort) }, expect: "NotCapable" },
       { name: "qmgr", probe: { op: "read", path: mailertable }, expect: "NotCapable" },
+      { name: "qmgr", probe: { op: "listen_unix", path: join(ibdb, "qmgr.sock") }, expect: "ok" },
+      { name: "qmgr", probe: { op: "listen_unix", path: join(ibdb, "other.sock") }, expect: "NotCapable" },
+      ...(statfsHeld
+        ? [{ name: "qmgr" as const, probe: { op: "statfs", path: ibdb } as Probe, expect: "ok" }]
+        : []),
+      { name: "smtps", probe: { op: "statfs", path: ibdb }, expect: "NotCapable" },
+      { name: "smtps", probe: { op: "listen_unix", path: join(ibdb, "qmgr.sock") }, expect: "NotCapable" },
     ];
     for (const name of ["smtps", "smtpc", "smar", "qmgr"] as const) {
       const mine = cases.filter((c) => c.name === name);

@@ -57,7 +57,9 @@ Deno.test("computePermissions() gives each component exactly its own set", async
         ...NONE,
         read: ["var/ibdb", "spool/defedb", "var/cdb"],
         write: ["var/ibdb", "spool/defedb", "var/cdb"],
-        net: false,
+        // its control socket (inside var/ibdb) and the disk guard's statfs
+        net: [`unix:${join(Deno.cwd(), "var/ibdb/qmgr.sock")}`],
+        sys: ["statfs"],
       },
       smtpc: {
         ...NONE,
@@ -114,6 +116,28 @@ Deno.test("computePermissions() lets smtpc read its TLS files and reach its LMTP
   });
   const plain = await computePermissions(parseConfig("", "t.conf"), { readFiles: false });
   assert.deepEqual(plain.smtpc, { ...NONE, read: ["var/cdb"], write: false, net: ["0.0.0.0/0:25"] });
+});
+
+Deno.test("computePermissions() gives qmgr its control socket, its conf map and statfs only when needed", async () => {
+  const config = parseConfig(
+    `map qc { type = hash; file = "etc/qmgr_conf"; }
+     qmgr { conf = qc; control_socket = "/run/smx/ctl.sock"; min_disk_space = 0; }`,
+    "t.conf",
+  );
+  const sets = await computePermissions(config, { readFiles: false });
+  assert.deepEqual(sets.qmgr, {
+    ...NONE,
+    read: ["var/ibdb", "var/defedb", "var/cdb", "/run/smx/ctl.sock", "etc/qmgr_conf"],
+    write: ["var/ibdb", "var/defedb", "var/cdb", "/run/smx/ctl.sock"],
+    net: ["unix:/run/smx/ctl.sock"],
+    sys: false,
+  });
+  const guarded: PermissionSets = { ...sets, qmgr: { ...sets.qmgr, sys: ["statfs"] } };
+  assert.equal(mainProcessFlags(guarded).at(-1), "--allow-sys=statfs");
+  const query = (d: Deno.PermissionDescriptor) => ({ state: d.name === "sys" ? "prompt" : "granted" });
+  assert.deepEqual(missingPermissions(guarded, { query }), [
+    "sys statfs",
+  ]);
 });
 
 /** A sample of computed sets, as computePermissions() would give them for the built-in configuration. */

@@ -8,7 +8,9 @@ import { fileURLToPath } from "node:url";
 import type { Config, LdaConfig } from "../../config/types.ts";
 import { logFile } from "../../config/service.ts";
 import type { ComponentName, ServiceName } from "../protocol/messages.ts";
+import { controlSocketPath } from "../qmgr/control_protocol.ts";
 import { mailertablePorts } from "../smar/mailertable.ts";
+import { smarNeeds } from "../smar/needs.ts";
 import { configuredNameservers, hostPort, nameserverNetPermissions } from "../smar/dns/nameservers.ts";
 import type { WorkerPermissions } from "./spawn.ts";
 
@@ -54,19 +56,18 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
   const nameservers = useResolvConf && !readFiles
     ? []
     : await configuredNameservers(config.smar.nameserver, resolvConf);
-  const mapFiles = [config.smar.mailertable?.file, config.smar.access_map?.file].filter((f) =>
-    f !== undefined
-  );
+  // Map files, socket maps and the greylisting database: smar/needs.ts decides, as for the nameservers.
+  const smar = smarNeeds(config);
 
   const sets: PermissionSets = {
     smtps: { ...NONE, read: [cdb], write: [cdb], net: orFalse(unique(listen)) },
-    qmgr: { ...NONE, read: unique(queue), write: unique(queue), net: false },
+    qmgr: qmgrPermissions(config, queue),
     smtpc: smtpcPermissions(config, [...ports]),
     smar: {
       ...NONE,
-      read: orFalse(unique([...mapFiles, ...(useResolvConf ? [resolvConf] : [])])),
-      write: false,
-      net: orFalse(nameserverNetPermissions(nameservers)),
+      read: orFalse(unique([...smar.read, ...(useResolvConf ? [resolvConf] : [])])),
+      write: orFalse(smar.write),
+      net: orFalse(unique([...nameserverNetPermissions(nameservers), ...smar.net])),
     },
     ...(config.lda ? { lda: ldaPermissions(config.lda) } : {}),
   };
@@ -76,6 +77,24 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
     if (file !== undefined) set.write = [...(set.write || []), file];
   }
   return sets;
+}
+
+/**
+ * qmgr: read/write its queue directories and the CDB; its control socket (Deno asks read, write and
+ * `unix:<absolute path>` net permission to listen on it); read the qmgr_conf map; and sys "statfs" for the
+ * disk guard (node:fs statfs of the queue directory) unless min_disk_space is 0. No network.
+ */
+function qmgrPermissions(config: Config, queue: string[]): WorkerPermissions {
+  const socket = controlSocketPath(config);
+  const own = queue.some((dir) => resolve(socket).startsWith(`${resolve(dir)}/`)) ? [] : [socket];
+  const conf = config.qmgr.conf ? [config.qmgr.conf.file] : [];
+  return {
+    ...NONE,
+    read: unique([...queue, ...own, ...conf]),
+    write: unique([...queue, ...own]),
+    net: [`unix:${resolve(socket)}`],
+    sys: config.qmgr.min_disk_space > 0 ? ["statfs"] : false,
+  };
 }
 
 /**
@@ -135,7 +154,7 @@ export interface MainOptions {
 /** What the main process must hold: the union of the workers' sets, its own reads, the unstable flag. */
 export function mainNeeds(perms: PermissionSets, opts: MainOptions = {}) {
   const sets = Object.values(perms);
-  const union = (key: "read" | "write" | "net") => unique(sets.flatMap((s) => s[key] || []));
+  const union = (key: "read" | "write" | "net" | "sys") => unique(sets.flatMap((s) => s[key] || []));
   const read = outermost([
     ...sourceDirs(opts.standalone),
     ...(opts.configFile ? [opts.configFile] : []),
@@ -146,7 +165,7 @@ export function mainNeeds(perms: PermissionSets, opts: MainOptions = {}) {
   // (its escalation check cannot compare ranges), so one CIDR entry makes the main process need all.
   const anyHost = net.some((h) => h.includes("/"));
   const write = outermost([...union("write"), ...(opts.logDirectory ? [opts.logDirectory] : [])]);
-  return { read, write, net, anyHost };
+  return { read, write, net, anyHost, sys: union("sys") };
 }
 
 /** The `deno run` flags the main process needs. */
@@ -157,6 +176,7 @@ export function mainProcessFlags(perms: PermissionSets, opts: MainOptions = {}):
   if (need.write.length) flags.push(`--allow-write=${need.write.join(",")}`);
   if (need.anyHost) flags.push("--allow-net");
   else if (need.net.length) flags.push(`--allow-net=${need.net.join(",")}`);
+  if (need.sys.length) flags.push(`--allow-sys=${need.sys.join(",")}`);
   return flags;
 }
 
@@ -177,6 +197,11 @@ export function missingPermissions(
     if (!has({ name: "net" })) missing.push("net (any host)");
   } else {
     for (const host of need.net) if (!has({ name: "net", host })) missing.push(`net ${host}`);
+  }
+  for (const kind of need.sys) {
+    if (!has({ name: "sys", kind: kind as Deno.SysPermissionDescriptor["kind"] })) {
+      missing.push(`sys ${kind}`);
+    }
   }
   return missing;
 }

@@ -11,7 +11,8 @@ export interface WorkerPermissions {
   write: string[] | false;
   net: string[] | false;
   env: false;
-  sys: false;
+  /** Only qmgr holds any: "statfs" for its disk guard. */
+  sys: string[] | false;
   run: false;
   ffi: false;
   import: false;

@@ -8,7 +8,11 @@ export type Probe =
   | { op: "listen"; hostname: string; port: number }
   | { op: "connect"; hostname: string; port: number }
   | { op: "connect_unix"; path: string }
+  | { op: "listen_unix"; path: string }
+  | { op: "statfs"; path: string }
   | { op: "env"; key: string };
+
+import { statfs } from "node:fs/promises";
 
 export const PROBE_WORKER_URL = new URL("./probe_worker.ts", import.meta.url);
 
@@ -29,6 +33,12 @@ async function attempt(p: Probe): Promise<string> {
         break;
       case "connect_unix":
         (await Deno.connect({ transport: "unix", path: p.path })).close();
+        break;
+      case "listen_unix":
+        Deno.listen({ transport: "unix", path: p.path }).close();
+        break;
+      case "statfs":
+        await statfs(p.path);
         break;
       case "env":
         Deno.env.get(p.key);
