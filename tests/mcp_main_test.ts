@@ -44,7 +44,10 @@ Deno.test("runMain() answers usage errors with 64 and -h with the usage and the 
   }
   const help = await main(["-h"], nothing);
   assert.equal(help.code, 0);
-  assert.match(help.out, /^usage: deno task start \[-f FILE\] \[-V\[V\[V\]\]\] \[--print-permissions\] \[-h\]\n {2}-f FILE/);
+  assert.match(
+    help.out,
+    /^usage: deno task start \[-f FILE\] \[-V\[V\[V\]\]\] \[--print-permissions\] \[-h\]\n {2}-f FILE/,
+  );
   const c = await loadConfig();
   const listen = `${c.smtps[0].listen_socket[0].address}:${c.smtps[0].listen_socket[0].port}`;
   assert.ok(help.out.includes(`(default: the built-in configuration: smtps on\n`), help.out);
@@ -61,14 +64,23 @@ Deno.test("runMain() -V prints the configuration as understood, more Vs add more
 
   const vv = await main(["-VV"]);
   assert.equal(vv.code, 0);
-  assert.ok(vv.out.startsWith(r.out + "\n\n# Derived by the MCP:\n"), vv.out.slice(r.out.length, r.out.length + 80));
-  assert.match(vv.out, /^# {3}qmgr: log_level 9 \(info\), restart_dependencies none, start_action wait, logs to stderr$/m);
+  assert.ok(
+    vv.out.startsWith(r.out + "\n\n# Derived by the MCP:\n"),
+    vv.out.slice(r.out.length, r.out.length + 80),
+  );
+  assert.match(
+    vv.out,
+    /^# {3}qmgr: log_level 9 \(info\), restart_dependencies none, start_action wait, logs to stderr$/m,
+  );
   assert.match(vv.out, /^# {3}ports smtpc may connect to \(25 and the mailertable's\): 25(, \d+)*$/m);
   assert.doesNotMatch(vv.out, /# Permission sets/);
 
   const vvv = await main(["-V", "-VV"]);
   assert.ok(vvv.out.startsWith(vv.out + "\n\n# Permission sets for the configuration <built-in>."));
-  assert.match(vvv.out, /^qmgr:\n {2}read: var\/ibdb, var\/defedb, var\/cdb\n {2}write: var\/ibdb, var\/defedb, var\/cdb\n {2}net: none$/m);
+  assert.match(
+    vvv.out,
+    /^qmgr:\n {2}read: var\/ibdb, var\/defedb, var\/cdb\b.*\n {2}write: var\/ibdb, var\/defedb, var\/cdb\b.*\n {2}net: .+\n {2}sys: .+$/m,
+  );
 });
 
 Deno.test("runMain() --print-permissions prints each set and the deno run and deno compile lines", async () => {
@@ -101,15 +113,17 @@ Deno.test("runMain() --print-permissions prints each set and the deno run and de
     const run = lines.find((l) => l.startsWith("deno run "));
     assert.equal(
       run,
-      `deno run --unstable-worker-options --allow-read=components,config,${dir}/cdb,${dir}/ibdb,${dir}/defedb ` +
-        `--allow-write=${dir}/cdb,${dir}/ibdb,${dir}/defedb,${dir}/log --allow-net components/mcp/main.ts -f ${file}`,
+      `deno run --unstable-worker-options --allow-read=components,config,${file},${dir}/cdb,${dir}/ibdb,${dir}/defedb ` +
+        `--allow-write=${dir}/cdb,${dir}/ibdb,${dir}/defedb,${dir}/log --allow-net --allow-sys=statfs ` +
+        `components/mcp/main.ts -f ${file}`,
     );
     const compile = lines.find((l) => l.startsWith("deno compile "));
     assert.equal(
       compile,
       `deno compile --unstable-worker-options --allow-read=${file},${dir}/cdb,${dir}/ibdb,${dir}/defedb ` +
-        `--allow-write=${dir}/cdb,${dir}/ibdb,${dir}/defedb,${dir}/log --allow-net ` +
-        workerModules().map((m) => `--include ${m} `).join("") + `--output smx components/mcp/main.ts -f ${file}`,
+        `--allow-write=${dir}/cdb,${dir}/ibdb,${dir}/defedb,${dir}/log --allow-net --allow-sys=statfs ` +
+        workerModules().map((m) => `--include ${m} `).join("") +
+        `--output smx components/mcp/main.ts -f ${file}`,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

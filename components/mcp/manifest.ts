@@ -47,11 +47,11 @@ export function compileCommand(perms: PermissionSets, opts: CommandOptions = {},
 export function formatManifest(source: string, perms: PermissionSets, opts: CommandOptions = {}): string {
   const lines = [
     `# Permission sets for the configuration ${source}.`,
-    "# Each worker gets exactly its set; env, sys, run, ffi and import are denied to all of them.",
+    "# Each worker gets exactly its set; env, run, ffi and import are denied to all of them.",
   ];
   for (const [name, set] of Object.entries(perms) as [WorkerName, WorkerPermissions][]) {
     lines.push(`${name}:`);
-    for (const key of ["read", "write", "net"] as const) lines.push(`  ${key}: ${list(set[key])}`);
+    for (const key of ["read", "write", "net", "sys"] as const) lines.push(`  ${key}: ${list(set[key])}`);
   }
   const args = opts.configFile ? ["-f", opts.configFile] : [];
   lines.push(
