@@ -15,11 +15,12 @@ import type {
 } from "../components/protocol/messages.ts";
 import { ActiveQueue } from "../components/qmgr/active_queue.ts";
 import { ConnControl } from "../components/qmgr/conn_control.ts";
-import { Destinations } from "../components/qmgr/destinations.ts";
+import { Destinations, type TaskOutcome } from "../components/qmgr/destinations.ts";
 import { GroupCommit } from "../components/qmgr/group_commit.ts";
 import { commitEnvelope } from "../components/qmgr/incoming.ts";
 import { dsnOf, retryDelay } from "../components/qmgr/results.ts";
 import { RouteCache } from "../components/qmgr/route_cache.ts";
+import { Notices } from "../components/qmgr/notices.ts";
 import { Scheduler } from "../components/qmgr/scheduler.ts";
 import { QueueStore, WAITING } from "../components/qmgr/store.ts";
 
@@ -76,7 +77,7 @@ Deno.test("the scheduler over a real store, with a clock it does not own", async
     hosts: [{ name: "mx", address: "192.0.2.9" }],
   };
   const routes = new RouteCache(() => Promise.resolve(route), { now: clock });
-  const destinations = new Destinations({ maxPerDestination: 10, maxTotal: 10 });
+  const destinations = new Destinations({ windows: 10, maxTotal: 10 });
   const seen: DeliveryTransaction[] = [];
   let answer: "sent" | "temp" = "sent";
   let maxInFlight = 0;
@@ -92,6 +93,17 @@ Deno.test("the scheduler over a real store, with a clock it does not own", async
     };
   };
   const scheduler = new Scheduler({ store, commit, aq, routes, destinations, deliver, config, now: clock });
+  config.qmgr.DSN_handling.merge_delay_max = 0;
+  const notices = new Notices({
+    store,
+    commit,
+    aq,
+    config,
+    now: clock,
+    admit: (env, active) => scheduler.admit(env, active),
+    settled: (id) => scheduler.settle(id),
+  });
+  scheduler.notices = notices;
   const incoming = {
     store,
     commit,
@@ -159,12 +171,15 @@ Deno.test("the scheduler over a real store, with a clock it does not own", async
       await until(() => store.recipientsOf(env.id)[0]?.tries === 1, "the first attempt");
       now += 61 * MIN;
       scheduler.refill();
-      // The last try fails permanently, the message is done and removed with its CDB file.
+      // The last try fails for good, the bounce is made, then the message is removed with its CDB file.
       await until(() => Deno.stat(env.cdbPath).then(() => false, () => true), "the CDB file to be removed");
       assert.equal(store.hasMessage(env.id), false);
       assert.equal(seen.filter((ta) => ta.messageId === env.id).length, 2);
+      const bounce = seen.find((ta) => ta.sender === "" && ta.recipients[0].address === "s@sender.test");
+      assert.ok(bounce, "a DSN to the sender was handed to smtpc");
     });
   } finally {
+    notices.stop();
     scheduler.stop();
     await tick();
     commit.close();
@@ -206,17 +221,17 @@ Deno.test("RouteCache", async (t) => {
 });
 
 Deno.test("Destinations limits transactions per destination and in total", async () => {
-  const slots = new Destinations({ maxPerDestination: 2, maxTotal: 3 });
+  const slots = new Destinations({ windows: 2, maxTotal: 3 });
   const release: (() => void)[] = [];
   const running = new Map<string, number>();
   let peak = 0;
   const task = (dest: string) => () =>
-    new Promise<boolean>((resolve) => {
+    new Promise<TaskOutcome>((resolve) => {
       running.set(dest, (running.get(dest) ?? 0) + 1);
       peak = Math.max(peak, running.get(dest)!);
       release.push(() => {
         running.set(dest, running.get(dest)! - 1);
-        resolve(true);
+        resolve("connected");
       });
     });
   for (let i = 0; i < 4; i++) slots.enqueue("192.0.2.1", task("192.0.2.1"));

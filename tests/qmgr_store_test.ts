@@ -144,13 +144,13 @@ Deno.test("the store", async (t) => {
     async () => {
       await withStore(async ({ dir, store, gc }) => {
         const env = envelope(dir, 5);
-        await gc.run(() => store.insertEnvelope(env, 0, T0), true);
+        await gc.run(() => store.insertEnvelope(env, 5, T0), true);
+        const later = { tries: 1, reply: "451 4.3.0 later", notice: 0 };
         await gc.run(() => {
-          store.markDeferred(env.id, 0, 1, T0 + 300, "451 4.3.0 later");
-          store.markDeferred(env.id, 1, 1, T0 + 100, "451 4.3.0 later");
-          store.markDeferred(env.id, 2, 1, T0 + 900, "451 4.3.0 later");
-          store.markActive(env.id, 3);
-          store.markDone(env.id, 4, SENT, 1, "250 ok");
+          store.markDeferred(env.id, 0, T0 + 300, later);
+          store.markDeferred(env.id, 1, T0 + 100, later);
+          store.markDeferred(env.id, 2, T0 + 900, later);
+          store.markDone(env.id, 4, SENT, { tries: 1, reply: "250 ok", notice: 0 });
         });
         const cases: [string, number, number, number[]][] = [
           ["before anything is due", T0 + 50, 10, []],
@@ -188,8 +188,8 @@ Deno.test("the store", async (t) => {
       const env = envelope(dir, 2);
       await gc.run(() => store.insertEnvelope(env, 2, T0), true);
       await gc.run(() => {
-        store.markDone(env.id, 0, SENT, 1, "250 ok");
-        store.markDone(env.id, 1, FAILED, 1, "550 no");
+        store.markDone(env.id, 0, SENT, { tries: 1, reply: "250 ok", notice: 0 });
+        store.markDone(env.id, 1, FAILED, { tries: 1, reply: "550 no", notice: 0 });
       });
       assert.equal(store.undoneCount(env.id), 0);
       await gc.run(() => store.deleteMessage(env.id));

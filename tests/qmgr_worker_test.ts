@@ -125,7 +125,8 @@ async function makeConfig(root: string): Promise<Config> {
 }
 
 function start(config: Config, root: string, smar: FakeSmar, smtpc: FakeSmtpc): Promise<Harness> {
-  return startComponent("qmgr", config, { read: [root], write: [root] }, {
+  const socket = `unix:${join(config.qmgr.IBDB.base_directory, config.qmgr.control_socket)}`;
+  return startComponent("qmgr", config, { read: [root], write: [root], net: [socket] }, {
     smtps: () => ({ type: "rpc.failure", reason: "smtps serves nothing here" }),
     smar: smar.handler,
     smtpc: smtpc.handler,

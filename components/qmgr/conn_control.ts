@@ -1,6 +1,6 @@
 // Incoming connection limits per client IP (like Postfix's anvil): concurrent sessions
-// (qmgr.smtps.max_connections) and connections in the last 60 s (qmgr.smtps.max_connection_rate); 0 means
-// unlimited. Every attempt counts towards the rate, refused ones too, so a client hammering the server
+// (qmgr.smtps.max_connections, or icm: of the qmgr_conf map for the IP or its net) and connections in the
+// last 60 s (qmgr.smtps.max_connection_rate, or icr:); 0 means unlimited. Every attempt counts towards the rate, refused ones too, so a client hammering the server
 // stays refused. Memory is bounded: an IP with no session and no connection in the window is forgotten,
 // and at most `max` timestamps are kept per IP (enough to decide "more than max").
 // Receives: smtps.conn_open / smtps.conn_close (through dispatch.ts). Touches nothing.
@@ -16,6 +16,9 @@ const TOO_MANY: QmgrConnVerdict = {
 };
 
 interface Client {
+  /** This client's limits (the conf map's icm:/icr: for its address, else the options). */
+  maxSessions: number;
+  maxRate: number;
   sessions: number;
   /** Connection times within the rate window, oldest first. */
   recent: number[];
@@ -26,14 +29,21 @@ export interface ConnLimits {
   max_connection_rate: number;
 }
 
+/** Per-address limits (the qmgr_conf map, conf_map.ts): icm (sessions) and icr (rate). */
+export interface ConnConf {
+  get(tag: "icm" | "icr", ip: string): number;
+}
+
 export class ConnControl {
-  readonly #limits: ConnLimits;
+  readonly #conf: ConnConf;
   readonly #now: () => number;
   readonly #clients = new Map<string, Client>();
   #lastSweep: number;
 
-  constructor(limits: ConnLimits, now: () => number = Date.now) {
-    this.#limits = limits;
+  constructor(limits: ConnLimits | ConnConf, now: () => number = Date.now) {
+    this.#conf = "get" in limits
+      ? limits
+      : { get: (tag) => tag === "icm" ? limits.max_connections : limits.max_connection_rate };
     this.#now = now;
     this.#lastSweep = now();
   }
@@ -49,10 +59,15 @@ export class ConnControl {
     this.#sweep(now);
     let c = this.#clients.get(ip);
     if (!c) {
-      c = { sessions: 0, recent: [] };
+      c = {
+        maxSessions: this.#conf.get("icm", ip),
+        maxRate: this.#conf.get("icr", ip),
+        sessions: 0,
+        recent: [],
+      };
       this.#clients.set(ip, c);
     }
-    const { max_connections: maxSessions, max_connection_rate: maxRate } = this.#limits;
+    const { maxSessions, maxRate } = c;
     let refuse = maxSessions > 0 && c.sessions >= maxSessions;
     if (maxRate > 0) {
       prune(c, now);

@@ -1,11 +1,25 @@
 // Connection slots per destination: how many delivery transactions may run at once towards one
 // destination (the first address of a route) and in total. Transactions beyond the limits wait in a FIFO
-// per destination. The per-destination limit comes from one function, window(), so per-destination slow
-// start (initial_connections growing to max_connections on success, shrinking on failure) only has to
-// change that function and feed it outcomes through done().
+// per destination. The per-destination limit is the slow-start window of the outgoing connection cache
+// (occ.ts), fed with each transaction's outcome: it reached the host (the window grows), the connection
+// failed (it shrinks and the host is marked down), or no attempt was made (a host known to be down).
 // Pure scheduling; the work itself (a delivery) is a function handed in with each task.
 
-export type Task = () => Promise<boolean>;
+/** What a task did: reached the host, failed to connect, or made no connection attempt. */
+export type TaskOutcome = "connected" | "unreachable" | "none";
+export type Task = () => Promise<TaskOutcome>;
+
+/** The per-destination window and where outcomes go (the OCC; a fixed limit in tests). */
+export interface Windows {
+  window(dest: string): number;
+  success(dest: string): void;
+  failure(dest: string): void;
+}
+
+/** A fixed window and no memory (tests and callers without slow start). */
+export function fixedWindows(n: number): Windows {
+  return { window: () => Math.max(1, n), success: () => {}, failure: () => {} };
+}
 
 interface Destination {
   active: number;
@@ -13,14 +27,15 @@ interface Destination {
 }
 
 export interface DestinationOptions {
-  /** Per-destination concurrency (qmgr.smtpc.max_connections). */
-  maxPerDestination: number;
+  /** Per-destination concurrency: the slow-start windows, or a fixed number. */
+  windows: Windows | number;
   /** Concurrency over all destinations. */
   maxTotal: number;
 }
 
 export class Destinations {
-  readonly #opts: DestinationOptions;
+  readonly #windows: Windows;
+  readonly #maxTotal: number;
   readonly #dests = new Map<string, Destination>();
   /** Destinations with waiting tasks, in the order they started waiting. */
   readonly #ready = new Set<string>();
@@ -28,10 +43,8 @@ export class Destinations {
   #stopped = false;
 
   constructor(opts: DestinationOptions) {
-    this.#opts = {
-      maxPerDestination: Math.max(1, opts.maxPerDestination),
-      maxTotal: Math.max(1, opts.maxTotal),
-    };
+    this.#windows = typeof opts.windows === "number" ? fixedWindows(opts.windows) : opts.windows;
+    this.#maxTotal = Math.max(1, opts.maxTotal);
   }
 
   /** Transactions running now. */
@@ -46,9 +59,14 @@ export class Destinations {
     return n;
   }
 
-  /** How many transactions may run towards `dest` at once (the hook for slow start). */
-  window(_dest: string): number {
-    return this.#opts.maxPerDestination;
+  /** How many transactions may run towards `dest` at once (its slow-start window). */
+  window(dest: string): number {
+    return this.#windows.window(dest);
+  }
+
+  /** Transactions running towards `dest` now. */
+  activeFor(dest: string): number {
+    return this.#dests.get(dest)?.active ?? 0;
   }
 
   /** Queues `task` for `dest`; it runs when a slot is free. The task resolves true on success. */
@@ -74,9 +92,9 @@ export class Destinations {
   #pump(): void {
     if (this.#stopped) return;
     for (const name of this.#ready) {
-      if (this.#active >= this.#opts.maxTotal) return;
+      if (this.#active >= this.#maxTotal) return;
       const d = this.#dests.get(name)!;
-      while (d.waiting.length > 0 && d.active < this.window(name) && this.#active < this.#opts.maxTotal) {
+      while (d.waiting.length > 0 && d.active < this.window(name) && this.#active < this.#maxTotal) {
         this.#start(name, d, d.waiting.shift()!);
       }
       if (d.waiting.length === 0) this.#ready.delete(name);
@@ -86,7 +104,7 @@ export class Destinations {
   #start(name: string, d: Destination, task: Task): void {
     d.active++;
     this.#active++;
-    task().catch(() => false).then((ok) => this.done(name, ok)).finally(() => {
+    task().catch((): TaskOutcome => "none").then((outcome) => this.done(name, outcome)).finally(() => {
       d.active--;
       this.#active--;
       if (d.active === 0 && d.waiting.length === 0 && this.#dests.get(name) === d) this.#dests.delete(name);
@@ -94,6 +112,9 @@ export class Destinations {
     });
   }
 
-  /** Outcome of one transaction towards `dest` (slow start will grow or shrink the window here). */
-  done(_dest: string, _ok: boolean): void {}
+  /** Outcome of one transaction towards `dest`: the window grows or shrinks. */
+  done(dest: string, outcome: TaskOutcome): void {
+    if (outcome === "connected") this.#windows.success(dest);
+    else if (outcome === "unreachable") this.#windows.failure(dest);
+  }
 }

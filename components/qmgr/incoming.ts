@@ -1,7 +1,8 @@
 // The commit path (DESIGN step 3): checks an envelope from smtps, reserves active-queue slots for its
 // recipients, appends it to the store through the group commit, and answers qmgr.committed only once the
 // transaction is durable (qmgr.commit_failed on a storage error or a bad envelope). Then hands the message
-// to the scheduler.
+// to the scheduler. The envelopes whose commit is under way are the incoming queue (IQDB): beyond
+// IQDB.max_entries, commits fail at once (smtps answers 451) instead of piling up in memory.
 // Receives: smtps.commit (through dispatch.ts). Sends: the answer. May touch: the store.
 
 import { resolve } from "node:path";
@@ -12,6 +13,7 @@ import { log } from "../util/log.ts";
 import type { ActiveQueue } from "./active_queue.ts";
 import type { GroupCommit } from "./group_commit.ts";
 import type { Scheduler } from "./scheduler.ts";
+import type { Stats } from "./stats.ts";
 import type { QueueStore } from "./store.ts";
 
 /** More recipients than any smtps limit allows is a bug in the sender. */
@@ -29,6 +31,9 @@ export interface IncomingDeps {
   now: () => number;
   /** True once qmgr is stopping: commits are refused. */
   stopping: () => boolean;
+  /** The incoming queue: commits under way, and how many may be (IQDB.max_entries). */
+  iqdb?: { size: number; max: number };
+  stats?: Stats;
 }
 
 /** Describes what is wrong with an envelope beyond its types (validate.ts checked those), or undefined. */
@@ -64,15 +69,23 @@ export async function commitEnvelope(
     log.error("qmgr", `${env.id.slice(0, 40)}: refused an envelope from smtps: ${problem}`);
     return failed(`invalid envelope: ${problem}`);
   }
+  if (d.iqdb && d.iqdb.size >= d.iqdb.max) {
+    log.warn("qmgr", `${env.id}: incoming queue full (${d.iqdb.max} commits under way): try later`);
+    return failed("incoming queue full");
+  }
   const active = d.aq.reserve(env.recipients.length);
+  if (d.iqdb) d.iqdb.size++;
   try {
     await d.commit.run(() => d.store.insertEnvelope(env, active, d.now()), true);
   } catch (err) {
+    if (d.iqdb) d.iqdb.size--;
     d.aq.release(active);
     const reason = (err as Error).message;
     log.error("qmgr", `${env.id}: commit the envelope: ${reason}`);
     return failed(/UNIQUE/.test(reason) ? "queue id already committed" : `storage error: ${reason}`);
   }
+  if (d.iqdb) d.iqdb.size--;
+  d.stats?.add("received");
   log.info(
     "qmgr",
     `${env.id}: from=<${env.sender}>, size=${env.size}, nrcpt=${env.recipients.length} (queue active)`,

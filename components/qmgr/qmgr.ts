@@ -1,8 +1,11 @@
-// qmgr's start function: opens the queue store, runs restart recovery, wires the commit path, the
-// scheduler and the connection limits to the endpoint, and returns how to stop gracefully (stop
-// scheduling, commit what waits, close the database).
+// qmgr's start function: loads the qmgr_conf map, opens the queue store, runs restart recovery, and
+// wires the parts: the commit path (incoming.ts), the scheduler with per-destination slow start and the
+// outgoing connection cache (scheduler.ts, occ.ts), DSNs (notices.ts), incoming connection limits
+// (conn_control.ts), the disk guard (disk_guard.ts) and the control socket (control.ts). Returns how to
+// stop gracefully (close the control socket, stop scheduling, commit what waits, close the database)
+// and how to reload (the qmgr_conf map).
 // Receives: the worker context (config, endpoint). May touch: the IBDB and DEFEDB directories (read/write),
-// the CDB directory (read/delete).
+// the CDB directory (read, create DSN files, delete), the control socket, the conf map, statfs.
 
 import type { Config } from "../../config/types.ts";
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
@@ -10,14 +13,22 @@ import { resolveRoute } from "../smar/client.ts";
 import { deliver } from "../smtpc/client.ts";
 import { log } from "../util/log.ts";
 import { ActiveQueue } from "./active_queue.ts";
+import { type ConfTag, QmgrConf } from "./conf_map.ts";
 import { ConnControl } from "./conn_control.ts";
+import { ControlServer } from "./control.ts";
+import { ControlCommands } from "./control_commands.ts";
+import { controlSocketPath } from "./control_protocol.ts";
 import { Destinations } from "./destinations.ts";
+import { DiskGuard, type FreeSpaceProbe } from "./disk_guard.ts";
 import { makeHandler } from "./dispatch.ts";
 import { GroupCommit } from "./group_commit.ts";
 import { commitEnvelope, type IncomingDeps } from "./incoming.ts";
+import { Notices } from "./notices.ts";
+import { Occ } from "./occ.ts";
 import { ORPHAN_GRACE, recover, removeLateOrphans } from "./recovery.ts";
 import { RouteCache } from "./route_cache.ts";
 import { Scheduler } from "./scheduler.ts";
+import { Stats } from "./stats.ts";
 import { QueueStore } from "./store.ts";
 
 /** Concurrent delivery transactions over all destinations. */
@@ -26,6 +37,24 @@ export const MAX_TOTAL_TRANSACTIONS = 100;
 export interface QmgrOptions {
   now?: () => number;
   orphanGrace?: number;
+  /** The disk guard's free-space probe (tests); statfs of the CDB directory otherwise. */
+  diskProbe?: FreeSpaceProbe;
+  diskInterval?: number;
+}
+
+/** Resolves once `ctx.endpoint` has a port to `peer`, or after `ms` (a peer may be starting). */
+async function peerWired(ctx: WorkerContext, peer: "smtpc" | "smar", ms: number, stopped: () => boolean) {
+  const deadline = Date.now() + ms;
+  while (!ctx.endpoint.hasPeer(peer) && Date.now() < deadline && !stopped()) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A start failure a restart cannot cure (a broken conf map): the worker runtime reports it as fatal. */
+function configError(message: string): Error {
+  const err = new Error(message);
+  err.name = "ConfigError";
+  return err;
 }
 
 /** Starts qmgr on `ctx` (the worker runtime calls this once). */
@@ -36,8 +65,18 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
   let stopping = false;
   let orphanTimer: ReturnType<typeof setTimeout> | undefined;
 
+  let conf: QmgrConf;
+  try {
+    conf = await QmgrConf.load(q.conf, q);
+  } catch (err) {
+    throw configError((err as Error).message);
+  }
+  // The limits follow the conf map in use (a reload swaps it).
+  const limits = { get: (tag: ConfTag, ip: string) => conf.get(tag, ip) };
+  const stats = new Stats(now);
+
   // Answer peers from the start: connection verdicts need no queue; commits wait until recovery is done.
-  const conn = new ConnControl(q.smtps, now);
+  const conn = new ConnControl(limits, now);
   let ready!: (deps: IncomingDeps | undefined) => void;
   const incoming = new Promise<IncomingDeps | undefined>((resolve) => ready = resolve);
   ctx.endpoint.handle(makeHandler({
@@ -54,8 +93,9 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
   try {
     await Deno.mkdir(q.IBDB.base_directory, { recursive: true });
     await Deno.mkdir(q.DEFEDB.base_directory, { recursive: true });
-    store = QueueStore.open(q.IBDB.base_directory);
+    store = QueueStore.open(q.IBDB.base_directory, q.IBDB.size);
     commit = new GroupCommit(store.db, { maxDelay: q.IBDB.max_commit_delay, maxOpen: q.IBDB.max_open_TAs });
+    const started = performance.now();
     const report = await recover(store, commit, {
       cdbBase: config.CDB_base_directory,
       now: now(),
@@ -63,8 +103,9 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     });
     log.info(
       "qmgr",
-      `recovered the queue: ${report.messages} messages, ${report.reset} recipients were in flight, ` +
-        `${report.removed.length} orphan CDB files removed, ${report.missing.length} messages lost their CDB file`,
+      `recovered the queue in ${((performance.now() - started) / 1000).toFixed(2)} s: ${report.messages} ` +
+        `messages, ${report.reset} recipients were in flight, ${report.removed.length} orphan CDB files ` +
+        `removed, ${report.missing.length} messages lost their CDB file`,
     );
     if (report.young.length > 0) {
       const s = store;
@@ -76,24 +117,51 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     ready(undefined);
     commit?.close();
     store?.close();
+    conf.close();
     throw err;
   }
 
   const aq = new ActiveQueue(q.AQ_max_entries);
-  const routes = new RouteCache((domain) => resolveRoute(ctx.endpoint, domain), { now });
-  const destinations = new Destinations({
-    maxPerDestination: q.smtpc.max_connections,
-    maxTotal: MAX_TOTAL_TRANSACTIONS,
-  });
+  const stopped = () => stopping;
+  const routes = new RouteCache(async (domain) => {
+    await peerWired(ctx, "smar", q.wait_for_server, stopped);
+    return resolveRoute(ctx.endpoint, domain);
+  }, { now });
+  const occ = new Occ(limits, { maxEntries: q.OCC_max_entries, now });
+  const destinations = new Destinations({ windows: occ, maxTotal: MAX_TOTAL_TRANSACTIONS });
   const scheduler = new Scheduler({
     store,
     commit,
     aq,
     routes,
     destinations,
-    deliver: (ta) => deliver(ctx.endpoint, ta),
+    deliver: async (ta) => {
+      await peerWired(ctx, "smtpc", q.wait_for_client, stopped);
+      return deliver(ctx.endpoint, ta);
+    },
     config,
     now,
+    occ,
+    stats,
+  });
+  const notices = new Notices({
+    store,
+    commit,
+    aq,
+    config,
+    now,
+    admit: (env, active) => scheduler.admit(env, active),
+    settled: (id) => scheduler.settle(id),
+    stats,
+  });
+  scheduler.notices = notices;
+  const disk = new DiskGuard({
+    path: config.CDB_base_directory,
+    min: q.min_disk_space,
+    ok: q.ok_disk_space,
+    probe: opts.diskProbe,
+    interval: opts.diskInterval,
+    report: (low, free) => ctx.endpoint.notify("smtps", { type: "qmgr.disk_state", low, free }),
   });
   ready({
     store,
@@ -102,9 +170,34 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     scheduler,
     cdbBase: config.CDB_base_directory,
     now,
-    stopping: () => stopping,
+    stopping: stopped,
+    iqdb: { size: 0, max: q.IQDB.max_entries },
+    stats,
   });
   scheduler.start();
+  notices.recover();
+  await disk.start();
+
+  const commands = new ControlCommands({
+    store,
+    commit,
+    aq,
+    scheduler,
+    notices,
+    occ,
+    stats,
+    disk,
+    config,
+    now,
+    mcpStatus: ctx.mcpStatus ? () => ctx.mcpStatus!(1_000) : undefined,
+  });
+  let control: ControlServer | undefined;
+  try {
+    control = await ControlServer.start(controlSocketPath(config), (c, args) => commands.run(c, args));
+  } catch (err) {
+    // The queue works without it; qmgrctl will say the MTA cannot be reached.
+    log.error("qmgr", `Open the control socket ${controlSocketPath(config)}: ${(err as Error).message}`);
+  }
 
   const [s, c] = [store, commit];
   return {
@@ -112,13 +205,24 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
       if (stopping) return;
       stopping = true;
       clearTimeout(orphanTimer);
+      await control?.close();
+      disk.stop();
+      notices.stop();
       scheduler.stop();
       aq.clear();
       c.close();
       // Let the answers to the commits just made durable go out before the endpoint closes.
       await new Promise((resolve) => setTimeout(resolve, 0));
       s.close();
+      conf.close();
       log.info("qmgr", "stopped: queue committed and closed");
+    },
+    async reload(next: Config): Promise<void> {
+      const fresh = await QmgrConf.load(next.qmgr.conf, next.qmgr);
+      const old = conf;
+      conf = fresh;
+      old.close();
+      log.info("qmgr", `reloaded the qmgr_conf map${next.qmgr.conf ? ` ${next.qmgr.conf.file}` : " (none)"}`);
     },
   };
 }

@@ -1,8 +1,14 @@
 // What happens to a recipient after a delivery attempt (or a failed route lookup): sent -> done;
 // temporary -> deferred with exponential back-off (retry_min_delay doubling up to retry_max_delay), or
-// bounced once the message is older than queue_return_timeout; permanent -> bounced. Writes the Postfix
-// style log line, updates the store (riding along in the group commit), and removes a message whose
-// recipients are all done: rows first (durably), then its CDB file.
+// failed once the message is older than queue_return_timeout; permanent -> failed. Writes the Postfix
+// style log line and the attempt's history row, updates the store (riding along in the group commit), and
+// decides which DSN the recipient owes (RFC 3461 NOTIFY; the DSN itself is made by notices.ts):
+// - failed: unless NOTIFY=NEVER or without FAILURE; a message from <> owes its failure to postmaster,
+//   and a failed notice to postmaster itself owes nothing (logged and dropped);
+// - delayed: once per recipient, at queue_delay_timeout, unless NOTIFY excludes DELAY;
+// - success: only with NOTIFY=SUCCESS, when the next hop did not take over DSN duty (no DSN extension)
+//   or this was the final delivery (LMTP).
+// Removes a message whose recipients are all done and owe nothing: rows first (durably), then its file.
 // Receives: recipient results from the scheduler. May touch: the store; delete in the CDB directory.
 
 import type { QmgrConfig } from "../../config/types.ts";
@@ -10,13 +16,44 @@ import type { RecipientResult } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
 import type { AqEntry } from "./active_queue.ts";
 import type { GroupCommit } from "./group_commit.ts";
-import { FAILED, type QueueStore, SENT, type StoredMessage } from "./store.ts";
+import type { Stats } from "./stats.ts";
+import {
+  DELAY_SENT,
+  DELIVERED,
+  FAILED,
+  NOTICE_DELAYED,
+  NOTICE_FAILED,
+  NOTICE_SUCCESS,
+  type QueueStore,
+  SENT,
+  type StoredMessage,
+} from "./store.ts";
 
 export interface ResultContext {
   store: QueueStore;
   commit: GroupCommit;
   config: QmgrConfig;
+  /** Our host name: postmaster@hostname gets the failures of mail from <>. */
+  hostname: string;
   now: () => number;
+  stats?: Stats;
+}
+
+/** How the attempt went beyond the recipient's own reply. */
+export interface AttemptInfo {
+  /** The host that answered (`name[address]:port`), or "none". */
+  relay: string;
+  /** The next hop offered the DSN extension (smtpc's report; undefined when unknown). */
+  dsnOffered?: boolean;
+  /** The route was LMTP: a success is a final delivery. */
+  lmtp?: boolean;
+}
+
+export interface Recorded {
+  /** The next retry time when the recipient was deferred. */
+  next?: number;
+  /** The recipient now owes a DSN (notices.ts makes it). */
+  notice: boolean;
 }
 
 /** The wait before try number `tries + 1`, given `tries` attempts so far (at least one). */
@@ -32,6 +69,20 @@ export function dsnOf(reply: string, status: RecipientResult["status"]): string 
   return status === "sent" ? "2.0.0" : status === "temp" ? "4.0.0" : "5.0.0";
 }
 
+/** Which DSNs NOTIFY asks for (RFC 3461 4.1: without NOTIFY, failures and delays are reported). */
+export function wants(notify: string[] | undefined, what: "SUCCESS" | "FAILURE" | "DELAY"): boolean {
+  if (notify === undefined || notify.length === 0) return what !== "SUCCESS";
+  return !notify.includes("NEVER") && notify.includes(what);
+}
+
+/** Whether `address` is postmaster here (where notices about mail from <> go). */
+export function isPostmaster(address: string, hostname: string): boolean {
+  const at = address.lastIndexOf("@");
+  const local = (at < 0 ? address : address.slice(0, at)).toLowerCase();
+  const domain = at < 0 ? hostname : address.slice(at + 1);
+  return local === "postmaster" && domain.toLowerCase() === hostname.toLowerCase();
+}
+
 function logLine(
   ctx: ResultContext,
   m: StoredMessage,
@@ -44,63 +95,94 @@ function logLine(
   log.info("qmgr", text);
 }
 
+/** The notice bits a failed recipient gets. */
+export function failureNotice(
+  hostname: string,
+  m: StoredMessage,
+  e: { address: string; notify?: string[] },
+): number {
+  if (m.sender !== "") return wants(e.notify, "FAILURE") ? NOTICE_FAILED : 0;
+  if (isPostmaster(e.address, hostname)) {
+    log.warn("qmgr", `${m.id}: notice to <${e.address}> from <> failed: dropped (no notice about a notice)`);
+    return 0;
+  }
+  return NOTICE_FAILED; // to postmaster, whatever NOTIFY says: mail from <> is never returned to <>
+}
+
 /**
- * Records one recipient's result. Returns the next retry time when the recipient was deferred.
- * Store failures are logged; the recipient then keeps its previous state and is retried after a restart.
+ * Records one recipient's result (see the file header). Store failures are logged; the recipient then
+ * keeps its previous state and is retried after a restart.
  */
 export function recordResult(
   ctx: ResultContext,
   m: StoredMessage,
   e: AqEntry,
   r: RecipientResult,
-  relay = "none",
-): number | undefined {
+  info: AttemptInfo = { relay: "none" },
+): Recorded {
   const tries = e.tries + 1;
   const now = ctx.now();
+  const q = ctx.config;
   const dsn = dsnOf(r.reply, r.status);
+  const relay = info.relay;
+  const storedRelay = relay === "none" ? undefined : relay;
   try {
     if (r.status === "sent") {
-      ctx.commit.apply(() => ctx.store.markDone(m.id, e.index, SENT, tries, r.reply));
+      const success = m.sender !== "" && wants(e.notify, "SUCCESS") &&
+        (info.lmtp || info.dsnOffered !== true);
+      const notice = success ? NOTICE_SUCCESS | (info.lmtp ? DELIVERED : 0) : 0;
+      const changed = ctx.commit.apply(() => {
+        ctx.store.addHistory(m.id, e.index, now, "sent", relay, r.reply);
+        return ctx.store.markDone(m.id, e.index, SENT, { tries, reply: r.reply, relay: storedRelay, notice });
+      });
       logLine(ctx, m, e, { relay, tries, dsn, status: "sent", reply: r.reply });
-      return undefined;
+      ctx.stats?.add("delivered");
+      return { notice: changed && notice !== 0 };
     }
-    if (r.status === "temp" && now - m.arrival <= ctx.config.queue_return_timeout) {
-      const next = now + retryDelay(tries, ctx.config.retry_min_delay, ctx.config.retry_max_delay);
-      ctx.commit.apply(() => ctx.store.markDeferred(m.id, e.index, tries, next, r.reply));
+    if (r.status === "temp" && now - m.arrival <= q.queue_return_timeout) {
+      let next = now + retryDelay(tries, q.retry_min_delay, q.retry_max_delay);
+      // Be back when the message expires (to fail it on time) and when the delay notice is due.
+      next = Math.min(next, m.arrival + q.queue_return_timeout + 1);
+      const delayWanted = m.sender !== "" && wants(e.notify, "DELAY");
+      const delayAt = m.arrival + q.queue_delay_timeout;
+      if (delayWanted && now < delayAt) next = Math.min(next, delayAt);
+      const delayNow = delayWanted && now >= delayAt;
+      const changed = ctx.commit.apply(() => {
+        ctx.store.addHistory(m.id, e.index, now, "deferred", relay, r.reply);
+        return ctx.store.markDeferred(m.id, e.index, next, {
+          tries,
+          reply: r.reply,
+          relay: storedRelay,
+          notice: 0,
+          delayNotice: delayNow ? NOTICE_DELAYED | DELAY_SENT : 0,
+        });
+      });
       logLine(ctx, m, e, { relay, tries, dsn, status: "deferred", reply: r.reply });
-      return next;
+      ctx.stats?.add("deferred");
+      return { next: changed ? next : undefined, notice: changed && delayNow };
     }
     const reason = r.status === "temp" ? `message expired in queue: ${r.reply}` : r.reply;
-    ctx.commit.apply(() => ctx.store.markDone(m.id, e.index, FAILED, tries, reason));
+    const notice = failureNotice(ctx.hostname, m, e);
+    const changed = ctx.commit.apply(() => {
+      ctx.store.addHistory(m.id, e.index, now, "bounced", relay, reason);
+      return ctx.store.markDone(m.id, e.index, FAILED, { tries, reply: reason, relay: storedRelay, notice });
+    });
     logLine(ctx, m, e, { relay, tries, dsn, status: "bounced", reply: reason });
-    bounceRecipient(ctx, m, e, reason, dsn);
+    ctx.stats?.add("bounced");
+    return { notice: changed && notice !== 0 };
   } catch (err) {
     log.error("qmgr", `${m.id}: record the result for <${e.address}>: ${(err as Error).message}`);
   }
-  return undefined;
+  return { notice: false };
 }
 
-/**
- * The one place a failed recipient produces a bounce. DSN generation (RFC 3464, to m.sender unless it is
- * the null sender <>, honouring NOTIFY and RET) hooks in here; for now the failure is only logged.
- */
-export function bounceRecipient(
-  _ctx: ResultContext,
-  m: StoredMessage,
-  e: AqEntry,
-  reason: string,
-  dsn: string,
-): void {
-  log.debug("qmgr", `${m.id}: no DSN sent yet for <${e.address}> (dsn=${dsn}, ${reason})`);
-}
-
-/** True when every recipient of the message is sent or failed (as seen in the open transaction). */
+/** True when every recipient of the message is sent or failed and owes no DSN (open transaction). */
 export function isMessageDone(ctx: ResultContext, id: string): boolean {
   return ctx.store.undoneCount(id) === 0;
 }
 
 /** Deletes a finished message: rows first (waits for the commit), then the CDB file. */
-export async function removeMessage(ctx: ResultContext, m: StoredMessage): Promise<void> {
+export async function removeMessage(ctx: ResultContext, m: { id: string; cdbPath: string }): Promise<void> {
   try {
     await ctx.commit.run(() => ctx.store.deleteMessage(m.id));
   } catch (err) {

@@ -1,8 +1,10 @@
 // The scheduler: moves recipients into the active queue (fresh commits directly, waiting ones from the
 // store when they are due and there is room), asks smar for each domain's route, groups one message's
 // recipients that share a route into delivery transactions, hands those to smtpc within the connection
-// limits (destinations.ts), and records the results (results.ts). A single timer wakes it at the earliest
-// next retry (at most every few seconds, never a busy loop); freed room wakes it at once.
+// limits (destinations.ts: per-destination slow start), and records the results (results.ts), handing
+// owed DSNs to notices.ts. A destination the outgoing connection cache (occ.ts) knows to be down gets no
+// connection attempt: its recipients are deferred at once. A single timer wakes the scheduler at the
+// earliest next retry (at most every few seconds, never a busy loop); freed room wakes it at once.
 // Receives: committed envelopes (incoming.ts), smtpc results. Sends: qmgr.route to smar, qmgr.deliver to
 // smtpc (through the functions it is given). May touch: the store.
 
@@ -16,10 +18,19 @@ import type {
 } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
 import type { ActiveQueue, AqEntry } from "./active_queue.ts";
-import type { Destinations } from "./destinations.ts";
+import type { Destinations, TaskOutcome } from "./destinations.ts";
 import type { GroupCommit } from "./group_commit.ts";
-import { isMessageDone, recordResult, removeMessage, type ResultContext } from "./results.ts";
+import type { Notices } from "./notices.ts";
+import type { Occ } from "./occ.ts";
+import {
+  type AttemptInfo,
+  isMessageDone,
+  recordResult,
+  removeMessage,
+  type ResultContext,
+} from "./results.ts";
 import type { RouteCache } from "./route_cache.ts";
+import type { Stats } from "./stats.ts";
 import type { QueueStore, StoredMessage } from "./store.ts";
 
 /** Longest the scheduler sleeps between looks at the store (ms). */
@@ -34,6 +45,9 @@ export interface SchedulerDeps {
   deliver: (ta: DeliveryTransaction) => Promise<SmtpcResult>;
   config: Config;
   now: () => number;
+  /** Hosts known to be down (none: every destination is tried). */
+  occ?: Occ;
+  stats?: Stats;
 }
 
 type OkRoute = Extract<RouteResult, { status: "ok" }>;
@@ -62,10 +76,25 @@ export class Scheduler {
   #timerAt = Infinity;
   #stopped = false;
   #taSeq = 0;
+  #notices: Notices | undefined;
+  /** Messages being removed (two results may find a message done at once). */
+  readonly #removing = new Set<string>();
 
   constructor(deps: SchedulerDeps) {
     this.#d = deps;
-    this.#ctx = { store: deps.store, commit: deps.commit, config: deps.config.qmgr, now: deps.now };
+    this.#ctx = {
+      store: deps.store,
+      commit: deps.commit,
+      config: deps.config.qmgr,
+      hostname: deps.config.hostname,
+      now: deps.now,
+      stats: deps.stats,
+    };
+  }
+
+  /** Where owed DSNs go (set once; notices.ts needs admit() of this scheduler in turn). */
+  set notices(n: Notices) {
+    this.#notices = n;
   }
 
   /** Starts scheduling: loads what is due now and arms the timer. */
@@ -170,7 +199,7 @@ export class Scheduler {
       if (route.status !== "ok" || route.hosts.length === 0) {
         const status = route.status === "perm" ? "perm" : "temp";
         const reply = route.status === "ok" ? `no hosts for ${domain}` : route.text;
-        for (const e of list) this.#finish(m, e, { index: e.index, status, reply }, "none");
+        for (const e of list) this.#finish(m, e, { index: e.index, status, reply }, { relay: "none" });
         failed = true;
         return;
       }
@@ -188,9 +217,11 @@ export class Scheduler {
           ? rcpts.lmtp_max_rcpts_per_transaction
           : rcpts.smtp_max_rcpts_per_transaction,
       );
+      const dest = route.hosts[0].address;
       for (let i = 0; i < list.length; i += max) {
         const ta = this.#transaction(m, route, list.slice(i, i + max));
-        this.#d.destinations.enqueue(route.hosts[0].address, () => this.#deliver(m, ta));
+        if (this.#isDown(m, ta, dest)) continue;
+        this.#d.destinations.enqueue(dest, () => this.#deliver(m, ta, dest));
       }
     }
     if (failed) this.#afterResults(m);
@@ -212,12 +243,31 @@ export class Scheduler {
     };
   }
 
-  /** Runs one transaction; resolves true when smtpc reached a host (for the destination's window). */
-  async #deliver(m: StoredMessage, ta: DeliveryTransaction): Promise<boolean> {
+  /** Defers the transaction without a connection attempt when its destination is known to be down. */
+  #isDown(m: StoredMessage, ta: DeliveryTransaction, dest: string): boolean {
+    const until = this.#d.occ?.downUntil(dest);
+    if (until === undefined) return false;
+    const reply = `host ${ta.route.hosts[0].name}[${dest}] is down (not tried again before ` +
+      `${new Date(until).toISOString()})`;
+    for (const r of ta.recipients) {
+      const e = this.#d.aq.get(m.id, r.index);
+      if (e) this.#finish(m, e, { index: r.index, status: "temp", reply }, { relay: "none" });
+    }
+    this.#afterResults(m);
+    return true;
+  }
+
+  /** Runs one transaction; tells the destination's window whether smtpc reached a host. */
+  async #deliver(m: StoredMessage, ta: DeliveryTransaction, dest: string): Promise<TaskOutcome> {
+    if (this.#stopped) return "none";
+    if (this.#isDown(m, ta, dest)) return "none";
     let res: SmtpcResult;
+    let answered = true;
     try {
       res = await this.#d.deliver(ta);
+      if (res.type !== "smtpc.result") throw new Error("no result");
     } catch (err) {
+      answered = false;
       const reply = `delivery agent failed: ${(err as Error).message}`;
       res = {
         type: "smtpc.result",
@@ -225,7 +275,7 @@ export class Scheduler {
         results: ta.recipients.map((r) => ({ index: r.index, status: "temp", reply })),
       };
     }
-    if (this.#stopped) return false;
+    if (this.#stopped) return "none";
     if (res.taId !== ta.taId) log.warn("qmgr", `${m.id}: result for ${res.taId} answers ${ta.taId}`);
     const byIndex = new Map(res.results.map((r) => [r.index, r]));
     for (const r of ta.recipients) {
@@ -233,26 +283,51 @@ export class Scheduler {
       if (!e) continue;
       const result = byIndex.get(r.index) ??
         { index: r.index, status: "temp", reply: "delivery agent reported no result for this recipient" };
-      this.#finish(m, e, result, res.relay ?? "none");
+      this.#finish(m, e, result, {
+        relay: res.relay ?? "none",
+        dsnOffered: res.dsn,
+        lmtp: ta.route.protocol === "lmtp",
+      });
     }
     this.#afterResults(m);
-    return res.relay !== undefined;
+    if (res.relay !== undefined) return "connected";
+    // No host answered: a connection failure, unless smtpc itself could not take the transaction (its
+    // client stub then reports every recipient as "delivery agent failed: ...").
+    const agentFailed = res.results.some((r) => r.reply.startsWith("delivery agent failed"));
+    return answered && !agentFailed && res.results.every((r) => r.status === "temp") ? "unreachable" : "none";
   }
 
-  #finish(m: StoredMessage, e: AqEntry, r: RecipientResult, relay: string): void {
+  #finish(m: StoredMessage, e: AqEntry, r: RecipientResult, info: AttemptInfo): void {
     this.#d.aq.remove(m.id, e.index);
-    const next = recordResult(this.#ctx, m, e, r, relay);
-    if (next !== undefined) this.#wake(next);
+    const recorded = recordResult(this.#ctx, m, e, r, info);
+    if (recorded.next !== undefined) this.#wake(recorded.next);
+    if (recorded.notice) this.#notices?.owe(m.id, false);
   }
 
   /** After results: remove the message when it is done, and refill the room that was freed. */
   #afterResults(m: StoredMessage): void {
-    try {
-      if (isMessageDone(this.#ctx, m.id)) void removeMessage(this.#ctx, m);
-    } catch (err) {
-      log.error("qmgr", `${m.id}: check whether the message is done: ${(err as Error).message}`);
-    }
+    this.settle(m.id, m.cdbPath);
     this.#wake(this.#d.now());
+  }
+
+  /**
+   * Looks at a message whose recipients or notices changed: removes it when it is done; when only its
+   * DSNs are left, has them made now rather than after the merge delay.
+   */
+  settle(id: string, cdbPath?: string): void {
+    try {
+      if (this.#removing.has(id) || !this.#d.store.hasMessage(id)) return;
+      if (isMessageDone(this.#ctx, id)) {
+        const path = cdbPath ?? this.#d.store.getMessage(id)?.cdbPath;
+        if (path === undefined) return;
+        this.#removing.add(id);
+        void removeMessage(this.#ctx, { id, cdbPath: path }).finally(() => this.#removing.delete(id));
+      } else if (this.#d.store.openCount(id) === 0) {
+        this.#notices?.owe(id, true);
+      }
+    } catch (err) {
+      log.error("qmgr", `${id}: check whether the message is done: ${(err as Error).message}`);
+    }
   }
 
   #domainOf(address: string): string {

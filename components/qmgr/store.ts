@@ -1,7 +1,8 @@
 // The queue store: one SQLite database (node:sqlite, WAL, synchronous=FULL) holding every envelope qmgr
 // owns and the state of each recipient. It plays both sendmail X roles in one file:
 // - the IBDB: envelopes are appended here by the group commit (group_commit.ts) before smtps may say 250;
-// - the DEFEDB: each recipient row carries its delivery state, tries, next retry time and last reply.
+// - the DEFEDB: each recipient row carries its delivery state, tries, next retry time, last reply and
+//   relay, and the DSNs it still owes (notice bits, store_schema.ts); a history row per attempt.
 // Why one database and not two: an envelope and its recipient state then change in one atomic transaction
 // (SQLite's WAL is not atomic across ATTACHed files), recovery needs no cross-file reconciliation, and the
 // scheduler's "what is due" query is one indexed range scan. The file lives in IBDB.base_directory; the
@@ -14,17 +15,37 @@
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { join } from "node:path";
 import type { Envelope, RecipientSpec } from "../protocol/messages.ts";
+import {
+  ACTIVE,
+  applySchema,
+  DELAY_SENT,
+  type DoneState,
+  FAILED,
+  HELD,
+  PENDING,
+  WAITING,
+} from "./store_schema.ts";
 
-/** Recipient states as stored. WAITING rows are due at next_try; ACTIVE rows are in the active queue. */
-export const WAITING = 0;
-export const ACTIVE = 1;
-export const SENT = 2;
-export const FAILED = 3;
-export type DoneState = typeof SENT | typeof FAILED;
+export {
+  ACTIVE,
+  DELAY_SENT,
+  DELIVERED,
+  type DoneState,
+  FAILED,
+  HELD,
+  NOTICE_DELAYED,
+  NOTICE_FAILED,
+  NOTICE_SUCCESS,
+  PENDING,
+  SENT,
+  WAITING,
+} from "./store_schema.ts";
 
 export const DB_FILE = "queue.sqlite";
 /** How long a statement waits for a lock held by another connection (ms). */
 export const BUSY_TIMEOUT = 5_000;
+/** Recipient states that still need work (not sent, not failed). */
+const OPEN = `(${WAITING}, ${ACTIVE}, ${HELD})`;
 
 /** The message-level part of an envelope, as stored. */
 export interface StoredMessage {
@@ -48,40 +69,31 @@ export interface StoredRecipient extends RecipientSpec {
   tries: number;
 }
 
+/** A recipient row with its whole state (notices, the control socket). */
+export interface RecipientRow extends StoredRecipient {
+  state: number;
+  nextTry: number;
+  lastReply?: string;
+  lastRelay?: string;
+  notice: number;
+}
+
+/** The end of one delivery attempt, as recorded. */
+export interface AttemptEnd {
+  tries: number;
+  reply: string;
+  relay?: string;
+  /** Notice bits to add (NOTICE_*, DELAY_SENT, DELIVERED). */
+  notice: number;
+  /** Deferrals: bits to add only when no delay notice was decided yet (DELAY_SENT not set). */
+  delayNotice?: number;
+}
+
 /** A due recipient with its message (what a scheduling round loads). */
 export interface DueRecipient {
   message: StoredMessage;
   recipient: StoredRecipient;
 }
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS messages (
-  id TEXT PRIMARY KEY,
-  cdb_path TEXT NOT NULL,
-  size INTEGER NOT NULL,
-  arrival INTEGER NOT NULL,
-  sender TEXT NOT NULL,
-  client_ip TEXT NOT NULL,
-  client_helo TEXT NOT NULL,
-  body_type TEXT,
-  smtputf8 INTEGER NOT NULL,
-  envid TEXT,
-  ret TEXT
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS recipients (
-  message_id TEXT NOT NULL,
-  idx INTEGER NOT NULL,
-  address TEXT NOT NULL,
-  notify TEXT,
-  orcpt TEXT,
-  state INTEGER NOT NULL,
-  tries INTEGER NOT NULL DEFAULT 0,
-  next_try INTEGER NOT NULL,
-  last_reply TEXT,
-  PRIMARY KEY (message_id, idx)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS recipients_due ON recipients (state, next_try);
-`;
 
 type Row = Record<string, SQLInputValue>;
 
@@ -116,6 +128,17 @@ function toRecipient(r: Row): StoredRecipient {
   };
 }
 
+function toRow(r: Row): RecipientRow {
+  return {
+    ...toRecipient(r),
+    state: Number(r.state),
+    nextTry: Number(r.next_try),
+    lastReply: opt(r.last_reply),
+    lastRelay: opt(r.last_relay),
+    notice: Number(r.notice),
+  };
+}
+
 export class QueueStore {
   readonly db: DatabaseSync;
   readonly #s: Record<string, StatementSync>;
@@ -123,19 +146,44 @@ export class QueueStore {
   private constructor(db: DatabaseSync) {
     this.db = db;
     const p = (sql: string) => db.prepare(sql);
+    const ifActive = `WHERE message_id = ? AND idx = ? AND state = ${ACTIVE}`;
     this.#s = {
-      insertMessage: p(`INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      insertRecipient: p(`INSERT INTO recipients VALUES (?, ?, ?, ?, ?, ?, 0, ?, NULL)`),
+      insertMessage: p(
+        `INSERT INTO messages (id, cdb_path, size, arrival, sender, client_ip, client_helo, body_type,
+         smtputf8, envid, ret) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      insertRecipient: p(
+        `INSERT INTO recipients (message_id, idx, address, notify, orcpt, state, next_try)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
       setState: p(`UPDATE recipients SET state = ? WHERE message_id = ? AND idx = ?`),
-      setDone: p(
-        `UPDATE recipients SET state = ?, tries = ?, last_reply = ? WHERE message_id = ? AND idx = ?`,
+      finish: p(
+        `UPDATE recipients SET state = ?, tries = ?, last_reply = ?, last_relay = ?, notice = notice | ?
+         ${ifActive}`,
       ),
-      setDeferred: p(
-        `UPDATE recipients SET state = ${WAITING}, tries = ?, next_try = ?, last_reply = ?
-         WHERE message_id = ? AND idx = ?`,
+      // A recipient of a held message goes on hold instead of waiting for its retry.
+      defer: p(
+        `UPDATE recipients SET state = CASE WHEN (SELECT held FROM messages WHERE id = message_id) = 1
+         THEN ${HELD} ELSE ${WAITING} END, tries = ?, next_try = ?, last_reply = ?, last_relay = ?,
+         notice = notice | ? | (CASE WHEN (notice & ${DELAY_SENT}) = 0 THEN ? ELSE 0 END) ${ifActive}`,
       ),
-      undone: p(`SELECT COUNT(*) AS n FROM recipients WHERE message_id = ? AND state < ${SENT}`),
+      failOpen: p(
+        `UPDATE recipients SET state = ${FAILED}, last_reply = ?, notice = notice | ?
+         WHERE message_id = ? AND idx = ? AND state IN ${OPEN}`,
+      ),
+      history: p(`INSERT INTO history VALUES (?, ?, ?, ?, ?, ?)`),
+      undone: p(
+        `SELECT COUNT(*) AS n FROM recipients
+         WHERE message_id = ? AND (state IN ${OPEN} OR (notice & ${PENDING}) != 0)`,
+      ),
+      open: p(`SELECT COUNT(*) AS n FROM recipients WHERE message_id = ? AND state IN ${OPEN}`),
+      pending: p(
+        `SELECT * FROM recipients WHERE message_id = ? AND (notice & ${PENDING}) != 0 ORDER BY idx`,
+      ),
+      clearNotice: p(`UPDATE recipients SET notice = notice & ~? WHERE message_id = ? AND idx = ?`),
+      withNotices: p(`SELECT DISTINCT message_id FROM recipients WHERE (notice & ${PENDING}) != 0`),
       deleteRecipients: p(`DELETE FROM recipients WHERE message_id = ?`),
+      deleteHistory: p(`DELETE FROM history WHERE message_id = ?`),
       deleteMessage: p(`DELETE FROM messages WHERE id = ?`),
       due: p(
         `SELECT r.message_id, r.idx, r.address, r.notify, r.orcpt, r.tries, m.*
@@ -143,7 +191,10 @@ export class QueueStore {
          WHERE r.state = ${WAITING} AND r.next_try <= ? ORDER BY r.next_try LIMIT ?`,
       ),
       earliest: p(`SELECT MIN(next_try) AS t FROM recipients WHERE state = ${WAITING}`),
-      resetActive: p(`UPDATE recipients SET state = ${WAITING} WHERE state = ${ACTIVE}`),
+      resetActive: p(
+        `UPDATE recipients SET state = CASE WHEN (SELECT held FROM messages WHERE id = message_id) = 1
+         THEN ${HELD} ELSE ${WAITING} END WHERE state = ${ACTIVE}`,
+      ),
       hasMessage: p(`SELECT 1 AS x FROM messages WHERE id = ?`),
       allMessages: p(`SELECT id, cdb_path FROM messages`),
       getMessage: p(`SELECT * FROM messages WHERE id = ?`),
@@ -151,14 +202,19 @@ export class QueueStore {
     };
   }
 
-  /** Opens (creating when missing) the database in `dir`: WAL, synchronous=FULL, schema. */
-  static open(dir: string): QueueStore {
+  /** Opens (creating when missing) the database in `dir`: WAL, synchronous=FULL, schema. `walSize` is the
+   * write-ahead log size (bytes) at which SQLite checkpoints it into the database (IBDB.size). */
+  static open(dir: string, walSize?: number): QueueStore {
     // The busy timeout covers a restart inside one process: a crashed worker's connection (and its lock)
     // goes away shortly after the isolate is torn down, not at once.
     const db = new DatabaseSync(join(dir, DB_FILE), { timeout: BUSY_TIMEOUT });
     try {
       db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;");
-      db.exec(SCHEMA);
+      if (walSize !== undefined) {
+        const pageSize = Number(db.prepare("PRAGMA page_size").get()?.page_size ?? 4096);
+        db.exec(`PRAGMA wal_autocheckpoint = ${Math.max(1, Math.ceil(walSize / pageSize))}`);
+      }
+      applySchema(db);
       return new QueueStore(db);
     } catch (err) {
       db.close();
@@ -198,21 +254,65 @@ export class QueueStore {
     this.#s.setState.run(ACTIVE, messageId, index);
   }
 
-  markDone(messageId: string, index: number, state: DoneState, tries: number, reply: string): void {
-    this.#s.setDone.run(state, tries, reply, messageId, index);
+  /** Ends an active recipient as sent or failed; false when it is no longer active (deleted, bounced). */
+  markDone(messageId: string, index: number, state: DoneState, end: AttemptEnd): boolean {
+    const r = this.#s.finish.run(state, end.tries, end.reply, nul(end.relay), end.notice, messageId, index);
+    return Number(r.changes) > 0;
   }
 
-  markDeferred(messageId: string, index: number, tries: number, nextTry: number, reply: string): void {
-    this.#s.setDeferred.run(tries, nextTry, reply, messageId, index);
+  /** Sends an active recipient back to wait for `nextTry` (or on hold); false when it is no longer active. */
+  markDeferred(messageId: string, index: number, nextTry: number, end: AttemptEnd): boolean {
+    const r = this.#s.defer.run(
+      end.tries,
+      nextTry,
+      end.reply,
+      nul(end.relay),
+      end.notice,
+      end.delayNotice ?? 0,
+      messageId,
+      index,
+    );
+    return Number(r.changes) > 0;
   }
 
-  /** How many recipients of a message are neither sent nor failed. */
+  /** Fails a recipient that is not final yet (qmgrctl bounce), adding notice bits; false when it is final. */
+  failOpen(messageId: string, index: number, reply: string, notice: number): boolean {
+    return Number(this.#s.failOpen.run(reply, notice, messageId, index).changes) > 0;
+  }
+
+  /** Appends one attempt to a recipient's history. */
+  addHistory(messageId: string, index: number, at: number, status: string, relay: string, reply: string) {
+    this.#s.history.run(messageId, index, at, status, relay, reply);
+  }
+
+  /** How many recipients of a message still need work or owe a DSN. */
   undoneCount(messageId: string): number {
     return Number((this.#s.undone.get(messageId) as Row).n);
   }
 
+  /** How many recipients of a message are neither sent nor failed (waiting, active or held). */
+  openCount(messageId: string): number {
+    return Number((this.#s.open.get(messageId) as Row).n);
+  }
+
+  /** The recipients of a message that owe a DSN (a PENDING notice bit). */
+  pendingNotices(messageId: string): RecipientRow[] {
+    return (this.#s.pending.all(messageId) as Row[]).map(toRow);
+  }
+
+  /** Clears notice bits of one recipient (the DSN was committed). */
+  clearNotice(messageId: string, index: number, bits: number): void {
+    this.#s.clearNotice.run(bits, messageId, index);
+  }
+
+  /** The ids of messages with recipients that owe a DSN (recovery; uses the partial index). */
+  messagesWithNotices(): string[] {
+    return (this.#s.withNotices.all() as Row[]).map((r) => r.message_id as string);
+  }
+
   deleteMessage(id: string): void {
     this.#s.deleteRecipients.run(id);
+    this.#s.deleteHistory.run(id);
     this.#s.deleteMessage.run(id);
   }
 
@@ -245,14 +345,9 @@ export class QueueStore {
     return r ? toMessage(r) : undefined;
   }
 
-  /** Every recipient row of a message with its state (for tests and the control socket). */
-  recipientsOf(id: string): (StoredRecipient & { state: number; nextTry: number; lastReply?: string })[] {
-    return (this.#s.recipientsOf.all(id) as Row[]).map((r) => ({
-      ...toRecipient(r),
-      state: Number(r.state),
-      nextTry: Number(r.next_try),
-      lastReply: opt(r.last_reply),
-    }));
+  /** Every recipient row of a message with its state (notices, tests and the control socket). */
+  recipientsOf(id: string): RecipientRow[] {
+    return (this.#s.recipientsOf.all(id) as Row[]).map(toRow);
   }
 
   /** Streams (id, cdb path) of every stored message (recovery). */

@@ -1,0 +1,280 @@
+// What each control socket command does (qmgrctl): status, list, show, flush, hold, release, delete,
+// bounce, stats. Each takes the request's arguments, checks them (a bad or unknown queue id is a clear
+// error, never a crash) and answers plain data; control.ts turns it into a JSON line.
+// Changes go through the group commit and wake the scheduler; `bounce` makes DSNs through notices.ts,
+// `delete` sends no notice. May touch: the store; read the CDB (headers for show), delete CDB files.
+
+import type { Config } from "../../config/types.ts";
+import { isQueueId } from "../mail/queue_id.ts";
+import type { ComponentStatus } from "../protocol/frames.ts";
+import { log } from "../util/log.ts";
+import type { ActiveQueue } from "./active_queue.ts";
+import type { Command, ControlAnswer } from "./control_protocol.ts";
+import type { DiskGuard } from "./disk_guard.ts";
+import type { GroupCommit } from "./group_commit.ts";
+import type { Notices } from "./notices.ts";
+import type { Occ } from "./occ.ts";
+import { LIST_STATES, type ListFilter, type ListState, QueueAdmin } from "./queue_admin.ts";
+import { failureNotice, removeMessage } from "./results.ts";
+import type { Scheduler } from "./scheduler.ts";
+import type { Stats } from "./stats.ts";
+import { ACTIVE, FAILED, HELD, type QueueStore, SENT, WAITING } from "./store.ts";
+
+/** Longest header section `show` returns. */
+export const MAX_SHOWN_HEADER = 64 * 1024;
+/** Rows `list` returns at most, whatever the request asks. */
+export const MAX_LIST = 10_000;
+
+export interface ControlDeps {
+  store: QueueStore;
+  commit: GroupCommit;
+  aq: ActiveQueue;
+  scheduler: Scheduler;
+  notices: Notices;
+  occ: Occ;
+  stats: Stats;
+  disk: DiskGuard;
+  config: Config;
+  now: () => number;
+  /** Every worker's uptime and restarts, from the MCP (undefined: not known). */
+  mcpStatus?: () => Promise<ComponentStatus[] | undefined>;
+}
+
+const STATE_NAMES: Record<number, string> = {
+  [WAITING]: "waiting",
+  [ACTIVE]: "active",
+  [SENT]: "sent",
+  [FAILED]: "failed",
+  [HELD]: "held",
+};
+
+/** A failed request: `error` says what was asked and why it cannot be done. */
+class CommandError extends Error {}
+
+function idArg(command: string, args: Record<string, unknown>): string {
+  const id = args.id;
+  if (typeof id !== "string" || id === "") throw new CommandError(`${command}: missing queue id`);
+  if (!isQueueId(id.toUpperCase())) throw new CommandError(`${command} ${id}: not a queue id`);
+  return id.toUpperCase();
+}
+
+function optString(args: Record<string, unknown>, key: string): string | undefined {
+  const v = args[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string") throw new CommandError(`list: ${key} must be a string`);
+  return v;
+}
+
+/** The header section of a CDB file (up to the empty line), at most MAX_SHOWN_HEADER bytes. */
+async function readHeader(path: string): Promise<string | undefined> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch {
+    return undefined;
+  }
+  try {
+    const buf = new Uint8Array(MAX_SHOWN_HEADER);
+    let got = 0;
+    while (got < buf.length) {
+      const n = await file.read(buf.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    const text = new TextDecoder().decode(buf.subarray(0, got));
+    const end = text.search(/\r?\n\r?\n/);
+    return end < 0 ? text : text.slice(0, end);
+  } finally {
+    file.close();
+  }
+}
+
+export class ControlCommands {
+  readonly #d: ControlDeps;
+  readonly #admin: QueueAdmin;
+
+  constructor(deps: ControlDeps) {
+    this.#d = deps;
+    this.#admin = new QueueAdmin(deps.store.db);
+  }
+
+  /** Runs one command; every failure becomes an error answer. */
+  async run(command: Command, args: Record<string, unknown>): Promise<ControlAnswer> {
+    try {
+      return { ok: true, result: await this.#run(command, args) };
+    } catch (err) {
+      if (err instanceof CommandError) return { ok: false, error: err.message };
+      log.error("qmgr", `control command ${command} failed: ${(err as Error).stack ?? err}`);
+      return { ok: false, error: `${command}: ${(err as Error).message}` };
+    }
+  }
+
+  #run(command: Command, args: Record<string, unknown>): Promise<unknown> | unknown {
+    switch (command) {
+      case "status":
+        return this.status();
+      case "list":
+        return this.list(args);
+      case "show":
+        return this.show(idArg("show", args));
+      case "flush":
+        return this.flush(args);
+      case "hold":
+        return this.hold(idArg("hold", args));
+      case "release":
+        return this.release(idArg("release", args));
+      case "delete":
+        return this.delete(idArg("delete", args));
+      case "bounce":
+        return this.bounce(idArg("bounce", args));
+      case "stats":
+        return { since: this.#d.stats.started, counters: this.#d.stats.view() };
+      default: {
+        const never: never = command;
+        throw new CommandError(`unknown command ${never}`);
+      }
+    }
+  }
+
+  #message(command: string, id: string) {
+    const m = this.#d.store.getMessage(id);
+    if (!m) throw new CommandError(`${command} ${id}: no such message in the queue`);
+    return m;
+  }
+
+  async status() {
+    const { aq, occ, disk, stats, notices, config, now } = this.#d;
+    const components = await this.#d.mcpStatus?.();
+    const rates = stats.view();
+    return {
+      qmgr: { started: stats.started, uptime: now() - stats.started },
+      components: components ?? "unknown",
+      queue: this.#admin.counts(),
+      activeQueue: { entries: aq.size, max: aq.max },
+      noticesWaiting: notices.waiting,
+      occ: {
+        entries: occ.size,
+        max: config.qmgr.OCC_max_entries,
+        down: occ.view().filter((e) => e.downUntil),
+      },
+      disk: {
+        guard: disk.enabled,
+        low: disk.low,
+        free: Number.isNaN(disk.free) ? undefined : disk.free,
+        min: config.qmgr.min_disk_space,
+        ok: config.qmgr.ok_disk_space,
+      },
+      perMinute: Object.fromEntries(Object.entries(rates).map(([k, v]) => [k, v.perMinute.last1])),
+    };
+  }
+
+  list(args: Record<string, unknown>) {
+    const state = optString(args, "state");
+    if (state !== undefined && !LIST_STATES.includes(state as ListState)) {
+      throw new CommandError(`list: unknown state ${state}, expected one of ${LIST_STATES.join(", ")}`);
+    }
+    const num = (key: string, dflt?: number) => {
+      const v = args[key];
+      if (v === undefined || v === null) return dflt;
+      if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
+        throw new CommandError(`list: ${key} must be a number of 0 or more`);
+      }
+      return v;
+    };
+    const filter: ListFilter = {
+      sender: optString(args, "sender"),
+      recipient: optString(args, "recipient"),
+      domain: optString(args, "domain")?.replace(/^@/, ""),
+      state: state as ListState | undefined,
+      minAge: num("age"),
+      limit: Math.min(MAX_LIST, Math.floor(num("limit", 1000)!)),
+    };
+    return this.#admin.list(filter, this.#d.now());
+  }
+
+  async show(id: string) {
+    const m = this.#message("show", id);
+    const history = this.#admin.history(id);
+    const recipients = this.#d.store.recipientsOf(id).map((r) => ({
+      index: r.index,
+      address: r.address,
+      notify: r.notify,
+      orcpt: r.orcpt,
+      state: STATE_NAMES[r.state] ?? String(r.state),
+      tries: r.tries,
+      nextTry: r.state === WAITING ? r.nextTry : undefined,
+      lastReply: r.lastReply,
+      lastRelay: r.lastRelay,
+      noticePending: (r.notice & 7) !== 0,
+      history: history.filter((h) => h.index === r.index).map(({ index: _, ...h }) => h),
+    }));
+    return { ...m, held: this.#admin.isHeld(id), recipients, header: await readHeader(m.cdbPath) };
+  }
+
+  async flush(args: Record<string, unknown>) {
+    const { commit, occ, scheduler, now } = this.#d;
+    const target: { id?: string; domain?: string } = {};
+    if (args.id !== undefined) {
+      target.id = idArg("flush", args);
+      this.#message("flush", target.id);
+    } else if (args.domain !== undefined) {
+      const domain = optString(args, "domain")!.replace(/^@/, "");
+      if (domain === "") throw new CommandError("flush: empty domain");
+      target.domain = domain;
+    }
+    const n = await commit.runNow(() => this.#admin.flush(target, now()));
+    occ.clearDown();
+    scheduler.refill();
+    log.info(
+      "qmgr",
+      `flush ${target.id ?? (target.domain ? `@${target.domain}` : "all")}: ${n} recipients due now`,
+    );
+    return { recipients: n };
+  }
+
+  async hold(id: string) {
+    this.#message("hold", id);
+    const n = await this.#d.commit.runNow(() => this.#admin.hold(id));
+    log.info("qmgr", `${id}: put on hold by the administrator (${n} recipients)`);
+    return { recipients: n };
+  }
+
+  async release(id: string) {
+    this.#message("release", id);
+    const n = await this.#d.commit.runNow(() => this.#admin.release(id, this.#d.now()));
+    log.info("qmgr", `${id}: released by the administrator (${n} recipients)`);
+    this.#d.scheduler.refill();
+    return { recipients: n };
+  }
+
+  /** Removes a message and its content; no notice to anyone. */
+  async delete(id: string) {
+    const m = this.#message("delete", id);
+    const n = this.#d.store.recipientsOf(id).length;
+    await removeMessage({ ...this.#d, hostname: this.#d.config.hostname, config: this.#d.config.qmgr }, m);
+    log.info("qmgr", `${id}: deleted by the administrator (${n} recipients, no notice)`);
+    return { recipients: n };
+  }
+
+  /** Fails every recipient still open, with DSNs as NOTIFY asks. */
+  async bounce(id: string) {
+    const { store, commit, notices, scheduler, stats, config } = this.#d;
+    const m = this.#message("bounce", id);
+    const reason = "5.0.0 message returned by the administrator";
+    const open = store.recipientsOf(id).filter((r) =>
+      r.state === WAITING || r.state === ACTIVE || r.state === HELD
+    );
+    await commit.runNow(() => {
+      for (const r of open) {
+        const notice = failureNotice(config.hostname, m, r);
+        store.addHistory(id, r.index, this.#d.now(), "bounced", "none", reason);
+        store.failOpen(id, r.index, reason, notice);
+      }
+    });
+    stats.add("bounced", open.length);
+    log.info("qmgr", `${id}: returned by the administrator (${open.length} recipients)`);
+    notices.owe(id, true);
+    scheduler.settle(id);
+    return { recipients: open.length };
+  }
+}

@@ -1,0 +1,245 @@
+// Makes the DSNs recipients owe (results.ts sets the notice bits, durably, with the result itself).
+// A message's failed recipients wait up to DSN_handling.merge_delay_max so that failures close together
+// leave in one DSN, unless every recipient is decided or max_errors_per_DSN are waiting: then at once.
+// Each DSN is a new message: its text goes into a new CDB file (notice_file.ts), its envelope (sender <>,
+// one recipient) is committed through the group commit together with clearing the notice bits it
+// reports, so a crash can neither lose a DSN nor send it twice, and the scheduler then delivers it like any
+// message. Recipients of one message owing different kinds (failed, delayed, success) get one DSN per
+// kind. Mail from <> is never returned to <>: its failures go to postmaster@hostname (results.ts).
+// Receives: owe() from the scheduler, the control socket and recovery. May touch: the store; create files
+// in the CDB directory; read the original's CDB file.
+
+import type { Config } from "../../config/types.ts";
+import { cdbPath } from "../mail/cdb.ts";
+import type { DsnAction, DsnRecipient, DsnReport } from "../mail/dsn.ts";
+import { newQueueId } from "../mail/queue_id.ts";
+import type { Envelope } from "../protocol/messages.ts";
+import { log } from "../util/log.ts";
+import type { ActiveQueue } from "./active_queue.ts";
+import type { GroupCommit } from "./group_commit.ts";
+import { writeNoticeFile } from "./notice_file.ts";
+import { dsnOf } from "./results.ts";
+import type { Stats } from "./stats.ts";
+import {
+  DELIVERED,
+  NOTICE_DELAYED,
+  NOTICE_FAILED,
+  NOTICE_SUCCESS,
+  PENDING,
+  type QueueStore,
+  type RecipientRow,
+  type StoredMessage,
+} from "./store.ts";
+
+/** How long a DSN that could not be made waits before the next try (ms). */
+export const NOTICE_RETRY = 60_000;
+/** DSNs made at the same time at most. */
+const PARALLEL = 4;
+
+export interface NoticeDeps {
+  store: QueueStore;
+  commit: GroupCommit;
+  aq: ActiveQueue;
+  config: Config;
+  now: () => number;
+  /** Hands a committed DSN to the scheduler (its first `active` recipients hold reserved AQ slots). */
+  admit: (env: Envelope, active: number) => void;
+  /** Called after a message's notices were made: the message may be done now. */
+  settled: (id: string) => void;
+  stats?: Stats;
+}
+
+/** The remote host of a relay `name[address]:port`, for Remote-MTA. */
+function remoteHost(relay: string | undefined): string | undefined {
+  const m = relay === undefined ? null : /^([^\[]*)\[([^\]]*)\]/.exec(relay);
+  if (!m) return undefined;
+  return m[1] !== "" ? m[1] : m[2];
+}
+
+/** The remote server's reply inside a reason, for Diagnostic-Code (`... expired in queue: 451 ...`). */
+function remoteReply(reply: string | undefined): string | undefined {
+  return reply === undefined ? undefined : /(?:^|: )([2-5]\d\d[ -].*)$/s.exec(reply)?.[1];
+}
+
+export class Notices {
+  readonly #d: NoticeDeps;
+  /** Messages to look at now, in order. */
+  readonly #now = new Set<string>();
+  /** Messages whose merge delay runs, with when it ends (inserted in time order). */
+  readonly #later = new Map<string, number>();
+  readonly #busy = new Set<string>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
+  readonly #idle = new Set<() => void>();
+
+  constructor(deps: NoticeDeps) {
+    this.#d = deps;
+  }
+
+  /** Messages waiting for their notices (tests, status). */
+  get waiting(): number {
+    return this.#now.size + this.#later.size + this.#busy.size;
+  }
+
+  /** Looks again at every message that owes DSNs (after a restart: their merge time is over). */
+  recover(): void {
+    for (const id of this.#d.store.messagesWithNotices()) this.owe(id, true);
+  }
+
+  /** A recipient of message `id` owes a DSN; `atOnce` skips the merge delay. */
+  owe(id: string, atOnce: boolean): void {
+    if (this.#stopped) return;
+    const delay = this.#d.config.qmgr.DSN_handling.merge_delay_max;
+    if (atOnce || delay <= 0 || this.#mustHurry(id)) {
+      this.#later.delete(id);
+      this.#now.add(id);
+    } else if (!this.#later.has(id) && !this.#now.has(id)) {
+      this.#later.set(id, this.#d.now() + delay);
+    }
+    this.#pump();
+  }
+
+  /** Resolves once no notice is being made or waits to be made at once (tests). */
+  settled(): Promise<void> {
+    if (this.#now.size === 0 && this.#busy.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.add(resolve));
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (const r of this.#idle) r();
+    this.#idle.clear();
+  }
+
+  /** Every recipient decided, or max_errors_per_DSN failures waiting: no reason to wait. */
+  #mustHurry(id: string): boolean {
+    const { store, config } = this.#d;
+    if (store.openCount(id) === 0) return true;
+    return store.pendingNotices(id).length >= config.qmgr.max_errors_per_DSN;
+  }
+
+  #pump(): void {
+    if (this.#stopped) return;
+    const now = this.#d.now();
+    for (const [id, at] of this.#later) {
+      if (at > now) break;
+      this.#later.delete(id);
+      this.#now.add(id);
+    }
+    for (const id of this.#now) {
+      if (this.#busy.size >= PARALLEL) break;
+      if (this.#busy.has(id)) continue;
+      this.#now.delete(id);
+      this.#busy.add(id);
+      this.#make(id).catch((err) => {
+        log.error("qmgr", `${id}: make the delivery status notification: ${(err as Error).stack ?? err}`);
+        if (!this.#stopped) this.#later.set(id, this.#d.now() + NOTICE_RETRY);
+      }).finally(() => {
+        this.#busy.delete(id);
+        this.#pump();
+      });
+    }
+    this.#arm();
+    if (this.#now.size === 0 && this.#busy.size === 0) {
+      for (const r of this.#idle) r();
+      this.#idle.clear();
+    }
+  }
+
+  #arm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const first = this.#later.values().next();
+    if (first.done || this.#stopped) return;
+    this.#timer = setTimeout(() => this.#pump(), Math.max(0, first.value - this.#d.now()));
+  }
+
+  /** Makes every DSN message `id` owes now, then lets the scheduler look at the message. */
+  async #make(id: string): Promise<void> {
+    const { store, aq } = this.#d;
+    const m = aq.message(id) ?? store.getMessage(id);
+    if (!m) return;
+    const rows = store.pendingNotices(id);
+    const failed = rows.filter((r) => r.notice & NOTICE_FAILED);
+    const delayed = rows.filter((r) => r.notice & NOTICE_DELAYED && !(r.notice & NOTICE_FAILED));
+    const success = rows.filter((r) => r.notice & NOTICE_SUCCESS);
+    const max = Math.max(1, this.#d.config.qmgr.max_errors_per_DSN);
+    for (const [action, list] of [["failed", failed], ["delayed", delayed], ["relayed", success]] as const) {
+      for (let i = 0; i < list.length && !this.#stopped; i += max) {
+        await this.#send(m, action, list.slice(i, i + max));
+      }
+    }
+    if (!this.#stopped) this.#d.settled(id);
+  }
+
+  /** One DSN about `rows` of message `m`; commits it with the clearing of their notice bits. */
+  async #send(m: StoredMessage, action: DsnAction, rows: RecipientRow[]): Promise<void> {
+    const { store, commit, aq, config, now } = this.#d;
+    const q = config.qmgr;
+    const to = m.sender !== "" ? m.sender : action === "failed" ? `postmaster@${config.hostname}` : undefined;
+    const clear = () => {
+      for (const r of rows) store.clearNotice(m.id, r.index, PENDING);
+    };
+    if (to === undefined) {
+      await commit.run(clear);
+      return;
+    }
+    const at = now();
+    const recipients: DsnRecipient[] = rows.map((r) => ({
+      address: r.address,
+      orcpt: r.orcpt,
+      action: action === "relayed" && r.notice & DELIVERED ? "delivered" : action,
+      status: dsnOf(r.lastReply ?? "", action === "failed" ? "perm" : action === "delayed" ? "temp" : "sent"),
+      remoteMta: remoteHost(r.lastRelay),
+      diagnostic: remoteReply(r.lastReply),
+      reason: r.lastReply,
+      willRetryUntil: action === "delayed" ? m.arrival + q.queue_return_timeout : undefined,
+    }));
+    const headersOnly = action !== "failed" || m.ret === "HDRS" || q.DSN_handling.flags.header_only ||
+      m.bodyType === "BINARYMIME";
+    const id = newQueueId(at);
+    const report: DsnReport = {
+      reportingMta: config.hostname,
+      queueId: m.id,
+      envid: m.envid,
+      arrival: m.arrival,
+      date: at,
+      to,
+      recipients,
+      returns: headersOnly ? "headers" : "full",
+      mime: q.DSN_handling.flags.MIME_Format,
+      boundary: `${id}/${config.hostname}`,
+      messageId: `${id}@${config.hostname}`,
+    };
+    const path = cdbPath(config.CDB_base_directory, id);
+    const size = await writeNoticeFile(path, report, m.cdbPath);
+    const env: Envelope = {
+      id,
+      cdbPath: path,
+      size,
+      arrival: at,
+      sender: "",
+      recipients: [{ address: to }],
+      client: { ip: "127.0.0.1", helo: config.hostname },
+      bodyType: m.bodyType === "8BITMIME" || m.smtputf8 ? "8BITMIME" : undefined,
+      smtputf8: m.smtputf8,
+    };
+    const active = aq.reserve(1);
+    try {
+      await commit.run(() => {
+        store.insertEnvelope(env, active, at);
+        clear();
+      }, true);
+    } catch (err) {
+      aq.release(active);
+      await Deno.remove(path).catch(() => {});
+      throw err;
+    }
+    const what = action === "failed" ? "non-delivery" : action === "delayed" ? "delay" : "delivery";
+    log.info("qmgr", `${m.id}: sender ${what} notification: ${id} (to=<${to}>, recipients=${rows.length})`);
+    this.#d.stats?.add("dsn");
+    this.#d.admit(env, active);
+  }
+}
