@@ -1,23 +1,39 @@
-// createmap: builds a SQLite map from the sendmail X text map format, as `createmap` builds Berkeley DB
-// hash files in sendmail X. Usage: `deno task createmap hash <in.txt> <out.db>`. Bad lines are reported
-// as `file:line: problem` and nothing is written (exit 1). Reads the input, writes only the output file
-// (through a temporary file beside it, renamed into place so a running smar never sees half a map).
+// createmap: builds a SQLite map from the sendmail X text map formats, as `createmap` builds Berkeley DB
+// hash files in sendmail X. Usage: `deno task createmap [-F aliases] [-e] hash <in.txt> <out.db>`:
+// `LHS<whitespace>RHS` lines (`# comments`), or with `-F aliases` the aliases format (`alias: RHS`,
+// continuation lines starting with whitespace); `-e` accepts keys without a value (a list of local
+// users). Bad lines are reported as `file:line: problem` and nothing is written (exit 1). Reads the
+// input, writes only the output file (through a temporary file beside it, renamed into place so a
+// running smar never sees half a map).
 
 import { DatabaseSync } from "node:sqlite";
-import { parseMapText } from "../components/smar/maps.ts";
+import { parseArgs } from "node:util";
+import { type MapFormat, parseMapText } from "../components/smar/map_text.ts";
 
 export type CreateMapResult = { ok: true; entries: number } | { ok: false; errors: string[] };
 
+export interface CreateMapOptions {
+  format?: MapFormat;
+  emptyValues?: boolean;
+}
+
 /** Builds `output` from the text map `input`; reports problems instead of throwing on bad input. */
-export async function createMap(type: string, input: string, output: string): Promise<CreateMapResult> {
-  if (type !== "hash") return { ok: false, errors: [`Create map: unsupported map type ${type}`] };
+export async function createMap(
+  type: string,
+  input: string,
+  output: string,
+  opts: CreateMapOptions = {},
+): Promise<CreateMapResult> {
+  if (type !== "hash") {
+    return { ok: false, errors: [`Create map: unsupported map type ${type}, expected hash`] };
+  }
   let text: string;
   try {
     text = await Deno.readTextFile(input);
   } catch (err) {
     return { ok: false, errors: [`Create map: cannot read ${input}: ${(err as Error).message}`] };
   }
-  const { entries, errors } = parseMapText(text, input);
+  const { entries, errors } = parseMapText(text, input, opts);
   if (errors.length > 0) return { ok: false, errors };
   const tmp = `${output}.tmp-${crypto.randomUUID().slice(0, 8)}`;
   try {
@@ -39,13 +55,30 @@ export async function createMap(type: string, input: string, output: string): Pr
   return { ok: true, entries: entries.size };
 }
 
+const USAGE = "Usage: deno task createmap [-F aliases] [-e] hash <in.txt> <out.db>";
+
 if (import.meta.main) {
-  const [type, input, output, ...extra] = Deno.args;
-  if (!type || !input || !output || extra.length > 0) {
-    console.error("Usage: deno task createmap hash <in.txt> <out.db>");
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: Deno.args,
+      allowPositionals: true,
+      options: { format: { type: "string", short: "F" }, "empty-values": { type: "boolean", short: "e" } },
+    });
+  } catch (err) {
+    console.error(`${(err as Error).message}\n${USAGE}`);
     Deno.exit(2);
   }
-  const result = await createMap(type, input, output);
+  const [type, input, output, ...extra] = parsed.positionals;
+  const format = parsed.values.format ?? "plain";
+  if (!type || !input || !output || extra.length > 0 || (format !== "plain" && format !== "aliases")) {
+    console.error(USAGE);
+    Deno.exit(2);
+  }
+  const result = await createMap(type, input, output, {
+    format: format as MapFormat,
+    emptyValues: parsed.values["empty-values"] === true,
+  });
   if (!result.ok) {
     for (const e of result.errors) console.error(e);
     Deno.exit(1);

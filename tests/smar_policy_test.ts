@@ -1,162 +1,203 @@
-// smar's policy answers: connect-stage access checks and the relaying decision for each recipient, from
-// an access map and a mailertable, as case tables.
+// smar's connect and MAIL stages (sendmail X README 3.12.2) as case tables: the access map's client and
+// sender entries with and without the `access` flag, quick:, cont, discard, delay_checks, the client's
+// confirmed name, and the sender domain checks (routable, temporary DNS failure, mxbadip, local senders).
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { clientKeys, parseAccessValue, Policy } from "../components/smar/access.ts";
-import { loadMap } from "../components/smar/maps.ts";
-import { loadMailertable } from "../components/smar/mailertable.ts";
-import type { Verdict } from "../components/protocol/messages.ts";
+import type { CheckContext } from "../components/protocol/messages.ts";
+import { A, MX, policyOf, PTR, show } from "./helpers/smar_policy.ts";
 
 const ACCESS = `
 cltaddr:127.0.0.1	relay
 cltaddr:10.1	relay
+cltaddr:10.2	quick:relay
 cltaddr:192.0.2.66	reject
 cltaddr:198.51.100	error:451 4.7.1 Try again later please
+cltaddr:198.51.100.7	cont
 cltaddr:203.0.113.9	ERROR:550 5.7.1 Go away
-cltaddr:203.0.113	relay
+cltaddr:203.0.113.10	discard
+cltaddr:203.0.113.11	ok
+cltaddr:203.0.113.12	quick:ok
 cltaddr:2001:db8::5	relay
-cltaddr:192.0.2.200	bogus
-to:relay.example	relay
-to:.relayparent.example	relay
-to:notrelay.example	ok
+cltresolve:no	error:550 5.7.1 Client name does not resolve
+cltresolve:tempptr	error:451 4.7.1 Client name lookup failed
+cltname:.dialup.example	reject
+cltname:good.example	relay
+from:<>	ok
+from:spammer@	reject
+from:.spam.example	error:553 5.7.1 Spam domain
+from:bulk@example.net	discard
+from:vip@example.net	quick:ok
+mxbadip:127	error:553 5.7.1 MX points to loopback
+mxbadip:10	reject
 `;
 
-const MAILERTABLE = `
-local.example	lmtp:[127.0.0.1]
-.localsub.example	lmtp:[127.0.0.1]
-remote.example	esmtp:[192.0.2.1]
-.	lmtp:[127.0.0.1]
-`;
+const DNS = {
+  "PTR 1.2.0.192.in-addr.arpa": [PTR("1.2.0.192.in-addr.arpa", "host.dialup.example")],
+  "A host.dialup.example": [A("host.dialup.example", "192.0.2.1")],
+  "PTR 2.2.0.192.in-addr.arpa": [PTR("2.2.0.192.in-addr.arpa", "good.example")],
+  "A good.example": [A("good.example", "192.0.2.2")],
+  "PTR 3.2.0.192.in-addr.arpa": [PTR("3.2.0.192.in-addr.arpa", "liar.example")],
+  "A liar.example": [A("liar.example", "192.0.2.99")],
+  "PTR 4.2.0.192.in-addr.arpa": "temp" as const,
+  "PTR 5.2.0.192.in-addr.arpa": [PTR("5.2.0.192.in-addr.arpa", "slow.example")],
+  "A slow.example": "temp" as const,
+  "MX example.org": [MX("example.org", "mx.example.org")],
+  "A mx.example.org": [A("mx.example.org", "192.0.2.25")],
+  "MX a-only.example": "nodata" as const,
+  "A a-only.example": [A("a-only.example", "192.0.2.26")],
+  "MX nothing.example": "nodata" as const,
+  "A nothing.example": "nodata" as const,
+  "MX flaky.example": "temp" as const,
+  "MX loop.example": [MX("loop.example", "mx.loop.example")],
+  "A mx.loop.example": [A("mx.loop.example", "127.0.0.1")],
+  "MX private.example": [MX("private.example", "mx.private.example")],
+  "A mx.private.example": [A("mx.private.example", "10.0.0.1")],
+  "MX nullmx.example": [MX("nullmx.example", "", 0)],
+};
 
-async function withPolicy(fn: (p: Policy) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "smar_policy_" });
-  try {
-    await Deno.writeTextFile(join(dir, "access"), ACCESS);
-    await Deno.writeTextFile(join(dir, "mailertable"), MAILERTABLE);
-    const access = await loadMap({ name: "access", type: "hash", file: join(dir, "access") });
-    const mt = await loadMailertable({ name: "mailertable", type: "hash", file: join(dir, "mailertable") });
-    try {
-      await fn(new Policy(access, mt));
-    } finally {
-      access.close();
-      mt.close();
-    }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const MAILERTABLE = "local.example\tlmtp:[127.0.0.1]\nrouted.example\tesmtp:[192.0.2.1]\n";
+const ACCESS_FLAG: CheckContext = { flags: ["access"] };
+const DELAY: CheckContext = { flags: ["access", "delay_checks"] };
 
-const show = (v: Verdict) =>
-  v.reply ? `${v.action} ${v.reply.code} ${v.reply.status} ${v.reply.text}` : v.action;
-
-Deno.test("parseAccessValue() reads relay, ok, reject and error:", async (t) => {
-  const cases: [string, ReturnType<typeof parseAccessValue>][] = [
-    ["relay", { kind: "relay" }],
-    ["RELAY", { kind: "relay" }],
-    ["ok", { kind: "ok" }],
-    ["reject", { kind: "reject" }],
-    ["error:550 5.7.1 No thanks", {
-      kind: "error",
-      reply: { code: 550, status: "5.7.1", text: "No thanks" },
+Deno.test("the connect stage follows cltaddr:, then the client's name, with the access flag", async (t) => {
+  const p = policyOf({ access: ACCESS, mailertable: MAILERTABLE, dns: DNS });
+  const cases: [string, string, CheckContext, string, object?][] = [
+    ["a relay client", "127.0.0.1", ACCESS_FLAG, "accept", { relay: true, whitelisted: true }],
+    ["a relay net", "10.1.9.9", {}, "accept", { relay: true }],
+    ["quick:relay", "10.2.0.1", {}, "accept", { relay: true, quick: true }],
+    ["reject", "192.0.2.66", ACCESS_FLAG, "reject 554 5.7.1 Access denied"],
+    ["reject is held back by delay_checks", "192.0.2.66", DELAY, "accept"],
+    ["error: with its own reply", "198.51.100.1", ACCESS_FLAG, "tempfail 451 4.7.1 Try again later please"],
+    [
+      "cont ends the net's lookup, the name checks go on",
+      "198.51.100.7",
+      ACCESS_FLAG,
+      "reject 550 5.7.1 Client name does not resolve",
+    ],
+    ["error:550", "203.0.113.9", ACCESS_FLAG, "reject 550 5.7.1 Go away"],
+    ["discard", "203.0.113.10", ACCESS_FLAG, "accept discard", { discard: true }],
+    ["ok", "203.0.113.11", ACCESS_FLAG, "accept", { whitelisted: true }],
+    ["quick:ok", "203.0.113.12", ACCESS_FLAG, "accept", { whitelisted: true, quick: true }],
+    ["an IPv6 relay client", "2001:db8::5", {}, "accept", { relay: true }],
+    ["without the access flag only relay counts", "192.0.2.66", {}, "accept", { resolve: "no" }],
+    ["a client name in a rejected domain", "192.0.2.1", ACCESS_FLAG, "reject 554 5.7.1 Access denied"],
+    ["a client name that relays", "192.0.2.2", {}, "accept", {
+      resolve: "ok",
+      clientName: "good.example",
+      relay: true,
     }],
-    ["error: 421 4.3.2 Busy", { kind: "error", reply: { code: 421, status: "4.3.2", text: "Busy" } }],
-    ["error:553 Who are you", { kind: "error", reply: { code: 553, status: "5.0.0", text: "Who are you" } }],
-    ["error:550", { kind: "error", reply: { code: 550, status: "5.0.0", text: "Access denied" } }],
-    ["error:550 4.7.1 Mixed classes", undefined],
-    ["error:250 2.0.0 Not an error", undefined],
-    ["discard", undefined],
+    [
+      "a PTR name whose A record does not confirm it",
+      "192.0.2.3",
+      ACCESS_FLAG,
+      "reject 550 5.7.1 Client name does not resolve",
+    ],
+    ["a PTR lookup that fails", "192.0.2.4", ACCESS_FLAG, "tempfail 451 4.7.1 Client name lookup failed"],
+    ["an A lookup that fails: tempa has no entry", "192.0.2.5", ACCESS_FLAG, "accept", { resolve: "tempa" }],
+    ["no PTR record", "192.0.2.6", { flags: ["access", "delay_checks"] }, "accept", {
+      resolve: "no",
+      deferred: { code: 550, status: "5.7.1", text: "Client name does not resolve" },
+    }],
   ];
-  for (const [rhs, want] of cases) await t.step(rhs, () => assert.deepEqual(parseAccessValue(rhs), want));
+  for (const [label, ip, ctx, want, state] of cases) {
+    await t.step(label, async () => {
+      const v = await p.checkConnect(ip, ctx);
+      assert.equal(show(v), want);
+      if (state) assert.deepEqual(v.state, state);
+    });
+  }
 });
 
-Deno.test("clientKeys() tries the address, then shorter IPv4 prefixes", () => {
-  assert.deepEqual(clientKeys("192.0.2.1"), [
-    "cltaddr:192.0.2.1",
-    "cltaddr:192.0.2",
-    "cltaddr:192.0",
-    "cltaddr:192",
-  ]);
-  assert.deepEqual(clientKeys("::ffff:10.1.2.3")[1], "cltaddr:10.1.2");
-  assert.deepEqual(clientKeys("2001:0DB8:0:0::5"), ["cltaddr:2001:0db8:0:0::5", "cltaddr:2001:db8::5"]);
+Deno.test("the connect stage asks DNS nothing when the access map has no name entries", async () => {
+  const p = policyOf({ access: "cltaddr:10 reject\n", dns: DNS });
+  assert.equal(show(await p.checkConnect("192.0.2.1", ACCESS_FLAG)), "accept");
+  assert.deepEqual(p.dns.asked, []);
 });
 
-Deno.test("Policy.checkConnect() rejects clients the access map names", async (t) => {
-  await withPolicy(async (policy) => {
-    const cases: [string, string, string][] = [
-      ["an unlisted client", "192.0.2.1", "accept"],
-      ["a client marked reject", "192.0.2.66", "reject 554 5.7.1 Access denied"],
-      ["a network with a 4xx error", "198.51.100.7", "tempfail 451 4.7.1 Try again later please"],
-      ["an address with a 5xx error, before its network's entry", "203.0.113.9", "reject 550 5.7.1 Go away"],
-      ["a relay client", "127.0.0.1", "accept"],
-      ["an unknown value is ignored", "192.0.2.200", "accept"],
-    ];
-    for (const [label, ip, want] of cases) {
-      await t.step(label, () => assert.equal(show(policy.checkConnect(ip)), want));
-    }
+Deno.test("the MAIL stage checks from:, then the sender's domain, with the access flag", async (t) => {
+  const p = policyOf({
+    access: ACCESS,
+    mailertable: MAILERTABLE,
+    dns: DNS,
+    aliases: "postmaster: alice\n",
+    users: "alice\nbob\n",
   });
+  const cases: [string, string, CheckContext, string][] = [
+    ["the null sender", "", ACCESS_FLAG, "accept"],
+    ["a routable domain", "someone@example.org", ACCESS_FLAG, "accept"],
+    ["a domain with an A record only", "someone@a-only.example", ACCESS_FLAG, "accept"],
+    [
+      "a domain that does not exist",
+      "someone@nowhere.example",
+      ACCESS_FLAG,
+      "reject 553 5.1.8 Domain of sender address does not exist",
+    ],
+    [
+      "a domain with neither MX nor A",
+      "someone@nothing.example",
+      ACCESS_FLAG,
+      "reject 553 5.1.8 Domain of sender address does not exist",
+    ],
+    [
+      "a domain DNS cannot tell about now",
+      "someone@flaky.example",
+      ACCESS_FLAG,
+      "tempfail 451 4.1.8 Domain of sender address does not resolve",
+    ],
+    [
+      "a domain with a null MX",
+      "someone@nullmx.example",
+      ACCESS_FLAG,
+      "reject 550 5.7.27 Sender domain does not accept mail",
+    ],
+    ["a domain in the mailertable", "someone@routed.example", ACCESS_FLAG, "accept"],
+    ["an address literal", "someone@[192.0.2.1]", ACCESS_FLAG, "accept"],
+    [
+      "mxbadip: an MX on loopback",
+      "someone@loop.example",
+      ACCESS_FLAG,
+      "reject 553 5.7.1 MX points to loopback",
+    ],
+    [
+      "mxbadip: reject",
+      "someone@private.example",
+      ACCESS_FLAG,
+      "reject 553 5.7.1 Domain of sender address has a forbidden mail exchanger",
+    ],
+    ["from: reject", "spammer@example.org", ACCESS_FLAG, "reject 550 5.7.1 Access denied"],
+    ["from: error for subdomains", "x@mail.spam.example", ACCESS_FLAG, "reject 553 5.7.1 Spam domain"],
+    ["from: discard", "bulk@example.net", ACCESS_FLAG, "accept discard"],
+    ["from: quick:ok skips the domain check", "vip@example.net", ACCESS_FLAG, "accept"],
+    ["a local sender that exists", "bob@local.example", ACCESS_FLAG, "accept"],
+    ["a local sender that is an alias", "postmaster@local.example", ACCESS_FLAG, "accept"],
+    [
+      "a local sender that does not exist",
+      "mallory@local.example",
+      ACCESS_FLAG,
+      "reject 553 5.1.0 Sender address rejected: user unknown",
+    ],
+    ["no checks without the access flag", "spammer@nowhere.example", {}, "accept"],
+    ["a refusal held back by delay_checks", "spammer@example.org", DELAY, "accept"],
+    ["quick: from the connect stage skips every check", "spammer@nowhere.example", {
+      flags: ["access"],
+      state: { quick: true },
+    }, "accept"],
+    ["discard from the connect stage carries over", "someone@example.org", {
+      flags: ["access"],
+      state: { discard: true },
+    }, "accept discard"],
+  ];
+  for (const [label, sender, ctx, want] of cases) {
+    await t.step(label, async () => assert.equal(show(await p.checkMail("192.0.2.200", sender, ctx)), want));
+  }
 });
 
-Deno.test("Policy.checkRcpt() decides relaying", async (t) => {
-  await withPolicy(async (policy) => {
-    const OUT = "192.0.2.1";
-    const DENIED = "reject 550 5.7.1 Relaying denied";
-    const SYNTAX = "reject 501 5.1.3 Bad recipient address syntax";
-    const cases: [string, string, string, boolean, string][] = [
-      ["a domain the mailertable routes to lmtp", OUT, "user@local.example", false, "accept"],
-      ["the same in upper case", OUT, "USER@LOCAL.Example", false, "accept"],
-      ["a subdomain of a dotted lmtp key", OUT, "user@a.localsub.example", false, "accept"],
-      ["the bare domain of a dotted key is not local", OUT, "user@localsub.example", false, DENIED],
-      ["a domain with to: relay", OUT, "user@relay.example", false, "accept"],
-      ["a subdomain of a dotted to: relay", OUT, "user@x.relayparent.example", false, "accept"],
-      ["to: with a value other than relay", OUT, "user@notrelay.example", false, DENIED],
-      ["a domain routed by esmtp", OUT, "user@remote.example", false, DENIED],
-      ["the lmtp catch-all does not make every domain local", OUT, "user@elsewhere.example", false, DENIED],
-      ["an authorized client", OUT, "user@elsewhere.example", true, "accept"],
-      ["a relay client", "127.0.0.1", "user@elsewhere.example", false, "accept"],
-      ["a client in a relay network", "10.1.2.3", "user@elsewhere.example", false, "accept"],
-      ["a client outside it", "10.2.0.1", "user@elsewhere.example", false, DENIED],
-      ["an IPv6 relay client", "2001:db8::5", "user@elsewhere.example", false, "accept"],
-      [
-        "an IPv6 relay client written long",
-        "2001:0db8:0:0:0:0:0:5",
-        "user@elsewhere.example",
-        false,
-        "accept",
-      ],
-      ["an IPv4-mapped relay client", "::ffff:10.1.2.3", "user@elsewhere.example", false, "accept"],
-      ["a % hack to a local domain", OUT, "u%ext.example@local.example", false, DENIED],
-      ["a bang path to a local domain", OUT, "ext.example!u@local.example", false, DENIED],
-      ["a quoted @ to a local domain", OUT, '"u@ext.example"@local.example', false, DENIED],
-      ["two @ signs", OUT, "u@ext.example@local.example", false, DENIED],
-      ["a % hack from an authorized client", OUT, "u%ext.example@local.example", true, "accept"],
-      ["a % hack from a relay client", "127.0.0.1", "u%ext.example@elsewhere.example", false, "accept"],
-      ["a recipient in angle brackets", OUT, "<user@local.example>", false, "accept"],
-      ["a bare postmaster (RFC 5321 4.5.1)", OUT, "Postmaster", false, "accept"],
-      ["no domain", OUT, "user", false, SYNTAX],
-      ["an empty domain", OUT, "user@", false, SYNTAX],
-      ["an empty local part", OUT, "@local.example", false, SYNTAX],
-      ["a malformed domain", OUT, "user@bad..example", false, SYNTAX],
-      ["a malformed address literal", OUT, "user@[999.1.1.1]", false, SYNTAX],
-      ["bad syntax even from a relay client", "127.0.0.1", "user", false, SYNTAX],
-    ];
-    for (const [label, ip, recipient, authorized, want] of cases) {
-      await t.step(label, () => {
-        assert.equal(show(policy.checkRcpt({ ip, recipient, authorized })), want);
-      });
-    }
-  });
-});
-
-Deno.test("Policy.checkRcpt() without maps relays only for authorized clients", () => {
-  const policy = new Policy(undefined, undefined);
-  assert.equal(
-    show(policy.checkRcpt({ ip: "127.0.0.1", recipient: "u@example.com", authorized: false })),
-    "reject 550 5.7.1 Relaying denied",
-  );
-  assert.equal(
-    show(policy.checkRcpt({ ip: "127.0.0.1", recipient: "u@example.com", authorized: true })),
-    "accept",
-  );
-  assert.equal(show(policy.checkConnect("127.0.0.1")), "accept");
+Deno.test("delay_checks keeps the first refusal in the state for RCPT", async () => {
+  const p = policyOf({ access: ACCESS, mailertable: MAILERTABLE, dns: DNS });
+  const connect = await p.checkConnect("192.0.2.66", DELAY);
+  assert.deepEqual(connect.state, { deferred: { code: 554, status: "5.7.1", text: "Access denied" } });
+  const mail = await p.checkMail("192.0.2.66", "spammer@example.org", { ...DELAY, state: connect.state });
+  assert.deepEqual(mail.state, { deferred: { code: 554, status: "5.7.1", text: "Access denied" } });
+  const fresh = await p.checkMail("192.0.2.1", "spammer@example.org", { ...DELAY, state: {} });
+  assert.deepEqual(fresh.state, { deferred: { code: 550, status: "5.7.1", text: "Access denied" } });
 });

@@ -37,6 +37,7 @@ async function withSetup(fn: (s: Setup) => Promise<void>): Promise<void> {
     const config = structuredClone(defaultConfig());
     config.mcp.heartbeat_interval = 60_000;
     config.smar = {
+      ...config.smar,
       nameserver: [dns.address],
       DNS_timeout: 500,
       mailertable: { name: "mailertable", type: "hash", file: mailertable },
@@ -60,16 +61,32 @@ Deno.test("smar worker answers smtps and qmgr", async (t) => {
     const smtps = h.peers.get("smtps") as Endpoint;
     const qmgr = h.peers.get("qmgr") as Endpoint;
     try {
-      await t.step("check_connect rejects a client the access map rejects", async () => {
-        assert.deepEqual(await checkConnect(smtps, "192.0.2.66"), {
+      await t.step("check_connect rejects a client the access map rejects (access flag)", async () => {
+        assert.deepEqual(await checkConnect(smtps, "192.0.2.66", undefined, { flags: ["access"] }), {
           action: "reject",
           reply: { code: 554, status: "5.7.1", text: "Access denied" },
         });
-        assert.deepEqual(await checkConnect(smtps, "192.0.2.1"), { action: "accept" });
+        assert.deepEqual(await checkConnect(smtps, "192.0.2.1"), { action: "accept", state: {} });
+        assert.deepEqual(await checkConnect(smtps, "127.0.0.1"), {
+          action: "accept",
+          state: { relay: true },
+        });
       });
 
-      await t.step("check_mail accepts", async () => {
-        assert.deepEqual(await checkMail(smtps, "192.0.2.1", "someone@example.org"), { action: "accept" });
+      await t.step("check_mail checks the sender's domain (access flag)", async () => {
+        const ctx = { flags: ["access"], state: {} };
+        assert.deepEqual(await checkMail(smtps, "192.0.2.1", "someone@example.com", undefined, ctx), {
+          action: "accept",
+          state: {},
+        });
+        assert.deepEqual(await checkMail(smtps, "192.0.2.1", "someone@nowhere.invalid", undefined, ctx), {
+          action: "reject",
+          reply: { code: 553, status: "5.1.8", text: "Domain of sender address does not exist" },
+        });
+        assert.deepEqual(await checkMail(smtps, "192.0.2.1", "someone@broken.test", undefined, ctx), {
+          action: "tempfail",
+          reply: { code: 451, status: "4.1.8", text: "Domain of sender address does not resolve" },
+        });
       });
 
       await t.step("check_rcpt decides relaying", async () => {

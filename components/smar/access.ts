@@ -1,114 +1,104 @@
-// Policy answers for smtps from the access map (sendmail X tags `cltaddr:` and `to:`) and the mailertable:
-// connect-stage client checks and the relaying decision for each recipient. Receives check_connect /
-// check_mail / check_rcpt questions, gives Verdicts. Touches nothing itself (the maps are loaded).
+// The access map (sendmail X README 3.9.3.1 and 3.12): its right-hand sides and the first-match lookup
+// over a key order (keys.ts). A value is `relay`, `ok`, `reject`, `discard`, `cont` or
+// `error:XYZ A.B.C.D text`, optionally prefixed by `quick:`. Meanings (sendmail 8's, kept by sendmail X):
+// - `relay`: accept, and the client (cltaddr:, cltname:, cert...) may relay or the recipient (to:) may be
+//   relayed to; `ok`: accept without the checks this entry guards (and exempt from greylisting);
+// - `reject`: refuse (550 5.7.1 Access denied; 554 at connect); `error:...`: refuse with that reply;
+// - `discard`: accept, then drop the message; `cont`: stop looking at more general keys of this lookup
+//   without deciding (sendmail 8's SKIP), so the other checks go on;
+// - `quick:` makes the decision final: `quick:ok` / `quick:relay` skip every later anti-spam check of
+//   the session or transaction, `quick:reject` / `quick:error` cannot be lifted by a later `to:` entry
+//   under delay_checks.
+// Touches nothing itself; lookups go through the map (which may be a socket map).
 
-import ipaddr from "ipaddr.js";
-import type { SmtpReply, Verdict } from "../protocol/messages.ts";
-import type { MapLookup } from "./maps.ts";
-import { domainLookupKeys, type Mailertable } from "./mailertable.ts";
-import { parseDomain } from "./domain.ts";
+import type { SmtpReply } from "../protocol/messages.ts";
+import type { SmarMap } from "./maps.ts";
 import { log } from "../util/log.ts";
 
-export type AccessValue =
-  | { kind: "relay" }
-  | { kind: "ok" }
-  | { kind: "reject" }
-  | { kind: "error"; reply: SmtpReply };
+export type AccessAction = "relay" | "ok" | "reject" | "discard" | "cont" | "error";
 
-const ACCEPT: Verdict = { action: "accept" };
-const ACCESS_DENIED: SmtpReply = { code: 554, status: "5.7.1", text: "Access denied" };
-const RELAYING_DENIED: SmtpReply = { code: 550, status: "5.7.1", text: "Relaying denied" };
-const BAD_RECIPIENT: SmtpReply = { code: 501, status: "5.1.3", text: "Bad recipient address syntax" };
+export interface AccessValue {
+  action: AccessAction;
+  quick: boolean;
+  /** For `error:`. */
+  reply?: SmtpReply;
+}
+
+/** What an access lookup found: the key that matched and its value. */
+export interface AccessHit {
+  key: string;
+  value: AccessValue;
+}
 
 /** Parses an access map value; undefined for one this version does not know. */
 export function parseAccessValue(rhs: string): AccessValue | undefined {
-  const v = rhs.trim();
+  let v = rhs.trim();
+  let quick = false;
+  if (/^quick:/i.test(v)) {
+    quick = true;
+    v = v.slice(6).trim();
+  }
   const word = v.toLowerCase();
-  if (word === "relay" || word === "ok" || word === "reject") return { kind: word };
-  const m = /^error:\s*([45]\d\d)(?:\s+([45]\.\d{1,3}\.\d{1,3}))?(?:\s+(.*))?$/i.exec(v);
+  if (word === "relay" || word === "ok" || word === "reject" || word === "discard" || word === "cont") {
+    return { action: word, quick };
+  }
+  const reply = parseErrorReply(v);
+  return reply ? { action: "error", quick, reply } : undefined;
+}
+
+/** `error:XYZ A.B.C.D text` (the status and text may be left out); undefined when malformed. */
+export function parseErrorReply(v: string): SmtpReply | undefined {
+  const m = /^error:\s*([45]\d\d)(?:\s+([45]\.\d{1,3}\.\d{1,3}))?(?:\s+(.*))?$/i.exec(v.trim());
   if (!m || (m[2] !== undefined && m[2][0] !== m[1][0])) return undefined;
   const code = Number(m[1]);
   const text = m[3]?.trim() || (code >= 500 ? "Access denied" : "Try again later");
-  return { kind: "error", reply: { code, status: m[2] ?? `${m[1][0]}.0.0`, text } };
+  return { code, status: m[2] ?? `${m[1][0]}.0.0`, text };
 }
 
-/** The `cltaddr:` keys tried for a client address, most specific first. */
-export function clientKeys(ip: string): string[] {
-  let addr = ip.trim().toLowerCase();
-  if (ipaddr.IPv6.isValid(addr)) {
-    const v6 = ipaddr.IPv6.parse(addr);
-    if (!v6.isIPv4MappedAddress()) {
-      return [...new Set([addr, v6.toString()])].map((a) => `cltaddr:${a}`);
-    }
-    addr = v6.toIPv4Address().toString();
-  }
-  if (!ipaddr.IPv4.isValidFourPartDecimal(addr)) return [`cltaddr:${addr}`];
-  const octets = addr.split(".");
-  return [4, 3, 2, 1].map((n) => `cltaddr:${octets.slice(0, n).join(".")}`);
-}
+/** The access map as policy code uses it. */
+export class AccessMap {
+  readonly #known = new Map<string, boolean>();
+  constructor(readonly map: SmarMap) {}
 
-function verdictOf(reply: SmtpReply): Verdict {
-  return { action: reply.code >= 500 ? "reject" : "tempfail", reply };
-}
-
-export class Policy {
-  constructor(
-    readonly access: MapLookup | undefined,
-    readonly mailertable: Mailertable | undefined,
-  ) {}
-
-  /** The first entry found among `keys`, parsed; unknown values are logged and count as none. */
-  #first(keys: string[]): AccessValue | undefined {
-    if (!this.access) return undefined;
+  /**
+   * The first entry found among `keys`, parsed; an entry whose value is unknown is logged and counts as
+   * `cont` (it ends the lookup without deciding). Rejects with MapTempError when the map cannot answer.
+   */
+  async first(keys: string[]): Promise<AccessHit | undefined> {
+    const sync = this.map.getSync;
     for (const key of keys) {
-      const rhs = this.access.lookup(key);
+      const rhs = sync ? sync(key) : await this.map.get(key);
       if (rhs === undefined) continue;
       const value = parseAccessValue(rhs);
-      if (!value) log.warn("smar", `access map ${this.access.file}: ${key}: ignored unknown value ${rhs}`);
-      return value;
+      if (!value) {
+        log.warn("smar", `access map ${this.map.source}: ${key}: ignored unknown value ${rhs}`);
+        return { key, value: { action: "cont", quick: false } };
+      }
+      return { key, value };
     }
     return undefined;
   }
 
-  checkConnect(ip: string): Verdict {
-    const v = this.#first(clientKeys(ip));
-    if (v?.kind === "reject") return verdictOf(ACCESS_DENIED);
-    if (v?.kind === "error") return verdictOf(v.reply);
-    return ACCEPT;
+  /** The raw value of the first of `keys` found (for entries that are not access values). */
+  async raw(keys: string[]): Promise<{ key: string; rhs: string } | undefined> {
+    for (const key of keys) {
+      const rhs = this.map.getSync ? this.map.getSync(key) : await this.map.get(key);
+      if (rhs !== undefined) return { key, rhs };
+    }
+    return undefined;
   }
 
-  checkMail(_ip: string, _sender: string): Verdict {
-    return ACCEPT;
+  /** Whether the map may hold keys with this tag (`cltname`): lookups that cost DNS are skipped if not. */
+  mayHave(tag: string): boolean {
+    let known = this.#known.get(tag);
+    if (known === undefined) {
+      known = this.map.hasPrefix(`${tag.toLowerCase()}:`) ?? true;
+      this.#known.set(tag, known);
+    }
+    return known;
   }
 
-  /** Whether this recipient may be accepted from this client (relaying rules). */
-  checkRcpt(q: { ip: string; recipient: string; authorized: boolean }): Verdict {
-    const rcpt = splitRecipient(q.recipient);
-    if (!rcpt) return verdictOf(BAD_RECIPIENT);
-    if (q.authorized || this.#first(clientKeys(q.ip))?.kind === "relay") return ACCEPT;
-    if (rcpt === "postmaster") return ACCEPT;
-    // u%ext@us, ext!u@us, "u@ext"@us: source routes that would make us relay for someone else.
-    if (/[%!@]/.test(rcpt.local)) return verdictOf(RELAYING_DENIED);
-    if (this.#first(domainLookupKeys(rcpt.domain).map((k) => `to:${k}`))?.kind === "relay") return ACCEPT;
-    // The catch-all is left out: it would make every domain local.
-    if (this.mailertable?.find(rcpt.domain, { catchAll: false })?.route.protocol === "lmtp") return ACCEPT;
-    return verdictOf(RELAYING_DENIED);
+  close(): void {
+    this.map.close();
   }
-}
-
-/**
- * Splits a bare recipient `local@domain` at its last `@`; "postmaster" for a bare postmaster (RFC 5321
- * 4.5.1 requires accepting it); undefined when there is no domain or it cannot be parsed.
- */
-export function splitRecipient(
-  recipient: string,
-): { local: string; domain: string } | "postmaster" | undefined {
-  let r = recipient.trim();
-  if (r.startsWith("<") && r.endsWith(">")) r = r.slice(1, -1);
-  const at = r.lastIndexOf("@");
-  if (at < 0) return r.toLowerCase() === "postmaster" ? "postmaster" : undefined;
-  const local = r.slice(0, at);
-  const domain = parseDomain(r.slice(at + 1));
-  if (local === "" || !domain) return undefined;
-  return { local, domain: domain.name };
 }

@@ -1,4 +1,6 @@
-// Client stubs for talking to smar: policy verdicts for smtps, routes for qmgr.
+// Client stubs for talking to smar: policy verdicts for smtps (each check may carry the session's
+// CheckContext: flags, HELO, AUTH user, certificate, and smar's state from the previous stage), routes
+// for qmgr. A request that fails (smar down, timeout) is a 451 verdict or a temp route, never a throw.
 
 import type { Endpoint } from "../protocol/endpoint.ts";
 import type { CheckContext, Message, RouteResult, Verdict } from "../protocol/messages.ts";
@@ -12,17 +14,15 @@ function toVerdict(m: Message, what: string): Verdict {
   };
 }
 
-/** Connect-stage access checks for a client address. */
+/** Connect-stage checks for a client address (access map, client name, DNS blacklists). */
 export async function checkConnect(
   ep: Endpoint,
   ip: string,
   timeoutMs?: number,
   context?: CheckContext,
 ): Promise<Verdict> {
-  return toVerdict(
-    await ep.request("smar", { type: "smtps.check_connect", ip, ...(context ? { context } : {}) }, timeoutMs),
-    "check_connect",
-  );
+  const body: Message = { type: "smtps.check_connect", ip, ...(context ? { context } : {}) };
+  return toVerdict(await ep.request("smar", body, timeoutMs), "check_connect");
 }
 
 /** MAIL-stage checks for a sender ("" for <>). */
@@ -33,17 +33,11 @@ export async function checkMail(
   timeoutMs?: number,
   context?: CheckContext,
 ): Promise<Verdict> {
-  return toVerdict(
-    await ep.request(
-      "smar",
-      { type: "smtps.check_mail", ip, sender, ...(context ? { context } : {}) },
-      timeoutMs,
-    ),
-    "check_mail",
-  );
+  const body: Message = { type: "smtps.check_mail", ip, sender, ...(context ? { context } : {}) };
+  return toVerdict(await ep.request("smar", body, timeoutMs), "check_mail");
 }
 
-/** RCPT-stage checks: relaying, access map. */
+/** RCPT-stage checks: relaying, access map, aliases and local users, greylisting. */
 export async function checkRcpt(
   ep: Endpoint,
   q: { ip: string; sender: string; recipient: string; authorized: boolean; context?: CheckContext },

@@ -1,17 +1,23 @@
 // smar's one handler: answers smtps' policy questions (check_connect, check_mail, check_rcpt) with
 // smar.verdict and qmgr's route requests with smar.route; anything else is a sender's bug, logged and
-// answered rpc.failure. Touches nothing itself.
+// answered rpc.failure. Each request is answered by the generation of maps current when it arrived
+// (a reload installs a new one; the old one is retired once its requests are answered). Touches
+// nothing itself.
 
 import type { Handler } from "../protocol/endpoint.ts";
 import { failure } from "../protocol/endpoint.ts";
 import type { ComponentName, Message, RouteResult, Verdict } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
-import type { Policy } from "./access.ts";
+import type { Policy } from "./policy.ts";
 import { resolveRoute, type RouteDeps } from "./routes.ts";
 
-export interface SmarState {
+/** The maps and policy of one configuration, with the requests still using them. */
+export interface Generation {
   policy: Policy;
   routes: RouteDeps;
+  inflight: number;
+  /** Set when a reload replaced this generation: closes what only it used. */
+  retire: (() => void) | undefined;
 }
 
 const verdict = (v: Verdict): Message => ({ type: "smar.verdict", verdict: v });
@@ -23,52 +29,64 @@ function logVerdict(what: string, v: Verdict): Verdict {
   return v;
 }
 
-/** The handler of a working smar. */
-export function makeHandler(state: SmarState): Handler {
+/** The handler of a working smar; `current` gives the generation of maps in use. */
+export function makeHandler(current: () => Generation): Handler {
   return async (from: ComponentName, body: Message): Promise<Message> => {
-    switch (body.type) {
-      case "smtps.check_connect":
-        return verdict(logVerdict(`check_connect ip=${body.ip}`, state.policy.checkConnect(body.ip)));
-      case "smtps.check_mail":
-        return verdict(
-          logVerdict(
-            `check_mail ip=${body.ip} from=<${body.sender}>`,
-            state.policy.checkMail(body.ip, body.sender),
-          ),
-        );
-      case "smtps.check_rcpt":
-        return verdict(
-          logVerdict(
-            `check_rcpt ip=${body.ip} from=<${body.sender}> to=<${body.recipient}>`,
-            state.policy.checkRcpt(body),
-          ),
-        );
-      case "qmgr.route": {
-        const result: RouteResult = await resolveRoute(body.domain, state.routes);
-        if (result.status !== "ok") {
-          log.info("smar", `route ${body.domain}: ${result.status} (${result.text})`);
-        }
-        return { type: "smar.route", domain: body.domain, result };
-      }
-      case "smtps.conn_open":
-      case "smtps.conn_close":
-      case "smtps.commit":
-      case "qmgr.conn_verdict":
-      case "qmgr.committed":
-      case "qmgr.commit_failed":
-      case "qmgr.deliver":
-      case "smar.verdict":
-      case "smar.route":
-      case "smtpc.result":
-      case "qmgr.disk_state":
-      case "rpc.failure":
-        return notServed(from, body.type);
-      default: {
-        const never: never = body;
-        return notServed(from, (never as { type: string }).type);
-      }
+    const g = current();
+    g.inflight++;
+    try {
+      return await answer(g, from, body);
+    } finally {
+      if (--g.inflight === 0 && g.retire) g.retire();
     }
   };
+}
+
+async function answer(state: Generation, from: ComponentName, body: Message): Promise<Message> {
+  switch (body.type) {
+    case "smtps.check_connect":
+      return verdict(
+        logVerdict(`check_connect ip=${body.ip}`, await state.policy.checkConnect(body.ip, body.context)),
+      );
+    case "smtps.check_mail":
+      return verdict(
+        logVerdict(
+          `check_mail ip=${body.ip} from=<${body.sender}>`,
+          await state.policy.checkMail(body.ip, body.sender, body.context),
+        ),
+      );
+    case "smtps.check_rcpt":
+      return verdict(
+        logVerdict(
+          `check_rcpt ip=${body.ip} from=<${body.sender}> to=<${body.recipient}>`,
+          await state.policy.checkRcpt(body, body.context),
+        ),
+      );
+    case "qmgr.route": {
+      const result: RouteResult = await resolveRoute(body.domain, state.routes);
+      if (result.status !== "ok") {
+        log.info("smar", `route ${body.domain}: ${result.status} (${result.text})`);
+      }
+      return { type: "smar.route", domain: body.domain, result };
+    }
+    case "smtps.conn_open":
+    case "smtps.conn_close":
+    case "smtps.commit":
+    case "qmgr.conn_verdict":
+    case "qmgr.committed":
+    case "qmgr.commit_failed":
+    case "qmgr.deliver":
+    case "smar.verdict":
+    case "smar.route":
+    case "smtpc.result":
+    case "qmgr.disk_state":
+    case "rpc.failure":
+      return notServed(from, body.type);
+    default: {
+      const never: never = body;
+      return notServed(from, (never as { type: string }).type);
+    }
+  }
 }
 
 /** The handler of a smar whose configuration is broken: every answer says "try later". */

@@ -1,50 +1,71 @@
-// smar's start and stop: loads the mailertable and the access map, finds its nameservers, builds the
-// resolver and installs the handler. A broken configuration (missing or bad map file, bad nameserver)
-// is reported to the MCP as fatal: restarting cannot cure it. Touches its map files and, when no
-// nameserver is configured, /etc/resolv.conf.
+// smar's start, reload and stop: finds its nameservers, builds the resolver, loads its maps and the
+// greylisting database (load.ts) and installs the handler. A broken configuration at start (missing or
+// bad map file, bad nameserver) is reported to the MCP as fatal: restarting cannot cure it. A reload
+// (SIGHUP, control channel) loads every map again; a map that fails keeps its previous version and the
+// reason is logged. Maps replaced by a reload are closed once the requests using them are answered.
+// Touches its map files, the greylisting database and, when no nameserver is configured,
+// /etc/resolv.conf.
 
+import type { Config } from "../../config/types.ts";
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
 import { log } from "../util/log.ts";
-import { Policy } from "./access.ts";
-import { brokenHandler, makeHandler } from "./dispatch.ts";
+import { brokenHandler, type Generation, makeHandler } from "./dispatch.ts";
 import { configuredNameservers } from "./dns/nameservers.ts";
 import { Resolver } from "./dns/resolver.ts";
-import { loadMailertable, type Mailertable } from "./mailertable.ts";
-import { loadMap, type MapLookup } from "./maps.ts";
+import { buildPolicy, closeAll, loadAll, type Loaded } from "./load.ts";
 
 export async function start(ctx: WorkerContext): Promise<Component> {
   const cfg = ctx.config.smar;
-  let mailertable: Mailertable | undefined;
-  let access: MapLookup | undefined;
-  let resolver: Resolver | undefined;
+  let resolver: Resolver;
+  let loaded: Loaded;
   try {
     const nameservers = await configuredNameservers(cfg.nameserver).catch((err: Error) => {
       throw new Error(`Find nameservers: ${err.message}`);
     });
-    mailertable = cfg.mailertable ? await loadMailertable(cfg.mailertable) : undefined;
-    access = cfg.access_map ? await loadMap(cfg.access_map) : undefined;
+    loaded = (await loadAll(ctx.config)).loaded;
     resolver = new Resolver({ nameservers, timeoutMs: cfg.DNS_timeout });
     const ns = nameservers.map((n) => (n.family === 6 ? `[${n.ip}]` : n.ip) + `:${n.port}`).join(", ");
     log.info("smar", `started: nameservers ${ns}`);
   } catch (err) {
-    mailertable?.close();
-    access?.close();
     const reason = (err as Error).message;
     log.error("smar", reason);
     ctx.fatal(reason);
     ctx.endpoint.handle(brokenHandler(reason));
     return { stop: () => Promise.resolve() };
   }
-  ctx.endpoint.handle(makeHandler({
-    policy: new Policy(access, mailertable),
-    routes: { resolver, mailertable },
-  }));
+
+  const generation = (config: Config, l: Loaded): Generation => ({
+    policy: buildPolicy(config, l, resolver),
+    routes: { resolver, mailertable: l.mailertable },
+    inflight: 0,
+    retire: undefined,
+  });
+  let current = generation(ctx.config, loaded);
+  ctx.endpoint.handle(makeHandler(() => current));
+  let reloading = Promise.resolve();
+
   return {
     stop() {
       resolver.close();
-      mailertable?.close();
-      access?.close();
+      closeAll(loaded);
       return Promise.resolve();
+    },
+    reload(config: Config) {
+      const run = reloading.then(async () => {
+        const { loaded: next, problems, retired } = await loadAll(config, loaded);
+        for (const p of problems) log.error("smar", `reload: ${p}`);
+        const old = current;
+        loaded = next;
+        current = generation(config, next);
+        old.retire = () => retired.forEach((r) => r.close());
+        if (old.inflight === 0) old.retire();
+        log.info(
+          "smar",
+          `reloaded the maps${problems.length ? ` (${problems.length} kept from before)` : ""}`,
+        );
+      });
+      reloading = run.catch(() => {});
+      return run;
     },
   };
 }
