@@ -1,7 +1,8 @@
 // End to end with local delivery: the whole MTA with an lda section (the MCP starts the lda as an optional
 // service with its own permission set), the mailertable routing localhost to it with lmtp:. Mail sent over
 // SMTP to postmaster@localhost and to user+detail lands in the user's Maildir (no relaying rights needed:
-// lmtp: domains are local). Also: the built-in configuration routes localhost to its own lda.
+// lmtp: domains are local); a killed lda is restarted by the MCP and delivers again. Also: the built-in
+// configuration routes localhost to its own lda.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -76,6 +77,28 @@ lda {
     const [folder] = await waitForFiles(join(inbox, ".lists/new"), 1);
     assert.match(folder, /\nSubject: to a folder\n/);
     assert.equal((await listDir(join(inbox, "new"))).length, 1);
+
+    // Supervised like the components: killed, it comes back as a new generation and delivers again.
+    const supervisor = mta.mta.supervisor;
+    const back = new Promise<void>((resolve) => {
+      const off = supervisor.onEvent((e) => {
+        if (e.type === "ready" && e.name === "lda" && e.generation === 2) {
+          off();
+          resolve();
+        }
+      });
+    });
+    supervisor.kill("lda");
+    await back;
+    assert.equal(supervisor.restarts("lda"), 1);
+    const again = await smtpSend(mta.port, {
+      from: "someone@remote.test",
+      to: ["demo@localhost"],
+      body: "Subject: after a restart\r\n\r\nx\r\n",
+    });
+    assert.match(again, /^250 /);
+    const texts = await waitForFiles(join(inbox, "new"), 2);
+    assert.equal(texts.filter((x) => x.includes("\nSubject: after a restart\n")).length, 1);
   } finally {
     await mta.stop();
     await Deno.remove(dir, { recursive: true });
