@@ -1,11 +1,12 @@
-// The byte-level readers of smtps: the DATA decoder (dot-unstuffing, CRLF.CRLF only) under every way of
-// cutting the input into chunks, and the command line reader (limits, pipelined remainders), fed through a
-// SocketInput over a stand-in socket.
+// The byte-level readers of smtps: the DATA decoder (dot-unstuffing, CRLF.CRLF only; strict about bare CR
+// and LF, or lenient for trusted clients) under every way of cutting the input into chunks, the BDAT chunk
+// reader, and the command line reader (limits, bare line ends, UTF-8, pipelined remainders), fed through
+// a SocketInput over a stand-in socket.
 
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
-import { DotDecoder } from "../components/smtps/data_reader.ts";
+import { dataDeadline, DotDecoder, MIN_DATA_RATE, readChunk } from "../components/smtps/data_reader.ts";
 import { InputInterrupted, InputTimeout, SocketInput } from "../components/smtps/input.ts";
 import { readLine } from "../components/smtps/line_reader.ts";
 
@@ -13,12 +14,16 @@ import { readLine } from "../components/smtps/line_reader.ts";
 const enc = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const dec = (b: Uint8Array) => String.fromCharCode(...b);
 
-/** Feeds `chunks` to a fresh decoder; returns the content and what followed the end marker (or null). */
-function decode(chunks: Uint8Array[]): { content: string; rest: string | null } {
-  const d = new DotDecoder();
+/**
+ * Feeds `chunks` to a fresh decoder; returns the content and what followed the end marker (or null), or
+ * "bare" when a strict decoder stopped at a bare CR or LF.
+ */
+function decode(chunks: Uint8Array[], strict = false): { content: string; rest: string | null } | "bare" {
+  const d = new DotDecoder(strict);
   const parts: Uint8Array[] = [];
   for (let i = 0; i < chunks.length; i++) {
-    const { runs, end } = d.feed(chunks[i]);
+    const { runs, end, bareNewline } = d.feed(chunks[i]);
+    if (bareNewline) return "bare";
     // Runs are only valid until the next call: copy them as a sink would.
     for (const r of runs) parts.push(r.slice());
     if (end >= 0) {
@@ -40,7 +45,7 @@ function chunkings(s: string): Uint8Array[][] {
   return out;
 }
 
-Deno.test("DotDecoder removes dot-stuffing and ends only at CRLF.CRLF, however the input is chunked", async (t) => {
+Deno.test("DotDecoder (lenient) removes dot-stuffing and ends only at CRLF.CRLF, however the input is chunked", async (t) => {
   const cases: [label: string, input: string, content: string, rest: string | null][] = [
     ["an empty message", ".\r\n", "", ""],
     ["one line", "Hello\r\n.\r\n", "Hello\r\n", ""],
@@ -68,6 +73,51 @@ Deno.test("DotDecoder removes dot-stuffing and ends only at CRLF.CRLF, however t
       }
     });
   }
+});
+
+Deno.test("DotDecoder (strict) stops at any bare CR or LF, however the input is chunked", async (t) => {
+  const SMUGGLED = "MAIL FROM:<x@y>\r\nRCPT TO:<z@w>\r\nDATA\r\nevil\r\n.\r\n";
+  const bare: [label: string, input: string][] = [
+    ["LF.LF", `a\r\n\n.\n${SMUGGLED}`],
+    ["LF.CRLF", `a\n.\r\n${SMUGGLED}`],
+    ["CRLF.LF", `a\r\n.\n${SMUGGLED}`],
+    ["CR.CR", `a\r.\r${SMUGGLED}`],
+    ["CR.CRLF", `a\r.\r\n${SMUGGLED}`],
+    ["CRLF.CR", `a\r\n.\r${SMUGGLED}`],
+    ["CR.LF", `a\r.\n${SMUGGLED}`],
+    ["LF.CR", `a\n.\r${SMUGGLED}`],
+    ["a bare LF inside a line", "a\nb\r\n.\r\n"],
+    ["a bare CR inside a line", "a\rb\r\n.\r\n"],
+    ["a bare LF at a line start", "a\r\n\nb\r\n.\r\n"],
+    ["CR CR LF", "a\r\r\n.\r\n"],
+  ];
+  for (const [label, input] of bare) {
+    await t.step(`${label}: stops`, () => {
+      for (const chunks of chunkings(input)) {
+        assert.equal(decode(chunks, true), "bare", JSON.stringify(input));
+      }
+    });
+  }
+  await t.step("CRLF NUL . CRLF is content: the message ends only at the real CRLF.CRLF", () => {
+    const input = `a\r\n\x00.\r\n${SMUGGLED}`;
+    for (const chunks of chunkings(input)) {
+      assert.deepEqual(decode(chunks, true), {
+        content: `a\r\n\x00.\r\nMAIL FROM:<x@y>\r\nRCPT TO:<z@w>\r\nDATA\r\nevil\r\n`,
+        rest: "",
+      });
+    }
+  });
+  await t.step("clean content with stuffing decodes as in lenient mode", () => {
+    for (const chunks of chunkings("a\r\n..b\r\n.\r\nQUIT\r\n")) {
+      assert.deepEqual(decode(chunks, true), { content: "a\r\n.b\r\n", rest: "QUIT\r\n" });
+    }
+  });
+});
+
+Deno.test("dataDeadline() gives io_timeout for the block, plus time for what a slow client sent", () => {
+  assert.equal(dataDeadline(1000, 5000, 0), 6000);
+  assert.equal(dataDeadline(1000, 5000, MIN_DATA_RATE), 7000);
+  assert.equal(dataDeadline(1000, 5000, 10), 6000, "a trickle earns nothing worth having");
 });
 
 /** A stand-in for a node:net socket: emits what the test pushes, records pause/resume. */
@@ -99,10 +149,51 @@ Deno.test("readLine() returns pipelined command lines one by one", async () => {
   assert.deepEqual(await readLine(inp, soon()), { kind: "line", text: "EHLO a" });
   assert.deepEqual(await readLine(inp, soon()), { kind: "line", text: "MAIL FROM:<x@y>" });
   const third = readLine(inp, soon());
-  socket.push("PT TO:<z@w>\n");
-  assert.deepEqual(await third, { kind: "line", text: "RCPT TO:<z@w>" }, "a bare LF ends a command line too");
+  socket.push("PT TO:<z@w>\r\n");
+  assert.deepEqual(await third, { kind: "line", text: "RCPT TO:<z@w>" });
   socket.emit("end");
   assert.deepEqual(await readLine(inp, soon()), { kind: "eof" });
+});
+
+Deno.test("readLine() refuses bare line ends unless lenient, and invalid UTF-8", async (t) => {
+  const cases: [label: string, text: string, strict: boolean, want: unknown][] = [
+    ["a bare LF ends nothing in strict mode", "NOOP\n", true, { kind: "bare_newline" }],
+    ["a bare CR inside the line", "NO\rOP\r\n", true, { kind: "bare_newline" }],
+    ["a bare LF ends a line when lenient", "NOOP\n", false, { kind: "line", text: "NOOP" }],
+    ["a bare CR stays when lenient", "NO\rOP\r\n", false, { kind: "line", text: "NO\rOP" }],
+    ["UTF-8 is decoded", "RCPT TO:<j\xc3\xb6rg@x.example>\r\n", true, {
+      kind: "line",
+      text: "RCPT TO:<jörg@x.example>",
+    }],
+    ["invalid UTF-8 is refused", "RCPT TO:<j\xf6rg@x.example>\r\n", true, { kind: "bad_utf8" }],
+  ];
+  for (const [label, text, strict, want] of cases) {
+    await t.step(label, async () => {
+      const { socket, input: inp } = input();
+      socket.push(text);
+      assert.deepEqual(await readLine(inp, soon(), strict), want);
+    });
+  }
+});
+
+Deno.test("readChunk() reads exactly the chunk's size and leaves the rest", async (t) => {
+  await t.step("across several socket chunks", async () => {
+    const { socket, input: inp } = input();
+    const got: string[] = [];
+    const pending = readChunk(inp, 10, { write: (b) => void got.push(dec(b)) }, 5_000);
+    socket.push("abc");
+    socket.push("defghijQUIT\r\n");
+    assert.equal(await pending, true);
+    assert.equal(got.join(""), "abcdefghij");
+    assert.deepEqual(await readLine(inp, soon()), { kind: "line", text: "QUIT" });
+  });
+  await t.step("discarded without a sink; false when the client leaves first", async () => {
+    const { socket, input: inp } = input();
+    const pending = readChunk(inp, 10, undefined, 5_000);
+    socket.push("abc");
+    socket.emit("end");
+    assert.equal(await pending, false);
+  });
 });
 
 Deno.test("readLine() limits lines to 512 octets with their CRLF and discards longer ones to the LF", async (t) => {

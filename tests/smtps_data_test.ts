@@ -29,41 +29,44 @@ async function sessionsEnded(s: Smtps, n: number): Promise<void> {
 }
 
 Deno.test("smtps stores the content behind its Received: header, byte for byte", async (t) => {
-  const s = await startSmtps();
+  const s = await startSmtps({ bare_newline_clients: ["127.0.0.0/8"] });
   try {
-    await t.step("dot-unstuffed, CRLF and bare LF kept, for clause with one recipient", async () => {
-      const c = await openData(s);
-      try {
-        const content = "Subject: dots\r\n\r\n..leading dot\r\n...two\r\nbare\nLF\r\n.x\r\nend\r\n";
-        const [r] = await runDialogue(c, [[content + ".", "250 2.0.0 Ok: queued as "], ["QUIT", 221]]);
-        const env = s.envelopes.at(-1)!;
-        assert.equal(r.lines[0], `250 2.0.0 Ok: queued as ${env.id}`);
-        assert.equal(env.cdbPath, cdbPath(s.cdbDir, env.id));
-        const bytes = await Deno.readTextFile(env.cdbPath);
-        const received = `Received: from client.example ([127.0.0.1])\r\n` +
-          `\tby ${HOST} (smX) with ESMTP id ${env.id}\r\n\tfor <rcpt@example.com>; `;
-        assert.ok(bytes.startsWith(received), JSON.stringify(bytes.slice(0, 200)));
-        const rest = bytes.slice(received.length);
-        assert.match(rest, new RegExp(`^${DATE.source}\r\n`));
-        assert.equal(
-          rest.slice(rest.indexOf("\r\n") + 2),
-          "Subject: dots\r\n\r\n.leading dot\r\n..two\r\nbare\nLF\r\nx\r\nend\r\n",
-        );
-        assert.equal(env.size, new TextEncoder().encode(bytes).length);
-        assert.deepEqual(
-          { sender: env.sender, recipients: env.recipients, client: env.client, bodyType: env.bodyType },
-          {
-            sender: "sender@example.org",
-            recipients: [{ address: "rcpt@example.com" }],
-            client: { ip: "127.0.0.1", helo: "client.example" },
-            bodyType: undefined,
-          },
-        );
-        assert.ok(Math.abs(env.arrival - Date.now()) < 60_000);
-      } finally {
-        c.close();
-      }
-    });
+    await t.step(
+      "dot-unstuffed, CRLF and (from a client allowed them) bare LF kept, one recipient",
+      async () => {
+        const c = await openData(s);
+        try {
+          const content = "Subject: dots\r\n\r\n..leading dot\r\n...two\r\nbare\nLF\r\n.x\r\nend\r\n";
+          const [r] = await runDialogue(c, [[content + ".", "250 2.0.0 Ok: queued as "], ["QUIT", 221]]);
+          const env = s.envelopes.at(-1)!;
+          assert.equal(r.lines[0], `250 2.0.0 Ok: queued as ${env.id}`);
+          assert.equal(env.cdbPath, cdbPath(s.cdbDir, env.id));
+          const bytes = await Deno.readTextFile(env.cdbPath);
+          const received = `Received: from client.example ([127.0.0.1])\r\n` +
+            `\tby ${HOST} (smX) with ESMTP id ${env.id}\r\n\tfor <rcpt@example.com>; `;
+          assert.ok(bytes.startsWith(received), JSON.stringify(bytes.slice(0, 200)));
+          const rest = bytes.slice(received.length);
+          assert.match(rest, new RegExp(`^${DATE.source}\r\n`));
+          assert.equal(
+            rest.slice(rest.indexOf("\r\n") + 2),
+            "Subject: dots\r\n\r\n.leading dot\r\n..two\r\nbare\nLF\r\nx\r\nend\r\n",
+          );
+          assert.equal(env.size, new TextEncoder().encode(bytes).length);
+          assert.deepEqual(
+            { sender: env.sender, recipients: env.recipients, client: env.client, bodyType: env.bodyType },
+            {
+              sender: "sender@example.org",
+              recipients: [{ address: "rcpt@example.com" }],
+              client: { ip: "127.0.0.1", helo: "client.example" },
+              bodyType: undefined,
+            },
+          );
+          assert.ok(Math.abs(env.arrival - Date.now()) < 60_000);
+        } finally {
+          c.close();
+        }
+      },
+    );
     await t.step("after HELO: with SMTP, no for clause with two recipients", async () => {
       const c = await openData(s, ["a@example.com", "b@example.com"], "HELO old.example");
       try {

@@ -1,9 +1,18 @@
 // Session limits and admission of the real smtps worker over loopback TCP: max_threads, qmgr's and smar's
-// connect verdicts (and qmgr hearing about every session it counted), too many bad commands, lines too
-// long, command timeouts, recipients per session, and the graceful stop.
+// connect verdicts (and qmgr hearing about every session it counted), every session-ending limit of the
+// smtps section (bad commands, invalid addresses, commands that move no mail, transactions), lines too
+// long, command timeouts, recipients per session, qmgr's disk notice, soft_bounce, strict_ehlo_checks,
+// and the graceful stop.
 
 import assert from "node:assert/strict";
-import { HOST, runDialogue, SmtpClient, type Smtps, startSmtps } from "./helpers/smtps_dialogue.ts";
+import {
+  HOST,
+  runDialogue,
+  SmtpClient,
+  type Smtps,
+  startSmtps,
+  type Step,
+} from "./helpers/smtps_dialogue.ts";
 
 /** Waits until qmgr has heard that `n` sessions ended. */
 async function sessionsEnded(s: Smtps, n: number): Promise<void> {
@@ -100,6 +109,7 @@ Deno.test("smtps closes the session after max_bad_commands_per_session bad comma
       try {
         await runDialogue(c, [
           [null, 220],
+          ["EHLO client.example", 250],
           [Array(10).fill("BOGUS").join("\r\n"), ["500 5.5.1", "500 5.5.1", "500 5.5.1", "421 4.7.0"]],
         ]);
         assert.ok(await c.closedByServer());
@@ -197,5 +207,164 @@ Deno.test("smtps stops gracefully: idle sessions get 421, a message in DATA is f
     idle.close();
     busy.close();
     await (stopped ?? s.stop());
+  }
+});
+
+/** A session that ends with `last` after `steps`, closed by the server. */
+async function endsWith(port: number, steps: Step[]): Promise<void> {
+  const c = await SmtpClient.connect(port);
+  try {
+    await runDialogue(c, [[null, 220], ...steps]);
+    assert.ok(await c.closedByServer(), "the server closed the session");
+  } finally {
+    c.close();
+  }
+}
+
+Deno.test("smtps ends the session with 421 at each session-ending limit of its section", async (t) => {
+  const limits = {
+    max_bad_commands_per_session: 0,
+    max_bad_commands_per_transaction: 2,
+    max_invalid_addresses_per_session: 3,
+    max_invalid_addresses_per_transaction: 2,
+    max_nop_commands_between_transactions: 3,
+    max_nop_commands_in_transaction: 2,
+    max_transactions: 2,
+  };
+  const s = await startSmtps(limits, { rejectRecipients: ["nobody@example.com"] });
+  const EHLO: Step = ["EHLO client.example", 250];
+  const MAIL: Step = ["MAIL FROM:<a@example.org>", 250];
+  const cases: [label: string, steps: Step[]][] = [
+    ["bad commands in one transaction", [
+      EHLO,
+      MAIL,
+      ["RCPT TO:<x>", "501 5.1.3"],
+      ["BOGUS", ["500 5.5.1", `421 4.7.0 ${HOST} Too many errors`]],
+    ]],
+    ["invalid addresses in one transaction: syntax and refusals by smar", [
+      EHLO,
+      MAIL,
+      ["RCPT TO:<nobody@example.com>", "550 5.7.1"],
+      ["RCPT TO:<bad@@example.com>", ["501 5.1.3", `421 4.7.0 ${HOST} Too many invalid addresses`]],
+    ]],
+    ["invalid addresses over the session", [
+      EHLO,
+      MAIL,
+      ["RCPT TO:<nobody@example.com>", "550 5.7.1"],
+      ["RSET", 250],
+      MAIL,
+      ["RCPT TO:<nobody@example.com>", "550 5.7.1"],
+      ["RSET", 250],
+      ["MAIL FROM:<a@@example.org>", ["501 5.1.7", `421 4.7.0 ${HOST} Too many invalid addresses`]],
+    ]],
+    ["commands that move no mail between transactions", [
+      ["NOOP", 250],
+      EHLO,
+      ["VRFY x", 252],
+      ["HELP", [214, `421 4.7.0 ${HOST} Too many commands that do not send mail`]],
+    ]],
+    ["commands that move no mail in a transaction", [
+      EHLO,
+      MAIL,
+      ["NOOP", 250],
+      ["NOOP", [250, `421 4.7.0 ${HOST} Too many commands that do not send mail`]],
+    ]],
+    ["transactions per session", [
+      EHLO,
+      MAIL,
+      ["RSET", 250],
+      MAIL,
+      ["RSET", 250],
+      ["MAIL FROM:<a@example.org>", `421 4.7.0 ${HOST} Too many transactions`],
+    ]],
+  ];
+  try {
+    for (const [label, steps] of cases) await t.step(label, () => endsWith(s.port, steps));
+    await t.step("a transaction begun resets the count between transactions", async () => {
+      const c = await SmtpClient.connect(s.port);
+      try {
+        await runDialogue(c, [[null, 220], EHLO, ["NOOP", 250], ["NOOP", 250], MAIL, ["RSET", 250], [
+          "NOOP",
+          250,
+        ], ["QUIT", 221]]);
+      } finally {
+        c.close();
+      }
+    });
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("smtps answers MAIL with 452 4.3.1 while qmgr says the queue's disk is low", async () => {
+  const s = await startSmtps();
+  const c = await SmtpClient.connect(s.port);
+  const qmgr = s.harness.peers.get("qmgr")!;
+  try {
+    await runDialogue(c, [[null, 220], ["EHLO client.example", 250]]);
+    qmgr.notify("smtps", { type: "qmgr.disk_state", low: true, free: 1000 });
+    await runDialogue(c, [["NOOP", 250], [
+      "MAIL FROM:<a@example.org>",
+      "452 4.3.1 Insufficient system storage",
+    ]]);
+    qmgr.notify("smtps", { type: "qmgr.disk_state", low: false, free: 10_000_000 });
+    await runDialogue(c, [["NOOP", 250], ["MAIL FROM:<a@example.org>", 250], ["QUIT", 221]]);
+  } finally {
+    c.close();
+    await s.stop();
+  }
+});
+
+Deno.test("smtps with soft_bounce turns every 5xy into 4xy", async () => {
+  const s = await startSmtps({ flags: ["8bitmime", "soft_bounce"] }, {
+    rejectRecipients: ["nobody@example.com"],
+  });
+  const c = await SmtpClient.connect(s.port);
+  try {
+    await runDialogue(c, [
+      [null, 220],
+      ["BOGUS", "400 4.5.1 Command unrecognized"],
+      ["EHLO client.example", 250],
+      ["MAIL FROM:<a@example.org>", 250],
+      ["RCPT TO:<nobody@example.com>", "450 4.7.1 Relaying denied"],
+      ["RCPT TO:<bad@@x>", "401 4.1.3"],
+      ["DATA", "454 4.5.1 No valid recipients"],
+      ["QUIT", 221],
+    ]);
+  } finally {
+    c.close();
+    await s.stop();
+  }
+  await t_connectRefusal();
+});
+
+/** soft_bounce before the greeting: a 554 from smar goes out as 421 (RFC 5321 3.1 allows no 454 there). */
+async function t_connectRefusal(): Promise<void> {
+  const s = await startSmtps({ flags: ["soft_bounce"] }, { connect: "reject" });
+  const c = await SmtpClient.connect(s.port);
+  try {
+    await runDialogue(c, [[null, "421 4.3.0"]]);
+  } finally {
+    c.close();
+    await s.stop();
+  }
+}
+
+Deno.test("smtps with strict_ehlo_checks takes only a domain name or an address literal", async () => {
+  const s = await startSmtps({ flags: ["strict_ehlo_checks"] });
+  const c = await SmtpClient.connect(s.port);
+  try {
+    await runDialogue(c, [
+      [null, 220],
+      ["EHLO bad_name!", "501 5.5.2"],
+      ["EHLO two words.example", "501 5.5.2"],
+      ["HELO [300.1.1.1]", "501 5.5.2"],
+      ["HELO [192.0.2.1]", 250],
+      ["EHLO client.example", 250],
+      ["QUIT", 221],
+    ]);
+  } finally {
+    c.close();
+    await s.stop();
   }
 });

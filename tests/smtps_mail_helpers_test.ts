@@ -1,11 +1,10 @@
 // The pure helpers smtps builds on: reply formatting and parsing (components/mail/reply.ts), the Received:
-// header and its date (components/mail/received.ts), and the MAIL/RCPT argument parser
-// (components/smtps/arguments.ts), as case tables.
+// header, its protocol name and its date (components/mail/received.ts), as case tables. The MAIL/RCPT
+// argument parser has its own file (smtps_params_test.ts).
 
 import assert from "node:assert/strict";
 import { formatReply, parseReply, reply, replyText } from "../components/mail/reply.ts";
-import { ipLiteral, receivedHeader, rfc5322Date } from "../components/mail/received.ts";
-import { parseMailArgs, parseRcptArgs } from "../components/smtps/arguments.ts";
+import { ipLiteral, receivedHeader, receivedProtocol, rfc5322Date } from "../components/mail/received.ts";
 
 Deno.test("formatReply() writes one or more lines with code, status and CRLF", async (t) => {
   const cases: [label: string, r: ReturnType<typeof reply>, wire: string][] = [
@@ -73,6 +72,18 @@ Deno.test("receivedHeader() writes the trace header with a for clause only for o
   await t.step("a HELO with spaces or parentheses is made harmless", () => {
     assert.match(receivedHeader({ ...base, helo: "a (b)\tc" }), /^Received: from a\?\?b\?\?c \(/);
   });
+  await t.step("with TLS and the authenticated user, each in a comment before by", () => {
+    assert.equal(
+      receivedHeader({
+        ...base,
+        protocol: "ESMTPSA",
+        tls: { version: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384" },
+        authUser: "alice (x)",
+      }),
+      `Received: from client.example ([192.0.2.1])\r\n\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)\r\n` +
+        `\t(authenticated user alice??x?)\r\n\tby mx.example (smX) with ESMTPSA id ABC; ${d}\r\n`,
+    );
+  });
   await t.step("ipLiteral() tags IPv6", () => {
     assert.equal(ipLiteral("10.0.0.1"), "[10.0.0.1]");
     assert.equal(ipLiteral("2001:db8::1"), "[IPv6:2001:db8::1]");
@@ -88,64 +99,19 @@ Deno.test("rfc5322Date() writes day, date, time and zone offset", () => {
   assert.equal(rfc5322Date(d), `Tue, 2 Jan 2024 03:04:05 ${zone}`);
 });
 
-Deno.test("parseMailArgs() reads the path and the SIZE and BODY parameters", async (t) => {
-  const ok: [label: string, arg: string, want: object][] = [
-    ["a plain sender", "FROM:<a@b.example>", { sender: "a@b.example" }],
-    ["the null sender", "FROM:<>", { sender: "" }],
-    ["a space after the colon, tolerated", "FROM: <a@b.example>", { sender: "a@b.example" }],
-    ["the keyword in lower case", "from:<a@b.example>", { sender: "a@b.example" }],
-    ["SIZE", "FROM:<a@b.example> SIZE=1000", { sender: "a@b.example", size: 1000 }],
-    ["BODY=8BITMIME", "FROM:<a@b.example> body=8bitmime", { sender: "a@b.example", body: "8BITMIME" }],
-    ["both", "FROM:<> SIZE=5 BODY=7BIT", { sender: "", size: 5, body: "7BIT" }],
-    ["a quoted local part with spaces", 'FROM:<"a b"@c.example> SIZE=1', {
-      sender: '"a b"@c.example',
-      size: 1,
-    }],
+Deno.test("receivedProtocol() names the protocol as RFC 3848 and RFC 6531 do", async (t) => {
+  const cases: [esmtp: boolean, tls: boolean, auth: boolean, utf8: boolean, name: string][] = [
+    [false, false, false, false, "SMTP"],
+    [true, false, false, false, "ESMTP"],
+    [true, true, false, false, "ESMTPS"],
+    [true, false, true, false, "ESMTPA"],
+    [true, true, true, false, "ESMTPSA"],
+    [true, false, false, true, "UTF8SMTP"],
+    [true, true, false, true, "UTF8SMTPS"],
+    [true, false, true, true, "UTF8SMTPA"],
+    [true, true, true, true, "UTF8SMTPSA"],
   ];
-  for (const [label, arg, want] of ok) {
-    await t.step(label, () => assert.deepEqual(parseMailArgs(arg, true, true), { ok: true, ...want }));
-  }
-  const bad: [label: string, arg: string, code: string, esmtp?: boolean][] = [
-    ["no FROM:", "<a@b.example>", "501 5.5.4"],
-    ["nothing after FROM:", "FROM:", "501 5.5.4"],
-    ["no brackets", "FROM:a@b.example", "501 5.1.7"],
-    ["junk after the bracket", "FROM:<a@b.example>x", "501 5.1.7"],
-    ["a bad address", "FROM:<a@@b>", "501 5.1.7"],
-    ["SIZE without a number", "FROM:<a@b.example> SIZE=big", "501 5.5.4"],
-    ["SIZE twice", "FROM:<a@b.example> SIZE=1 SIZE=2", "501 5.5.4"],
-    ["an unknown BODY", "FROM:<a@b.example> BODY=BINARYMIME", "501 5.5.4"],
-    ["an unknown parameter", "FROM:<a@b.example> SMTPUTF8", "555 5.5.4"],
-    ["a malformed parameter", "FROM:<a@b.example> =x", "501 5.5.4"],
-    ["any parameter after HELO", "FROM:<a@b.example> SIZE=1", "555 5.5.4", false],
-  ];
-  for (const [label, arg, code, esmtp] of bad) {
-    await t.step(label, () => {
-      const r = parseMailArgs(arg, esmtp ?? true, true);
-      assert.ok(!r.ok);
-      assert.equal(`${r.reply.code} ${r.reply.status}`, code);
-    });
-  }
-  await t.step("BODY=8BITMIME is refused when the 8bitmime flag is off", () => {
-    const r = parseMailArgs("FROM:<a@b.example> BODY=8BITMIME", true, false);
-    assert.ok(!r.ok);
-    assert.equal(r.reply.code, 501);
-  });
-});
-
-Deno.test("parseRcptArgs() reads the path and refuses parameters", async (t) => {
-  const cases: [label: string, arg: string, want: string][] = [
-    ["a plain recipient", "TO:<u@Example.COM>", "ok u@example.com"],
-    ["postmaster", "TO:<Postmaster>", "ok postmaster"],
-    ["a source route", "TO:<@relay.example:u@example.com>", "ok u@example.com"],
-    ["the null path", "TO:<>", "501 5.1.3"],
-    ["no TO:", "<u@example.com>", "501 5.5.4"],
-    ["a bad address", "TO:<u@-x>", "501 5.1.3"],
-    ["a parameter", "TO:<u@example.com> NOTIFY=NEVER", "555 5.5.4"],
-  ];
-  for (const [label, arg, want] of cases) {
-    await t.step(label, () => {
-      const r = parseRcptArgs(arg);
-      assert.equal(r.ok ? `ok ${r.recipient}` : `${r.reply.code} ${r.reply.status}`, want);
-    });
+  for (const [esmtp, tls, auth, utf8, name] of cases) {
+    await t.step(name, () => assert.equal(receivedProtocol({ esmtp, tls, auth, utf8 }), name));
   }
 });

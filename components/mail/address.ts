@@ -1,7 +1,9 @@
-// Mail addresses as SMTP carries them (RFC 5321 4.1.2): parses a reverse- or forward-path such as
-// `<"john doe"@Example.COM>` into its canonical `local@domain` form (domain lower-cased, quotes only where
-// the local part needs them). Pure functions: no I/O. Used by smtps for MAIL/RCPT and by anything that
-// needs to split or compare addresses.
+// Mail addresses as SMTP carries them (RFC 5321 4.1.2, and RFC 6531 for SMTPUTF8): parses a reverse- or
+// forward-path such as `<"john doe"@Example.COM>` into its canonical `local@domain` form (domain
+// lower-cased, quotes only where the local part needs them), enforcing the length limits of RFC 5321
+// 4.5.3.1 in octets. Non-ASCII (UTF-8) local parts and domain labels are accepted only when the caller
+// allows them (the transaction asked for SMTPUTF8). Pure functions: no I/O. Used by smtps for MAIL/RCPT
+// and by anything that needs to split or compare addresses.
 
 import { isIPv4, isIPv6 } from "node:net";
 
@@ -19,29 +21,60 @@ export interface Mailbox {
   domain: string;
 }
 
-export type PathResult = { ok: true; mailbox: Mailbox } | { ok: false; reason: string };
+/**
+ * Why a path was refused: its syntax, the path's length (RFC 5321 4.5.3.1.10: 501), the local part's or
+ * domain's length (553: not allowed), or non-ASCII where SMTPUTF8 was not asked for.
+ */
+export type PathProblem = "syntax" | "path_too_long" | "too_long" | "utf8";
+
+export type PathResult = { ok: true; mailbox: Mailbox } | { ok: false; reason: string; problem: PathProblem };
 
 export interface PathOptions {
   /** Accept the null path `<>` (MAIL FROM). */
   allowNull?: boolean;
   /** Accept `<postmaster>` without a domain (RCPT TO, RFC 5321 4.5.1). */
   allowPostmaster?: boolean;
+  /** Accept UTF-8 in the local part and domain labels (the transaction uses SMTPUTF8, RFC 6531). */
+  utf8?: boolean;
 }
 
 const ATEXT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+$/;
 const SUBDOMAIN = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/;
+// RFC 6531 3.3: atext and sub-domains may also hold UTF8-non-ascii (C1 controls excluded here).
+const UTF8_ATEXT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u00a0-\u{10ffff}]+$/u;
+const UTF8_SUBDOMAIN =
+  /^[A-Za-z0-9\u00a0-\u{10ffff}](?:[A-Za-z0-9\u00a0-\u{10ffff}-]*[A-Za-z0-9\u00a0-\u{10ffff}])?$/u;
+// deno-lint-ignore no-control-regex
+const NON_ASCII = /[^\x00-\x7f]/;
+const encoder = new TextEncoder();
 
-const fail = (reason: string): PathResult => ({ ok: false, reason });
+const fail = (reason: string, problem: PathProblem = "syntax"): PathResult => ({
+  ok: false,
+  reason,
+  problem,
+});
 
-/** True for a Dot-string: atoms of atext separated by single dots. */
-export function isDotString(s: string): boolean {
-  return s.length > 0 && s.split(".").every((atom) => ATEXT.test(atom));
+/** The length of `s` in octets once UTF-8 encoded (the unit of every SMTP limit). */
+export function octets(s: string): number {
+  return NON_ASCII.test(s) ? encoder.encode(s).length : s.length;
 }
 
-/** True for a domain name made of LDH labels (no trailing dot). */
-export function isDomainName(s: string): boolean {
-  return s.length > 0 && s.length <= MAX_DOMAIN &&
-    s.split(".").every((l) => l.length <= 63 && SUBDOMAIN.test(l));
+/** True when `s` holds a character outside US-ASCII. */
+export function isNonAscii(s: string): boolean {
+  return NON_ASCII.test(s);
+}
+
+/** True for a Dot-string: atoms of atext separated by single dots (UTF-8 atext when `utf8`). */
+export function isDotString(s: string, utf8 = false): boolean {
+  const atext = utf8 ? UTF8_ATEXT : ATEXT;
+  return s.length > 0 && s.split(".").every((atom) => atext.test(atom));
+}
+
+/** True for a domain name made of LDH labels (no trailing dot); U-labels too when `utf8`. */
+export function isDomainName(s: string, utf8 = false): boolean {
+  const sub = utf8 ? UTF8_SUBDOMAIN : SUBDOMAIN;
+  return s.length > 0 && octets(s) <= MAX_DOMAIN &&
+    s.split(".").every((l) => octets(l) <= 63 && sub.test(l));
 }
 
 /** Parses an address literal `[1.2.3.4]` or `[IPv6:...]`; returns its canonical form or undefined. */
@@ -54,24 +87,25 @@ export function parseAddressLiteral(s: string): string | undefined {
 }
 
 /** Decodes a Quoted-string (`"..."` with backslash pairs); undefined when malformed. */
-function unquote(s: string): string | undefined {
+function unquote(s: string, utf8: boolean): string | undefined {
   if (s.length < 2 || !s.startsWith('"') || !s.endsWith('"')) return undefined;
+  const text = (c: number) => (c >= 32 && c <= 126) || (utf8 && c >= 0xa0);
   let out = "";
   for (let i = 1; i < s.length - 1; i++) {
     const c = s.charCodeAt(i);
     if (c === 0x5c) {
       const n = s.charCodeAt(++i);
-      if (i >= s.length - 1 || n < 32 || n > 126) return undefined;
+      if (i >= s.length - 1 || !text(n)) return undefined;
       out += s[i];
-    } else if (c === 0x22 || c < 32 || c > 126) return undefined;
+    } else if (c === 0x22 || !text(c)) return undefined;
     else out += s[i];
   }
   return out;
 }
 
 /** The canonical spelling of a local part: a Dot-string when possible, else a minimal Quoted-string. */
-export function canonicalLocalPart(raw: string): string {
-  return isDotString(raw) ? raw : `"${raw.replace(/(["\\])/g, "\\$1")}"`;
+export function canonicalLocalPart(raw: string, utf8 = false): string {
+  return isDotString(raw, utf8) ? raw : `"${raw.replace(/(["\\])/g, "\\$1")}"`;
 }
 
 /** Splits `local@domain` at the last `@` outside quotes; undefined when there is none. */
@@ -88,25 +122,28 @@ function splitMailbox(s: string): [string, string] | undefined {
 }
 
 /** Parses a Mailbox `local@domain` (no angle brackets) into canonical form. */
-export function parseMailbox(s: string): PathResult {
+export function parseMailbox(s: string, utf8 = false): PathResult {
   const parts = splitMailbox(s);
   if (!parts) return fail("missing @domain");
   const [localText, domainText] = parts;
   let local: string;
   if (localText.startsWith('"')) {
-    const raw = unquote(localText);
+    const raw = unquote(localText, utf8);
     if (raw === undefined) return fail("malformed quoted local part");
-    local = canonicalLocalPart(raw);
-  } else if (isDotString(localText)) local = localText;
+    local = canonicalLocalPart(raw, utf8);
+  } else if (isDotString(localText, utf8)) local = localText;
   else return fail("malformed local part");
-  if (local.length > MAX_LOCAL_PART) return fail(`local part longer than ${MAX_LOCAL_PART} octets`);
+  if (octets(local) > MAX_LOCAL_PART) {
+    return fail(`local part longer than ${MAX_LOCAL_PART} octets`, "too_long");
+  }
   let domain: string;
   if (domainText.startsWith("[")) {
     const literal = parseAddressLiteral(domainText);
     if (!literal) return fail("malformed address literal");
     domain = literal;
-  } else if (domainText.length > MAX_DOMAIN) return fail(`domain longer than ${MAX_DOMAIN} octets`);
-  else if (isDomainName(domainText)) domain = domainText.toLowerCase();
+  } else if (octets(domainText) > MAX_DOMAIN) {
+    return fail(`domain longer than ${MAX_DOMAIN} octets`, "too_long");
+  } else if (isDomainName(domainText, utf8)) domain = domainText.toLowerCase();
   else return fail("malformed domain");
   return { ok: true, mailbox: { address: `${local}@${domain}`, local, domain } };
 }
@@ -125,7 +162,11 @@ function stripSourceRoute(s: string): string | undefined {
 
 /** Parses a Reverse-path or Forward-path written with its angle brackets, e.g. `<user@example.com>`. */
 export function parsePath(path: string, options: PathOptions = {}): PathResult {
-  if (path.length > MAX_PATH) return fail(`path longer than ${MAX_PATH} octets`);
+  const nonAscii = isNonAscii(path);
+  if (nonAscii && !options.utf8) return fail("non-ASCII local part or domain without SMTPUTF8", "utf8");
+  if ((nonAscii ? octets(path) : path.length) > MAX_PATH) {
+    return fail(`path longer than ${MAX_PATH} octets`, "path_too_long");
+  }
   if (!path.startsWith("<") || !path.endsWith(">")) return fail("path not enclosed in <>");
   const inner = path.slice(1, -1);
   if (inner === "") {
@@ -138,7 +179,7 @@ export function parsePath(path: string, options: PathOptions = {}): PathResult {
   }
   const mailbox = stripSourceRoute(inner);
   if (mailbox === undefined) return fail("malformed source route");
-  return parseMailbox(mailbox);
+  return parseMailbox(mailbox, options.utf8);
 }
 
 /**

@@ -1,5 +1,6 @@
-// The trace header smtps prepends to every message (RFC 5321 4.4, RFC 5322 3.6.7), and the RFC 5322
-// date it carries. Pure functions: the date is passed in, so tests can fix it.
+// The trace header smtps prepends to every message (RFC 5321 4.4, RFC 5322 3.6.7), its protocol name
+// (RFC 3848, RFC 6531 4.3: ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTP...), and the RFC 5322 date it
+// carries. Pure functions: the date is passed in, so tests can fix it.
 
 /** What a Received: header says about one hop. */
 export interface ReceivedInfo {
@@ -9,13 +10,35 @@ export interface ReceivedInfo {
   ip: string;
   /** Our name (the smtps section's hostname). */
   hostname: string;
-  /** "SMTP" after HELO, "ESMTP" after EHLO (RFC 3848 adds ESMTPS, ESMTPA ...). */
+  /** The `with` protocol: see receivedProtocol(). */
   protocol: string;
   /** Queue id of the message. */
   id: string;
   /** The recipient, given only when the message has exactly one. */
   recipient?: string;
   date: Date;
+  /** The TLS version and cipher, when the session used STARTTLS. */
+  tls?: { version: string; cipher: string };
+  /** The authenticated user, when the configuration asks for it in the header. */
+  authUser?: string;
+}
+
+/** What decides the protocol name of a hop. */
+export interface ProtocolFacts {
+  /** EHLO (not HELO). */
+  esmtp: boolean;
+  /** STARTTLS. */
+  tls: boolean;
+  /** AUTH succeeded. */
+  auth: boolean;
+  /** The transaction used SMTPUTF8. */
+  utf8: boolean;
+}
+
+/** The `with` protocol name: SMTP, ESMTP plus S (TLS) and A (AUTH) (RFC 3848), UTF8SMTP... (RFC 6531). */
+export function receivedProtocol(p: ProtocolFacts): string {
+  if (!p.esmtp) return "SMTP";
+  return `${p.utf8 ? "UTF8SMTP" : "ESMTP"}${p.tls ? "S" : ""}${p.auth ? "A" : ""}`;
 }
 
 const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
@@ -47,6 +70,8 @@ function clean(s: string): string {
 /** The complete Received: header, folded, ending in CRLF. */
 export function receivedHeader(r: ReceivedInfo): string {
   const forClause = r.recipient !== undefined ? `\r\n\tfor <${r.recipient}>` : "";
-  return `Received: from ${clean(r.helo)} (${ipLiteral(r.ip)})\r\n` +
+  const tls = r.tls ? `\r\n\t(using ${clean(r.tls.version)} with cipher ${clean(r.tls.cipher)})` : "";
+  const auth = r.authUser !== undefined ? `\r\n\t(authenticated user ${clean(r.authUser)})` : "";
+  return `Received: from ${clean(r.helo)} (${ipLiteral(r.ip)})${tls}${auth}\r\n` +
     `\tby ${r.hostname} (smX) with ${r.protocol} id ${r.id}${forClause}; ${rfc5322Date(r.date)}\r\n`;
 }

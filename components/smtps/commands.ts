@@ -1,17 +1,23 @@
 // The verb table: each SMTP command with the states it is out of sequence in, a syntax check that parses
-// its argument, and a proceed step (RFC 5321 4.1.1, 4.1.4; extensions RFC 1870, 2920, 2034, 6152).
-// dispatch() runs one command line through the table. Policy questions go to smar (checkMail/checkRcpt);
-// DATA is handed to receive.ts.
+// its argument, and a proceed step (RFC 5321 4.1.1, 4.1.4; extensions RFC 1870, 2920, 2034, 3030, 3207,
+// 3461, 4954, 6152, 6531). dispatch() runs one command line through the table, after the PIPELINING rule
+// (RFC 2920 3.1): nothing may follow a command that ends a group, and nothing may be pipelined at all
+// before EHLO offered it; a client that does so is refused with 554 and the session ends. Bytes sent
+// behind STARTTLS are dropped instead (session.ts), and a BDAT's chunk follows its command by design.
 
-import { checkMail, checkRcpt } from "../smar/client.ts";
 import type { SmtpReply } from "../mail/reply.ts";
 import { parseMailArgs, parseRcptArgs } from "./arguments.ts";
+import { authenticate, authOffered } from "./auth.ts";
+import { parseBdat, receiveChunk } from "./bdat.ts";
+import { checkHelo, ehloReply, greet } from "./ehlo.ts";
+import { mailStep, rcptStep } from "./mail_rcpt.ts";
 import { receiveMessage } from "./receive.ts";
-import { defaultRefusal, R } from "./replies.ts";
+import { R } from "./replies.ts";
 import type { Session, State } from "./session.ts";
-import { type BodyType, Transaction } from "./transaction.ts";
+import type { MailParams } from "./transaction.ts";
+import type { RecipientSpec } from "../protocol/messages.ts";
 
-type Parsed<T> = { ok: true; value: T } | { ok: false; reply: SmtpReply };
+type Parsed<T> = { ok: true; value: T } | { ok: false; reply: SmtpReply; invalidAddress?: boolean };
 
 interface Verb<T> {
   /** The reply for each state in which the command is out of sequence (503 and friends). */
@@ -32,7 +38,10 @@ function row<T>(v: Verb<T>): Row {
     outOfSequence: v.outOfSequence,
     run(s, verb, arg) {
       const p = v.parse(arg, s);
-      if (!p.ok) return s.badCommand(verb, p.reply);
+      if (!p.ok) {
+        if (p.invalidAddress) s.invalidAddress();
+        return s.badCommand(verb, p.reply);
+      }
       return v.proceed(s, p.value);
     },
   };
@@ -42,91 +51,67 @@ const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
 const refuse = (reply: SmtpReply): Parsed<never> => ({ ok: false, reply });
 const noArgument = (usage: string) => (arg: string): Parsed<void> =>
   arg === "" ? ok(undefined) : refuse(R.syntax(usage));
-const domainArgument = (usage: string) => (arg: string): Parsed<string> =>
-  arg === "" ? refuse(R.syntax(usage)) : ok(arg.split(" ")[0]);
+const anyArgument = (arg: string): Parsed<string> => ok(arg);
+const required = (usage: string) => (arg: string): Parsed<string> =>
+  arg === "" ? refuse(R.syntax(usage)) : ok(arg);
 
 const needHelo = () => R.needHelo;
 const nestedMail = () => R.nestedMail;
 const needMail = () => R.needMail;
 
-function greet(s: Session, helo: string, esmtp: boolean): void {
-  s.helo = helo;
-  s.esmtp = esmtp;
-  s.dropTransaction(); // HELO/EHLO reset any transaction (RFC 5321 4.1.4)
-}
-
-function ehloReply(s: Session): SmtpReply {
-  const c = s.env.server;
-  const lines = [s.host, "PIPELINING"];
-  if (c.flags.includes("8bitmime")) lines.push("8BITMIME");
-  lines.push(c.max_message_size > 0 ? `SIZE ${c.max_message_size}` : "SIZE");
-  lines.push("ENHANCEDSTATUSCODES");
-  return { code: 250, status: "", text: lines.join("\n") };
-}
-
-interface MailValue {
-  sender: string;
-  size?: number;
-  body?: BodyType;
-}
+/** Commands after which a client must wait for our reply (RFC 2920 3.1, RFC 4954 4). */
+const ENDS_GROUP = new Set(["EHLO", "HELO", "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP", "AUTH"]);
 
 const VERBS: Record<string, Row> = {
   EHLO: row({
-    parse: domainArgument("EHLO hostname"),
+    parse: (arg, s) => checkHelo(s, arg, "EHLO hostname"),
     proceed(s, helo) {
       greet(s, helo, true);
       s.reply(ehloReply(s));
     },
   }),
   HELO: row({
-    parse: domainArgument("HELO hostname"),
+    parse: (arg, s) => checkHelo(s, arg, "HELO hostname"),
     proceed(s, helo) {
       greet(s, helo, false);
       s.reply(R.helo(s.host));
     },
   }),
-  MAIL: row<MailValue>({
-    outOfSequence: { init: needHelo, mail: nestedMail, rcpt: nestedMail },
-    parse(arg, s) {
-      const m = parseMailArgs(arg, s.esmtp, s.env.server.flags.includes("8bitmime"));
-      return m.ok ? ok(m) : refuse(m.reply);
-    },
-    async proceed(s, m) {
-      const max = s.env.server.max_message_size;
-      if (m.size !== undefined && max > 0 && m.size > max) {
-        return s.refuse("MAIL", R.tooBig, `from=<${m.sender}> size=${m.size}`);
-      }
-      const v = await checkMail(s.env.endpoint, s.ip, m.sender);
-      if (v.action !== "accept") {
-        return s.refuse("MAIL", v.reply ?? defaultRefusal(v.action), `from=<${m.sender}>`);
-      }
-      s.transaction = new Transaction(m.sender, m.size, m.body);
-      s.state = "mail";
-      s.reply(R.senderOk);
+  STARTTLS: row({
+    outOfSequence: { init: needHelo, mail: () => R.tlsInTransaction, rcpt: () => R.tlsInTransaction },
+    parse: noArgument("STARTTLS"),
+    async proceed(s) {
+      if (!s.env.tls) return s.badCommand("STARTTLS", R.notImplemented);
+      if (s.tls) return s.badCommand("STARTTLS", R.tlsActive);
+      s.reply(R.startTls);
+      if (!await s.startTls()) s.quit(); // the handshake failed: the connection is gone
     },
   }),
-  RCPT: row<string>({
+  AUTH: row({
+    parse: required("AUTH mechanism [initial-response]"),
+    proceed: (s, arg) => authenticate(s, arg),
+  }),
+  MAIL: row<MailParams>({
+    outOfSequence: { init: needHelo, mail: nestedMail, rcpt: nestedMail },
+    parse(arg, s) {
+      const env = s.env;
+      const m = parseMailArgs(arg, {
+        esmtp: s.esmtp,
+        eightBit: env.eightBit,
+        smtputf8: env.eightBit,
+        auth: s.auth !== undefined || authOffered(s),
+      });
+      return m.ok ? ok(m.mail) : m;
+    },
+    proceed: mailStep,
+  }),
+  RCPT: row<RecipientSpec>({
     outOfSequence: { init: needMail, ready: needMail },
-    parse(arg) {
-      const r = parseRcptArgs(arg);
-      return r.ok ? ok(r.recipient) : refuse(r.reply);
+    parse(arg, s) {
+      const r = parseRcptArgs(arg, s.esmtp, s.transaction?.mail.smtputf8 === true);
+      return r.ok ? ok(r.recipient) : r;
     },
-    async proceed(s, recipient) {
-      const t = s.transaction!;
-      const c = s.env.server;
-      const detail = `from=<${t.sender}> to=<${recipient}>`;
-      if (t.hasRecipient(recipient)) return s.reply(R.rcptOk);
-      if (
-        t.recipients.length >= c.max_recipients_per_transaction ||
-        s.recipientsInSession >= c.max_recipients_per_session
-      ) return s.refuse("RCPT", R.tooManyRecipients, detail);
-      const v = await checkRcpt(s.env.endpoint, { ip: s.ip, sender: t.sender, recipient, authorized: false });
-      if (v.action !== "accept") return s.refuse("RCPT", v.reply ?? defaultRefusal(v.action), detail);
-      t.addRecipient(recipient);
-      s.recipientsInSession++;
-      s.state = "rcpt";
-      s.reply(R.rcptOk);
-    },
+    proceed: rcptStep,
   }),
   DATA: row({
     outOfSequence: {
@@ -135,16 +120,34 @@ const VERBS: Record<string, Row> = {
       mail: () => R.noValidRecipients, // MAIL given, but no recipient accepted (yet)
     },
     parse: noArgument("DATA"),
-    proceed: (s) => receiveMessage(s),
+    proceed(s) {
+      if (s.transaction!.chunks) return s.badCommand("DATA", R.dataAfterBdat);
+      return receiveMessage(s);
+    },
   }),
+  BDAT: {
+    // No sequence check here: a refused chunk must still be read (bdat.ts decides).
+    run(s, verb, arg) {
+      const p = parseBdat(arg);
+      if (!p) return s.end(verb, R.syntax("BDAT size [LAST]")); // its chunk cannot be found: give up
+      return receiveChunk(s, p.size, p.last);
+    },
+  },
   RSET: row({
     parse: noArgument("RSET"),
     proceed(s) {
+      s.nop();
       s.dropTransaction();
       s.reply(R.ok);
     },
   }),
-  NOOP: row({ parse: ok, proceed: (s) => s.reply(R.ok) }),
+  NOOP: row({
+    parse: anyArgument,
+    proceed(s) {
+      s.nop();
+      s.reply(R.ok);
+    },
+  }),
   QUIT: row({
     parse: noArgument("QUIT"),
     proceed(s) {
@@ -152,17 +155,32 @@ const VERBS: Record<string, Row> = {
       s.quit();
     },
   }),
-  VRFY: row({ parse: domainArgument("VRFY address"), proceed: (s) => s.reply(R.vrfy) }),
-  HELP: row({ parse: ok, proceed: (s) => s.reply(R.help) }),
+  VRFY: row({
+    parse: required("VRFY address"),
+    proceed(s) {
+      s.nop();
+      s.reply(R.vrfy);
+    },
+  }),
+  HELP: row({
+    parse: anyArgument,
+    proceed(s) {
+      s.nop();
+      s.reply(R.help);
+    },
+  }),
 };
 
-/** Runs one command line: looks the verb up, checks the sequence, then parses and proceeds. */
+/** Runs one command line: checks pipelining, looks the verb up, checks the sequence, parses, proceeds. */
 export function dispatch(s: Session, line: string): void | Promise<void> {
   const space = line.indexOf(" ");
   const verb = (space < 0 ? line : line.slice(0, space)).toUpperCase();
   const arg = space < 0 ? "" : line.slice(space + 1).trim();
   const entry = Object.hasOwn(VERBS, verb) ? VERBS[verb] : undefined;
   s.lastVerb = entry ? verb : "unknown command";
+  if (s.input.hasBuffered && verb !== "STARTTLS" && verb !== "BDAT" && (!s.esmtp || ENDS_GROUP.has(verb))) {
+    return s.end(s.lastVerb, R.improperPipelining(s.host, s.lastVerb));
+  }
   if (!entry) return s.badCommand(verb.slice(0, 16) || "empty line", R.unrecognized);
   const outOfSequence = entry.outOfSequence?.[s.state];
   if (outOfSequence) return s.badCommand(verb, outOfSequence(s));

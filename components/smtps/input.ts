@@ -1,7 +1,8 @@
 // The receiving side of one client connection as a pull source of byte chunks, with bounded buffering:
 // the socket is paused while more than `highWater` bytes wait unread, so a client that sends faster than
 // we consume (a pipelining flood, a fast DATA) never grows our memory. Waits have deadlines and can be
-// interrupted (graceful stop). Receives: a node:net socket's data/end/error events. Touches nothing else.
+// interrupted (graceful stop). detach() lets go of the socket (STARTTLS: what was not read yet is dropped
+// and the socket handed to TLS). Receives: a socket's data/end/error events. Touches nothing else.
 
 import type { Socket } from "node:net";
 
@@ -24,11 +25,13 @@ export class SocketInput {
   #paused = false;
   #wake: (() => void) | undefined;
   #interrupt: ((err: Error) => void) | undefined;
+  readonly #onData: (b: Uint8Array) => void;
+  readonly #onEnd: () => void;
 
   constructor(socket: Socket, highWater = 64 * 1024) {
     this.#socket = socket;
     this.#highWater = highWater;
-    socket.on("data", (b: Uint8Array) => {
+    this.#onData = (b: Uint8Array) => {
       this.#chunks.push(b);
       this.#buffered += b.length;
       if (this.#buffered > this.#highWater && !this.#paused) {
@@ -36,15 +39,30 @@ export class SocketInput {
         socket.pause();
       }
       this.#wake?.();
-    });
-    const end = () => {
+    };
+    this.#onEnd = () => {
       this.#eof = true;
       this.#wake?.();
     };
-    socket.on("end", end);
-    socket.on("close", end);
+    socket.on("data", this.#onData);
+    socket.on("end", this.#onEnd);
+    socket.on("close", this.#onEnd);
     // A reset or a write to a closed peer: seen as end of input; the session winds down.
-    socket.on("error", end);
+    socket.on("error", this.#onEnd);
+  }
+
+  /** Stops listening to the socket and drops every byte not taken yet; returns how many were dropped. */
+  detach(): number {
+    const socket = this.#socket;
+    socket.off("data", this.#onData);
+    socket.off("end", this.#onEnd);
+    socket.off("close", this.#onEnd);
+    socket.off("error", this.#onEnd);
+    const dropped = this.#buffered;
+    this.#chunks.length = 0;
+    this.#buffered = 0;
+    this.#eof = true;
+    return dropped;
   }
 
   /** True when bytes are waiting that have not been taken yet. */

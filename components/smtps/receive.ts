@@ -1,98 +1,42 @@
-// The DATA phase of one transaction: creates the CDB file, answers 354, streams the content into it behind
-// our Received: header, syncs it, and asks qmgr to commit the envelope. 250 goes out only once qmgr says
-// the envelope is committed; every other outcome removes the file (nothing half-written stays in the
-// CDB) and answers 4xx/5xx. Touches: one new file in the CDB directory.
+// The DATA phase of one transaction (RFC 5321 4.1.1.4): creates the CDB file, answers 354, streams the
+// content into it behind our Received: header under one deadline for the whole block, and commits it
+// (message_store.ts). A bare CR or LF from a client not trusted with them ends the session with 554 and
+// nothing stored. Every outcome but a commit removes the file. Touches: one new file in the CDB directory.
 
-import { cdbPath } from "../mail/cdb.ts";
-import { newQueueId } from "../mail/queue_id.ts";
-import { receivedHeader } from "../mail/received.ts";
-import type { Envelope } from "../protocol/messages.ts";
-import { commitEnvelope } from "../qmgr/client.ts";
 import { log } from "../util/log.ts";
 import { readData } from "./data_reader.ts";
-import { MessageFile } from "./message_file.ts";
+import { commitMessage, openMessage } from "./message_store.ts";
 import { R } from "./replies.ts";
 import type { Session } from "./session.ts";
+import type { ChunkedMessage } from "./transaction.ts";
 
 const COMPONENT = "smtps";
-const encoder = new TextEncoder();
 
 /** Receives, stores and commits the message of the session's transaction, then ends the transaction. */
 export async function receiveMessage(s: Session): Promise<void> {
   const t = s.transaction!;
-  const cfg = s.env.server;
-  const id = newQueueId();
-  const path = cdbPath(s.env.cdbBase, id);
-  const arrival = s.env.now();
   s.busy = true;
-  let file: MessageFile | undefined;
+  let m: ChunkedMessage | undefined;
   try {
-    try {
-      file = await MessageFile.create(path, cfg.max_message_size, cfg.max_hops);
-      await file.prepend(encoder.encode(receivedHeader({
-        helo: s.helo,
-        ip: s.ip,
-        hostname: s.host,
-        protocol: s.esmtp ? "ESMTP" : "SMTP",
-        id,
-        recipient: t.recipients.length === 1 ? t.recipients[0].address : undefined,
-        date: arrival,
-      })));
-    } catch (err) {
-      log.error(COMPONENT, `${id}: create message file ${path} failed: ${(err as Error).message}`);
-      await file?.discard().catch(() => {});
-      file = undefined;
-      return s.refuse("DATA", R.writeError);
-    }
+    if (t.dataReply) return s.refuse("DATA", t.dataReply, `from=<${t.sender}>`);
+    m = await openMessage(s, t, "DATA");
+    if (!m) return;
     s.reply(R.startData);
     await s.flush();
-    const result = await readData(s.input, file, cfg.io_timeout);
+    const result = await readData(s.input, m.file, s.env.server.io_timeout, s.strictNewlines);
     if (result === "eof") {
-      log.info(COMPONENT, `${id}: lost connection from [${s.ip}] during DATA`);
+      log.info(COMPONENT, `${m.id}: lost connection from [${s.ip}] during DATA`);
       return; // the session loop sees the end of input next
     }
-    const detail = `from=<${t.sender}> size=${file.contentSize}`;
-    switch (file.refusal) {
-      case "too_big":
-        return s.refuse("DATA", R.tooBig, detail);
-      case "too_many_hops":
-        return s.refuse("DATA", R.tooManyHops, detail);
-      case "write_error":
-        log.error(COMPONENT, `${id}: write ${path} failed: ${file.writeError?.message}`);
-        return s.refuse("DATA", R.writeError, detail);
+    if (result === "bare_newline") {
+      return s.end("DATA", R.bareNewline(s.host), `from=<${t.sender}>`);
     }
-    try {
-      await file.commit();
-    } catch (err) {
-      log.error(COMPONENT, `${id}: sync ${path} failed: ${(err as Error).message}`);
-      return s.refuse("DATA", R.writeError, detail);
-    }
-    const envelope: Envelope = {
-      id,
-      cdbPath: path,
-      size: file.fileSize,
-      arrival: arrival.getTime(),
-      sender: t.sender,
-      recipients: t.recipients.map((r) => ({ ...r })),
-      client: { ip: s.ip, helo: s.helo },
-      ...(t.bodyType ? { bodyType: t.bodyType } : {}),
-    };
-    const answer = await commitEnvelope(s.env.endpoint, envelope);
-    if (answer.type === "qmgr.committed" && answer.id === id) {
-      file = undefined; // qmgr owns it now
-      log.info(
-        COMPONENT,
-        `${id}: client=[${s.ip}], from=<${t.sender}>, size=${envelope.size}, nrcpt=${envelope.recipients.length}`,
-      );
-      return s.reply(R.queued(id));
-    }
-    const why = answer.type === "qmgr.committed" ? `qmgr committed another id ${answer.id}` : answer.reason;
-    log.error(COMPONENT, `${id}: commit failed: ${why}`);
-    s.refuse("DATA", R.writeError, detail);
+    if (await commitMessage(s, t, m, "DATA")) m = undefined; // qmgr owns the file now
   } finally {
-    if (file) {
+    if (m) {
+      const { id, file } = m;
       await file.discard().catch((err) =>
-        log.error(COMPONENT, `${id}: remove ${path} failed: ${err.message}`)
+        log.error(COMPONENT, `${id}: remove ${file.path} failed: ${err.message}`)
       );
     }
     s.dropTransaction();

@@ -1,17 +1,18 @@
 // The smtps component: listens on every listen_socket of every `smtps` section (one worker serves them
-// all, each section with its own limits), enforces max_threads per section, and runs one Session per
-// connection. stop() stops listening, sends 421 to idle sessions and gives busy ones (in DATA or commit)
-// a short grace time. Receives connections; sends nothing to peers itself (sessions use the client stubs).
+// all, each section with its own limits, TLS context and AUTH map, prepared once in env.ts), enforces
+// max_threads per section, and runs one Session per connection. stop() stops listening, sends 421 to idle
+// sessions and gives busy ones (in DATA or commit) a short grace time. Receives connections; sends nothing
+// to peers itself (sessions use the client stubs).
 
 import net from "node:net";
-import type { SmtpsConfig } from "../../config/types.ts";
 import { ensureCdbDirs } from "../mail/cdb.ts";
 import { formatReply, replyText } from "../mail/reply.ts";
 import { failure } from "../protocol/endpoint.ts";
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
 import { log } from "../util/log.ts";
 import { R } from "./replies.ts";
-import { clientIp, endSocket, Session, type SessionEnv } from "./session.ts";
+import { type QueueStatus, type SessionEnv, sessionEnv } from "./env.ts";
+import { clientIp, endSocket, Session } from "./session.ts";
 
 const COMPONENT = "smtps";
 /** How long stop() lets sessions in DATA or commit finish before dropping them. */
@@ -39,8 +40,16 @@ async function within(p: Promise<unknown>, ms: number): Promise<void> {
 /** Starts every configured SMTP server; the returned stop() ends them gracefully. */
 export async function start(ctx: WorkerContext): Promise<Component> {
   const { config, endpoint } = ctx;
-  // smtps answers no requests: everything it needs it asks for.
+  const queue: QueueStatus = { diskLow: false };
+  // smtps answers no requests (everything it needs it asks for); it listens to qmgr's disk notices.
   endpoint.handle((from, body) => {
+    if (body.type === "qmgr.disk_state") {
+      if (body.low !== queue.diskLow) {
+        log.warn(COMPONENT, `queue disk ${body.low ? "low" : "fine again"} (${body.free} bytes free)`);
+      }
+      queue.diskLow = body.low;
+      return;
+    }
     log.warn(COMPONENT, `dropped unexpected ${body.type} from ${from}`);
     return failure(`smtps does not handle ${body.type}`);
   });
@@ -51,8 +60,8 @@ export async function start(ctx: WorkerContext): Promise<Component> {
   const listeners: net.Server[] = [];
   let stopping = false;
 
-  const serve = (server: SmtpsConfig) => {
-    const env: SessionEnv = { server, endpoint, cdbBase: config.CDB_base_directory, now: () => new Date() };
+  const serve = (env: SessionEnv) => {
+    const server = env.server;
     let active = 0;
     return (socket: net.Socket) => {
       socket.on("error", () => {}); // the session's input reports it; never let it escape
@@ -77,9 +86,22 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     };
   };
 
+  // The TLS files and AUTH maps first: a missing one is a configuration error no restart can cure.
+  const envs: SessionEnv[] = [];
   try {
     for (const server of config.smtps) {
-      const onConnection = serve(server);
+      envs.push(await sessionEnv(server, endpoint, config.CDB_base_directory, queue));
+    }
+  } catch (err) {
+    const reason = `Start smtps: ${(err as Error).message}`;
+    log.error(COMPONENT, reason);
+    ctx.fatal(reason);
+    return { stop: () => Promise.resolve() };
+  }
+  try {
+    for (const env of envs) {
+      const server = env.server;
+      const onConnection = serve(env);
       for (const ls of server.listen_socket) {
         const listener = net.createServer({ allowHalfOpen: true }, onConnection);
         await listen(listener, ls.address, ls.port);

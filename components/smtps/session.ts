@@ -1,25 +1,31 @@
-// One SMTP session on one accepted connection: admission (qmgr limits, smar connect checks), the greeting,
-// then the command loop. Guards run before each command is read (too many bad commands, server stopping);
-// commands go to the verb table (commands.ts). Replies are batched and flushed only when the client's
-// input is drained or before a wait (RFC 2920 PIPELINING). Receives bytes from the socket, sends replies;
-// talks to qmgr and smar through their client stubs. Touches nothing on disk itself (receive.ts does).
+// One SMTP session on one accepted connection: admission (qmgr limits, smar connect checks), the greeting
+// (refused to a client that talks first), then the command loop. Guards run before each command is read
+// (session-ending limits, server stopping); commands go to the verb table (commands.ts). Replies are
+// batched and flushed only when the client's input is drained or before a wait (RFC 2920 PIPELINING);
+// with soft_bounce every 5xy goes out as 4xy. After STARTTLS the session continues on the TLS socket with
+// its protocol state reset. Receives bytes from the socket, sends replies; talks to qmgr and smar through
+// their client stubs. Touches nothing on disk itself (receive.ts and bdat.ts do).
 
 import type { Socket } from "node:net";
-import type { SmtpsConfig } from "../../config/types.ts";
-import type { Endpoint } from "../protocol/endpoint.ts";
-import { connectionClosed } from "../qmgr/client.ts";
+import type { TLSSocket } from "node:tls";
 import { formatReply, replyText, type SmtpReply } from "../mail/reply.ts";
+import type { PolicyState } from "../protocol/messages.ts";
+import { connectionClosed } from "../qmgr/client.ts";
 import { log } from "../util/log.ts";
 import { admit } from "./admission.ts";
 import { dispatch } from "./commands.ts";
+import type { SessionEnv } from "./env.ts";
 import { InputInterrupted, InputTimeout, SocketInput } from "./input.ts";
+import { limitReached } from "./limits.ts";
+import { checkContext } from "./policy.ts";
 import { readLine } from "./line_reader.ts";
-import { R } from "./replies.ts";
+import { R, softBounce } from "./replies.ts";
+import { type TlsInfo, tlsInfo, upgrade } from "./tls.ts";
 import type { Transaction } from "./transaction.ts";
 
 /** Where the session is in the dialogue; the transaction's content lives in `Session.transaction`. */
 export type State =
-  /** Connected, no HELO/EHLO yet. */
+  /** Connected, no HELO/EHLO yet (again after STARTTLS). */
   | "init"
   /** HELO/EHLO done, no transaction. */
   | "ready"
@@ -28,11 +34,11 @@ export type State =
   /** At least one recipient accepted. */
   | "rcpt";
 
-export interface SessionEnv {
-  server: SmtpsConfig;
-  endpoint: Endpoint;
-  cdbBase: string;
-  now: () => Date;
+/** A successful AUTH: who, how, and whether that lets the client relay (trusted_mechs). */
+export interface AuthInfo {
+  user: string;
+  mechanism: string;
+  trusted: boolean;
 }
 
 const COMPONENT = "smtps";
@@ -68,22 +74,35 @@ export function clientIp(socket: Socket): string {
 
 export class Session {
   readonly env: SessionEnv;
-  readonly input: SocketInput;
+  input: SocketInput;
   readonly ip: string;
   readonly host: string;
+  /** RFC 5321 2.3.8 is enforced: a bare CR or LF ends the session (unless bare_newline_clients has us). */
+  readonly strictNewlines: boolean;
   state: State = "init";
   helo = "";
   esmtp = false;
   transaction: Transaction | undefined;
-  /** Recipients accepted over the whole session (max_recipients_per_session). */
+  tls: TlsInfo | undefined;
+  auth: AuthInfo | undefined;
+  /** smar's state from check_connect, sent back with the next checks. */
+  policyState: PolicyState | undefined;
+  /** smar said `discard` for the client: every message is received, answered 250 and dropped. */
+  discardAll = false;
+  authFailures = 0;
+  /** Counters for the session-wide limits. */
   recipientsInSession = 0;
   commands = 0;
   badCommands = 0;
+  invalidAddresses = 0;
+  /** NOOP/RSET/VRFY/HELP since the last transaction began (max_nop_commands_between_transactions). */
+  nopCommands = 0;
+  transactions = 0;
   /** The last command verb seen, for logs ("timeout after DATA"). */
   lastVerb = "CONNECT";
   /** True while a message is received or committed; a graceful stop lets it finish. */
   busy = false;
-  readonly #socket: Socket;
+  #socket: Socket;
   #out: string[] = [];
   #outLength = 0;
   #quit = false;
@@ -96,8 +115,15 @@ export class Session {
     this.env = env;
     this.ip = clientIp(socket);
     this.host = env.server.hostname;
+    this.strictNewlines = !env.bareNewlineAllowed(this.ip);
     this.input = new SocketInput(socket);
     socket.setNoDelay(true);
+  }
+
+  /** The client may relay: AUTH with a trusted mechanism, or a verified certificate where that suffices. */
+  get authorized(): boolean {
+    return this.auth?.trusted === true ||
+      (this.tls?.verified === true && this.env.tls?.relayIfVerified === true);
   }
 
   /** Runs the session to its end; the same promise on every call. */
@@ -119,25 +145,54 @@ export class Session {
 
   /** Queues a reply; it goes out at the next flush. */
   reply(r: SmtpReply): void {
-    const text = formatReply(r);
+    const text = formatReply(this.env.softBounce ? softBounce(r) : r);
     this.#out.push(text);
     this.#outLength += text.length;
   }
 
   /** Sends a refusal and logs it the way operators grep for it. */
   refuse(stage: string, r: SmtpReply, detail = ""): void {
-    log.info(COMPONENT, `reject: ${stage} from [${this.ip}]: ${replyText(r)}${detail ? `; ${detail}` : ""}`);
+    const sent = this.env.softBounce ? softBounce(r) : r;
+    log.info(
+      COMPONENT,
+      `reject: ${stage} from [${this.ip}]: ${replyText(sent)}${detail ? `; ${detail}` : ""}`,
+    );
     this.reply(r);
   }
 
-  /** A syntax or sequence error: refused and counted against max_bad_commands_per_session. */
+  /** A syntax or sequence error: refused and counted against the bad-command limits. */
   badCommand(stage: string, r: SmtpReply): void {
     this.badCommands++;
+    if (this.transaction) this.transaction.badCommands++;
     this.refuse(stage, r);
   }
 
-  /** Ends the transaction (after DATA, RSET, HELO/EHLO); the session and its HELO stay. */
+  /** Counts an address refused for its syntax or by policy (max_invalid_addresses_*). */
+  invalidAddress(): void {
+    this.invalidAddresses++;
+    if (this.transaction) this.transaction.invalidAddresses++;
+  }
+
+  /** Counts a command that moves no mail (NOOP, RSET, VRFY, HELP) against the max_nop_commands_* limits. */
+  nop(): void {
+    if (this.transaction) this.transaction.nopCommands++;
+    else this.nopCommands++;
+  }
+
+  /** Ends the session after `r` (a 421 or a 554 for a protocol violation), logged as a refusal. */
+  end(stage: string, r: SmtpReply, detail = ""): void {
+    this.refuse(stage, r, detail);
+    this.#quit = true;
+  }
+
+  /** Ends the transaction (after a message, RSET, HELO/EHLO); the session and its HELO stay. */
   dropTransaction(): void {
+    const chunks = this.transaction?.chunks;
+    if (chunks) {
+      chunks.file.discard().catch((err) =>
+        log.error(COMPONENT, `${chunks.id}: remove ${chunks.file.path} failed: ${err.message}`)
+      );
+    }
     this.transaction = undefined;
     this.state = this.helo ? "ready" : "init";
   }
@@ -168,16 +223,59 @@ export class Session {
     });
   }
 
+  /**
+   * STARTTLS after its 220 is queued: sends it, drops every plaintext byte the client sent after the
+   * command (CVE-2011-0411), and continues on TLS with EHLO, AUTH and the transaction forgotten (RFC 3207
+   * 4.2). Resolves false when the handshake failed: the connection is gone then.
+   */
+  async startTls(): Promise<boolean> {
+    await this.flush();
+    const dropped = this.input.detach();
+    if (dropped > 0) log.warn(COMPONENT, `dropped ${dropped} bytes sent with STARTTLS by [${this.ip}]`);
+    let secure: TLSSocket;
+    try {
+      secure = await upgrade(this.#socket, this.env.tls!, this.env.server.io_timeout);
+    } catch (err) {
+      log.info(COMPONENT, `TLS handshake with [${this.ip}] failed: ${(err as Error).message}`);
+      return false;
+    }
+    this.#socket = secure;
+    this.input = new SocketInput(secure);
+    this.tls = tlsInfo(secure);
+    this.helo = "";
+    this.esmtp = false;
+    this.auth = undefined;
+    this.dropTransaction();
+    const t = this.tls;
+    log.info(
+      COMPONENT,
+      `TLS with [${this.ip}]: ${t.version} ${t.cipher}, client certificate ${
+        t.subject ? `${t.subject} ${t.verified ? "verified" : "not verified"}` : "none"
+      }`,
+    );
+    return true;
+  }
+
   async #run(): Promise<void> {
-    log.info(COMPONENT, `connect from [${this.ip}]`);
+    const server = this.env.server;
+    log.info(COMPONENT, `connect from [${this.ip}] to ${server.name}`);
     let qmgrAccepted = false;
     try {
-      const admission = await admit(this.env.endpoint, this.ip, this.host);
+      const admission = await admit(this.env.endpoint, this.ip, this.host, checkContext(this));
       qmgrAccepted = admission.qmgrAccepted;
+      this.policyState = admission.state;
+      this.discardAll = admission.discard === true;
       if (admission.refusal) {
-        this.refuse("CONNECT", admission.refusal, admission.reason);
+        // Before the greeting only 421 and 554 are allowed (RFC 5321 3.1): soft_bounce makes it 421.
+        const r = admission.refusal;
+        this.refuse(
+          "CONNECT",
+          this.env.softBounce && r.code >= 500 ? R.unavailable(this.host) : r,
+          admission.reason,
+        );
         return;
       }
+      if (this.input.hasBuffered) return this.end("CONNECT", R.earlyTalker(this.host));
       this.reply(R.greeting(this.host));
       await this.#loop();
     } catch (err) {
@@ -190,6 +288,7 @@ export class Session {
         this.reply(R.unavailable(this.host));
       }
     } finally {
+      if (this.transaction) this.dropTransaction();
       await this.#close();
       if (qmgrAccepted) connectionClosed(this.env.endpoint, this.ip);
       log.info(COMPONENT, `disconnect from [${this.ip}] commands=${this.commands}`);
@@ -197,9 +296,10 @@ export class Session {
   }
 
   async #loop(): Promise<void> {
-    const { io_timeout, max_bad_commands_per_session: maxBad } = this.env.server;
+    const io = this.env.server.io_timeout;
     while (!this.#quit) {
-      if (maxBad > 0 && this.badCommands >= maxBad) return this.refuse("command", R.tooManyErrors(this.host));
+      const limit = limitReached(this);
+      if (limit) return this.refuse("command", limit, `after ${this.lastVerb}`);
       if (this.#stopping) return this.reply(R.shuttingDown(this.host));
       // A client that pipelines without reading must not make us hold its replies unboundedly.
       if (!this.input.hasBuffered || this.#outLength > MAX_BATCHED_REPLIES) {
@@ -209,17 +309,27 @@ export class Session {
       this.#waitingForCommand = true;
       let line;
       try {
-        line = await readLine(this.input, Date.now() + io_timeout);
+        line = await readLine(this.input, Date.now() + io, this.strictNewlines);
       } finally {
         this.#waitingForCommand = false;
       }
-      if (line.kind === "eof") {
-        log.info(COMPONENT, `lost connection after ${this.lastVerb} from [${this.ip}]`);
-        return;
-      }
       this.commands++;
-      if (line.kind === "too_long") this.badCommand("command", R.lineTooLong);
-      else await dispatch(this, line.text);
+      switch (line.kind) {
+        case "eof":
+          this.commands--;
+          log.info(COMPONENT, `lost connection after ${this.lastVerb} from [${this.ip}]`);
+          return;
+        case "too_long":
+          this.badCommand("command", R.lineTooLong);
+          break;
+        case "bad_utf8":
+          this.badCommand("command", R.badUtf8);
+          break;
+        case "bare_newline":
+          return this.end("command", R.bareNewline(this.host), `after ${this.lastVerb}`);
+        case "line":
+          await dispatch(this, line.text);
+      }
     }
   }
 

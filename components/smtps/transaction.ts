@@ -1,30 +1,93 @@
-// One mail transaction inside an SMTP session: what MAIL FROM opened and RCPT TO added, until DATA ends
-// it or RSET / HELO / EHLO drops it (RFC 5321 4.1.4). Plain data; the session owns it.
+// One mail transaction inside an SMTP session: what MAIL FROM opened and RCPT TO added, until DATA or the
+// last BDAT chunk ends it or RSET / HELO / EHLO drops it (RFC 5321 4.1.4), with its own counters for the
+// per-transaction limits. Plain data; the session owns it.
 
-import type { RecipientSpec } from "../protocol/messages.ts";
+import { isNonAscii } from "../mail/address.ts";
+import type { Envelope, PolicyState, RecipientSpec, SmtpReply } from "../protocol/messages.ts";
+import type { MessageFile } from "./message_file.ts";
 
 export type BodyType = "7BIT" | "8BITMIME";
 
-export class Transaction {
+/** What MAIL FROM carried: the reverse path and its ESMTP parameters. */
+export interface MailParams {
   /** Canonical reverse path; "" for <>. */
-  readonly sender: string;
-  /** SIZE= the client announced, when it did. */
-  readonly declaredSize: number | undefined;
-  readonly bodyType: BodyType | undefined;
+  sender: string;
+  /** SIZE= the client announced (RFC 1870). */
+  size?: number;
+  body?: BodyType;
+  /** SMTPUTF8 was given (RFC 6531): addresses and headers may hold UTF-8. */
+  smtputf8?: boolean;
+  /** DSN parameters (RFC 3461), xtext-decoded. */
+  envid?: string;
+  ret?: "FULL" | "HDRS";
+  /** AUTH= (RFC 4954 5), xtext-decoded; "" for AUTH=<>. Only logged: it never grants anything. */
+  auth?: string;
+}
+
+/** A message arriving in BDAT chunks (RFC 3030): its queue id, file and when it began. */
+export interface ChunkedMessage {
+  id: string;
+  file: MessageFile;
+  arrival: Date;
+}
+
+export class Transaction {
+  readonly mail: MailParams;
+  /** The recipients for the envelope: what RCPT accepted, after smar's alias expansion. */
   readonly recipients: RecipientSpec[] = [];
+  /** The addresses RCPT accepted, as the client wrote them (canonical). */
+  readonly accepted = new Set<string>();
+  /** smar's state from check_mail, sent back with each check_rcpt. */
+  policyState: PolicyState | undefined;
+  /** smar said `discard`: the message is received, answered 250 and dropped. */
+  discard = false;
+  /** The reply DATA (or the first BDAT) gets instead of going on (greylisting delayed until DATA). */
+  dataReply: SmtpReply | undefined;
+  /** Counters for the max_*_per_transaction / max_nop_commands_in_transaction limits. */
+  badCommands = 0;
+  nopCommands = 0;
+  invalidAddresses = 0;
+  /** The message the BDAT chunks so far began; DATA is out of sequence from then on. */
+  chunks: ChunkedMessage | undefined;
 
-  constructor(sender: string, declaredSize?: number, bodyType?: BodyType) {
-    this.sender = sender;
-    this.declaredSize = declaredSize;
-    this.bodyType = bodyType;
+  constructor(mail: MailParams) {
+    this.mail = mail;
   }
 
-  /** Adds an accepted recipient; a repeated address is kept once. */
-  addRecipient(address: string): void {
-    if (!this.recipients.some((r) => r.address === address)) this.recipients.push({ address });
+  get sender(): string {
+    return this.mail.sender;
   }
 
+  /**
+   * Adds an accepted recipient, or the addresses smar expanded it to (each with its DSN parameters, ORCPT
+   * defaulting to the address the client gave); an address already in the envelope is kept once.
+   */
+  addRecipient(r: RecipientSpec, expanded?: string[]): void {
+    this.accepted.add(r.address);
+    const addresses = expanded ?? [r.address];
+    for (const address of addresses) {
+      if (this.recipients.some((x) => x.address === address)) continue;
+      const type = isNonAscii(r.address) ? "utf-8" : "rfc822";
+      const orcpt = r.orcpt ?? (address !== r.address ? `${type};${r.address}` : undefined);
+      this.recipients.push({ ...r, address, ...(orcpt !== undefined ? { orcpt } : {}) });
+    }
+  }
+
+  /** True when RCPT already accepted `address` in this transaction. */
   hasRecipient(address: string): boolean {
-    return this.recipients.some((r) => r.address === address);
+    return this.accepted.has(address);
+  }
+
+  /** The envelope fields this transaction decides (the caller adds id, file, size, arrival, client). */
+  envelopeFields(): Pick<Envelope, "sender" | "recipients" | "bodyType" | "smtputf8" | "envid" | "ret"> {
+    const m = this.mail;
+    return {
+      sender: m.sender,
+      recipients: this.recipients.map((r) => ({ ...r })),
+      ...(m.body ? { bodyType: m.body } : {}),
+      ...(m.smtputf8 ? { smtputf8: true } : {}),
+      ...(m.envid !== undefined ? { envid: m.envid } : {}),
+      ...(m.ret ? { ret: m.ret } : {}),
+    };
   }
 }

@@ -1,11 +1,19 @@
-// Test helpers for smtps: runs the real smtps worker on a free loopback port with qmgr and smar played
-// by test handlers (which record what they were asked), and a raw SMTP client that sends lines and reads
-// replies, for dialogue scripts of `client line -> expected reply code`.
+// Test helpers for smtps: runs the real smtps worker on a free loopback port (or several named servers,
+// each on its own port) with qmgr and smar played by test handlers (which record what they were asked),
+// and a raw SMTP client that sends lines and reads replies (also over TLS after STARTTLS), for dialogue
+// scripts of `client line -> expected reply code`. The worker may read the TLS fixtures and any files the
+// test names (an AUTH map).
 
 import assert from "node:assert/strict";
 import { defaultConfig, defaultSmtps } from "../../config/defaults.ts";
 import type { SmtpsConfig } from "../../config/types.ts";
-import type { Envelope, Message, SmtpReply } from "../../components/protocol/messages.ts";
+import type {
+  Envelope,
+  Message,
+  SmtpReply,
+  SmtpsCheckRcpt,
+  Verdict,
+} from "../../components/protocol/messages.ts";
 import { freePort, type Harness, startComponent } from "./harness.ts";
 
 /** How the fake qmgr and smar answer; tests change it between steps. */
@@ -22,6 +30,10 @@ export interface Policy {
   tempfailRecipients: string[];
   /** qmgr's answer to smtps.commit. */
   commit: "commit" | "fail" | "rpc_failure";
+  /** Milliseconds qmgr waits before answering smtps.conn_open (lets an early talker talk first). */
+  connectDelay: number;
+  /** A verdict smar gives at RCPT instead of the above, when set (e.g. alias expansion, dataReply). */
+  rcptVerdict?: (m: SmtpsCheckRcpt) => Verdict | undefined;
 }
 
 export interface Smtps {
@@ -34,16 +46,32 @@ export interface Smtps {
   closed: string[];
   /** The recipient checks smar was asked, as `sender -> recipient`. */
   rcptChecks: string[];
+  /** Every check_rcpt smar was asked, whole. */
+  rcptMessages: SmtpsCheckRcpt[];
+  /** The port of each server by name (the first is `port`). */
+  ports: Record<string, number>;
   harness: Harness;
   stop(): Promise<void>;
 }
 
 export const HOST = "mx.test.example";
 
+/** The TLS fixtures (tests/fixtures/tls): a CA, its server leaf for 127.0.0.1, a client certificate. */
+export const TLS_DIR = new URL("../fixtures/tls/", import.meta.url).pathname;
+export const tlsFile = (name: string) => `${TLS_DIR}${name}`;
+
+export interface StartOptions {
+  /** More smtps sections, each on its own free port (named by `name`). */
+  more?: Partial<SmtpsConfig>[];
+  /** Files the worker may read besides the CDB and the TLS fixtures (an AUTH map). */
+  read?: string[];
+}
+
 /** Starts smtps on a free port with a fresh CDB directory; `overrides` change the smtps section. */
 export async function startSmtps(
   overrides: Partial<SmtpsConfig> = {},
   policy: Partial<Policy> = {},
+  options: StartOptions = {},
 ): Promise<Smtps> {
   const port = freePort();
   const cdbDir = await Deno.makeTempDir({ prefix: "smtps_cdb_" });
@@ -55,6 +83,14 @@ export async function startSmtps(
     listen_socket: [{ type: "inet", address: "127.0.0.1", port }],
     ...overrides,
   }];
+  for (const more of options.more ?? []) {
+    config.smtps.push({
+      ...defaultSmtps(more.name ?? `S${config.smtps.length}`, HOST),
+      listen_socket: [{ type: "inet", address: "127.0.0.1", port: freePort() }],
+      ...more,
+    });
+  }
+  const ports = Object.fromEntries(config.smtps.map((s) => [s.name, s.listen_socket[0].port]));
   const p: Policy = {
     connection: "accept",
     connect: "accept",
@@ -62,19 +98,22 @@ export async function startSmtps(
     rejectRecipients: [],
     tempfailRecipients: [],
     commit: "commit",
+    connectDelay: 0,
     ...policy,
   };
   const envelopes: Envelope[] = [];
   const opened: string[] = [];
   const closed: string[] = [];
   const rcptChecks: string[] = [];
+  const rcptMessages: SmtpsCheckRcpt[] = [];
   const verdict = (action: "accept" | "reject" | "tempfail", reply?: SmtpReply): Message => ({
     type: "smar.verdict",
     verdict: reply ? { action, reply } : { action },
   });
-  const qmgr = (_from: string, m: Message): Message | void => {
+  const qmgr = async (_from: string, m: Message): Promise<Message | void> => {
     switch (m.type) {
       case "smtps.conn_open":
+        if (p.connectDelay > 0) await new Promise((r) => setTimeout(r, p.connectDelay));
         opened.push(m.ip);
         if (p.connection === "fail") return { type: "rpc.failure", reason: "qmgr is down" };
         return p.connection === "accept" ? { type: "qmgr.conn_verdict", accept: true } : {
@@ -106,8 +145,11 @@ export async function startSmtps(
         return p.rejectSenders.includes(m.sender)
           ? verdict("reject", { code: 550, status: "5.7.1", text: "Sender rejected" })
           : verdict("accept");
-      case "smtps.check_rcpt":
+      case "smtps.check_rcpt": {
         rcptChecks.push(`${m.sender} -> ${m.recipient}`);
+        rcptMessages.push(m);
+        const special = p.rcptVerdict?.(m);
+        if (special) return { type: "smar.verdict", verdict: special };
         if (p.rejectRecipients.includes(m.recipient)) {
           return verdict("reject", { code: 550, status: "5.7.1", text: "Relaying denied" });
         }
@@ -115,6 +157,7 @@ export async function startSmtps(
           return verdict("tempfail", { code: 450, status: "4.7.1", text: "Greylisted" });
         }
         return verdict("accept");
+      }
       default:
         throw new Error(`Unexpected message to smar: ${m.type}`);
     }
@@ -124,7 +167,11 @@ export async function startSmtps(
     harness = await startComponent(
       "smtps",
       config,
-      { net: [`127.0.0.1:${port}`], read: [cdbDir], write: [cdbDir] },
+      {
+        net: Object.values(ports).map((p) => `127.0.0.1:${p}`),
+        read: [cdbDir, TLS_DIR, ...(options.read ?? [])],
+        write: [cdbDir],
+      },
       { qmgr, smar },
     );
   } catch (err) {
@@ -139,6 +186,8 @@ export async function startSmtps(
     opened,
     closed,
     rcptChecks,
+    rcptMessages,
+    ports,
     harness,
     async stop() {
       try {
@@ -172,10 +221,17 @@ const decoder = new TextDecoder();
 export class SmtpClient {
   #buffered = "";
   #eof = false;
-  private constructor(readonly conn: Deno.TcpConn) {}
+  private constructor(public conn: Deno.Conn) {}
 
   static async connect(port: number): Promise<SmtpClient> {
     return new SmtpClient(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  /** Starts TLS on the connection (after the server's 220 to STARTTLS), trusting the fixtures' CA. */
+  async startTls(hostname = "localhost"): Promise<void> {
+    assert.equal(this.#buffered, "", "bytes after the 220 to STARTTLS");
+    const ca = await Deno.readTextFile(tlsFile("ca.pem"));
+    this.conn = await Deno.startTls(this.conn as Deno.TcpConn, { hostname, caCerts: [ca] });
   }
 
   /** Sends text as is (add "\r\n" yourself). */

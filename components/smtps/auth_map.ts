@@ -1,0 +1,77 @@
+// The AUTH credentials map of an smtps section: `user hash` entries (hash as password_hash.ts writes it),
+// either a SQLite map built by `deno task createmap auth` or the same text format, told apart by the
+// SQLite header. User names are case-insensitive (looked up in lower case, as every map key). The file is
+// read at each check, so a rebuilt map takes effect without a restart; AUTH is rare enough for that.
+// Touches: the map file, read-only.
+
+import { DatabaseSync } from "node:sqlite";
+import { DEFAULT_ITERATIONS, dummyVerify, verifyPassword } from "./password_hash.ts";
+
+const SQLITE_HEADER = "SQLite format 3\0";
+
+/** Checks user names and passwords against one credentials map file. */
+export class CredentialsMap {
+  constructor(readonly file: string) {}
+
+  /** Reads the map once to prove it is there and readable; throws an Error naming the file otherwise. */
+  async check(): Promise<void> {
+    await this.#lookup("");
+  }
+
+  /** True when `password` matches the hash stored for `user`; an unknown user costs as much time. */
+  async verify(user: string, password: string): Promise<boolean> {
+    const stored = await this.#lookup(user.toLowerCase());
+    if (stored === undefined) {
+      await dummyVerify(password, DEFAULT_ITERATIONS);
+      return false;
+    }
+    return await verifyPassword(password, stored);
+  }
+
+  async #lookup(key: string): Promise<string | undefined> {
+    let text: string;
+    try {
+      if (await this.#isSqlite()) return this.#sqlite(key);
+      text = await Deno.readTextFile(this.file);
+    } catch (err) {
+      const message = (err as Error).message;
+      throw message.startsWith("Read credentials map")
+        ? err
+        : new Error(`Read credentials map ${this.file}: ${message}`);
+    }
+    for (const raw of text.split("\n")) {
+      const line = raw.trim();
+      if (line === "" || line.startsWith("#")) continue;
+      const m = /^(\S+)\s+(\S+)$/.exec(line);
+      if (m && m[1].toLowerCase() === key) return m[2];
+    }
+    return undefined;
+  }
+
+  async #isSqlite(): Promise<boolean> {
+    using f = await Deno.open(this.file, { read: true });
+    const head = new Uint8Array(16);
+    let got = 0;
+    while (got < head.length) {
+      const n = await f.read(head.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    return new TextDecoder().decode(head.subarray(0, got)) === SQLITE_HEADER;
+  }
+
+  #sqlite(key: string): string | undefined {
+    let db: DatabaseSync | undefined;
+    try {
+      db = new DatabaseSync(this.file, { readOnly: true });
+      const row = db.prepare("SELECT value FROM map WHERE key = ?").get(key) as
+        | { value?: unknown }
+        | undefined;
+      return typeof row?.value === "string" ? row.value : undefined;
+    } catch (err) {
+      throw new Error(`Read credentials map ${this.file}: ${(err as Error).message}`);
+    } finally {
+      db?.close();
+    }
+  }
+}

@@ -1,0 +1,49 @@
+// HELO and EHLO (RFC 5321 4.1.1.1): checks the client's name (strictly, as a domain or address literal,
+// with the strict_ehlo_checks flag), resets the transaction, and builds the EHLO reply with the
+// extensions this session is offered: PIPELINING, 8BITMIME, SIZE, ENHANCEDSTATUSCODES, DSN, CHUNKING,
+// SMTPUTF8, STARTTLS (before TLS, when configured) and AUTH (when configured, and under TLS unless plain
+// text is allowed). Pure apart from the session state it sets.
+
+import { isDomainName, parseAddressLiteral } from "../mail/address.ts";
+import type { SmtpReply } from "../mail/reply.ts";
+import { authOffered } from "./auth.ts";
+import { R } from "./replies.ts";
+import type { Session } from "./session.ts";
+
+/** The HELO/EHLO argument to remember, or the reply refusing it. */
+export function checkHelo(s: Session, arg: string, usage: string): { ok: true; value: string } | {
+  ok: false;
+  reply: SmtpReply;
+} {
+  if (arg === "") return { ok: false, reply: R.syntax(usage) };
+  const [name, ...rest] = arg.split(" ");
+  if (s.env.strictEhlo) {
+    if (rest.length > 0) {
+      return { ok: false, reply: R.badHelo("one domain name or address literal expected") };
+    }
+    if (!isDomainName(name) && parseAddressLiteral(name) === undefined) {
+      return { ok: false, reply: R.badHelo("not a domain name or address literal") };
+    }
+  }
+  return { ok: true, value: name };
+}
+
+/** HELO or EHLO accepted: the session knows the client's name, and any transaction is gone (4.1.4). */
+export function greet(s: Session, helo: string, esmtp: boolean): void {
+  s.helo = helo;
+  s.esmtp = esmtp;
+  s.dropTransaction();
+}
+
+/** The EHLO reply: our name, then one extension per line. */
+export function ehloReply(s: Session): SmtpReply {
+  const env = s.env;
+  const max = env.server.max_message_size;
+  const lines = [s.host, "PIPELINING"];
+  if (env.eightBit) lines.push("8BITMIME");
+  lines.push(max > 0 ? `SIZE ${max}` : "SIZE", "ENHANCEDSTATUSCODES", "DSN", "CHUNKING");
+  if (env.eightBit) lines.push("SMTPUTF8"); // RFC 6531 needs 8BITMIME
+  if (env.tls && !s.tls) lines.push("STARTTLS");
+  if (authOffered(s)) lines.push(`AUTH ${env.server.auth!.mechanisms.join(" ")}`);
+  return { code: 250, status: "", text: lines.join("\n") };
+}

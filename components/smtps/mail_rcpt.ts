@@ -1,0 +1,66 @@
+// The MAIL and RCPT steps once their arguments parsed (arguments.ts): the limits that apply (transactions
+// per session, declared size, recipients per transaction and session), then smar's policy verdict, then
+// the transaction opened or the recipient added (or what smar expanded it to). A recipient smar refuses
+// with 5xx counts as an invalid address. Each check carries the session's context (policy.ts) and the
+// session's authorization (AUTH with a trusted mechanism, or a verified client certificate where that
+// allows relaying). smar's answers may also say: keep this state, discard the message, refuse at DATA.
+
+import { checkMail, checkRcpt } from "../smar/client.ts";
+import type { RecipientSpec } from "../protocol/messages.ts";
+import { tooManyTransactions } from "./limits.ts";
+import { checkContext } from "./policy.ts";
+import { defaultRefusal, R } from "./replies.ts";
+import type { Session } from "./session.ts";
+import { type MailParams, Transaction } from "./transaction.ts";
+
+/** MAIL FROM with its parameters: opens a transaction when the limits and smar allow it. */
+export async function mailStep(s: Session, mail: MailParams): Promise<void> {
+  if (tooManyTransactions(s)) return s.end("MAIL", R.tooManyTransactions(s.host));
+  const max = s.env.server.max_message_size;
+  if (mail.size !== undefined && max > 0 && mail.size > max) {
+    return s.refuse("MAIL", R.tooBig, `from=<${mail.sender}> size=${mail.size}`);
+  }
+  if (s.env.queue.diskLow) return s.refuse("MAIL", R.diskFull, `from=<${mail.sender}>`);
+  const v = await checkMail(s.env.endpoint, s.ip, mail.sender, undefined, checkContext(s, s.policyState));
+  if (v.action !== "accept") {
+    return s.refuse("MAIL", v.reply ?? defaultRefusal(v.action), `from=<${mail.sender}>`);
+  }
+  const t = new Transaction(mail);
+  t.policyState = v.state;
+  t.discard = v.discard === true;
+  s.transaction = t;
+  s.transactions++;
+  s.nopCommands = 0;
+  s.state = "mail";
+  s.reply(R.senderOk);
+}
+
+/** RCPT TO with its parameters: adds the recipient when the limits and smar allow it. */
+export async function rcptStep(s: Session, recipient: RecipientSpec): Promise<void> {
+  const t = s.transaction!;
+  const c = s.env.server;
+  const detail = `from=<${t.sender}> to=<${recipient.address}>`;
+  if (t.hasRecipient(recipient.address)) return s.reply(R.rcptOk);
+  if (
+    t.accepted.size >= c.max_recipients_per_transaction ||
+    s.recipientsInSession >= c.max_recipients_per_session
+  ) return s.refuse("RCPT", R.tooManyRecipients, detail);
+  const v = await checkRcpt(s.env.endpoint, {
+    ip: s.ip,
+    sender: t.sender,
+    recipient: recipient.address,
+    authorized: s.authorized,
+    context: checkContext(s, t.policyState ?? s.policyState),
+  });
+  if (v.action !== "accept") {
+    const r = v.reply ?? defaultRefusal(v.action);
+    if (r.code >= 500) s.invalidAddress();
+    return s.refuse("RCPT", r, detail);
+  }
+  if (v.discard) t.discard = true;
+  if (v.dataReply) t.dataReply ??= v.dataReply;
+  t.addRecipient(recipient, v.recipients);
+  s.recipientsInSession++;
+  s.state = "rcpt";
+  s.reply(R.rcptOk);
+}

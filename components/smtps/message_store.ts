@@ -1,0 +1,123 @@
+// The two ends of storing one message, shared by DATA (receive.ts) and BDAT (bdat.ts): openMessage()
+// creates the CDB file and writes our Received: header into it; commitMessage() checks what the content
+// limits said, syncs the file and asks qmgr to commit the envelope, and answers 250 only once qmgr says it
+// is committed. Every other outcome leaves the file to the caller to remove and answers 4xx/5xx.
+// Touches: one new file in the CDB directory.
+
+import { cdbPath } from "../mail/cdb.ts";
+import { newQueueId } from "../mail/queue_id.ts";
+import { receivedHeader, receivedProtocol } from "../mail/received.ts";
+import type { Envelope } from "../protocol/messages.ts";
+import { commitEnvelope } from "../qmgr/client.ts";
+import { log } from "../util/log.ts";
+import { MessageFile } from "./message_file.ts";
+import { R } from "./replies.ts";
+import type { Session } from "./session.ts";
+import type { ChunkedMessage, Transaction } from "./transaction.ts";
+
+const COMPONENT = "smtps";
+const encoder = new TextEncoder();
+
+/** The Received: header for the message of `t` in session `s`. */
+function received(s: Session, t: Transaction, id: string, date: Date): string {
+  return receivedHeader({
+    helo: s.helo,
+    ip: s.ip,
+    hostname: s.host,
+    protocol: receivedProtocol({
+      esmtp: s.esmtp,
+      tls: s.tls !== undefined,
+      auth: s.auth !== undefined,
+      utf8: t.mail.smtputf8 === true,
+    }),
+    id,
+    recipient: t.recipients.length === 1 ? t.recipients[0].address : undefined,
+    date,
+    tls: s.tls && { version: s.tls.version, cipher: s.tls.cipher },
+    authUser: s.auth && s.env.server.auth?.flags.includes("received_user") ? s.auth.user : undefined,
+  });
+}
+
+/** Creates the message's file with our Received: header; on failure answers 451 and resolves undefined. */
+export async function openMessage(
+  s: Session,
+  t: Transaction,
+  stage: string,
+): Promise<ChunkedMessage | undefined> {
+  const cfg = s.env.server;
+  const id = newQueueId();
+  const path = cdbPath(s.env.cdbBase, id);
+  const arrival = s.env.now();
+  let file: MessageFile | undefined;
+  try {
+    file = await MessageFile.create(path, cfg.max_message_size, cfg.max_hops);
+    await file.prepend(encoder.encode(received(s, t, id, arrival)));
+    return { id, file, arrival };
+  } catch (err) {
+    log.error(COMPONENT, `${id}: create message file ${path} failed: ${(err as Error).message}`);
+    await file?.discard().catch(() => {});
+    s.refuse(stage, R.writeError);
+    return undefined;
+  }
+}
+
+/**
+ * Answers for a message whose content has fully arrived: the refusal its limits call for, or, once the
+ * file is synced and qmgr has committed the envelope, 250; a message smar said to discard gets 250 and
+ * is dropped. Resolves true when qmgr owns the file now (else the caller removes it).
+ */
+export async function commitMessage(
+  s: Session,
+  t: Transaction,
+  m: ChunkedMessage,
+  stage: string,
+): Promise<boolean> {
+  const { id, file } = m;
+  const detail = `from=<${t.sender}> size=${file.contentSize}`;
+  switch (file.refusal) {
+    case "too_big":
+      s.refuse(stage, R.tooBig, detail);
+      return false;
+    case "too_many_hops":
+      s.refuse(stage, R.tooManyHops, detail);
+      return false;
+    case "write_error":
+      log.error(COMPONENT, `${id}: write ${file.path} failed: ${file.writeError?.message}`);
+      s.refuse(stage, R.writeError, detail);
+      return false;
+  }
+  if (s.discardAll || t.discard) {
+    log.info(COMPONENT, `${id}: discarded as the access map says: client=[${s.ip}], ${detail}`);
+    s.reply(R.queued(id));
+    return false;
+  }
+  try {
+    await file.commit();
+  } catch (err) {
+    log.error(COMPONENT, `${id}: sync ${file.path} failed: ${(err as Error).message}`);
+    s.refuse(stage, R.writeError, detail);
+    return false;
+  }
+  const envelope: Envelope = {
+    id,
+    cdbPath: file.path,
+    size: file.fileSize,
+    arrival: m.arrival.getTime(),
+    client: { ip: s.ip, helo: s.helo },
+    ...t.envelopeFields(),
+  };
+  const answer = await commitEnvelope(s.env.endpoint, envelope);
+  if (answer.type === "qmgr.committed" && answer.id === id) {
+    const auth = s.auth ? `, sasl_method=${s.auth.mechanism}, sasl_username=${s.auth.user}` : "";
+    log.info(
+      COMPONENT,
+      `${id}: client=[${s.ip}]${auth}, from=<${t.sender}>, size=${envelope.size}, nrcpt=${envelope.recipients.length}`,
+    );
+    s.reply(R.queued(id));
+    return true;
+  }
+  const why = answer.type === "qmgr.committed" ? `qmgr committed another id ${answer.id}` : answer.reason;
+  log.error(COMPONENT, `${id}: commit failed: ${why}`);
+  s.refuse(stage, R.writeError, detail);
+  return false;
+}
