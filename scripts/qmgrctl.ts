@@ -1,0 +1,267 @@
+// qmgrctl (`deno task qmgrctl <command>`): inspects and steers the queue through qmgr's control socket.
+// Sends one JSON request line and prints the answer as a table (or the raw JSON with --json). The task
+// runs with exactly read, write and unix: net permission on the default socket; for another socket
+// (--socket, or --config naming a configuration) it says which deno run line grants what it needs.
+// Exit codes: 0 ok, 1 qmgr refused the request (an unknown id ...), 64 usage, 69 no MTA running,
+// 77 missing permissions, 78 a bad configuration file. Touches: the control socket (and the configuration file with --config).
+
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { defaultConfig, loadConfig } from "../config/mod.ts";
+import { parseTime } from "../config/values.ts";
+import {
+  type Command,
+  type ControlAnswer,
+  type ControlRequest,
+  controlSocketPath,
+  LineSplitter,
+} from "../components/qmgr/control_protocol.ts";
+import {
+  formatList,
+  formatShow,
+  formatStats,
+  formatStatus,
+  type ListAnswer,
+  type ShowAnswer,
+  type StatsAnswer,
+  type StatusAnswer,
+} from "./qmgrctl_format.ts";
+
+export const USAGE = `usage: deno task qmgrctl [--socket PATH | --config FILE] [--json] COMMAND
+commands:
+  status                      components (uptime, restarts), queue sizes, rates
+  list [--sender S] [--recipient R] [--domain D] [--state incoming|active|deferred|hold]
+       [--age TIME] [--limit N]  messages, oldest first (age: older than, e.g. 1h)
+  show ID                     envelope, each recipient's state and history, the header
+  flush [ID | @domain]        retry now (all deferred mail without an argument)
+  hold ID | release ID        keep a message from delivery, or let it go again
+  delete ID                   remove a message (no notice to the sender)
+  bounce ID                   return a message to its sender (with a DSN)
+  stats                       received, delivered, deferred, bounced: totals and per-minute rates`;
+
+export const EX_USAGE = 64;
+export const EX_UNAVAILABLE = 69;
+export const EX_NOPERM = 77;
+export const EX_CONFIG = 78;
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const consoleIo: Io = { out: (t) => console.log(t), err: (t) => console.error(t) };
+
+/** Why the control socket could not be used. */
+export class ControlError extends Error {
+  constructor(message: string, readonly code: number) {
+    super(message);
+    this.name = "ControlError";
+  }
+}
+
+/** Sends one request to the control socket at `path` and returns qmgr's answer. */
+export async function request(path: string, req: ControlRequest, timeoutMs = 30_000): Promise<ControlAnswer> {
+  let conn: Deno.UnixConn;
+  try {
+    conn = await Deno.connect({ transport: "unix", path });
+  } catch (err) {
+    const e = err as Error;
+    if (e instanceof Deno.errors.NotFound) {
+      throw new ControlError(
+        `Connect to qmgr at ${path}: no MTA is running (no control socket there)`,
+        EX_UNAVAILABLE,
+      );
+    }
+    if (e instanceof Deno.errors.ConnectionRefused) {
+      throw new ControlError(
+        `Connect to qmgr at ${path}: no MTA is running (the socket is stale)`,
+        EX_UNAVAILABLE,
+      );
+    }
+    if (e.name === "NotCapable") {
+      throw new ControlError(
+        `Connect to qmgr at ${path}: this process may not use the socket: run it as\n  deno run ` +
+          `--allow-read=${path} --allow-write=${path} --allow-net=unix:${
+            resolve(path)
+          } scripts/qmgrctl.ts ...`,
+        EX_NOPERM,
+      );
+    }
+    throw new ControlError(`Connect to qmgr at ${path}: ${e.message}`, EX_UNAVAILABLE);
+  }
+  const timer = setTimeout(() => conn.close(), timeoutMs);
+  try {
+    const line = new TextEncoder().encode(JSON.stringify(req) + "\n");
+    let off = 0;
+    while (off < line.length) off += await conn.write(line.subarray(off));
+    const split = new LineSplitter();
+    const buf = new Uint8Array(64 * 1024);
+    while (true) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      const [first] = split.push(buf.subarray(0, n));
+      if (first !== undefined) return JSON.parse(first) as ControlAnswer;
+    }
+    throw new ControlError(`Ask qmgr at ${path}: the connection ended without an answer`, EX_UNAVAILABLE);
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // closed by the timer
+    }
+  }
+}
+
+class UsageError extends Error {}
+
+/** The request a command line asks for. */
+export function buildRequest(command: string, rest: string[]): ControlRequest {
+  const one = (what: string) => {
+    if (rest.length !== 1) throw new UsageError(`${command} takes one ${what}`);
+    return rest[0];
+  };
+  switch (command) {
+    case "status":
+    case "stats":
+      if (rest.length > 0) throw new UsageError(`${command} takes no arguments`);
+      return { command };
+    case "show":
+    case "hold":
+    case "release":
+    case "delete":
+    case "bounce":
+      return { command, args: { id: one("queue id") } };
+    case "flush": {
+      if (rest.length > 1) throw new UsageError("flush takes at most one queue id or @domain");
+      if (rest.length === 0) return { command };
+      return rest[0].startsWith("@")
+        ? { command, args: { domain: rest[0].slice(1) } }
+        : { command, args: { id: rest[0] } };
+    }
+    case "list": {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: {
+          sender: { type: "string" },
+          recipient: { type: "string" },
+          domain: { type: "string" },
+          state: { type: "string" },
+          age: { type: "string" },
+          limit: { type: "string" },
+        },
+        strict: true,
+        allowPositionals: true,
+      });
+      if (positionals.length > 0) throw new UsageError(`list takes options only, not ${positionals[0]}`);
+      const args: Record<string, unknown> = {};
+      for (const k of ["sender", "recipient", "domain", "state"] as const) {
+        if (values[k] !== undefined) args[k] = values[k];
+      }
+      if (values.age !== undefined) {
+        const age = parseTime(values.age);
+        if (age === undefined || age < 0) {
+          throw new UsageError(`list --age: bad time ${values.age}, e.g. 30m or 2h`);
+        }
+        args.age = age;
+      }
+      if (values.limit !== undefined) {
+        const limit = Number(values.limit);
+        if (!Number.isInteger(limit) || limit < 1) {
+          throw new UsageError(`list --limit: bad number ${values.limit}`);
+        }
+        args.limit = limit;
+      }
+      return { command, args };
+    }
+    default:
+      throw new UsageError(`unknown command ${command}`);
+  }
+}
+
+/** Human-readable text of a successful answer. */
+export function formatAnswer(command: Command, result: unknown): string {
+  switch (command) {
+    case "status":
+      return formatStatus(result as StatusAnswer);
+    case "list":
+      return formatList(result as ListAnswer);
+    case "show":
+      return formatShow(result as ShowAnswer);
+    case "stats":
+      return formatStats(result as StatsAnswer);
+    case "flush":
+      return `${(result as { recipients: number }).recipients} recipients due now`;
+    case "hold":
+    case "release":
+    case "delete":
+    case "bounce": {
+      const verb = {
+        hold: "on hold",
+        release: "released",
+        delete: "deleted",
+        bounce: "returned to the sender",
+      };
+      return `${verb[command]}: ${(result as { recipients: number }).recipients} recipients`;
+    }
+  }
+}
+
+/** Runs qmgrctl with `args` (the command line after the task name); returns the exit code. */
+export async function qmgrctl(args: string[], io: Io = consoleIo): Promise<number> {
+  let socket: string;
+  let json: boolean;
+  let req: ControlRequest;
+  try {
+    // Options before the command are qmgrctl's own; what follows the command is the command's.
+    let at = 0;
+    while (at < args.length && args[at].startsWith("-")) {
+      at += /^(--socket|-s|--config|-f)$/.test(args[at]) ? 2 : 1;
+    }
+    const { values } = parseArgs({
+      args: args.slice(0, at),
+      options: {
+        socket: { type: "string", short: "s" },
+        config: { type: "string", short: "f" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    if (values.help) {
+      io.out(USAGE);
+      return 0;
+    }
+    if (at >= args.length) throw new UsageError("missing command");
+    const rest = args.slice(at + 1);
+    json = values.json === true || rest.includes("--json");
+    req = buildRequest(args[at], rest.filter((a) => a !== "--json"));
+    if (values.socket !== undefined) socket = values.socket;
+    else if (values.config !== undefined) socket = controlSocketPath(await loadConfig(values.config));
+    else socket = controlSocketPath(defaultConfig());
+  } catch (err) {
+    if (err instanceof UsageError || (err as Error).name === "TypeError") {
+      io.err(`qmgrctl: ${(err as Error).message}\n${USAGE}`);
+      return EX_USAGE;
+    }
+    io.err(`qmgrctl: ${(err as Error).message}`);
+    const name = (err as Error).name;
+    return name === "NotCapable" ? EX_NOPERM : name === "ConfigError" ? EX_CONFIG : EX_USAGE;
+  }
+  let answer: ControlAnswer;
+  try {
+    answer = await request(socket, req);
+  } catch (err) {
+    io.err(`qmgrctl: ${(err as Error).message}`);
+    return err instanceof ControlError ? err.code : EX_UNAVAILABLE;
+  }
+  if (!answer.ok) {
+    io.err(`qmgrctl: ${answer.error}`);
+    return 1;
+  }
+  io.out(json ? JSON.stringify(answer.result, null, 2) : formatAnswer(req.command, answer.result));
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await qmgrctl(Deno.args));
