@@ -17,6 +17,8 @@ map access { type = hash; file = "config/default/access"; }
 map mailertable { type = hash; file = "config/default/mailertable"; }
 # Local users of the built-in delivery agent: "user [quota]" per line (quota a size like 100MB).
 map local_users { type = hash; file = "config/default/local_users"; }
+# Aliases ("alias: address, ..."): postmaster goes to the sample local user.
+map aliases { type = hash; file = "config/default/aliases"; }
 
 # Queue manager: the incoming queue's durable log (IBDB) and the deferred queue (DEFEDB).
 qmgr {
@@ -29,11 +31,12 @@ smtps MTA {
   listen_socket { type = inet; address = 127.0.0.1; port = 2525; }
 }
 
-# The address resolver: the access map decides relaying, the mailertable overrides MX routing.
-# Without a nameserver option the nameservers of /etc/resolv.conf are used.
+# The address resolver: the access map decides relaying, the mailertable overrides MX routing, the
+# aliases map rewrites recipients (the local users are the lda's). Without a nameserver option the nameservers of /etc/resolv.conf are used.
 smar {
   access_map = access;
   mailertable = mailertable;
+  aliases = aliases;
 }
 
 # The built-in local delivery agent: speaks LMTP on a loopback port (the mailertable routes localhost
@@ -43,7 +46,5 @@ lda {
   listen_socket { type = inet; address = 127.0.0.1; port = 2424; }
   mail_root = "var/mail";
   local_user_map = local_users;
-  # Mail to postmaster (not a user itself) goes to this user.
-  postmaster = demo;
 }
 `;

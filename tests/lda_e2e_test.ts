@@ -105,7 +105,7 @@ lda {
   }
 });
 
-Deno.test("the built-in configuration routes localhost with lmtp: to its own lda and knows a user", async () => {
+Deno.test("the built-in configuration routes localhost with lmtp: to its own lda, knows a user and postmaster", async () => {
   const config = await loadConfig();
   assert.ok(config.lda, "the built-in configuration has an lda section");
   const mailertable = config.smar.mailertable!;
@@ -124,4 +124,7 @@ Deno.test("the built-in configuration routes localhost with lmtp: to its own lda
   assert.equal(config.lda.mail_root, "var/mail");
   const users = await Deno.readTextFile(new URL(`../${config.lda.local_user_map!.file}`, import.meta.url));
   assert.match(users, /^demo\s/m);
+  assert.equal(config.lda.postmaster, undefined, "postmaster is an alias, not the lda's option");
+  const aliases = await Deno.readTextFile(new URL(`../${config.smar.aliases!.file}`, import.meta.url));
+  assert.match(aliases, /^postmaster:\s*demo$/m);
 });
