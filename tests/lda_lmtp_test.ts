@@ -1,7 +1,8 @@
 // The lda worker as the MCP runs it (its own permission set from computePermissions), spoken to over LMTP
 // on loopback by a raw client and by nodemailer's LMTP mode: delivery into Maildir/new with one reply per
 // recipient, +detail folders, unknown users, quotas, the size limit, many concurrent deliveries to one
-// mailbox, and a client or the worker itself vanishing in mid-DATA (nothing reaches new/).
+// mailbox, a client or the worker itself vanishing in mid-DATA (nothing reaches new/), and a reload of the
+// users map.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -9,6 +10,7 @@ import nodemailer from "nodemailer";
 import { defaultConfig, defaultLda } from "../config/defaults.ts";
 import type { Config } from "../config/types.ts";
 import { computePermissions } from "../components/mcp/permissions.ts";
+import { PROTOCOL_VERSION } from "../components/protocol/messages.ts";
 import { freePort, type Harness, startComponent } from "./helpers/harness.ts";
 import { SmtpConnection } from "./helpers/smtp_client.ts";
 
@@ -299,6 +301,35 @@ Deno.test("a crash of the lda in mid-write leaves nothing in new/; the next gene
     assert.deepEqual(texts, ["Return-Path: <a@b.test>\nSubject: after\n\nok\n"]);
   } finally {
     await c?.close();
+    await h.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a reload (SIGHUP) takes a new users map, and keeps the running one when the new one is broken", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "smx-lda-" });
+  const lda = await ldaConfig(dir, "demo\n");
+  const h = await startLda(lda);
+  const reload = async (): Promise<string | undefined> => {
+    const seen = h.frames.length;
+    h.worker.postMessage({ v: PROTOCOL_VERSION, kind: "reload", config: lda.config });
+    await waitFor(() => Promise.resolve(h.frames.slice(seen).some((f) => f.kind === "reloaded")), "reloaded");
+    const f = h.frames.slice(seen).find((f) => f.kind === "reloaded");
+    return f?.kind === "reloaded" ? f.error : "no answer";
+  };
+  try {
+    assert.equal((await lmtp(lda.port, "a@b.test", ["newbie@localhost"], "x"))[1].slice(0, 9), "550 5.1.1");
+    await Deno.writeTextFile(join(dir, "users"), "demo\nnewbie 1MB\n");
+    assert.equal(await reload(), undefined);
+    assert.deepEqual(await listDir(lda.box("newbie")), ["cur", "new", "tmp"], "its Maildir is made at once");
+    const replies = await lmtp(lda.port, "a@b.test", ["newbie@localhost"], "Subject: welcome\r\n\r\nx");
+    assert.equal(replies[3], "250 2.0.0 <newbie@localhost> Delivered");
+
+    await Deno.writeTextFile(join(dir, "users"), "demo\nbad/name\n");
+    assert.match((await reload()) ?? "", /users:2: bad user name "bad\/name"/);
+    const still = await lmtp(lda.port, "a@b.test", ["newbie@localhost"], "Subject: still\r\n\r\nx");
+    assert.equal(still[3], "250 2.0.0 <newbie@localhost> Delivered", "the users from before stay");
+  } finally {
     await h.stop();
     await Deno.remove(dir, { recursive: true });
   }

@@ -51,7 +51,12 @@ export function localPartOf(recipient: string): string {
 export class MailStore {
   readonly #ready = new Set<string>();
 
-  constructor(readonly env: StoreEnv) {}
+  constructor(public env: StoreEnv) {}
+
+  /** Takes a reloaded lda section and users (SIGHUP); sessions in progress finish with what they had. */
+  update(lda: LdaConfig, users: LocalUsers): void {
+    this.env = { ...this.env, lda, users };
+  }
 
   /** Creates the Maildir of `user` unless this process already did. */
   async ensure(user: string): Promise<string> {

@@ -1,12 +1,14 @@
 // The lda service: loads the local users, creates the mail root and each listed user's Maildir (removing
 // stray tmp/ files a crash left behind), listens for LMTP on the lda section's listen sockets and runs one
-// LmtpSession per connection, at most max_threads at a time (more get 421). stop() stops listening,
-// answers 421 to idle sessions and lets sessions in DATA finish their deliveries for a short grace time.
-// Has no peers: it answers no messages and sends none. Touches the mail root and the users map only.
+// LmtpSession per connection, at most max_threads at a time (more get 421). reload() (SIGHUP) re-reads the
+// users map and takes the new limits; a broken map is refused and the running users kept. stop() stops
+// listening, answers 421 to idle sessions and lets sessions in DATA finish their deliveries for a short
+// grace time. Has no peers: it answers no messages and sends none. Touches the mail root and the users map.
 
 import net from "node:net";
 import { formatReply, reply, replyText } from "../mail/reply.ts";
 import { failure } from "../protocol/endpoint.ts";
+import type { Config, LdaConfig } from "../../config/types.ts";
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
 import { log } from "../util/log.ts";
 import { MailStore } from "./delivery.ts";
@@ -44,11 +46,11 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     log.warn(COMPONENT, `dropped unexpected ${body.type} from ${from}`);
     return failure(`lda does not handle ${body.type}`);
   });
-  const lda = config.lda;
-  if (!lda) {
+  if (!config.lda) {
     ctx.fatal("Start lda: the configuration has no lda section");
     return { stop: () => Promise.resolve() };
   }
+  let lda: LdaConfig = config.lda;
   let users;
   try {
     users = await loadUsers(lda);
@@ -64,11 +66,14 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     quota: new QuotaTracker(),
   });
   await Deno.mkdir(lda.mail_root, { recursive: true });
-  for (const user of users.listed?.values() ?? []) {
-    const dir = await store.ensure(user.name);
-    const removed = await cleanTmp(dir);
-    if (removed > 0) log.info(COMPONENT, `removed ${removed} stale file(s) from ${dir}/tmp`);
-  }
+  const prepare = async (listed: Iterable<{ name: string }>) => {
+    for (const user of listed) {
+      const dir = await store.ensure(user.name);
+      const removed = await cleanTmp(dir);
+      if (removed > 0) log.info(COMPONENT, `removed ${removed} stale file(s) from ${dir}/tmp`);
+    }
+  };
+  await prepare(users.listed?.values() ?? []);
 
   const sessions = new Set<LmtpSession>();
   const sockets = new Set<net.Socket>();
@@ -104,6 +109,15 @@ export async function start(ctx: WorkerContext): Promise<Component> {
   }
 
   return {
+    async reload(next: Config) {
+      if (!next.lda) throw new Error("Reload lda: the new configuration has no lda section");
+      const nextUsers = await loadUsers(next.lda); // a broken map throws: the running users stay
+      await prepare(nextUsers.listed?.values() ?? []);
+      lda = next.lda;
+      store.update(next.lda, nextUsers);
+      const count = nextUsers.listed ? `${nextUsers.listed.size} users` : "users from the mail root";
+      log.info(COMPONENT, `reloaded: ${count}`);
+    },
     async stop() {
       stopping = true;
       const closed = listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())));
