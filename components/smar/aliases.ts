@@ -75,7 +75,7 @@ export class Aliases {
   async expand(address: string): Promise<Expansion> {
     const out: { address: string; local: boolean }[] = [];
     const state = { owner: undefined as string | undefined, expanded: false };
-    const err = await this.#expand(address, [], out, state);
+    const err = await this.#expand(address, [], 0, out, state);
     if (err) return { kind: "error", reply: err };
     const seen = new Set<string>();
     const recipients = out.filter((r) => {
@@ -90,6 +90,7 @@ export class Aliases {
   async #expand(
     address: string,
     path: string[],
+    depth: number,
     out: { address: string; local: boolean }[],
     state: { owner?: string; expanded: boolean },
   ): Promise<SmtpReply | undefined> {
@@ -100,8 +101,13 @@ export class Aliases {
       out.push({ address, local });
       return undefined;
     }
+    // The alias itself, as the address asked and as the key that matched (`list` for `list+news@d`).
     const self = address.toLowerCase();
-    if (path.length >= MAX_DEPTH) {
+    const selves = [
+      self,
+      match.key.startsWith("@") ? self : match.key.includes("@") ? match.key : `${match.key}@${p.domain}`,
+    ];
+    if (depth >= MAX_DEPTH) {
       return { code: 550, status: "5.4.6", text: `Too many levels of aliases at ${address}` };
     }
     state.expanded = true;
@@ -123,12 +129,12 @@ export class Aliases {
       }
       const next = item.includes("@") ? item : `${item}@${this.#domainFor(p)}`;
       const key = next.toLowerCase();
-      if (key === self) {
+      if (selves.includes(key)) {
         out.push({ address: next, local: true }); // `root: root, other`: root's own mailbox too
         continue;
       }
       if (path.includes(key)) return { code: 550, status: "5.4.6", text: `Alias loop detected at ${next}` };
-      const err = await this.#expand(next, [...path, self], out, state);
+      const err = await this.#expand(next, [...path, ...selves], depth + 1, out, state);
       if (err) return err;
     }
     return undefined;
