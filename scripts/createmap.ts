@@ -2,13 +2,15 @@
 // hash files in sendmail X. Usage: `deno task createmap [-F aliases] [-e] hash <in.txt> <out.db>`:
 // `LHS<whitespace>RHS` lines (`# comments`), or with `-F aliases` the aliases format (`alias: RHS`,
 // continuation lines starting with whitespace); `-e` accepts keys without a value (a list of local
-// users). Bad lines are reported as `file:line: problem` and nothing is written (exit 1). Reads the
-// input, writes only the output file (through a temporary file beside it, renamed into place so a
-// running smar never sees half a map).
+// users). Type `auth` builds smtps's AUTH credentials map: `user password` lines become `user hash`
+// (scripts/createmap_auth.ts). Bad lines are reported as `file:line: problem` and nothing is written
+// (exit 1). Reads the input, writes only the output file (through a temporary file beside it, renamed
+// into place so a running smar never sees half a map).
 
 import { DatabaseSync } from "node:sqlite";
 import { parseArgs } from "node:util";
 import { type MapFormat, parseMapText } from "../components/smar/map_text.ts";
+import { hashCredentials } from "./createmap_auth.ts";
 
 export type CreateMapResult = { ok: true; entries: number } | { ok: false; errors: string[] };
 
@@ -24,8 +26,8 @@ export async function createMap(
   output: string,
   opts: CreateMapOptions = {},
 ): Promise<CreateMapResult> {
-  if (type !== "hash") {
-    return { ok: false, errors: [`Create map: unsupported map type ${type}, expected hash`] };
+  if (type !== "hash" && type !== "auth") {
+    return { ok: false, errors: [`Create map: unsupported map type ${type}, expected hash or auth`] };
   }
   let text: string;
   try {
@@ -33,8 +35,9 @@ export async function createMap(
   } catch (err) {
     return { ok: false, errors: [`Create map: cannot read ${input}: ${(err as Error).message}`] };
   }
-  const { entries, errors } = parseMapText(text, input, opts);
-  if (errors.length > 0) return { ok: false, errors };
+  const parsed = parseMapText(text, input, opts);
+  if (parsed.errors.length > 0) return { ok: false, errors: parsed.errors };
+  const entries = type === "auth" ? await hashCredentials(parsed.entries) : parsed.entries;
   const tmp = `${output}.tmp-${crypto.randomUUID().slice(0, 8)}`;
   try {
     const db = new DatabaseSync(tmp);
@@ -55,7 +58,7 @@ export async function createMap(
   return { ok: true, entries: entries.size };
 }
 
-const USAGE = "Usage: deno task createmap [-F aliases] [-e] hash <in.txt> <out.db>";
+const USAGE = "Usage: deno task createmap [-F aliases] [-e] hash|auth <in.txt> <out.db>";
 
 if (import.meta.main) {
   let parsed;
