@@ -179,6 +179,7 @@ export function dsnHead(r: DsnReport): string {
       deliveryStatus(r),
       `--- ${returned} ---`,
       "",
+      "",
     ].join(CRLF);
   }
   const b = r.boundary;
