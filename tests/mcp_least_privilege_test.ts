@@ -95,3 +95,34 @@ Deno.test("each component's computed permission set allows its job and refuses t
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("with a log directory each worker may write its own log file and no other", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "smx-perm-log-" });
+  try {
+    const logs = join(dir, "log");
+    await Deno.mkdir(logs);
+    await Deno.writeTextFile(join(dir, "mailertable"), "");
+    await Deno.writeTextFile(join(dir, "access"), "");
+    const text = testConfigText(dir, freePort(), ["127.0.0.1:5353"]) + `log { directory = "${logs}"; }\n`;
+    const sets = await computePermissions(parseConfig(text, "test.conf"));
+    sets.qmgr.sys = false; // not what this test is about
+    const cases: { name: ComponentName; file: string; expect: string }[] = [
+      { name: "smar", file: "smar.log", expect: "ok" },
+      { name: "smar", file: "qmgr.log", expect: "NotCapable" },
+      { name: "smtps", file: "smtps.log", expect: "ok" },
+      { name: "smtps", file: "mcp.log", expect: "NotCapable" },
+      { name: "smtpc", file: "smtpc.log", expect: "ok" },
+      { name: "qmgr", file: "qmgr.log", expect: "ok" },
+      { name: "qmgr", file: "other.txt", expect: "NotCapable" },
+    ];
+    for (const c of cases) {
+      const [got] = await probe(sets[c.name] as Deno.PermissionOptionsObject, [{
+        op: "write",
+        path: join(logs, c.file),
+      }]);
+      assert.equal(got, c.expect, `${c.name} writing ${c.file}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
