@@ -1,9 +1,11 @@
-// The MCP (main control program): starting, supervising and stopping the MTA. Re-exports only.
+// The MCP (main control program): starting, supervising, reloading and stopping the MTA. Re-exports only.
 
 export { type Mta, type MtaOptions, startMta } from "./mta.ts";
 export {
   EX_CONFIG,
+  EX_NOPERM,
   EX_SOFTWARE,
+  EX_USAGE,
   StartError,
   Supervisor,
   type SupervisorEnd,
@@ -15,4 +17,7 @@ export {
   missingPermissions,
   type PermissionSets,
 } from "./permissions.ts";
+export { type ReloadResult } from "./reload.ts";
+export { handleSignal, listenForSignals, type MtaSignal } from "./signals.ts";
+export { compileCommand, formatManifest, runCommand } from "./manifest.ts";
 export { runMain } from "./cli.ts";
