@@ -158,6 +158,7 @@ export class Session {
       `reject: ${stage} from [${this.ip}]: ${replyText(sent)}${detail ? `; ${detail}` : ""}`,
     );
     this.reply(r);
+    if (r.code === 421) this.#quit = true; // 421 closes the channel (RFC 5321 4.2.3), e.g. smar's greylisting
   }
 
   /** A syntax or sequence error: refused and counted against the bad-command limits. */
@@ -241,7 +242,7 @@ export class Session {
     }
     this.#socket = secure;
     this.input = new SocketInput(secure);
-    this.tls = tlsInfo(secure);
+    this.tls = tlsInfo(secure, this.env.tls!);
     this.helo = "";
     this.esmtp = false;
     this.auth = undefined;
