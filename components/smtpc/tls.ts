@@ -97,17 +97,25 @@ export function startTls(
   });
   const stream = new TlsStream(socket, raw);
   return new Promise((resolve, reject) => {
+    let settled = false;
     const fail = (why: string) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       stream.close();
       reject(new Error(why));
     };
     const timer = setTimeout(() => fail("TLS handshake timed out"), Math.max(1, timeoutMs));
     const onError = (err: Error) => fail(`TLS handshake failed: ${err.message}`);
+    const onClose = () => fail("TLS handshake failed: connection closed");
     socket.once("error", onError);
+    socket.once("close", onClose);
     socket.once("secureConnect", () => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.off("error", onError);
+      socket.off("close", onClose);
       const err = socket.authorizationError as unknown;
       const info: TlsInfo = {
         version: socket.getProtocol() ?? "unknown",
@@ -122,8 +130,8 @@ export function startTls(
   });
 }
 
-/** A node Duplex over a Deno.Conn (or any ByteStream), for node:tls to run on. */
-function duplexOf(conn: ByteStream): Duplex {
+/** A node Duplex over a Deno.Conn (or any ByteStream), for node:tls to run on (the test sink uses it too). */
+export function duplexOf(conn: ByteStream): Duplex {
   return new Duplex({
     read() {
       const buf = new Uint8Array(16 * 1024);

@@ -1,7 +1,12 @@
-// An SMTP/LMTP server for tests and the benchmark: listens on 127.0.0.1, accepts every message (or what the
-// options' reply functions decide) and keeps what it received. Pipelining-aware (replies to a batch of
-// commands leave in one write), only CRLF.CRLF ends DATA, content is dot-unstuffed; fast enough for
-// hundreds of messages per second. Touches only its listening socket.
+// An SMTP/LMTP server for tests and the benchmark: listens on 127.0.0.1 (or on a unix socket), accepts
+// every message (or what the options' reply functions decide) and keeps what it received. Pipelining-aware
+// (replies to a batch of commands leave in one write), only CRLF.CRLF ends DATA, content is dot-unstuffed;
+// fast enough for hundreds of messages per second. With `tls` it offers STARTTLS (node:tls over the
+// Deno.Conn) and can inject bytes after its 220, as a hostile server would. Touches only its listening
+// socket.
+
+import tls from "node:tls";
+import { duplexOf, TlsStream } from "../../components/smtpc/tls.ts";
 
 export interface SinkMessage {
   sender: string;
@@ -9,11 +14,31 @@ export interface SinkMessage {
   /** Content as received, dot-unstuffed, up to and excluding the final ".\r\n" (empty if not kept). */
   data: Uint8Array;
   helo: string;
+  /** The message came over TLS. */
+  tls: boolean;
+}
+
+/** What the sink reads and writes: a Deno.Conn, or the TLS stream after STARTTLS. */
+interface Stream {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
 }
 
 export interface SinkOptions {
   /** Default 0 (random); the hostname is always 127.0.0.1. */
   port?: number;
+  /** Listen on this unix socket instead of 127.0.0.1 (`port` is then 0). */
+  path?: string;
+  /** Offer STARTTLS with this certificate (PEM). */
+  tls?: {
+    key: string;
+    cert: string;
+    /** Sent in the same write as the 220 to STARTTLS, before the handshake (a client-side injection). */
+    inject?: string;
+    /** Ask for a client certificate (kept in `clientCertificates`). */
+    requestCert?: boolean;
+  };
   /** Speak LMTP (LHLO, one reply per recipient after DATA). */
   lmtp?: boolean;
   /** EHLO keywords, default ["PIPELINING", "8BITMIME", "SIZE 104857600", "ENHANCEDSTATUSCODES"]. */
@@ -37,6 +62,10 @@ export interface Sink {
   connections: number;
   /** Highest number of simultaneous connections seen. */
   maxConcurrent: number;
+  /** Subjects (CN) of the client certificates presented, one per TLS session that had one. */
+  clientCertificates: string[];
+  /** Closes every open connection, first sending `text` (e.g. a 421) when given: a server gone while idle. */
+  dropConnections(text?: string): Promise<void>;
   /** Resolves once count >= n; rejects after timeoutMs (default 10 s). */
   waitFor(n: number, timeoutMs?: number): Promise<void>;
   /** Closes the listener and every open connection. */
@@ -64,14 +93,15 @@ class SinkServer implements Sink {
   count = 0;
   connections = 0;
   maxConcurrent = 0;
-  readonly open = new Set<Deno.Conn>();
+  clientCertificates: string[] = [];
+  readonly open = new Set<SinkSession>();
   readonly sessions = new Set<Promise<void>>();
   readonly #waiters = new Set<Waiter>();
   #acceptLoop: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(readonly listener: Deno.Listener, readonly opts: SinkOptions) {
-    this.port = (listener.addr as Deno.NetAddr).port;
+    this.port = listener.addr.transport === "unix" ? 0 : (listener.addr as Deno.NetAddr).port;
   }
 
   start(): void {
@@ -79,11 +109,12 @@ class SinkServer implements Sink {
       try {
         for await (const conn of this.listener) {
           this.connections++;
-          this.open.add(conn);
-          (conn as Deno.TcpConn).setNoDelay(true);
+          const session = new SinkSession(this, conn);
+          this.open.add(session);
+          if (this.opts.path === undefined) (conn as Deno.TcpConn).setNoDelay(true);
           this.maxConcurrent = Math.max(this.maxConcurrent, this.open.size);
-          const s = new SinkSession(this, conn).run().finally(() => {
-            this.open.delete(conn);
+          const s = session.run().finally(() => {
+            this.open.delete(session);
             this.sessions.delete(s);
           });
           this.sessions.add(s);
@@ -130,7 +161,7 @@ class SinkServer implements Sink {
     } catch {
       // already closed
     }
-    for (const conn of this.open) closeQuietly(conn);
+    for (const session of this.open) closeQuietly(session.stream);
     await this.#acceptLoop;
     await Promise.allSettled([...this.sessions]);
     for (const w of this.#waiters) {
@@ -139,9 +170,18 @@ class SinkServer implements Sink {
     }
     this.#waiters.clear();
   }
+
+  async dropConnections(text?: string): Promise<void> {
+    const sessions = [...this.open];
+    for (const session of sessions) {
+      if (text !== undefined) await session.send(text + "\r\n").catch(() => {});
+      closeQuietly(session.stream);
+    }
+    await Promise.allSettled([...this.sessions]);
+  }
 }
 
-function closeQuietly(conn: Deno.Conn): void {
+function closeQuietly(conn: Stream): void {
   try {
     conn.close();
   } catch {
@@ -160,8 +200,19 @@ class SinkSession {
   #rcpts: string[] = [];
   #data: DataReader | undefined;
   #quit = false;
+  /** STARTTLS was accepted: the handshake starts once the 220 is out. */
+  #startTls = false;
+  #tls = false;
+  stream: Stream;
 
-  constructor(readonly server: SinkServer, readonly conn: Deno.Conn) {}
+  constructor(readonly server: SinkServer, conn: Deno.Conn) {
+    this.stream = conn;
+  }
+
+  /** Writes `text` now (dropConnections uses it to say 421 before closing). */
+  send(text: string): Promise<void> {
+    return this.#write(text);
+  }
 
   async run(): Promise<void> {
     const opts = this.server.opts;
@@ -170,26 +221,53 @@ class SinkSession {
       while (true) {
         this.#process();
         if (this.#out.length > 0) {
-          await this.#write(this.#out.join("\r\n") + "\r\n");
+          await this.#write(this.#out.join("\r\n") + "\r\n" + (this.#startTls ? opts.tls?.inject ?? "" : ""));
           this.#out = [];
         }
         if (this.#quit) break;
+        if (this.#startTls) await this.#handshake();
         this.#makeRoom();
-        const n = await this.conn.read(this.#buf.subarray(this.#end));
+        const n = await this.stream.read(this.#buf.subarray(this.#end));
         if (n === null) break;
         this.#end += n;
       }
     } catch {
       // connection reset or closed by close()
     } finally {
-      closeQuietly(this.conn);
+      closeQuietly(this.stream);
     }
+  }
+
+  /** The server side of STARTTLS: what the client sent before the handshake is dropped (CVE-2011-0411). */
+  async #handshake(): Promise<void> {
+    const opts = this.server.opts.tls!;
+    this.#startTls = false;
+    this.#start = this.#end = 0;
+    const raw = duplexOf(this.stream);
+    const socket = new tls.TLSSocket(raw, {
+      isServer: true,
+      key: opts.key,
+      cert: opts.cert,
+      requestCert: opts.requestCert === true,
+      rejectUnauthorized: false,
+    });
+    this.stream = new TlsStream(socket, raw);
+    await new Promise<void>((resolve, reject) => {
+      socket.once("secure", () => resolve());
+      socket.once("error", reject);
+      socket.once("close", () => reject(new Error("closed during the TLS handshake")));
+    });
+    const cn = socket.getPeerCertificate()?.subject?.CN;
+    if (cn) this.server.clientCertificates.push(String(cn));
+    this.#tls = true;
+    this.#helo = "";
+    this.#reset();
   }
 
   async #write(text: string): Promise<void> {
     const bytes = encoder.encode(text);
     let off = 0;
-    while (off < bytes.length) off += await this.conn.write(bytes.subarray(off));
+    while (off < bytes.length) off += await this.stream.write(bytes.subarray(off));
   }
 
   #makeRoom(): void {
@@ -207,7 +285,7 @@ class SinkSession {
 
   /** Handles every complete command (and content) in the buffer. */
   #process(): void {
-    while (!this.#quit && this.#start < this.#end) {
+    while (!this.#quit && !this.#startTls && this.#start < this.#end) {
       if (this.#data) {
         const { consumed, done } = this.#data.feed(this.#buf.subarray(this.#start, this.#end));
         this.#start += consumed;
@@ -242,7 +320,10 @@ class SinkSession {
         if (arg === "") return this.#reply("501 5.5.4 Syntax: " + verb + " hostname");
         this.#helo = arg;
         this.#reset();
-        const exts = opts.extensions ?? DEFAULT_EXTENSIONS;
+        const exts = [
+          ...(opts.extensions ?? DEFAULT_EXTENSIONS),
+          ...(opts.tls && !this.#tls ? ["STARTTLS"] : []),
+        ];
         const lines = ["sink.test", ...exts];
         return this.#reply(lines.map((l, i) => `250${i === lines.length - 1 ? " " : "-"}${l}`).join("\r\n"));
       }
@@ -275,6 +356,10 @@ class SinkSession {
         this.#data = new DataReader(opts.keepMessages !== false || opts.dataReply !== undefined);
         return this.#reply("354 End data with <CR><LF>.<CR><LF>");
       }
+      case "STARTTLS":
+        if (!opts.tls || this.#tls) return this.#reply("502 5.5.1 Error: command not implemented");
+        this.#startTls = true;
+        return this.#reply("220 2.0.0 Ready to start TLS");
       case "RSET":
         this.#reset();
         return this.#reply("250 2.0.0 Ok");
@@ -295,6 +380,7 @@ class SinkSession {
       recipients: this.#rcpts,
       data: this.#data!.content(),
       helo: this.#helo,
+      tls: this.#tls,
     };
     this.#data = undefined;
     this.#reset();
@@ -322,7 +408,9 @@ class SinkSession {
 
 /** Starts a sink on 127.0.0.1 (port 0 = any free port). */
 export function startSink(opts: SinkOptions = {}): Promise<Sink> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: opts.port ?? 0 });
+  const listener = opts.path !== undefined
+    ? Deno.listen({ transport: "unix", path: opts.path })
+    : Deno.listen({ hostname: "127.0.0.1", port: opts.port ?? 0 });
   const server = new SinkServer(listener, opts);
   server.start();
   return Promise.resolve(server);
