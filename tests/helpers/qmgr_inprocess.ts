@@ -38,6 +38,8 @@ export interface SmtpcScript {
   relay?: (ta: DeliveryTransaction) => string | undefined;
   /** Whether the next hop offered DSN. */
   dsn?: boolean;
+  /** Awaited before answering (a test holds deliveries open with it). */
+  gate?: (ta: DeliveryTransaction) => Promise<void>;
 }
 
 const REPLY: Record<RecipientResult["status"], string> = {
@@ -111,6 +113,7 @@ export async function startInProcessQmgr(opts: InProcessOptions = {}): Promise<I
     const ta = body.ta;
     const content = await Deno.readTextFile(ta.cdbPath).catch(() => "");
     delivered.push({ ta, content });
+    await script.gate?.(ta);
     const relay = script.relay
       ? script.relay(ta)
       : `${ta.route.hosts[0].name}[${ta.route.hosts[0].address}]:25`;
