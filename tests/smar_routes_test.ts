@@ -50,7 +50,10 @@ Deno.test("parseMailertableRhs() reads [port^][esmtp:|lmtp:]hostlist", async (t)
     ["70000^[192.0.2.1]", /bad port 70000/],
     ["x^[192.0.2.1]", /bad port/],
     ["[192.0.2]", /bad address literal/],
-    ["lmtp:", /no host/],
+    ["lmtp:", { protocol: "lmtp", port: 24, hosts: [{ kind: "lmtp_socket" }] }],
+    ["2400^lmtp:", { protocol: "lmtp", port: 2400, hosts: [{ kind: "lmtp_socket" }] }],
+    ["esmtp:", /no host/],
+    ["2400^", /no host/],
     ["esmtp:bad_host!", /bad host name/],
   ];
   for (const [rhs, want] of cases) {
@@ -196,6 +199,7 @@ Deno.test("resolveRoute() follows the mailertable before the DNS", async (t) => 
         "host.sub.dom\t[192.0.2.1]",
         ".sub.dom\t2526^esmtp:[192.0.2.2]",
         ".dom\tlmtp:[127.0.0.1]",
+        "local.example\tlmtp:",
         "listed.example\tesmtp:b.relay.example, a.relay.example [192.0.2.5]",
         "half.example\tesmtp:down.relay.example, a.relay.example",
         "down.example\tesmtp:down.relay.example gone.relay.example",
@@ -240,6 +244,11 @@ Deno.test("resolveRoute() follows the mailertable before the DNS", async (t) => 
           "temp No address for the mailertable hosts of gone.example",
         ],
         ["a domain literal's own entry", "[192.0.2.77]", "esmtp:25 192.0.2.78[192.0.2.78]"],
+        [
+          "lmtp: without a host is smtpc's LMTP socket",
+          "local.example",
+          "lmtp:24 localhost[unix:LMTP_socket]",
+        ],
         ["everything else takes the catch-all", "elsewhere.example", "esmtp:2525 192.0.2.99[192.0.2.99]"],
       ];
       for (const [label, domain, want] of cases) {

@@ -2,13 +2,17 @@
 // the full domain, then its parent domains with a leading dot (`host.sub.dom`, `.sub.dom`, `.dom`), then
 // `.` as the catch-all. Values follow the sendmail X README (3.9.3.2): `[port^][esmtp:|lmtp:]hostlist`,
 // hosts separated by whitespace or commas, each `[IPv4]` (used as is) or a hostname (resolved by its A
-// records, never by MX). Reads only the mailertable's map file.
+// records, never by MX); `lmtp:` without a host means smtpc's LMTP unix socket (`LMTP_socket`, sendmail X
+// README 3.11). Reads only the mailertable's map file.
 
 import type { MapSpec } from "../../config/types.ts";
 import { loadMap, type MapLookup } from "./maps.ts";
 import { isQueryableName, parseDomain } from "./domain.ts";
 
-export type MailertableHost = { kind: "literal"; address: string } | { kind: "name"; name: string };
+export type MailertableHost =
+  | { kind: "literal"; address: string }
+  | { kind: "name"; name: string }
+  | { kind: "lmtp_socket" };
 
 export interface MailertableRoute {
   protocol: "esmtp" | "lmtp";
@@ -39,6 +43,9 @@ export function parseMailertableRhs(rhs: string): MailertableRoute {
     rest = rest.slice(protoMatch[0].length);
   }
   const words = rest.split(/[\s,]+/).filter((w) => w !== "");
+  if (words.length === 0 && protocol === "lmtp" && protoMatch) {
+    return { protocol, port: port ?? DEFAULT_PORT[protocol], hosts: [{ kind: "lmtp_socket" }] };
+  }
   if (words.length === 0) throw new RangeError(`no host in ${JSON.stringify(rhs)}`);
   return { protocol, port: port ?? DEFAULT_PORT[protocol], hosts: words.map(parseHost) };
 }

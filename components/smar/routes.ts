@@ -4,7 +4,7 @@
 // hosts in the order smtpc should try them, perm (bounce) or temp (retry later). Touches only what the
 // resolver and the mailertable touch.
 
-import type { RouteResult } from "../protocol/messages.ts";
+import { LMTP_SOCKET_ADDRESS, type RouteResult } from "../protocol/messages.ts";
 import type { ResourceRecord } from "./dns/packet.ts";
 import type { DnsResult, Resolver } from "./dns/resolver.ts";
 import { parseDomain } from "./domain.ts";
@@ -48,6 +48,7 @@ async function mailertableRoute(
 ): Promise<RouteResult> {
   const lookups = await Promise.all(route.hosts.map(async (h): Promise<HostLookup> => {
     if (h.kind === "literal") return { hosts: [{ name: h.address, address: h.address }] };
+    if (h.kind === "lmtp_socket") return { hosts: [{ name: "localhost", address: LMTP_SOCKET_ADDRESS }] };
     return hostsOf(h.name, await deps.resolver.query(h.name, "A"));
   }));
   const hosts = lookups.flatMap((l) => l.hosts).slice(0, MAX_ROUTE_HOSTS);
