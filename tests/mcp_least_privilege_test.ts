@@ -3,6 +3,7 @@
 // (it works) and what it must not (NotCapable): smtps reading the IBDB, smtpc listening, smar writing the
 // CDB, qmgr opening a network connection, and more of the same kind.
 
+import { defaultGreylisting } from "../config/defaults.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseConfig } from "../config/mod.ts";
@@ -34,6 +35,8 @@ Deno.test("each component's computed permission set allows its job and refuses t
     await Deno.writeTextFile(join(dir, "mailertable"), `x.test\t${routed}^[127.0.0.1]\n`);
     await Deno.writeTextFile(join(dir, "access"), "cltaddr:127.0.0.1\trelay\n");
     const config = parseConfig(testConfigText(dir, smtpsPort, ["127.0.0.1:5353"]), "test.conf");
+    const greyDb = join(dir, "grey.db"); // smar's greylisting database: the one file it may write
+    config.smar.greylisting = { ...defaultGreylisting(), main_DB_name: greyDb };
     for (const d of ["var/cdb/0", "var/ibdb", "var/defedb"]) {
       await Deno.mkdir(join(dir, d), { recursive: true });
     }
@@ -66,6 +69,8 @@ Deno.test("each component's computed permission set allows its job and refuses t
       { name: "smar", probe: { op: "read", path: mailertable }, expect: "ok" },
       { name: "smar", probe: { op: "write", path: join(dir, "var/cdb/0/smar") }, expect: "NotCapable" },
       { name: "smar", probe: { op: "write", path: mailertable }, expect: "NotCapable" },
+      { name: "smar", probe: { op: "write", path: greyDb }, expect: "ok" },
+      { name: "smar", probe: { op: "write", path: join(dir, "other.db") }, expect: "NotCapable" },
       { name: "smar", probe: { op: "read", path: cdbFile }, expect: "NotCapable" },
       { name: "smar", probe: { op: "connect", ...local(routed) }, expect: "NotCapable" },
       { name: "smar", probe: { op: "listen", ...local(otherPort) }, expect: "NotCapable" },

@@ -99,6 +99,31 @@ Deno.test("computePermissions() without nameservers lets smar read resolv.conf a
   });
 });
 
+Deno.test("computePermissions() gives smar its aliases, users, socket maps and greylisting database", async () => {
+  const config = parseConfig(
+    `map local { type = hash; file = "etc/access"; }
+    map remote { type = socket; address = 127.0.0.1; port = 7777; }
+    map unixmap { type = socket; path = "var/smap.sock"; }
+    map access { type = sequence; maps = { local, remote, unixmap }; }
+    map users { type = passwd; }
+    smar {
+      nameserver = 127.0.0.1;
+      access_map = access;
+      aliases { type = hash; file = "etc/aliases"; }
+      local_user_map = users;
+      greylisting { main_DB_name = "var/grey.db"; }
+    }`,
+    "t.conf",
+  );
+  const sets = await computePermissions(config, { readFiles: false });
+  assert.deepEqual(sets.smar, {
+    ...NONE,
+    read: ["etc/access", "var/smap.sock", "etc/aliases", "/etc/passwd", "var/grey.db"],
+    write: ["var/smap.sock", "var/grey.db"],
+    net: ["127.0.0.1:53", "127.0.0.1:0", "127.0.0.1:7777", `unix:${join(Deno.cwd(), "var/smap.sock")}`],
+  });
+});
+
 Deno.test("computePermissions() lets smtpc read its TLS files and reach its LMTP socket, nothing more", async () => {
   const config = parseConfig(
     `smtpc {

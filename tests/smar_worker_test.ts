@@ -10,6 +10,9 @@ import { startComponent } from "./helpers/harness.ts";
 import { type DnsServer, startDnsServer } from "./helpers/dns_server.ts";
 import { checkConnect, checkMail, checkRcpt, resolveRoute } from "../components/smar/client.ts";
 import type { Endpoint } from "../components/protocol/endpoint.ts";
+import { computePermissions } from "../components/mcp/permissions.ts";
+import type { WorkerPermissions } from "../components/mcp/spawn.ts";
+import { startSocketMapServer } from "./helpers/socketmap_server.ts";
 
 interface Setup {
   dir: string;
@@ -190,6 +193,50 @@ Deno.test("smar worker's DNS queries fail soft when a nameserver is not in its p
       assert.equal(s.dns.queries.length, 0);
     } finally {
       await h.stop();
+    }
+  });
+});
+
+Deno.test("smar worker asks socket maps (TCP and unix) with only its computed permissions", async () => {
+  await withSetup(async (s) => {
+    const path = join(s.dir, "socketmap.sock");
+    const tcp = startSocketMapServer({ access: { "cltaddr:192.0.2.77": "reject" } });
+    const unix = startSocketMapServer({ users: { alice: "" } }, { path });
+    const config = structuredClone(s.config);
+    config.smar.access_map = {
+      name: "access",
+      type: "sequence",
+      file: "",
+      maps: [
+        { name: "local", type: "hash", file: s.access },
+        { name: "remote", type: "socket", file: "", address: "127.0.0.1", port: tcp.port, mapname: "access" },
+      ],
+    };
+    config.smar.local_user_map = { name: "users", type: "socket", file: "", path };
+    const sets = await computePermissions(config);
+    const h = await startComponent("smar", config, sets.smar as Partial<WorkerPermissions>, {
+      smtps: () => {},
+    });
+    try {
+      const smtps = h.peers.get("smtps") as Endpoint;
+      const connect = await checkConnect(smtps, "192.0.2.77", undefined, { flags: ["access"] });
+      assert.equal(connect.action, "reject");
+      const rcpt = (recipient: string) =>
+        checkRcpt(smtps, {
+          ip: "192.0.2.1",
+          sender: "",
+          recipient,
+          authorized: false,
+          context: { state: {} },
+        });
+      assert.equal((await rcpt("alice@local.example")).action, "accept");
+      assert.equal((await rcpt("bob@local.example")).reply?.code, 550);
+      assert.deepEqual(tcp.requests, ["access cltaddr:192.0.2.77"]);
+      assert.deepEqual(unix.requests, ["users alice", "users bob"]);
+    } finally {
+      await h.stop();
+      await tcp.close();
+      await unix.close();
     }
   });
 });

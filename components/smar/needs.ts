@@ -1,9 +1,11 @@
 // What smar's maps and greylisting need from its permission set, computed from the configuration in
 // one place (components/mcp/permissions.ts adds the nameservers): read on every map file (members of
-// sequences too, the passwd file, the lda's users map when smar has none), read and write on unix
-// sockets of socket maps, net to `address:port` of the others, read and write on the greylisting
+// sequences too, the passwd file, the lda's users map when smar has none), read, write and
+// `unix:<absolute path>` net on unix sockets of socket maps (Deno asks all three to connect), net to
+// `address:port` of the others, read and write on the greylisting
 // database. Pure; touches nothing.
 
+import { resolve } from "node:path";
 import type { Config, MapSpec } from "../../config/types.ts";
 import { hostPort } from "./dns/nameservers.ts";
 import { mapSpecs } from "./load.ts";
@@ -28,6 +30,7 @@ export function smarNeeds(config: Config): SmarNeeds {
         if (spec.path !== undefined) {
           needs.read.push(spec.path);
           needs.write.push(spec.path);
+          needs.net.push(`unix:${resolve(spec.path)}`);
         } else needs.net.push(hostPort(spec.address!, spec.port!));
         break;
       case "sequence":

@@ -52,14 +52,15 @@ export async function checkRcpt(policy: Policy, q: RcptQuestion, ctx: CheckConte
   const relayClient = q.authorized || state.relay === true || await certRelay(policy, ctx);
   const checks = antiSpam && !state.quick;
 
+  // The to: entry decides relaying where nothing else does, and is an anti-spam check of its own.
+  const localRelay = local && !flags.includes("lmtp_does_not_imply_relaying");
   let to: AccessHit | undefined;
-  if (access && (!relayClient || checks)) {
+  if (access && (checks || (!relayClient && !bare && !localRelay))) {
     to = await access.first(tagged("to", addressKeys(rcpt, { delimiter })));
   }
 
   if (!relayClient && !bare) {
     if (routesOnward(p.local)) return refusal(REPLY.relayingDenied);
-    const localRelay = local && !flags.includes("lmtp_does_not_imply_relaying");
     if (!localRelay && to?.value.action !== "relay") return refusal(REPLY.relayingDenied);
   }
 
