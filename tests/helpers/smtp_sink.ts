@@ -26,8 +26,10 @@ interface Stream {
 }
 
 export interface SinkOptions {
-  /** Default 0 (random); the hostname is always 127.0.0.1. */
+  /** Default 0 (random). */
   port?: number;
+  /** Default 127.0.0.1; any 127.x.y.z address works on Linux (a second "host" on the same port). */
+  hostname?: string;
   /** Listen on this unix socket instead of 127.0.0.1 (`port` is then 0). */
   path?: string;
   /** Offer STARTTLS with this certificate (PEM). */
@@ -43,8 +45,10 @@ export interface SinkOptions {
   lmtp?: boolean;
   /** EHLO keywords, default ["PIPELINING", "8BITMIME", "SIZE 104857600", "ENHANCEDSTATUSCODES"]. */
   extensions?: string[];
-  /** Default "220 sink.test ESMTP". */
-  greeting?: string;
+  /** Default "220 sink.test ESMTP"; null: say nothing at all (a server that never greets). */
+  greeting?: string | null;
+  /** Replaces the reply to EHLO/LHLO (e.g. "421 4.3.2 Shutting down"; a 421 closes the connection). */
+  ehloReply?: string;
   /** Default "250 2.1.5 Ok". */
   rcptReply?: (rcpt: string) => string;
   /** Default "250 2.0.0 Ok: queued"; LMTP: one per recipient (a single string answers for all). */
@@ -217,7 +221,7 @@ class SinkSession {
   async run(): Promise<void> {
     const opts = this.server.opts;
     try {
-      this.#out.push(opts.greeting ?? "220 sink.test ESMTP");
+      if (opts.greeting !== null) this.#out.push(opts.greeting ?? "220 sink.test ESMTP");
       while (true) {
         this.#process();
         if (this.#out.length > 0) {
@@ -318,6 +322,10 @@ class SinkSession {
       case "LHLO": {
         if ((verb === "LHLO") !== lmtp) return this.#reply(`500 5.5.1 Use ${lmtp ? "LHLO" : "EHLO"}`);
         if (arg === "") return this.#reply("501 5.5.4 Syntax: " + verb + " hostname");
+        if (opts.ehloReply !== undefined) {
+          if (opts.ehloReply.startsWith("421")) this.#quit = true;
+          return this.#reply(opts.ehloReply);
+        }
         this.#helo = arg;
         this.#reset();
         const exts = [
@@ -410,7 +418,7 @@ class SinkSession {
 export function startSink(opts: SinkOptions = {}): Promise<Sink> {
   const listener = opts.path !== undefined
     ? Deno.listen({ transport: "unix", path: opts.path })
-    : Deno.listen({ hostname: "127.0.0.1", port: opts.port ?? 0 });
+    : Deno.listen({ hostname: opts.hostname ?? "127.0.0.1", port: opts.port ?? 0 });
   const server = new SinkServer(listener, opts);
   server.start();
   return Promise.resolve(server);
