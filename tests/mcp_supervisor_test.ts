@@ -23,6 +23,7 @@ function fakeSupervisor(
   plan: FakePlan,
   limits: Partial<RestartLimits> = {},
   adjust: (c: FakeConfig) => void = () => {},
+  onReloadRequest?: () => Promise<{ ok: boolean; reason?: string }>,
 ): Fake {
   const port = freePort();
   const config: FakeConfig = { ...structuredClone(defaultConfig()), fake: plan };
@@ -41,6 +42,7 @@ function fakeSupervisor(
     limits: { minDelay: 1, maxDelay: 20, ...limits },
     stopTimeout: 2000,
     startupGrace: 15_000, // workers are type-checked on load under `deno test`: start-up is slow
+    onReloadRequest,
   });
   const events: SupervisorEvent[] = [];
   sup.onEvent((e) => events.push(e));
@@ -241,6 +243,25 @@ Deno.test("Supervisor.reload() hands every worker the new configuration, and lat
     f.sup.kill("smar"); // generation 2 reads the new plan: it crashes in turn
     const died = await eventually(f, (e) => e.type === "died" && e.generation === 2);
     assert.match(died.type === "died" ? died.reason : "", /smar#2 crashed on purpose/);
+  } finally {
+    await f.sup.stop();
+  }
+});
+
+Deno.test("Supervisor runs a worker's reload request and hands it the outcome", async () => {
+  let asked = 0;
+  const f = fakeSupervisor({ qmgr: { generations: { 1: "reloader" } } }, {}, undefined, () => {
+    asked++;
+    return Promise.resolve({ ok: false, reason: "refused on purpose" });
+  });
+  try {
+    await f.sup.start();
+    const died = await eventually(f, (e) => e.type === "died" && e.name === "qmgr");
+    assert.equal(asked, 1);
+    assert.equal(
+      died.type === "died" && died.reason,
+      'failed with exit code 75: reload answered {"ok":false,"reason":"refused on purpose"}',
+    );
   } finally {
     await f.sup.stop();
   }

@@ -63,7 +63,14 @@ export async function startMta(config: Config, opts: MtaOptions = {}): Promise<M
   await Deno.mkdir(config.qmgr.IBDB.base_directory, { recursive: true });
   await Deno.mkdir(config.qmgr.DEFEDB.base_directory, { recursive: true });
   const restoreLog = await mcpLog(config);
-  const supervisor = new Supervisor(config, { ...opts, permissions });
+  const supervisor = new Supervisor(config, {
+    ...opts,
+    permissions,
+    onReloadRequest: async (): Promise<{ ok: boolean; reason?: string }> => {
+      const r: ReloadResult = await reload();
+      return r.ok ? { ok: true } : { ok: false, reason: r.reason };
+    },
+  });
   supervisor.done.then(restoreLog);
   await supervisor.start();
   let reloading = Promise.resolve<unknown>(undefined);

@@ -47,6 +47,8 @@ export interface SupervisorOptions {
   startupGrace?: number;
   /** How long start() waits for all workers to be ready (ms). */
   startTimeout?: number;
+  /** What a worker's `reload_request` (qmgrctl reload) runs: Mta.reload() when started by startMta(). */
+  onReloadRequest?: () => Promise<{ ok: boolean; reason?: string }>;
 }
 
 export type SupervisorEvent =
@@ -112,6 +114,8 @@ export class Supervisor {
       stopTimeout: opts.stopTimeout ?? 10_000,
       startupGrace: opts.startupGrace ?? 30_000,
       startTimeout: opts.startTimeout ?? 60_000,
+      onReloadRequest: opts.onReloadRequest ??
+        (() => Promise.resolve({ ok: false, reason: "this MCP does not reload on request" })),
     };
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
     const names = [...COMPONENTS, ...SERVICES.filter((s) => opts.permissions[s] !== undefined)];
@@ -319,6 +323,14 @@ export class Supervisor {
           uptime: s.worker ? now - s.startedAt : 0,
         }));
         slot.worker?.postMessage({ v: PROTOCOL_VERSION, kind: "status", id: f.id, components });
+        return;
+      }
+      case "reload_request": {
+        const worker = slot.worker;
+        log.info("mcp", `${slot.name} asks for a reload`);
+        void this.#opts.onReloadRequest().then((r) =>
+          worker?.postMessage({ v: PROTOCOL_VERSION, kind: "reload_result", id: f.id, ...r })
+        );
         return;
       }
       default: {

@@ -24,7 +24,9 @@ export type McpFrame =
   /** A new configuration (SIGHUP): the worker applies what it can live (log level, maps, ...). */
   | { v: number; kind: "reload"; config: Config }
   /** The answer to a worker's `status_request`. */
-  | { v: number; kind: "status"; id: number; components: ComponentStatus[] };
+  | { v: number; kind: "status"; id: number; components: ComponentStatus[] }
+  /** The answer to a worker's `reload_request`: whether the MTA took the new configuration, else why not. */
+  | { v: number; kind: "reload_result"; id: number; ok: boolean; reason?: string };
 
 /** Worker -> MCP. */
 export type WorkerFrame =
@@ -39,6 +41,8 @@ export type WorkerFrame =
   | { v: number; kind: "reloaded"; generation: number; error?: string }
   /** Asks the MCP for every worker's uptime and restarts (qmgr's control socket shows them). */
   | { v: number; kind: "status_request"; generation: number; id: number }
+  /** Asks the MCP to reload the configuration, as SIGHUP does (qmgrctl reload). */
+  | { v: number; kind: "reload_request"; generation: number; id: number }
   | { v: number; kind: "stopped"; generation: number };
 
 /** Worker <-> worker over a peer port. */

@@ -30,6 +30,11 @@ export interface WorkerContext {
    * `timeoutMs` (a worker run without the MCP, as in component tests).
    */
   mcpStatus?(timeoutMs?: number): Promise<ComponentStatus[] | undefined>;
+  /**
+   * Asks the MCP to reload the configuration as SIGHUP does; resolves with its outcome, or undefined when
+   * no answer came in time (default 30 s).
+   */
+  mcpReload?(timeoutMs?: number): Promise<{ ok: boolean; reason?: string } | undefined>;
 }
 
 /** What a component's start function returns: how to stop it gracefully, and how to reload. */
@@ -97,6 +102,22 @@ export function runWorker(name: WorkerName, start: StartFunction): void {
       post({ v: PROTOCOL_VERSION, kind: "status_request", generation, id });
     });
 
+  const reloadWaiters = new Map<number, (r: { ok: boolean; reason?: string } | undefined) => void>();
+  const mcpReload = (timeoutMs = 30_000) =>
+    new Promise<{ ok: boolean; reason?: string } | undefined>((resolve) => {
+      const id = ++statusSeq;
+      const timer = setTimeout(() => {
+        reloadWaiters.delete(id);
+        resolve(undefined);
+      }, timeoutMs);
+      reloadWaiters.set(id, (r) => {
+        clearTimeout(timer);
+        reloadWaiters.delete(id);
+        resolve(r);
+      });
+      post({ v: PROTOCOL_VERSION, kind: "reload_request", generation, id });
+    });
+
   scope.onmessage = async (e: MessageEvent) => {
     const frame = e.data as McpFrame;
     if (frame?.v !== PROTOCOL_VERSION) {
@@ -106,7 +127,15 @@ export function runWorker(name: WorkerName, start: StartFunction): void {
     switch (frame.kind) {
       case "init": {
         generation = frame.generation;
-        const ctx: WorkerContext = { name, generation, config: frame.config, endpoint, fatal, mcpStatus };
+        const ctx: WorkerContext = {
+          name,
+          generation,
+          config: frame.config,
+          endpoint,
+          fatal,
+          mcpStatus,
+          mcpReload,
+        };
         heartbeat = setInterval(
           () => post({ v: PROTOCOL_VERSION, kind: "heartbeat", generation }),
           frame.config.mcp.heartbeat_interval,
@@ -139,6 +168,9 @@ export function runWorker(name: WorkerName, start: StartFunction): void {
       case "status":
         statusWaiters.get(frame.id)?.(frame.components);
         return;
+      case "reload_result":
+        reloadWaiters.get(frame.id)?.({ ok: frame.ok, ...(frame.reason ? { reason: frame.reason } : {}) });
+        return;
       case "reload": {
         let error: string | undefined;
         try {
@@ -155,6 +187,7 @@ export function runWorker(name: WorkerName, start: StartFunction): void {
       case "shutdown":
         clearInterval(heartbeat);
         for (const answer of [...statusWaiters.values()]) answer(undefined);
+        for (const answer of [...reloadWaiters.values()]) answer(undefined);
         try {
           await component?.stop();
         } finally {

@@ -15,7 +15,8 @@ import { type Component, runWorker, type WorkerContext } from "../../components/
  * - exit: call Deno.exit() 50 ms after ready (no event at all); silent: report ready, then never a heartbeat;
  * - fatal: report a fatal condition; stranger: send every frame with another generation number;
  * - tempfail: report a failure with exit code 75 (EX_TEMPFAIL: a restart may help);
- * - noperm: try to read a file outside its permission set while starting (NotCapable).
+ * - noperm: try to read a file outside its permission set while starting (NotCapable);
+ * - reloader: ask the MCP for a reload, then report its answer as a failure with exit code 75.
  */
 export type FakeMode =
   | "ok"
@@ -26,7 +27,8 @@ export type FakeMode =
   | "fatal"
   | "stranger"
   | "tempfail"
-  | "noperm";
+  | "noperm"
+  | "reloader";
 
 /** Per component: the mode of each generation, and of any generation not listed. */
 export type FakePlan = Partial<
@@ -75,6 +77,11 @@ function start(ctx: WorkerContext): Promise<Component> {
   switch (mode) {
     case "throw":
       throw new Error(`${ctx.name}#${ctx.generation} failed to start on purpose`);
+    case "reloader":
+      setTimeout(() => {
+        ctx.mcpReload?.(5000).then((r) => ctx.fatal(`reload answered ${JSON.stringify(r)}`, 75));
+      }, 50);
+      break;
     case "tempfail":
       setTimeout(() => ctx.fatal("the disk is full on purpose", 75), 50);
       break;
