@@ -1,14 +1,18 @@
-// smar, the address resolver: answers smtps' policy questions (access map, relaying) and qmgr's routing
-// questions (mailertable, else MX and A records from its own DNS stub resolver).
+// smar, the address resolver: answers smtps' policy questions (relaying, the access map's anti-spam
+// checks, client names and DNS blacklists, aliases and local users, greylisting, protected recipients)
+// and qmgr's routing questions (mailertable, else MX and A records from its own DNS stub resolver).
 //
 // May touch (its Deno permission set):
 // - net: each nameserver as `<ip>:<port>` (UDP queries, TCP when an answer is truncated), plus
 //   `<bind address>:0` so a UDP socket can bind an ephemeral port: `127.0.0.1:0` for loopback nameservers,
 //   `0.0.0.0:0` (IPv6: `[::1]:0` / `[::]:0`) for others. Deno checks a UDP bind as net access to the local
 //   address and port; with port 0 this grants no listening port anyone could connect to on purpose.
-//   dns/nameservers.ts `nameserverNetPermissions()` computes the list.
-// - read: its map files (mailertable, access map); /etc/resolv.conf only when no nameserver is configured.
-// Nothing else: no writes, no env, no subprocesses.
+//   dns/nameservers.ts `nameserverNetPermissions()` computes the list. Socket maps: `<address>:<port>`, or
+//   `unix:<path>` (with read and write on the path) for a unix domain socket.
+// - read: its map files (mailertable, access map, aliases, local users, members of sequences, a passwd
+//   file); /etc/resolv.conf only when no nameserver is configured.
+// - read and write: the greylisting database (main_DB_name), when greylisting is configured.
+// needs.ts computes the map and database entries. Nothing else: no env, no subprocesses.
 
 import { runWorker } from "../protocol/worker_runtime.ts";
 import { start } from "./service.ts";
