@@ -3,7 +3,7 @@
 // (it works) and what it must not (NotCapable): smtps reading the IBDB, smtpc listening, smar writing the
 // CDB, qmgr opening a network connection, and more of the same kind.
 
-import { defaultGreylisting } from "../config/defaults.ts";
+import { defaultGreylisting, defaultSmtpsAuth } from "../config/defaults.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseConfig } from "../config/mod.ts";
@@ -37,6 +37,12 @@ Deno.test("each component's computed permission set allows its job and refuses t
     const config = parseConfig(testConfigText(dir, smtpsPort, ["127.0.0.1:5353"]), "test.conf");
     const greyDb = join(dir, "grey.db"); // smar's greylisting database: the one file it may write
     config.smar.greylisting = { ...defaultGreylisting(), main_DB_name: greyDb };
+    // smtps's TLS key and AUTH map: files it may read, and nothing next to them.
+    const tlsKey = join(dir, "smtps.key");
+    const authMap = join(dir, "auth.db");
+    for (const f of [tlsKey, authMap]) await Deno.writeTextFile(f, "");
+    config.smtps[0].tls = { cert_file: tlsKey, key_file: tlsKey, flags: [] };
+    config.smtps[0].auth = { ...defaultSmtpsAuth(authMap) };
     for (const d of ["var/cdb/0", "var/ibdb", "var/defedb"]) {
       await Deno.mkdir(join(dir, d), { recursive: true });
     }
@@ -59,6 +65,10 @@ Deno.test("each component's computed permission set allows its job and refuses t
       { name: "smtps", probe: { op: "listen", ...local(otherPort) }, expect: "NotCapable" },
       { name: "smtps", probe: { op: "connect", ...local(routed) }, expect: "NotCapable" },
       { name: "smtps", probe: { op: "env", key: "HOME" }, expect: "NotCapable" },
+      { name: "smtps", probe: { op: "read", path: tlsKey }, expect: "ok" },
+      { name: "smtps", probe: { op: "read", path: authMap }, expect: "ok" },
+      { name: "smtps", probe: { op: "read", path: mailertable }, expect: "NotCapable" },
+      { name: "smtps", probe: { op: "write", path: authMap }, expect: "NotCapable" },
       { name: "smtpc", probe: { op: "connect", ...local(routed) }, expect: "ok" },
       { name: "smtpc", probe: { op: "read", path: cdbFile }, expect: "ok" },
       { name: "smtpc", probe: { op: "listen", ...local(0) }, expect: "NotCapable" },

@@ -220,3 +220,20 @@ Deno.test("missingPermissions() names each permission the process lacks", () => 
   for (const p of ["var/ibdb", "var/defedb"]) granted.add(`write ${p}`);
   assert.deepEqual(missingPermissions(sample(), { query, configFile: "smx.conf" }), []);
 });
+
+Deno.test("computePermissions() lets smtps read each section's TLS files and AUTH map, nothing more", async () => {
+  const config = parseConfig(
+    `smtps MTA { listen_socket { address = 127.0.0.1; port = 25; }
+       tls { cert_file = "etc/s.pem"; key_file = "etc/s.key"; CAcert_file = "etc/ca.pem"; CAcert_directory = "etc/ca.d"; } }
+     smtps MSA { listen_socket { address = 127.0.0.1; port = 587; }
+       tls { cert_file = "etc/s.pem"; key_file = "etc/s.key"; } auth { map_file = "etc/auth.db"; } }`,
+    "t.conf",
+  );
+  const sets = await computePermissions(config, { readFiles: false });
+  assert.deepEqual(sets.smtps, {
+    ...NONE,
+    read: ["var/cdb", "etc/s.pem", "etc/s.key", "etc/ca.pem", "etc/ca.d", "etc/auth.db"],
+    write: ["var/cdb"],
+    net: ["127.0.0.1:25", "127.0.0.1:587"],
+  });
+});

@@ -60,7 +60,12 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
   const smar = smarNeeds(config);
 
   const sets: PermissionSets = {
-    smtps: { ...NONE, read: [cdb], write: [cdb], net: orFalse(unique(listen)) },
+    smtps: {
+      ...NONE,
+      read: unique([cdb, ...smtpsFiles(config)]),
+      write: [cdb],
+      net: orFalse(unique(listen)),
+    },
     qmgr: qmgrPermissions(config, queue),
     smtpc: smtpcPermissions(config, [...ports]),
     smar: {
@@ -95,6 +100,14 @@ function qmgrPermissions(config: Config, queue: string[]): WorkerPermissions {
     net: [`unix:${resolve(socket)}`],
     sys: config.qmgr.min_disk_space > 0 ? ["statfs"] : false,
   };
+}
+
+/** The files smtps reads besides the CDB: each section's TLS certificate, key and CAs, and its AUTH map. */
+function smtpsFiles(config: Config): string[] {
+  return config.smtps.flatMap((s) =>
+    [s.tls?.cert_file, s.tls?.key_file, s.tls?.CAcert_file, s.tls?.CAcert_directory, s.auth?.map_file]
+      .filter((f) => f !== undefined)
+  );
 }
 
 /**
