@@ -44,7 +44,7 @@ export class LineSplitter {
     this.#buf += this.#decoder.decode(chunk, { stream: true });
     const lines = this.#buf.split("\n");
     this.#buf = lines.pop()!;
-    if (this.#buf.length > MAX_LINE) {
+    if (this.#buf.length > MAX_LINE || lines.some((l) => l.length > MAX_LINE)) {
       throw new RangeError(`Read a control line: longer than ${MAX_LINE} bytes`);
     }
     return lines.map((l) => l.replace(/\r$/, ""));
