@@ -21,11 +21,15 @@ export function isEnhancedStatus(status: string, code?: number): boolean {
   return m !== null && (code === undefined || String(code)[0] === m[1]);
 }
 
-/** The reply as wire text: every line `code[-| ]status text` and CRLF-terminated; control bytes removed. */
+/**
+ * The reply as wire text: every line `code[-| ]status text` and CRLF-terminated; control bytes removed.
+ * Trailing blanks are dropped, except after a 334 (an AUTH challenge is `334 SP [base64]`, RFC 4954 4).
+ */
 export function formatReply(r: SmtpReply): string {
   // deno-lint-ignore no-control-regex
   const lines = r.text.split("\n").map((l) => l.replace(/[\x00-\x1f\x7f]/g, ""));
   const status = r.status ? `${r.status} ` : "";
+  if (r.code === 334) return `334 ${lines.join("")}\r\n`;
   return lines.map((l, i) => `${r.code}${i < lines.length - 1 ? "-" : " "}${status}${l}`.trimEnd() + "\r\n")
     .join("");
 }

@@ -22,7 +22,7 @@ type Aborted = { aborted: true };
 const ABORTED: Aborted = { aborted: true };
 
 /** A client-chosen name made safe for one log line. */
-function printable(name: string): string {
+export function printable(name: string): string {
   return name.replace(/[^\x21-\x7e]/g, "?").slice(0, 64);
 }
 
@@ -115,7 +115,7 @@ export async function authenticate(s: Session, arg: string): Promise<void> {
   if (word === "" || extra.length > 0) {
     return s.badCommand("AUTH", R.syntax("AUTH mechanism [initial-response]"));
   }
-  if (!cfg.mechanisms.includes(mechanism)) return s.badCommand("AUTH", R.unknownMechanism);
+  if (!s.env.mechanisms.includes(mechanism)) return s.badCommand("AUTH", R.unknownMechanism);
   if (!s.tls && !cfg.flags.includes("allow_plaintext")) return s.refuse("AUTH", R.encryptionRequired);
   if (initial !== undefined && initial.length > MAX_AUTH_LINE - MAX_COMMAND_LINE) {
     return s.refuse("AUTH", R.badBase64);
@@ -133,7 +133,7 @@ export async function authenticate(s: Session, arg: string): Promise<void> {
       return s.refuse("AUTH", R.authTemporaryFailure);
     }
     if (ok) {
-      s.auth = { user: credentials!.user, mechanism, trusted: cfg.trusted_mechs.includes(mechanism) };
+      s.auth = { user: credentials!.user, mechanism, trusted: s.env.trustedMechanisms.includes(mechanism) };
       log.info(COMPONENT, `[${s.ip}] authenticated as ${printable(credentials!.user)} with ${mechanism}`);
       return s.reply(R.authOk);
     }

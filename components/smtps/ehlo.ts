@@ -44,6 +44,6 @@ export function ehloReply(s: Session): SmtpReply {
   lines.push(max > 0 ? `SIZE ${max}` : "SIZE", "ENHANCEDSTATUSCODES", "DSN", "CHUNKING");
   if (env.eightBit) lines.push("SMTPUTF8"); // RFC 6531 needs 8BITMIME
   if (env.tls && !s.tls) lines.push("STARTTLS");
-  if (authOffered(s)) lines.push(`AUTH ${env.server.auth!.mechanisms.join(" ")}`);
+  if (authOffered(s)) lines.push(`AUTH ${env.mechanisms.join(" ")}`);
   return { code: 250, status: "", text: lines.join("\n") };
 }

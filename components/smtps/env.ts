@@ -18,6 +18,9 @@ export interface SessionEnv {
   tls?: TlsService;
   /** AUTH is possible when the section has an `auth { }` block. */
   credentials?: CredentialsMap;
+  /** The AUTH mechanisms offered, and those that allow relaying, upper case (PLAIN, LOGIN). */
+  mechanisms: string[];
+  trustedMechanisms: string[];
   softBounce: boolean;
   eightBit: boolean;
   strictEhlo: boolean;
@@ -53,6 +56,8 @@ export async function sessionEnv(
     now,
     tls,
     credentials,
+    mechanisms: (server.auth?.mechanisms ?? []).map((m) => m.toUpperCase()),
+    trustedMechanisms: (server.auth?.trusted_mechs ?? []).map((m) => m.toUpperCase()),
     softBounce: server.flags.includes("soft_bounce"),
     eightBit: server.flags.includes("8bitmime"),
     strictEhlo: server.flags.includes("strict_ehlo_checks"),

@@ -10,6 +10,7 @@ import { receivedHeader, receivedProtocol } from "../mail/received.ts";
 import type { Envelope } from "../protocol/messages.ts";
 import { commitEnvelope } from "../qmgr/client.ts";
 import { log } from "../util/log.ts";
+import { printable } from "./auth.ts";
 import { MessageFile } from "./message_file.ts";
 import { R } from "./replies.ts";
 import type { Session } from "./session.ts";
@@ -108,7 +109,7 @@ export async function commitMessage(
   };
   const answer = await commitEnvelope(s.env.endpoint, envelope);
   if (answer.type === "qmgr.committed" && answer.id === id) {
-    const auth = s.auth ? `, sasl_method=${s.auth.mechanism}, sasl_username=${s.auth.user}` : "";
+    const auth = s.auth ? `, sasl_method=${s.auth.mechanism}, sasl_username=${printable(s.auth.user)}` : "";
     log.info(
       COMPONENT,
       `${id}: client=[${s.ip}]${auth}, from=<${t.sender}>, size=${envelope.size}, nrcpt=${envelope.recipients.length}`,

@@ -2,8 +2,10 @@
 // start, and upgrades an accepted node:net socket to TLS in place. Deno has no server-side STARTTLS, so
 // the socket's "data" listeners are removed and the socket paused BEFORE it is wrapped in a server-side
 // tls.TLSSocket (without the pause the ClientHello is read as plaintext and the handshake never starts:
-// denoland/deno#31759). Client certificates are requested and verified against the CA certificates; the
-// issuer and subject are written as sendmail X writes them for `certissuer:` / `certsubject:` lookups.
+// denoland/deno#31759). Client certificates are requested and verified here against the CA certificates
+// (Deno's server side accepts any client certificate and reports none as authorized, so the chain, its
+// signatures and validity dates are checked with node:crypto's X509Certificate); the issuer and subject
+// are written as sendmail X writes them for `certissuer:` / `certsubject:` lookups.
 // Touches: the TLS files named by the configuration (read once, at start).
 
 import { X509Certificate } from "node:crypto";
@@ -31,6 +33,8 @@ export interface TlsInfo {
 /** The TLS side of one smtps section, ready for upgrades. */
 export interface TlsService {
   context: tls.SecureContext;
+  /** The CA certificates that verify client certificates. */
+  cas: X509Certificate[];
   /** Whether client certificates can be verified at all (some CA certificate is configured). */
   requestCert: boolean;
   /** A verified client certificate allows relaying (flag allow_relaying_if_verified). */
@@ -70,9 +74,18 @@ export async function loadTls(c: SmtpsTlsConfig): Promise<TlsService> {
   } catch (err) {
     throw new Error(`Load TLS certificate ${c.cert_file} and key ${c.key_file}: ${(err as Error).message}`);
   }
+  const cas = ca.flatMap(pemCertificates).flatMap((pem) => {
+    try {
+      const x509 = new X509Certificate(pem);
+      return x509.ca ? [x509] : [];
+    } catch {
+      return []; // not a certificate we can use to verify
+    }
+  });
   return {
     context,
-    requestCert: ca.length > 0,
+    cas,
+    requestCert: cas.length > 0,
     relayIfVerified: c.flags.includes("allow_relaying_if_verified"),
     checkAccessMap: c.flags.includes("check_access_map_for_relaying"),
   };
@@ -114,24 +127,65 @@ export function upgrade(raw: Socket, service: TlsService, timeoutMs: number): Pr
 }
 
 /** What the handshake on `socket` settled: protocol, cipher, and the client certificate if any. */
-export function tlsInfo(socket: tls.TLSSocket): TlsInfo {
+export function tlsInfo(socket: tls.TLSSocket, service: TlsService, now = new Date()): TlsInfo {
   const cipher = socket.getCipher();
   const info: TlsInfo = {
     version: socket.getProtocol() ?? "TLS",
     cipher: cipher?.standardName ?? cipher?.name ?? "unknown",
-    verified: socket.authorized === true,
+    verified: false,
   };
-  const peer = socket.getPeerCertificate(false);
+  const peer = socket.getPeerCertificate(true);
   if (peer && peer.raw) {
     try {
-      const x509 = new X509Certificate(peer.raw);
-      info.issuer = encodeDn(onelineDn(x509.issuer));
-      info.subject = encodeDn(onelineDn(x509.subject));
+      const leaf = new X509Certificate(peer.raw);
+      info.issuer = encodeDn(onelineDn(leaf.issuer));
+      info.subject = encodeDn(onelineDn(leaf.subject));
+      info.verified = verifyChain(leaf, presentedChain(peer), service.cas, now);
     } catch {
-      // An unreadable certificate: nothing to look up.
+      // An unreadable certificate: nothing to look up, nothing verified.
     }
   }
   return info;
+}
+
+/** The certificates the client sent above its own (intermediates), in order. */
+function presentedChain(peer: tls.DetailedPeerCertificate): X509Certificate[] {
+  const out: X509Certificate[] = [];
+  let next = peer.issuerCertificate;
+  while (next && next.raw && next !== next.issuerCertificate && out.length < 8) {
+    out.push(new X509Certificate(next.raw));
+    next = next.issuerCertificate;
+  }
+  return out;
+}
+
+/**
+ * True when `leaf` is within its validity dates and one of `cas` issued it, directly or through the
+ * client's intermediates (each a CA, in date, signed by the next).
+ */
+export function verifyChain(
+  leaf: X509Certificate,
+  intermediates: X509Certificate[],
+  cas: X509Certificate[],
+  now = new Date(),
+): boolean {
+  const current = (x: X509Certificate) => x.validFromDate <= now && now <= x.validToDate;
+  const signedBy = (x: X509Certificate, issuer: X509Certificate) =>
+    current(issuer) && x.checkIssued(issuer) && x.verify(issuer.publicKey);
+  let cert = leaf;
+  if (!current(cert)) return false;
+  for (let depth = 0; depth <= intermediates.length; depth++) {
+    if (cas.some((ca) => signedBy(cert, ca))) return true;
+    const next = intermediates.find((x) => x.ca && signedBy(cert, x));
+    if (!next) return false;
+    cert = next;
+  }
+  return false;
+}
+
+/** Every PEM certificate block in `text`. */
+function pemCertificates(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
 
 /** node's multi-line DN (`C=XX\nO=Org\nCN=Name`) in OpenSSL's one-line form (`/C=XX/O=Org/CN=Name`). */
