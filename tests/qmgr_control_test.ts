@@ -10,6 +10,7 @@ import type { ComponentStatus } from "../components/protocol/frames.ts";
 import { controlSocketPath, MAX_LINE } from "../components/qmgr/control_protocol.ts";
 import { newQueueId } from "../components/mail/queue_id.ts";
 import { EX_UNAVAILABLE, EX_USAGE, qmgrctl, request } from "../scripts/qmgrctl.ts";
+import { startTestMta } from "./helpers/mta.ts";
 import { type InProcessQmgr, startInProcessQmgr, until } from "./helpers/qmgr_inprocess.ts";
 
 /** Runs qmgrctl against `socket`; returns its exit code and what it printed. */
@@ -298,5 +299,29 @@ Deno.test("qmgrctl says clearly when no MTA runs or the command line is wrong", 
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("qmgrctl status in a whole MTA: every component's uptime and restarts come from the MCP", async () => {
+  const mta = await startTestMta();
+  try {
+    const socket = controlSocketPath(mta.config);
+    type Status = { components: { name: string; restarts: number; ready: boolean; generation: number }[] };
+    const s = await json<Status>(socket, "status");
+    assert.deepEqual(
+      s.components.map((c) => [c.name, c.ready, c.restarts]).sort(),
+      [["qmgr", true, 0], ["smar", true, 0], ["smtpc", true, 0], ["smtps", true, 0]],
+    );
+    mta.mta.supervisor.kill("smtpc");
+    await until(
+      async () => {
+        const smtpc = (await json<Status>(socket, "status")).components.find((c) => c.name === "smtpc")!;
+        return smtpc.ready && smtpc.restarts === 1 && smtpc.generation === 2;
+      },
+      "smtpc's restart to show",
+      10_000,
+    );
+  } finally {
+    await mta.stop();
   }
 });
