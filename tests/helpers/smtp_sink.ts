@@ -55,6 +55,8 @@ export interface SinkOptions {
   dataReply?: (msg: SinkMessage) => string | string[];
   /** Default true; false for the benchmark (only count). */
   keepMessages?: boolean;
+  /** Recipients accepted per transaction; more get "452 4.5.3 Too many recipients". */
+  maxRcpts?: number;
 }
 
 export interface Sink {
@@ -68,6 +70,10 @@ export interface Sink {
   maxConcurrent: number;
   /** Subjects (CN) of the client certificates presented, one per TLS session that had one. */
   clientCertificates: string[];
+  /** Command lines received, over all connections, in order (kept unless keepMessages is false). */
+  commands: string[];
+  /** Connections open now. */
+  readonly openConnections: number;
   /** Closes every open connection, first sending `text` (e.g. a 421) when given: a server gone while idle. */
   dropConnections(text?: string): Promise<void>;
   /** Resolves once count >= n; rejects after timeoutMs (default 10 s). */
@@ -98,6 +104,7 @@ class SinkServer implements Sink {
   connections = 0;
   maxConcurrent = 0;
   clientCertificates: string[] = [];
+  commands: string[] = [];
   readonly open = new Set<SinkSession>();
   readonly sessions = new Set<Promise<void>>();
   readonly #waiters = new Set<Waiter>();
@@ -127,6 +134,10 @@ class SinkServer implements Sink {
         // listener closed
       }
     })();
+  }
+
+  get openConnections(): number {
+    return this.open.size;
   }
 
   accepted(msg: SinkMessage): void {
@@ -307,6 +318,7 @@ class SinkSession {
       let line = decoder.decode(this.#buf.subarray(this.#start, this.#start + lf));
       this.#start += lf + 1;
       if (line.endsWith("\r")) line = line.slice(0, -1);
+      if (this.server.opts.keepMessages !== false) this.server.commands.push(line);
       this.#command(line);
     }
   }
@@ -353,7 +365,8 @@ class SinkSession {
         if (this.#sender === undefined) return this.#reply("503 5.5.1 Need MAIL command");
         const m = /^TO:\s*<([^<>]+)>/i.exec(arg);
         if (!m) return this.#reply("501 5.5.4 Syntax: RCPT TO:<address>");
-        const reply = opts.rcptReply?.(m[1]) ?? "250 2.1.5 Ok";
+        const full = opts.maxRcpts !== undefined && this.#rcpts.length >= opts.maxRcpts;
+        const reply = full ? "452 4.5.3 Too many recipients" : opts.rcptReply?.(m[1]) ?? "250 2.1.5 Ok";
         if (reply.startsWith("2")) this.#rcpts.push(m[1]);
         return this.#reply(reply);
       }
