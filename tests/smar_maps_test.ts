@@ -69,10 +69,9 @@ Deno.test("createmap builds a SQLite map, or writes nothing and names the bad li
       await assert.rejects(Deno.stat(output), Deno.errors.NotFound);
     });
     await t.step("an unsupported type", async () => {
-      assert.deepEqual(await createMap("btree", input, output), {
-        ok: false,
-        errors: ["Create map: unsupported map type btree, expected hash"],
-      });
+      const r = await createMap("btree", input, output);
+      assert.equal(r.ok, false);
+      assert.match(r.ok ? "" : r.errors.join(), /^Create map: unsupported map type btree, expected hash/);
     });
     await t.step("a good map, looked up through SQLite", async () => {
       await Deno.writeTextFile(input, "cltaddr:10 relay\nTo:Example.COM ok\n");
