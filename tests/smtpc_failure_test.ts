@@ -16,8 +16,11 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 const IO_TIMEOUT = 400;
 
-/** What the scripted server does with a command: reply (CRLF added), send raw bytes, stay silent, or hang up. */
-type Answer = string | { raw: string } | "silent" | "close";
+/**
+ * What the scripted server does with a command: reply (CRLF added), send raw bytes, send bytes one at a
+ * time `everyMs` apart (a trickle), stay silent, or hang up.
+ */
+type Answer = string | { raw: string } | { trickle: string; everyMs: number } | "silent" | "close";
 type Verb = "greeting" | "EHLO" | "HELO" | "MAIL" | "RCPT" | "DATA" | "dot" | "QUIT";
 
 const NORMAL: Record<Verb, Answer> = {
@@ -123,6 +126,13 @@ class ScriptServer {
       this.#last = "";
       return true;
     }
+    if (typeof answer === "object" && "trickle" in answer) {
+      for (const byte of enc.encode(answer.trickle)) {
+        await new Promise((r) => setTimeout(r, answer.everyMs));
+        await conn.write(Uint8Array.of(byte));
+      }
+      return true;
+    }
     const text = typeof answer === "string" ? answer + "\r\n" : answer.raw;
     this.#last = text;
     await conn.write(enc.encode(text));
@@ -140,7 +150,8 @@ async function withSmtpc(
   const dir = await Deno.makeTempDir({ prefix: "smtpc_fail_" });
   const config = structuredClone(defaultConfig());
   config.hostname = "client.test";
-  config.smtpc = { ...config.smtpc, io_timeout: IO_TIMEOUT, ports: [port] };
+  // One connection per delivery: the scripted server serves one at a time, and reuse has its own tests.
+  config.smtpc = { ...config.smtpc, io_timeout: IO_TIMEOUT, ports: [port], connection_cache_time_limit: 0 };
   let h: Harness | undefined;
   let serial = 0;
   try {
@@ -270,6 +281,36 @@ const CASES: Case[] = [
     script: { dot: "452 4.3.1 Insufficient storage" },
     expect: ["temp", "temp"],
     reply: "452 4.3.1 Insufficient storage",
+  },
+  {
+    name: "binary garbage instead of a reply is a protocol error, stored escaped",
+    script: { RCPT: { raw: "\x00\xff\x1b[2J\x07\r\n" } },
+    expect: ["temp", "temp"],
+    reply: "malformed line \\x00",
+  },
+  {
+    name: "a reply cut off without CRLF by a hang-up is a lost connection",
+    script: { MAIL: { raw: "250 2.1.0 O" }, RCPT: "close" },
+    expect: ["temp", "temp"],
+    reply: "lost connection with script.test[127.0.0.1]",
+  },
+  {
+    name: "a 421 to RCPT ends the session: every recipient temp with its text",
+    script: { RCPT: (l) => l.includes("<b@") ? "421 4.3.2 Going down" : "250 2.1.5 Ok" },
+    expect: ["temp", "temp"],
+    reply: "421 4.3.2 Going down",
+  },
+  {
+    name: "a reply trickled a byte at a time is cut at its deadline, not at each byte",
+    script: { MAIL: { trickle: "250-" + "x".repeat(200) + "\r\n250 Ok\r\n", everyMs: 20 } },
+    expect: ["temp", "temp"],
+    reply: "timed out while sending MAIL FROM",
+  },
+  {
+    name: "a server that never answers DATA is given up at its deadline",
+    script: { EHLO: "250-script.test\r\n250 8BITMIME", DATA: "silent" },
+    expect: ["temp", "temp"],
+    reply: "timed out while sending DATA",
   },
   {
     name: "MAIL FROM carries SIZE and BODY=8BITMIME when offered",
