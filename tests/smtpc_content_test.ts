@@ -76,3 +76,28 @@ Deno.test("sendContent() streams a large file in bounded chunks and ends it with
   assert.ok(writes.every((w) => w.length <= DotStuffer.outputSize(CHUNK_SIZE)));
   assert.ok(writes.at(-1)!.length > 3, "the last chunk leaves together with the final dot");
 });
+
+Deno.test("no stored content ever sends an end of data before the end, nor a bare CR or LF", async (t) => {
+  // The SMTP smuggling sequences: each would end DATA early at a lenient server if it left us as it is.
+  const sequences = [
+    "\n.\n",
+    "\n.\r\n",
+    "\r\n.\n",
+    "\r.\r",
+    "\r.\r\n",
+    "\r\n.\r",
+    "\r.\n",
+    "\n.\r",
+    "\r\n\0.\r\n",
+  ];
+  for (const seq of sequences) {
+    await t.step(JSON.stringify(seq), () => {
+      for (const size of [1, 2, 1000]) {
+        const sent = stuff(`Subject: x\r\n\r\nbefore${seq}MAIL FROM:<evil@test>\r\nafter`, size);
+        assert.equal(sent.indexOf("\r\n.\r\n"), sent.length - 5, JSON.stringify(sent));
+        assert.doesNotMatch(sent.replaceAll("\r\n", ""), /[\r\n]/, JSON.stringify(sent));
+        assert.ok(sent.includes("MAIL FROM:<evil@test>"), "the content itself is kept");
+      }
+    });
+  }
+});
