@@ -1,10 +1,13 @@
 // Several named smtps sections in one worker (`smtps MTA { }` and `smtps MSA { }`), each on its own port
 // with its own name, limits, extensions and session count; and the smtps section's options as the
-// configuration reads and prints them (tls and auth sections, bare_newline_clients, the new limits).
+// configuration reads and prints them (tls and auth sections, bare_newline_clients, the new limits); a
+// reload that gives new sessions new settings and refuses what needs a restart.
 
 import assert from "node:assert/strict";
 import { formatConfig, parseConfig } from "../config/mod.ts";
-import { runDialogue, SmtpClient, startSmtps, tlsFile } from "./helpers/smtps_dialogue.ts";
+import type { Config } from "../config/types.ts";
+import { PROTOCOL_VERSION } from "../components/protocol/messages.ts";
+import { runDialogue, SmtpClient, type Smtps, startSmtps, tlsFile } from "./helpers/smtps_dialogue.ts";
 
 Deno.test("smtps serves several named sections, each with its own settings", async (t) => {
   const s = await startSmtps(
@@ -141,4 +144,63 @@ Deno.test("the configuration reads and prints the smtps options, tls and auth se
     ];
     for (const [conf, message] of bad) assert.throws(() => parseConfig(conf, "t.conf"), message);
   });
+});
+
+/** Sends the worker a reload frame and resolves with the error it reports, or undefined. */
+async function reload(s: Smtps, config: Config): Promise<string | undefined> {
+  const before = s.harness.frames.length;
+  s.harness.worker.postMessage({ v: PROTOCOL_VERSION, kind: "reload", config });
+  for (let i = 0; i < 500; i++) {
+    const f = s.harness.frames.slice(before).find((f) => f.kind === "reloaded");
+    if (f && f.kind === "reloaded") return f.error;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error("smtps did not answer the reload");
+}
+
+Deno.test("smtps reloads its sections' settings for new sessions, not its sockets", async (t) => {
+  const s = await startSmtps({ max_message_size: 1000 });
+  try {
+    const old = await SmtpClient.connect(s.port);
+    try {
+      await runDialogue(old, [[null, 220]]);
+      await t.step("a new limit applies to sessions that start afterwards", async () => {
+        const next = structuredClone(s.config);
+        next.smtps[0].max_message_size = 2000;
+        assert.equal(await reload(s, next), undefined);
+        const c = await SmtpClient.connect(s.port);
+        try {
+          const [, ehlo] = await runDialogue(c, [[null, 220], ["EHLO client.example", 250]]);
+          assert.ok(ehlo.lines.includes("250-SIZE 2000"), ehlo.lines.join(" | "));
+        } finally {
+          c.close();
+        }
+        const [ehlo] = await runDialogue(old, [["EHLO client.example", 250]]);
+        assert.ok(ehlo.lines.includes("250-SIZE 1000"), "an open session keeps its settings");
+      });
+      await t.step("other sockets, or a TLS file that cannot be read, are refused", async () => {
+        const moved = structuredClone(s.config);
+        moved.smtps[0].listen_socket[0].port += 1;
+        assert.match((await reload(s, moved)) ?? "", /listen sockets changed/);
+        const broken = structuredClone(s.config);
+        broken.smtps[0].tls = {
+          cert_file: tlsFile("missing.pem"),
+          key_file: tlsFile("server.key"),
+          flags: [],
+        };
+        assert.match((await reload(s, broken)) ?? "", /missing\.pem/);
+        const c = await SmtpClient.connect(s.port);
+        try {
+          const [, ehlo] = await runDialogue(c, [[null, 220], ["EHLO client.example", 250]]);
+          assert.ok(ehlo.lines.includes("250-SIZE 2000"), "the running configuration stays");
+        } finally {
+          c.close();
+        }
+      });
+    } finally {
+      old.close();
+    }
+  } finally {
+    await s.stop();
+  }
 });

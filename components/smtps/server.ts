@@ -1,14 +1,17 @@
 // The smtps component: listens on every listen_socket of every `smtps` section (one worker serves them
 // all, each section with its own limits, TLS context and AUTH map, prepared once in env.ts), enforces
 // max_threads per section, and runs one Session per connection. stop() stops listening, sends 421 to idle
-// sessions and gives busy ones (in DATA or commit) a short grace time. Receives connections; sends nothing
-// to peers itself (sessions use the client stubs).
+// sessions and gives busy ones (in DATA or commit) a short grace time. reload() gives new sessions a new
+// configuration of the same sections on the same sockets (limits, flags, TLS files re-read, AUTH map);
+// sessions already open keep theirs. Receives connections; sends nothing to peers itself (sessions use the
+// client stubs) and hears qmgr's disk notices.
 
 import net from "node:net";
 import { ensureCdbDirs } from "../mail/cdb.ts";
 import { formatReply, replyText } from "../mail/reply.ts";
 import { failure } from "../protocol/endpoint.ts";
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
+import type { Config } from "../../config/types.ts";
 import { log } from "../util/log.ts";
 import { R } from "./replies.ts";
 import { type QueueStatus, type SessionEnv, sessionEnv } from "./env.ts";
@@ -28,6 +31,12 @@ function listen(server: net.Server, host: string, port: number): Promise<void> {
       resolve();
     });
   });
+}
+
+/** The sections and their sockets, which a reload cannot change. */
+function layout(c: Config): string {
+  return c.smtps.map((s) => `${s.name}@${s.listen_socket.map((l) => `${l.address}:${l.port}`).join(",")}`)
+    .join(" ");
 }
 
 /** Resolves when `p` settles or after `ms`, whichever comes first (the timer never outlives the wait). */
@@ -60,10 +69,12 @@ export async function start(ctx: WorkerContext): Promise<Component> {
   const listeners: net.Server[] = [];
   let stopping = false;
 
-  const serve = (env: SessionEnv) => {
-    const server = env.server;
+  /** Each section's current environment; reload() swaps it for the sessions that start afterwards. */
+  const serve = (holder: { env: SessionEnv }) => {
     let active = 0;
     return (socket: net.Socket) => {
+      const env = holder.env;
+      const server = env.server;
       socket.on("error", () => {}); // the session's input reports it; never let it escape
       sockets.add(socket);
       socket.once("close", () => sockets.delete(socket));
@@ -87,11 +98,16 @@ export async function start(ctx: WorkerContext): Promise<Component> {
   };
 
   // The TLS files and AUTH maps first: a missing one is a configuration error no restart can cure.
-  const envs: SessionEnv[] = [];
-  try {
-    for (const server of config.smtps) {
+  const prepare = async (c: Config) => {
+    const envs: SessionEnv[] = [];
+    for (const server of c.smtps) {
       envs.push(await sessionEnv(server, endpoint, config.CDB_base_directory, queue));
     }
+    return envs;
+  };
+  const holders: { env: SessionEnv }[] = [];
+  try {
+    for (const env of await prepare(config)) holders.push({ env });
   } catch (err) {
     const reason = `Start smtps: ${(err as Error).message}`;
     log.error(COMPONENT, reason);
@@ -99,9 +115,9 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     return { stop: () => Promise.resolve() };
   }
   try {
-    for (const env of envs) {
-      const server = env.server;
-      const onConnection = serve(env);
+    for (const holder of holders) {
+      const server = holder.env.server;
+      const onConnection = serve(holder);
       for (const ls of server.listen_socket) {
         const listener = net.createServer({ allowHalfOpen: true }, onConnection);
         await listen(listener, ls.address, ls.port);
@@ -114,7 +130,17 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     throw err;
   }
 
+  let current = config;
   return {
+    async reload(next: Config) {
+      if (layout(next) !== layout(current)) {
+        throw new Error("Reload smtps: its sections or their listen sockets changed, which needs a restart");
+      }
+      const envs = await prepare(next); // throws, naming the file, when a TLS file or AUTH map is unreadable
+      envs.forEach((env, i) => holders[i].env = env);
+      current = next;
+      log.info(COMPONENT, `reloaded: ${envs.map((e) => e.server.name).join(", ")}`);
+    },
     async stop() {
       stopping = true;
       const closed = listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())));

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { defaultConfig, defaultSmtps } from "../../config/defaults.ts";
-import type { SmtpsConfig } from "../../config/types.ts";
+import type { Config, SmtpsConfig } from "../../config/types.ts";
 import type {
   Envelope,
   Message,
@@ -50,6 +50,8 @@ export interface Smtps {
   rcptMessages: SmtpsCheckRcpt[];
   /** The port of each server by name (the first is `port`). */
   ports: Record<string, number>;
+  /** The configuration the worker started with. */
+  config: Config;
   harness: Harness;
   stop(): Promise<void>;
 }
@@ -188,6 +190,7 @@ export async function startSmtps(
     rcptChecks,
     rcptMessages,
     ports,
+    config,
     harness,
     async stop() {
       try {
