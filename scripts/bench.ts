@@ -3,14 +3,20 @@
 // drives it with C concurrent SMTP sessions until N messages are sent, and prints plain lines: accepted
 // msg/s, end-to-end msg/s (sink deliveries over the time from the first MAIL to the last delivery),
 // p50/p99 from the final dot to the 250, and peak RSS (the whole process: MCP, workers, load and sink).
+// Then the queue-at-scale figures (scripts/bench_queue.ts): scheduling rounds and a restart with 100,000
+// queued messages.
 // The MTA's log lines go to stderr as usual. Touches the temporary directory and loopback ports.
 
 import { parseArgs } from "node:util";
 import { startTestMta } from "../tests/helpers/mta.ts";
 import { startSink } from "../tests/helpers/smtp_sink.ts";
 import { percentile, runLoad } from "./bench_load.ts";
+import { queueAtScale, queueLines } from "./bench_queue.ts";
 
-const USAGE = "usage: deno task bench [-- --messages N (2000) --size KB (5) --sessions C (20)]";
+const USAGE =
+  "usage: deno task bench [-- --messages N (2000) --size KB (5) --sessions C (20) --queue N (100000, 0: skip)]";
+/** Entries of the queue-at-scale figures (scripts/bench_queue.ts), measured after the relay figures. */
+let queueEntries = 100_000;
 
 function positive(name: string, text: string): number {
   const n = Number(text);
@@ -29,6 +35,7 @@ async function main(): Promise<number> {
         messages: { type: "string", default: "2000" },
         size: { type: "string", default: "5" },
         sessions: { type: "string", default: "20" },
+        queue: { type: "string", default: "100000" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -49,6 +56,7 @@ async function main(): Promise<number> {
       positive("size", args.size),
       positive("sessions", args.sessions),
     ];
+    queueEntries = args.queue === "0" ? 0 : positive("queue", args.queue);
   } catch (e) {
     console.error(`bench: ${(e as Error).message}\n${USAGE}`);
     return 64;
@@ -88,4 +96,8 @@ async function main(): Promise<number> {
   }
 }
 
-Deno.exit(await main());
+const code = await main();
+if (code === 0 && queueEntries > 0) {
+  for (const line of queueLines(await queueAtScale(queueEntries))) console.log(line);
+}
+Deno.exit(code);
