@@ -6,7 +6,8 @@
 
 import assert from "node:assert/strict";
 import nodemailer from "nodemailer";
-import { encodeDn, onelineDn } from "../components/smtps/tls.ts";
+import { X509Certificate } from "node:crypto";
+import { encodeDn, onelineDn, verifyChain } from "../components/smtps/tls.ts";
 import { HOST, runDialogue, SmtpClient, type Smtps, startSmtps, tlsFile } from "./helpers/smtps_dialogue.ts";
 
 const TLS = { cert_file: tlsFile("server.pem"), key_file: tlsFile("server.key"), flags: [] };
@@ -197,6 +198,28 @@ Deno.test("smtps takes mail from nodemailer over STARTTLS and verifies client ce
   } finally {
     await s.stop();
   }
+});
+
+Deno.test("smtps trusts the CA certificates of CAcert_directory, and only CA certificates", async () => {
+  // The fixtures directory holds the CA and three leaf certificates: only the CA may verify clients.
+  const s = await startSmtps({ tls: { ...TLS, CAcert_directory: tlsFile("") } });
+  try {
+    await sendWithNodemailer(s, "client");
+    assert.equal(s.rcptMessages.at(-1)!.context?.cert?.verified, true);
+    await sendWithNodemailer(s, "stranger");
+    assert.equal(s.rcptMessages.at(-1)!.context?.cert?.verified, false);
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("verifyChain() refuses a certificate outside its validity dates", () => {
+  const ca = new X509Certificate(CA);
+  const client = new X509Certificate(Deno.readTextFileSync(tlsFile("client.pem")));
+  assert.equal(verifyChain(client, [], [ca]), true);
+  assert.equal(verifyChain(client, [], [ca], new Date("2200-01-01")), false);
+  assert.equal(verifyChain(client, [], [ca], new Date("2000-01-01")), false);
+  assert.equal(verifyChain(client, [], []), false);
 });
 
 Deno.test('encodeDn() writes +XX for unprintables and < > ( ) " + space', () => {
