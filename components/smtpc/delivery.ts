@@ -106,6 +106,7 @@ export class Delivery {
           for (const pos of pending) {
             outcome.decide(pos, "temp", `the session with ${link.relay} ended early`);
           }
+          pending = [];
           link = undefined;
         }
       }
