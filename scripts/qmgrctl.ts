@@ -37,7 +37,8 @@ commands:
   hold ID | release ID        keep a message from delivery, or let it go again
   delete ID                   remove a message (no notice to the sender)
   bounce ID                   return a message to its sender (with a DSN)
-  stats                       received, delivered, deferred, bounced: totals and per-minute rates`;
+  stats                       received, delivered, deferred, bounced: totals and per-minute rates
+  reload                      read the configuration again (what SIGHUP does)`;
 
 export const EX_USAGE = 64;
 export const EX_UNAVAILABLE = 69;
@@ -124,6 +125,7 @@ export function buildRequest(command: string, rest: string[]): ControlRequest {
   switch (command) {
     case "status":
     case "stats":
+    case "reload":
       if (rest.length > 0) throw new UsageError(`${command} takes no arguments`);
       return { command };
     case "show":
@@ -192,6 +194,8 @@ export function formatAnswer(command: Command, result: unknown): string {
       return formatStats(result as StatsAnswer);
     case "flush":
       return `${(result as { recipients: number }).recipients} recipients due now`;
+    case "reload":
+      return "configuration reloaded";
     case "hold":
     case "release":
     case "delete":

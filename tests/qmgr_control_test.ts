@@ -10,7 +10,7 @@ import type { ComponentStatus } from "../components/protocol/frames.ts";
 import { controlSocketPath, MAX_LINE } from "../components/qmgr/control_protocol.ts";
 import { newQueueId } from "../components/mail/queue_id.ts";
 import { EX_UNAVAILABLE, EX_USAGE, qmgrctl, request } from "../scripts/qmgrctl.ts";
-import { startTestMta } from "./helpers/mta.ts";
+import { startTestMta, testConfigText } from "./helpers/mta.ts";
 import { type InProcessQmgr, startInProcessQmgr, until } from "./helpers/qmgr_inprocess.ts";
 
 /** Runs qmgrctl against `socket`; returns its exit code and what it printed. */
@@ -206,6 +206,7 @@ Deno.test("qmgrctl, every command end to end", async (t) => {
           ["list", "--state", "lost"],
           "qmgrctl: list: unknown state lost, expected one of incoming, active, deferred, hold",
         ],
+        [["reload"], "qmgrctl: reload: the MCP did not answer (is qmgr run by the MTA?)"],
       ];
       for (const [args, want] of cases) {
         const r = await ctl(socket, ...args);
@@ -302,7 +303,7 @@ Deno.test("qmgrctl says clearly when no MTA runs or the command line is wrong", 
   }
 });
 
-Deno.test("qmgrctl status in a whole MTA: every component's uptime and restarts come from the MCP", async () => {
+Deno.test("qmgrctl in a whole MTA: status from the MCP (restarts included), reload through the MCP", async () => {
   const mta = await startTestMta();
   try {
     const socket = controlSocketPath(mta.config);
@@ -312,6 +313,11 @@ Deno.test("qmgrctl status in a whole MTA: every component's uptime and restarts 
       s.components.map((c) => [c.name, c.ready, c.restarts]).sort(),
       [["qmgr", true, 0], ["smar", true, 0], ["smtpc", true, 0], ["smtps", true, 0]],
     );
+    const refused = await ctl(socket, "reload");
+    assert.equal(refused.code, 1);
+    assert.match(refused.err, /^qmgrctl: reload refused: .*smx\.conf.*cannot read the configuration file/);
+    await Deno.writeTextFile(join(mta.dir, "smx.conf"), testConfigText(mta.dir, mta.port));
+    assert.deepEqual(await ctl(socket, "reload"), { code: 0, out: "configuration reloaded", err: "" });
     mta.mta.supervisor.kill("smtpc");
     await until(
       async () => {

@@ -1,5 +1,5 @@
 // What each control socket command does (qmgrctl): status, list, show, flush, hold, release, delete,
-// bounce, stats. Each takes the request's arguments, checks them (a bad or unknown queue id is a clear
+// bounce, stats, and reload (asks the MCP to read the configuration again, as SIGHUP does). Each takes the request's arguments, checks them (a bad or unknown queue id is a clear
 // error, never a crash) and answers plain data; control.ts turns it into a JSON line.
 // Changes go through the group commit and wake the scheduler; `bounce` makes DSNs through notices.ts,
 // `delete` sends no notice. May touch: the store; read the CDB (headers for show), delete CDB files.
@@ -38,6 +38,8 @@ export interface ControlDeps {
   now: () => number;
   /** Every worker's uptime and restarts, from the MCP (undefined: not known). */
   mcpStatus?: () => Promise<ComponentStatus[] | undefined>;
+  /** Asks the MCP to reload the configuration (undefined: no MCP to ask, or no answer). */
+  mcpReload?: () => Promise<{ ok: boolean; reason?: string } | undefined>;
 }
 
 const STATE_NAMES: Record<number, string> = {
@@ -129,6 +131,8 @@ export class ControlCommands {
         return this.bounce(idArg("bounce", args));
       case "stats":
         return { since: this.#d.stats.started, counters: this.#d.stats.view() };
+      case "reload":
+        return this.reload();
       default: {
         const never: never = command;
         throw new CommandError(`unknown command ${never}`);
@@ -245,6 +249,17 @@ export class ControlCommands {
     log.info("qmgr", `${id}: released by the administrator (${n} recipients)`);
     this.#d.scheduler.refill();
     return { recipients: n };
+  }
+
+  /** Has the MCP read the configuration again (what SIGHUP does); a refusal is an error with its reason. */
+  async reload() {
+    const answer = await this.#d.mcpReload?.();
+    if (answer === undefined) {
+      throw new CommandError("reload: the MCP did not answer (is qmgr run by the MTA?)");
+    }
+    if (!answer.ok) throw new CommandError(`reload refused: ${answer.reason ?? "no reason given"}`);
+    log.info("qmgr", "configuration reloaded at the request of qmgrctl");
+    return { reloaded: true };
   }
 
   /** Removes a message and its content; no notice to anyone. */

@@ -18,6 +18,7 @@ export const COMMANDS = [
   "delete",
   "bounce",
   "stats",
+  "reload",
 ] as const;
 export type Command = typeof COMMANDS[number];
 

@@ -190,6 +190,7 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     config,
     now,
     mcpStatus: ctx.mcpStatus ? () => ctx.mcpStatus!(1_000) : undefined,
+    mcpReload: ctx.mcpReload ? () => ctx.mcpReload!() : undefined,
   });
   let control: ControlServer | undefined;
   try {
