@@ -62,7 +62,7 @@ async function fill(config: Config, store: QueueStore, commit: GroupCommit, n: n
   for (let done = 0; done < n;) {
     const envs: Envelope[] = [];
     for (let i = 0; i < batch && done < n; i++, done++) {
-      const id = newQueueId(now);
+      const id = newQueueId(now + Math.floor(done / 1_000)); // distinct ids: the counter has 16 bits
       envs.push({
         id,
         cdbPath: cdbPath(config.CDB_base_directory, id),
