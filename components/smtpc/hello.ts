@@ -56,7 +56,8 @@ export async function hello(wire: Wire, target: LinkTarget, relay: string, o: He
     const go = await wire.readReply(o.deadlines.command);
     if (replyClass(go) !== 2) {
       const why = `host ${relay} refused STARTTLS: ${replyText(go)}`;
-      if (required) return { ok: false, reason: why };
+      // A 421 closes the session: that host is done, TLS or not.
+      if (required || go.code === 421) return { ok: false, reason: why };
       log.info("smtpc", `${o.logId}: ${why}; going on without TLS`);
       return { ok: true, exts };
     }
