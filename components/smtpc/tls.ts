@@ -20,7 +20,10 @@ export type SecurityLevel = "none" | "may" | "encrypt" | "verify";
 
 export interface TlsSettings {
   level: SecurityLevel;
-  /** Extra trust anchors (PEM), in addition to the runtime's default roots. */
+  /**
+   * Trust anchors (PEM) from CAcert_file and CAcert_directory, given to node:tls as `ca`; none: the
+   * runtime's default roots. (node:tls's roots are not added: reading them takes sys permission.)
+   */
   ca: string[];
   cert?: string;
   key?: string;
