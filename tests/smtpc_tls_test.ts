@@ -157,3 +157,12 @@ Deno.test("smtpc with security level encrypt needs TLS but no verification; none
     });
   });
 });
+
+Deno.test("smtpc reports a TLS file it cannot read as fatal, naming the file", async () => {
+  const adjust = (c: Config) =>
+    c.smtpc.tls = { security_level: "may", CAcert_file: `${FIXTURES}missing.pem` };
+  await assert.rejects(
+    withSmtpc({ ports: [freePort()], adjust }, () => Promise.resolve()),
+    /smtpc reported fatal: Read TLS CAcert_file .*missing\.pem: /,
+  );
+});
