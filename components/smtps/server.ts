@@ -15,7 +15,8 @@ import type { Config } from "../../config/types.ts";
 import { log } from "../util/log.ts";
 import { R } from "./replies.ts";
 import { type QueueStatus, type SessionEnv, sessionEnv } from "./env.ts";
-import { clientIp, endSocket, Session } from "./session.ts";
+import { Session } from "./session.ts";
+import { clientIp, endSocket } from "./socket.ts";
 
 const COMPONENT = "smtps";
 /** How long stop() lets sessions in DATA or commit finish before dropping them. */

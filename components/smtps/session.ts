@@ -20,6 +20,7 @@ import { limitReached } from "./limits.ts";
 import { checkContext } from "./policy.ts";
 import { readLine } from "./line_reader.ts";
 import { R, softBounce } from "./replies.ts";
+import { clientIp, endSocket } from "./socket.ts";
 import { type TlsInfo, tlsInfo, upgrade } from "./tls.ts";
 import type { Transaction } from "./transaction.ts";
 
@@ -42,35 +43,8 @@ export interface AuthInfo {
 }
 
 const COMPONENT = "smtps";
-/** How long a closing socket may wait for the client's FIN before it is destroyed. */
-const CLOSE_GRACE_MS = 2_000;
 /** Replies held back for batching are flushed at this size even while pipelined input keeps coming. */
 const MAX_BATCHED_REPLIES = 8 * 1024;
-
-/**
- * Sends `text` (if any) and half-closes; resolves once our side is written out. The socket is destroyed if
- * the peer has not closed its side within a grace time, so a silent client cannot keep it open.
- */
-export function endSocket(socket: Socket, text?: string): Promise<void> {
-  return new Promise((resolve) => {
-    if (socket.destroyed) return resolve();
-    const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
-    socket.once("close", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    socket.once("finish", () => resolve());
-    socket.on("error", () => {});
-    if (text && socket.writable) socket.write(text);
-    socket.end();
-  });
-}
-
-/** The client address as logs and headers show it (IPv4-mapped IPv6 addresses unwrapped). */
-export function clientIp(socket: Socket): string {
-  const a = socket.remoteAddress ?? "unknown";
-  return a.startsWith("::ffff:") && a.includes(".") ? a.slice(7) : a;
-}
 
 export class Session {
   readonly env: SessionEnv;
