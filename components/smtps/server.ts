@@ -123,7 +123,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
         const listener = net.createServer({ allowHalfOpen: true }, onConnection);
         await listen(listener, ls.address, ls.port);
         listeners.push(listener);
-        log.info(COMPONENT, `${server.name}: listening on ${ls.address}:${ls.port}`);
+        log.info(COMPONENT, `${server.name} (id ${server.id}): listening on ${ls.address}:${ls.port}`);
       }
     }
   } catch (err) {
