@@ -56,6 +56,10 @@ Deno.test("qmgrctl, every command end to end", async (t) => {
       "3 deferred",
     );
 
+    await t.step("the control socket is for its owner only (mode 0600)", async () => {
+      assert.equal((await Deno.stat(socket)).mode! & 0o777, 0o600);
+    });
+
     await t.step("status shows the components (from the MCP), queue sizes and rates", async () => {
       const r = await ctl(socket, "status");
       assert.equal(r.code, 0, r.err);

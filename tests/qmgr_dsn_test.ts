@@ -319,3 +319,21 @@ Deno.test("mail from <> is never returned: its failure goes to postmaster, a fai
     await q.stop();
   }
 });
+
+Deno.test("NOTIFY=NEVER and NOTIFY without FAILURE: a failed recipient gets no bounce", async () => {
+  const q = await startInProcessQmgr();
+  try {
+    q.script.answer = (ta) => ta.sender === "" ? "sent" : "perm";
+    await q.submit([
+      { address: "never@dest.test", notify: ["NEVER"] },
+      { address: "delay-only@dest.test", notify: ["DELAY"] },
+      "default@dest.test",
+    ]);
+    const [dsn] = await deliveredDsns(q, 1);
+    assert.deepEqual(dsn.status.slice(1).map((b) => b.get("final-recipient")), ["rfc822; default@dest.test"]);
+    await until(() => queueEmpty(q), "an empty queue");
+    assert.equal(q.delivered.filter((d) => d.ta.sender === "").length, 1);
+  } finally {
+    await q.stop();
+  }
+});
