@@ -166,3 +166,23 @@ Deno.test("smtpc reports a TLS file it cannot read as fatal, naming the file", a
     /smtpc reported fatal: Read TLS CAcert_file .*missing\.pem: /,
   );
 });
+
+Deno.test("smtpc reads its trust anchors from CAcert_directory too", async () => {
+  const port = freePort();
+  const dir = await Deno.makeTempDir({ prefix: "smtpc_cadir_" });
+  try {
+    await Deno.copyFile(`${FIXTURES}ca.pem`, `${dir}/test-ca.pem`);
+    await Deno.writeTextFile(`${dir}/README`, "not a certificate\n");
+    const adjust = (c: Config) => c.smtpc.tls = { security_level: "verify", CAcert_directory: dir };
+    await withSmtpc({ ports: [port], adjust }, async ({ deliver }) => {
+      await withSink(port, { tls: TRUSTED }, async (sink) => {
+        const r = await deliver(MESSAGE);
+        assert.deepEqual(statuses(r), ["0:sent"], JSON.stringify(r));
+        assert.equal(r.tls?.verified, true);
+        assert.equal(sink.messages[0].tls, true);
+      });
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
