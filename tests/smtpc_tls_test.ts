@@ -1,7 +1,8 @@
 // smtpc's STARTTLS against the test sink with a CA + leaf certificate (tests/fixtures/tls_client): each
 // security level (none, may, encrypt, verify) with a trusted certificate, one from an unknown CA, one for
 // another name, a handshake that fails, a server that does not offer STARTTLS, and a server that injects
-// bytes after its 220; the result reports the TLS version, cipher and verification.
+// bytes after its 220; the result reports the TLS version, cipher and verification. Trust anchors come from
+// CAcert_file or CAcert_directory; a TLS file smtpc cannot read is fatal.
 
 import assert from "node:assert/strict";
 import type { Config } from "../config/types.ts";
