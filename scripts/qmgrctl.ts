@@ -10,7 +10,6 @@ import { parseArgs } from "node:util";
 import { defaultConfig, loadConfig } from "../config/mod.ts";
 import { parseTime } from "../config/values.ts";
 import {
-  type Command,
   type ControlAnswer,
   type ControlRequest,
   controlSocketPath,
@@ -182,12 +181,13 @@ export function buildRequest(command: string, rest: string[]): ControlRequest {
 }
 
 /** Human-readable text of a successful answer. */
-export function formatAnswer(command: Command, result: unknown): string {
+export function formatAnswer(req: ControlRequest, result: unknown): string {
+  const command = req.command;
   switch (command) {
     case "status":
       return formatStatus(result as StatusAnswer);
     case "list":
-      return formatList(result as ListAnswer);
+      return formatList(result as ListAnswer, Object.keys(req.args ?? {}).some((k) => k !== "limit"));
     case "show":
       return formatShow(result as ShowAnswer);
     case "stats":
@@ -264,7 +264,7 @@ export async function qmgrctl(args: string[], io: Io = consoleIo): Promise<numbe
     io.err(`qmgrctl: ${answer.error}`);
     return 1;
   }
-  io.out(json ? JSON.stringify(answer.result, null, 2) : formatAnswer(req.command, answer.result));
+  io.out(json ? JSON.stringify(answer.result, null, 2) : formatAnswer(req, answer.result));
   return 0;
 }
 

@@ -135,8 +135,9 @@ export interface ListAnswer {
   more: boolean;
 }
 
-export function formatList(l: ListAnswer): string {
-  if (l.rows.length === 0) return "the queue holds no such message";
+/** The list as a table; `filtered` says whether the request asked for some messages only. */
+export function formatList(l: ListAnswer, filtered = false): string {
+  if (l.rows.length === 0) return filtered ? "no message in the queue matches" : "the queue is empty";
   const t = table(
     ["id", "arrival", "size", "sender", "rcpts", "state", "next try", "last error"],
     l.rows.map((r) => [

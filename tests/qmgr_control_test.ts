@@ -74,7 +74,7 @@ Deno.test("qmgrctl, every command end to end", async (t) => {
     });
 
     await t.step(
-      "list shows every message, oldest first, and filters by sender, recipient, domain, state, age",
+      "list shows every message, oldest first, and filters by sender, recipient, domain, state, age; says when none matches",
       async () => {
         const all = await ctl(socket, "list");
         assert.equal(all.code, 0);
@@ -96,6 +96,8 @@ Deno.test("qmgrctl, every command end to end", async (t) => {
           assert.deepEqual(ids(await json<ListRows>(socket, "list", ...args)), want, label);
         }
         assert.equal((await json<ListRows>(socket, "list", "--limit", "2")).more, true);
+        const none = await ctl(socket, "list", "--sender", "nobody@nowhere.test");
+        assert.deepEqual([none.code, none.out], [0, "no message in the queue matches"]);
       },
     );
 
@@ -167,17 +169,22 @@ Deno.test("qmgrctl, every command end to end", async (t) => {
       assert.equal(q.delivered.filter((d) => d.ta.sender === "").length, dsnsBefore);
     });
 
-    await t.step("bounce returns a message to its sender with a DSN", async () => {
-      assert.equal((await ctl(socket, "bounce", old.id)).out, "returned to the sender: 1 recipients");
-      await until(
-        () => q.delivered.some((d) => d.ta.sender === "" && d.content.includes(`X-Smx-Queue-ID: ${old.id}`)),
-        "the DSN",
-      );
-      const dsn = q.delivered.find((d) => d.content.includes(`X-Smx-Queue-ID: ${old.id}`))!;
-      assert.equal(dsn.ta.recipients[0].address, "alice@sender.test");
-      assert.match(dsn.content, /\r\nAction: failed\r\nStatus: 5\.0\.0\r\n/);
-      await until(async () => (await json<ListRows>(socket, "list")).rows.length === 0, "an empty queue");
-    });
+    await t.step(
+      "bounce returns a message to its sender with a DSN; list then says the queue is empty",
+      async () => {
+        assert.equal((await ctl(socket, "bounce", old.id)).out, "returned to the sender: 1 recipients");
+        await until(
+          () =>
+            q.delivered.some((d) => d.ta.sender === "" && d.content.includes(`X-Smx-Queue-ID: ${old.id}`)),
+          "the DSN",
+        );
+        const dsn = q.delivered.find((d) => d.content.includes(`X-Smx-Queue-ID: ${old.id}`))!;
+        assert.equal(dsn.ta.recipients[0].address, "alice@sender.test");
+        assert.match(dsn.content, /\r\nAction: failed\r\nStatus: 5\.0\.0\r\n/);
+        await until(async () => (await json<ListRows>(socket, "list")).rows.length === 0, "an empty queue");
+        assert.deepEqual(await ctl(socket, "list"), { code: 0, out: "the queue is empty", err: "" });
+      },
+    );
 
     await t.step(
       "stats counts received, delivered, deferred and bounced, with per-minute rates",
