@@ -30,6 +30,12 @@ export interface RecipientSpec {
   notify?: string[];
   /** ORCPT=addr-type;xtext-decoded address. */
   orcpt?: string;
+  /**
+   * The list owner (`owner-list@domain`) of a recipient expanded from an alias `list` that has an
+   * `owner-list` alias: its delivery uses this as the envelope sender and its DSNs go here instead of
+   * to the message's sender (sendmail's owner- lists). Ignored for mail from <>.
+   */
+  errorsTo?: string;
 }
 
 /** The envelope smtps hands to qmgr once the content is synced in the CDB. */
@@ -110,6 +116,11 @@ export interface Verdict {
    * asked about). Aliases are expanded here, at RCPT time, so qmgr routes only final addresses.
    */
   recipients?: string[];
+  /**
+   * check_rcpt: for those of `recipients` expanded from a list that has an `owner-` alias, the owner's
+   * address (RecipientSpec.errorsTo), keyed by recipient address.
+   */
+  errorsTo?: Record<string, string>;
   /** check_rcpt: the reply DATA must get instead of 354 (greylisting delayed until DATA). */
   dataReply?: SmtpReply;
 }
@@ -221,6 +232,14 @@ export interface QmgrDeliver {
   type: "qmgr.deliver";
   ta: DeliveryTransaction;
 }
+/**
+ * Expand the recipient of a message qmgr makes itself (a DSN, a delay notice): aliases only, no relay
+ * or anti-spam checks (a local submission). smar answers smar.expansion.
+ */
+export interface QmgrExpand {
+  type: "qmgr.expand";
+  address: string;
+}
 
 // ---- smar -> *
 export interface SmarVerdict {
@@ -231,6 +250,14 @@ export interface SmarRoute {
   type: "smar.route";
   domain: string;
   result: RouteResult;
+}
+/** The answer to qmgr.expand: the final addresses (the address itself when it is no alias). */
+export interface SmarExpansion {
+  type: "smar.expansion";
+  address: string;
+  recipients: string[];
+  /** As Verdict.errorsTo: the list owner of recipients expanded from a list that has one. */
+  errorsTo?: Record<string, string>;
 }
 
 // ---- smtpc -> qmgr
@@ -277,8 +304,10 @@ export type Message =
   | QmgrDiskState
   | QmgrRoute
   | QmgrDeliver
+  | QmgrExpand
   | SmarVerdict
   | SmarRoute
+  | SmarExpansion
   | SmtpcResult
   | RpcFailure;
 

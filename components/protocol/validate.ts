@@ -47,7 +47,16 @@ const context = opt(obj({
   tlsFlags: opt(arr(str)),
   state: opt(policyState),
 }));
-const recipient = { address: str, notify: opt(arr(str)), orcpt: opt(str) };
+/** An object whose every own value passes `c` (a map keyed by address). */
+const record = (c: Check): Check => (v) => {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return "expected an object";
+  for (const [k, x] of Object.entries(v)) {
+    const p = c(x);
+    if (p) return `${k}: ${p}`;
+  }
+  return undefined;
+};
+const recipient = { address: str, notify: opt(arr(str)), orcpt: opt(str), errorsTo: opt(str) };
 const bodyType = opt(oneOf("7BIT", "8BITMIME", "BINARYMIME"));
 const ret = opt(oneOf("FULL", "HDRS"));
 const hosts = arr(obj({ name: str, address: str }));
@@ -78,6 +87,7 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
   "qmgr.commit_failed": { id: str, reason: str },
   "qmgr.disk_state": { low: bool, free: num },
   "qmgr.route": { domain: str },
+  "qmgr.expand": { address: str },
   "qmgr.deliver": {
     ta: obj({
       taId: str,
@@ -100,6 +110,7 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
       state: opt(policyState),
       discard: opt(bool),
       recipients: opt(arr(str)),
+      errorsTo: opt(record(str)),
       dataReply: opt(reply),
     }),
   },
@@ -112,6 +123,7 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
       return "status: expected ok, temp or perm";
     },
   },
+  "smar.expansion": { address: str, recipients: arr(str), errorsTo: opt(record(str)) },
   "smtpc.result": {
     taId: str,
     relay: opt(str),

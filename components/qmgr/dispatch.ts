@@ -43,6 +43,8 @@ export function makeHandler(d: DispatchDeps): Handler {
       case "qmgr.disk_state":
       case "qmgr.route":
       case "qmgr.deliver":
+      case "qmgr.expand":
+      case "smar.expansion":
       case "smar.verdict":
       case "smar.route":
       case "smtpc.result":

@@ -11,7 +11,9 @@
 // ${subdomain} ${extension}` are replaced: user and detail of the recipient, its domain, the key that
 // matched, the delimiter ("" without a detail), the labels a `@.parent` key left over, and delimiter +
 // detail. An address naming itself is delivered to its mailbox; a longer loop is refused (550 5.4.6).
-// When `owner-<alias>` exists, it is reported as the owner of that expansion. Touches only the map.
+// Owner lists: when `owner-<alias>` exists, every address expanded from <alias> (at any depth below it,
+// unless a nested list has an owner of its own) carries `owner-<alias>@domain` as its owner: qmgr uses it
+// as that recipient's envelope sender and sends its DSNs there (sendmail semantics). Touches only the map.
 
 import type { SmtpReply } from "../protocol/messages.ts";
 import { parseErrorReply } from "./access.ts";
@@ -29,11 +31,20 @@ export interface AliasOptions {
   isLocal(domain: string): boolean;
 }
 
+/** One final address of an expansion. */
+export interface Expanded {
+  address: string;
+  /** A local mailbox (else a remote address). */
+  local: boolean;
+  /** `owner-<list>@domain` of the innermost list with an owner this address was expanded from. */
+  owner?: string;
+}
+
 export type Expansion =
   | {
     kind: "ok";
     /** Final addresses, each either remote or a local mailbox. */
-    recipients: { address: string; local: boolean }[];
+    recipients: Expanded[];
     /** `owner-<alias>@domain` of the first alias expanded that has an owner. */
     owner?: string;
     /** Whether any alias matched. */
@@ -73,9 +84,9 @@ export class Aliases {
 
   /** Expands `address`; rejects with MapTempError when the map cannot answer. */
   async expand(address: string): Promise<Expansion> {
-    const out: { address: string; local: boolean }[] = [];
+    const out: Expanded[] = [];
     const state = { owner: undefined as string | undefined, expanded: false };
-    const err = await this.#expand(address, [], 0, out, state);
+    const err = await this.#expand(address, [], 0, out, state, undefined);
     if (err) return { kind: "error", reply: err };
     const seen = new Set<string>();
     const recipients = out.filter((r) => {
@@ -91,14 +102,17 @@ export class Aliases {
     address: string,
     path: string[],
     depth: number,
-    out: { address: string; local: boolean }[],
+    out: Expanded[],
     state: { owner?: string; expanded: boolean },
+    inherited: string | undefined,
   ): Promise<SmtpReply | undefined> {
     const p = addressParts(address, this.#o.delimiter);
     const local = p.domain !== "" && this.#o.isLocal(p.domain);
     const match = await this.#find(p, local);
+    const add = (address: string, local: boolean, owner: string | undefined) =>
+      out.push({ address, local, ...(owner !== undefined ? { owner } : {}) });
     if (!match) {
-      out.push({ address, local });
+      add(address, local, inherited);
       return undefined;
     }
     // The alias itself, as the address asked and as the key that matched (`list` for `list+news@d`).
@@ -111,12 +125,8 @@ export class Aliases {
       return { code: 550, status: "5.4.6", text: `Too many levels of aliases at ${address}` };
     }
     state.expanded = true;
-    if (state.owner === undefined) {
-      const owner = await this.#map.get(`owner-${match.key}`);
-      if (owner !== undefined) {
-        state.owner = match.key.includes("@") ? `owner-${match.key}` : `owner-${match.key}@${p.domain}`;
-      }
-    }
+    const owner = (await this.#ownerOf(match.key, p.domain)) ?? inherited;
+    state.owner ??= owner;
     const rhs = this.#flags.has("replace_macros") ? this.#macros(match, p) : match.rhs;
     for (const item of splitList(rhs)) {
       if (/^error:/i.test(item)) {
@@ -124,20 +134,26 @@ export class Aliases {
       }
       if (/^local:/i.test(item)) {
         const user = item.slice(6).trim();
-        out.push({ address: user.includes("@") ? user : `${user}@${this.#domainFor(p)}`, local: true });
+        add(user.includes("@") ? user : `${user}@${this.#domainFor(p)}`, true, owner);
         continue;
       }
       const next = item.includes("@") ? item : `${item}@${this.#domainFor(p)}`;
       const key = next.toLowerCase();
       if (selves.includes(key)) {
-        out.push({ address: next, local: true }); // `root: root, other`: root's own mailbox too
+        add(next, true, owner); // `root: root, other`: root's own mailbox too
         continue;
       }
       if (path.includes(key)) return { code: 550, status: "5.4.6", text: `Alias loop detected at ${next}` };
-      const err = await this.#expand(next, [...path, ...selves], depth + 1, out, state);
+      const err = await this.#expand(next, [...path, ...selves], depth + 1, out, state, owner);
       if (err) return err;
     }
     return undefined;
+  }
+
+  /** `owner-<key>@domain` when the alias `key` has an owner- alias (catch-all keys have none). */
+  async #ownerOf(key: string, domain: string): Promise<string | undefined> {
+    if (key.startsWith("@") || await this.#map.get(`owner-${key}`) === undefined) return undefined;
+    return key.includes("@") ? `owner-${key}` : `owner-${key}@${domain !== "" ? domain : this.#o.hostname}`;
   }
 
   #domainFor(p: AddressParts): string {

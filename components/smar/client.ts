@@ -1,6 +1,7 @@
 // Client stubs for talking to smar: policy verdicts for smtps (each check may carry the session's
 // CheckContext: flags, HELO, AUTH user, certificate, and smar's state from the previous stage), routes
-// for qmgr. A request that fails (smar down, timeout) is a 451 verdict or a temp route, never a throw.
+// and alias expansions of generated mail for qmgr. A request that fails (smar down, timeout) is a 451
+// verdict, a temp route or no expansion, never a throw.
 
 import type { Endpoint } from "../protocol/endpoint.ts";
 import type { CheckContext, Message, RouteResult, Verdict } from "../protocol/messages.ts";
@@ -54,4 +55,20 @@ export async function resolveRoute(ep: Endpoint, domain: string, timeoutMs?: num
     status: "temp",
     text: m.type === "rpc.failure" ? m.reason : `unexpected answer ${m.type} to qmgr.route`,
   };
+}
+
+/**
+ * The final addresses of a message qmgr makes itself (a DSN) after aliases, with list owners; undefined
+ * when smar cannot answer (the caller keeps the address as it is).
+ */
+export async function expandAddress(
+  ep: Endpoint,
+  address: string,
+  timeoutMs?: number,
+): Promise<{ recipients: string[]; errorsTo?: Record<string, string> } | undefined> {
+  const m = await ep.request("smar", { type: "qmgr.expand", address }, timeoutMs);
+  if (m.type === "smar.expansion" && m.recipients.length > 0) {
+    return { recipients: m.recipients, ...(m.errorsTo ? { errorsTo: m.errorsTo } : {}) };
+  }
+  return undefined;
 }

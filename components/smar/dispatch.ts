@@ -1,5 +1,6 @@
 // smar's one handler: answers smtps' policy questions (check_connect, check_mail, check_rcpt) with
-// smar.verdict and qmgr's route requests with smar.route; anything else is a sender's bug, logged and
+// smar.verdict, qmgr's route requests with smar.route and its alias expansions of the mail it makes
+// itself (qmgr.expand) with smar.expansion; anything else is a sender's bug, logged and
 // answered rpc.failure. Each request is answered by the generation of maps current when it arrived
 // (a reload installs a new one; the old one is retired once its requests are answered). Touches
 // nothing itself.
@@ -8,6 +9,8 @@ import type { Handler } from "../protocol/endpoint.ts";
 import { failure } from "../protocol/endpoint.ts";
 import type { ComponentName, Message, RouteResult, Verdict } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
+import { expandAddress } from "./expand.ts";
+import { MapTempError } from "./maps.ts";
 import type { Policy } from "./policy.ts";
 import { resolveRoute, type RouteDeps } from "./routes.ts";
 
@@ -69,6 +72,20 @@ async function answer(state: Generation, from: ComponentName, body: Message): Pr
       }
       return { type: "smar.route", domain: body.domain, result };
     }
+    case "qmgr.expand": {
+      if (from !== "qmgr") return notServed(from, body.type);
+      try {
+        return {
+          type: "smar.expansion",
+          address: body.address,
+          ...await expandAddress(state.policy, body.address),
+        };
+      } catch (err) {
+        if (!(err instanceof MapTempError)) throw err;
+        log.warn("smar", `expand <${body.address}>: ${err.message}`);
+        return failure(`Expand ${body.address}: ${err.message}`);
+      }
+    }
     case "smtps.conn_open":
     case "smtps.conn_close":
     case "smtps.commit":
@@ -78,6 +95,7 @@ async function answer(state: Generation, from: ComponentName, body: Message): Pr
     case "qmgr.deliver":
     case "smar.verdict":
     case "smar.route":
+    case "smar.expansion":
     case "smtpc.result":
     case "qmgr.disk_state":
     case "rpc.failure":
@@ -103,6 +121,8 @@ export function brokenHandler(reason: string): Handler {
         });
       case "qmgr.route":
         return { type: "smar.route", domain: body.domain, result: { status: "temp", text } };
+      case "qmgr.expand":
+        return failure(text); // qmgr keeps the address unexpanded
       default:
         return failure(text);
     }

@@ -9,7 +9,8 @@
 //    the held-back refusal, then protected recipients;
 // 3. local recipients: aliases expanded, then each local mailbox must be a local user (550 5.1.1 when
 //    the recipient itself is unknown; members of an alias that are unknown are kept and bounce later);
-//    a bare `postmaster` becomes postmaster@hostname and is always accepted (RFC 5321 4.5.1);
+//    a bare `postmaster` becomes postmaster@hostname and is always accepted (RFC 5321 4.5.1); members
+//    of a list that has an `owner-` alias get the owner as errorsTo (aliases.ts);
 // 4. greylisting with the `greylisting` flag, except for relaying clients and `ok` entries: 421 now,
 //    or as the DATA reply with delay_greylisting_error_until_DATA.
 // Touches the maps and the greylisting database.
@@ -17,6 +18,7 @@
 import type { CheckContext, PolicyState, SmtpReply, Verdict } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
 import type { AccessHit } from "./access.ts";
+import type { Expanded } from "./aliases.ts";
 import { parseDomain } from "./domain.ts";
 import { addressKeys, addressParts, tagged } from "./keys.ts";
 import { refusal, REPLY } from "./outcome.ts";
@@ -80,10 +82,11 @@ export async function checkRcpt(policy: Policy, q: RcptQuestion, ctx: CheckConte
   }
 
   let recipients: string[] | undefined = bare ? [rcpt] : undefined;
+  let errorsTo: Record<string, string> | undefined;
   if (local || policy.d.aliases) {
     const r = await localRecipients(policy, rcpt, local, bare);
     if ("reply" in r) return refusal(r.reply);
-    if (r.expanded) recipients = r.recipients;
+    if (r.expanded) ({ recipients, errorsTo } = ownersOf(r.recipients));
   }
 
   let dataReply: SmtpReply | undefined;
@@ -99,9 +102,21 @@ export async function checkRcpt(policy: Policy, q: RcptQuestion, ctx: CheckConte
   return {
     action: "accept",
     ...(recipients ? { recipients } : {}),
+    ...(errorsTo ? { errorsTo } : {}),
     ...(discard ? { discard: true } : {}),
     ...(dataReply ? { dataReply } : {}),
   };
+}
+
+/** The addresses of an expansion, and the list owner of those that have one (Verdict.errorsTo). */
+export function ownersOf(
+  list: Expanded[],
+): { recipients: string[]; errorsTo: Record<string, string> | undefined } {
+  let errorsTo: Record<string, string> | undefined;
+  for (const r of list) {
+    if (r.owner !== undefined) (errorsTo ??= {})[r.address] = r.owner;
+  }
+  return { recipients: list.map((r) => r.address), errorsTo };
 }
 
 /** The recipient's final addresses after aliases, with local mailboxes checked against the users. */
@@ -110,16 +125,15 @@ async function localRecipients(
   rcpt: string,
   local: boolean,
   bare: boolean,
-): Promise<{ recipients: string[]; expanded: boolean } | { reply: SmtpReply }> {
+): Promise<{ recipients: Expanded[]; expanded: boolean } | { reply: SmtpReply }> {
   const { aliases, localUsers, delimiter } = policy.d;
-  let list = [{ address: rcpt, local }];
+  let list: Expanded[] = [{ address: rcpt, local }];
   let expanded = false;
   if (aliases) {
     const x = await aliases.expand(rcpt);
     if (x.kind === "error") return { reply: x.reply };
     list = x.recipients;
     expanded = x.expanded;
-    if (x.owner) log.debug("smar", `${rcpt}: list owner ${x.owner}`);
   }
   if (localUsers) {
     for (const r of list) {
@@ -133,7 +147,7 @@ async function localRecipients(
       }
     }
   }
-  return { recipients: list.map((r) => r.address), expanded: expanded || bare };
+  return { recipients: list, expanded: expanded || bare };
 }
 
 /** Whether the client certificate lets the client relay (smtps' TLS flags, the access map). */

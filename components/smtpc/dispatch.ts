@@ -124,6 +124,8 @@ export async function start(ctx: WorkerContext): Promise<Component> {
       case "qmgr.commit_failed":
       case "qmgr.disk_state":
       case "qmgr.route":
+      case "qmgr.expand":
+      case "smar.expansion":
       case "smar.verdict":
       case "smar.route":
       case "smtpc.result":
