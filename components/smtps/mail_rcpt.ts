@@ -59,7 +59,7 @@ export async function rcptStep(s: Session, recipient: RecipientSpec): Promise<vo
   }
   if (v.discard) t.discard = true;
   if (v.dataReply) t.dataReply ??= v.dataReply;
-  t.addRecipient(recipient, v.recipients);
+  t.addRecipient(recipient, v.recipients, v.errorsTo);
   s.recipientsInSession++;
   s.state = "rcpt";
   s.reply(R.rcptOk);

@@ -60,16 +60,23 @@ export class Transaction {
 
   /**
    * Adds an accepted recipient, or the addresses smar expanded it to (each with its DSN parameters, ORCPT
-   * defaulting to the address the client gave); an address already in the envelope is kept once.
+   * defaulting to the address the client gave, and its list owner from `errorsTo`, keyed by address); an
+   * address already in the envelope is kept once.
    */
-  addRecipient(r: RecipientSpec, expanded?: string[]): void {
+  addRecipient(r: RecipientSpec, expanded?: string[], errorsTo?: Record<string, string>): void {
     this.accepted.add(r.address);
     const addresses = expanded ?? [r.address];
     for (const address of addresses) {
       if (this.recipients.some((x) => x.address === address)) continue;
       const type = isNonAscii(r.address) ? "utf-8" : "rfc822";
       const orcpt = r.orcpt ?? (address !== r.address ? `${type};${r.address}` : undefined);
-      this.recipients.push({ ...r, address, ...(orcpt !== undefined ? { orcpt } : {}) });
+      const owner = errorsTo && Object.hasOwn(errorsTo, address) ? errorsTo[address] : undefined;
+      this.recipients.push({
+        ...r,
+        address,
+        ...(orcpt !== undefined ? { orcpt } : {}),
+        ...(owner !== undefined ? { errorsTo: owner } : {}),
+      });
     }
   }
 
