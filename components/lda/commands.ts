@@ -2,10 +2,11 @@
 // checked against the local users and quotas at once), DATA with one reply per accepted recipient after
 // the final dot, RSET, NOOP, VRFY, QUIT. MAIL and RCPT arguments are parsed as smtps parses them. The
 // content goes to a spool file in the first recipient's Maildir tmp/, from which delivery.ts links each
-// recipient's copy. Line and DATA reading are smtps's (non-strict: bare line ends are content). Touches the mail store through spool.ts and delivery.ts only.
+// recipient's copy. Line and DATA reading are the ones smtps uses (components/smtp_io/), non-strict
+// here: bare line ends are content. Touches the mail store through spool.ts and delivery.ts only.
 
 import { reply, type SmtpReply } from "../mail/reply.ts";
-import { readData } from "../smtps/data_reader.ts";
+import { readData } from "../smtp_io/data_reader.ts";
 import { log } from "../util/log.ts";
 import { parseMailArgs, parseRcptArgs } from "./arguments.ts";
 import { LR } from "./delivery.ts";

@@ -6,8 +6,8 @@
 
 import type { Socket } from "node:net";
 import { formatReply, reply, replyText, type SmtpReply } from "../mail/reply.ts";
-import { InputInterrupted, InputTimeout, SocketInput } from "../smtps/input.ts";
-import { readLine } from "../smtps/line_reader.ts";
+import { InputInterrupted, InputTimeout, SocketInput } from "../smtp_io/input.ts";
+import { readLine } from "../smtp_io/line_reader.ts";
 import { log } from "../util/log.ts";
 import { dispatch } from "./commands.ts";
 import type { Accepted, MailStore } from "./delivery.ts";

@@ -5,7 +5,7 @@
 // its size limit and bounded buffer, is the one smtps uses for the CDB. Touches only its own file.
 
 import { join } from "node:path";
-import type { ContentSink } from "../smtps/data_reader.ts";
+import type { ContentSink } from "../smtp_io/data_reader.ts";
 import { MessageFile } from "../smtps/message_file.ts";
 import type { UniqueNames } from "./maildir.ts";
 

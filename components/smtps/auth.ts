@@ -5,7 +5,7 @@
 // with one of trusted_mechs lets the client relay. Reads the client's responses itself (334 challenges).
 
 import { log } from "../util/log.ts";
-import { MAX_COMMAND_LINE, readLine } from "./line_reader.ts";
+import { MAX_COMMAND_LINE, readLine } from "../smtp_io/line_reader.ts";
 import { R } from "./replies.ts";
 import type { Session } from "./session.ts";
 

@@ -7,7 +7,7 @@
 // Touches: the transaction's file in the CDB directory.
 
 import { log } from "../util/log.ts";
-import { readChunk } from "./data_reader.ts";
+import { readChunk } from "../smtp_io/data_reader.ts";
 import { commitMessage, openMessage } from "./message_store.ts";
 import { R } from "./replies.ts";
 import type { Session } from "./session.ts";

@@ -6,7 +6,7 @@
 // Touches: the one CDB file it creates and its subdirectory (opened only to fsync it).
 
 import { dirname } from "node:path";
-import type { ContentSink } from "./data_reader.ts";
+import type { ContentSink } from "../smtp_io/data_reader.ts";
 
 export const WRITE_BUFFER = 64 * 1024;
 

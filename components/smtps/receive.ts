@@ -4,7 +4,7 @@
 // nothing stored. Every outcome but a commit removes the file. Touches: one new file in the CDB directory.
 
 import { log } from "../util/log.ts";
-import { readData } from "./data_reader.ts";
+import { readData } from "../smtp_io/data_reader.ts";
 import { commitMessage, openMessage } from "./message_store.ts";
 import { R } from "./replies.ts";
 import type { Session } from "./session.ts";

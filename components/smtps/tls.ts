@@ -13,7 +13,7 @@ import { join } from "node:path";
 import type { Socket } from "node:net";
 import tls from "node:tls";
 import type { SmtpsTlsConfig } from "../../config/types.ts";
-import { InputTimeout } from "./input.ts";
+import { InputTimeout } from "../smtp_io/input.ts";
 
 /** What a session learns from a completed handshake (for Received:, logs and smar). */
 export interface TlsInfo {

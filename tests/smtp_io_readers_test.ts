@@ -1,14 +1,14 @@
-// The byte-level readers of smtps: the DATA decoder (dot-unstuffing, CRLF.CRLF only; strict about bare CR
-// and LF, or lenient for trusted clients) under every way of cutting the input into chunks, the BDAT chunk
-// reader, and the command line reader (limits, bare line ends, UTF-8, pipelined remainders), fed through
-// a SocketInput over a stand-in socket.
+// The server-side byte readers (components/smtp_io/, used by smtps and the lda): the DATA decoder
+// (dot-unstuffing, CRLF.CRLF only; strict about bare CR and LF, or lenient for trusted clients) under every
+// way of cutting the input into chunks, the BDAT chunk reader, and the command line reader (limits, bare
+// line ends, UTF-8, pipelined remainders), fed through a SocketInput over a stand-in socket.
 
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
-import { dataDeadline, DotDecoder, MIN_DATA_RATE, readChunk } from "../components/smtps/data_reader.ts";
-import { InputInterrupted, InputTimeout, SocketInput } from "../components/smtps/input.ts";
-import { readLine } from "../components/smtps/line_reader.ts";
+import { dataDeadline, DotDecoder, MIN_DATA_RATE, readChunk } from "../components/smtp_io/data_reader.ts";
+import { InputInterrupted, InputTimeout, SocketInput } from "../components/smtp_io/input.ts";
+import { readLine } from "../components/smtp_io/line_reader.ts";
 
 // One byte per character (latin1), so any byte value can be written in a case table.
 const enc = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
