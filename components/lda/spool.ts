@@ -6,7 +6,7 @@
 
 import { join } from "node:path";
 import type { ContentSink } from "../smtp_io/data_reader.ts";
-import { MessageFile } from "../smtps/message_file.ts";
+import { MessageFile } from "../smtp_io/message_file.ts";
 import type { UniqueNames } from "./maildir.ts";
 
 const CR = 0x0d;

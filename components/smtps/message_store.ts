@@ -11,7 +11,7 @@ import type { Envelope } from "../protocol/messages.ts";
 import { commitEnvelope } from "../qmgr/client.ts";
 import { log } from "../util/log.ts";
 import { printable } from "./auth.ts";
-import { MessageFile } from "./message_file.ts";
+import { MessageFile } from "../smtp_io/message_file.ts";
 import { R } from "./replies.ts";
 import type { Session } from "./session.ts";
 import type { ChunkedMessage, Transaction } from "./transaction.ts";

@@ -4,7 +4,7 @@
 
 import { isNonAscii } from "../mail/address.ts";
 import type { Envelope, PolicyState, RecipientSpec, SmtpReply } from "../protocol/messages.ts";
-import type { MessageFile } from "./message_file.ts";
+import type { MessageFile } from "../smtp_io/message_file.ts";
 
 export type BodyType = "7BIT" | "8BITMIME";
 

@@ -1,12 +1,13 @@
-// One message's content file in the CDB while DATA arrives: created new (never overwriting), written in
-// bounded chunks through a fixed 64 KiB buffer, then synced together with its directory before qmgr is
-// asked to commit. While writing it watches the limits that make us refuse the message: the size limit
-// and the number of Received: headers in the header section (a mail loop). Once a limit is hit or a write
-// fails, the rest of the content is only counted, never written; the caller removes the file.
-// Touches: the one CDB file it creates and its subdirectory (opened only to fsync it).
+// One message's content file while DATA arrives (smtps: in the CDB; the lda: its spool file in a Maildir
+// tmp/): created new (never overwriting), written in bounded chunks through a fixed 64 KiB buffer, then
+// synced together with its directory (before smtps asks qmgr to commit). While writing it watches the
+// limits that make us refuse the message: the size limit and the number of Received: headers in the
+// header section (a mail loop). Once a limit is hit or a write fails, the rest of the content is only
+// counted, never written; the caller removes the file.
+// Touches: the one file it creates and its directory (opened only to fsync it).
 
 import { dirname } from "node:path";
-import type { ContentSink } from "../smtp_io/data_reader.ts";
+import type { ContentSink } from "./data_reader.ts";
 
 export const WRITE_BUFFER = 64 * 1024;
 
