@@ -10,11 +10,12 @@ import { formatReply, reply, replyText } from "../mail/reply.ts";
 import { failure } from "../protocol/endpoint.ts";
 import type { Config, LdaConfig } from "../../config/types.ts";
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
+import { endSocket } from "../smtp_io/socket.ts";
 import { log } from "../util/log.ts";
 import { MailStore } from "./delivery.ts";
 import { cleanTmp, UniqueNames } from "./maildir.ts";
 import { QuotaTracker } from "./quota.ts";
-import { endSocket, LmtpSession } from "./session.ts";
+import { LmtpSession } from "./session.ts";
 import { loadUsers } from "./users.ts";
 
 const COMPONENT = "lda";

@@ -8,6 +8,7 @@ import type { Socket } from "node:net";
 import { formatReply, reply, replyText, type SmtpReply } from "../mail/reply.ts";
 import { InputInterrupted, InputTimeout, SocketInput } from "../smtp_io/input.ts";
 import { readLine } from "../smtp_io/line_reader.ts";
+import { clientIp, endSocket } from "../smtp_io/socket.ts";
 import { log } from "../util/log.ts";
 import { dispatch } from "./commands.ts";
 import type { Accepted, MailStore } from "./delivery.ts";
@@ -17,31 +18,7 @@ const COMPONENT = "lda";
 const MAX_LINE = 2048;
 const MAX_BATCHED_REPLIES = 8 * 1024;
 
-/** How long a closing socket may wait for the client's FIN before it is destroyed. */
-const CLOSE_GRACE_MS = 2_000;
-
 export type State = "init" | "ready" | "mail" | "rcpt";
-
-/** Sends `text` (if any) and half-closes; destroys the socket if the client does not close in time. */
-export function endSocket(socket: Socket, text?: string): Promise<void> {
-  return new Promise((resolve) => {
-    if (socket.destroyed) return resolve();
-    const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
-    socket.once("close", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    socket.once("finish", () => resolve());
-    socket.on("error", () => {});
-    if (text && socket.writable) socket.write(text);
-    socket.end();
-  });
-}
-
-function clientIp(socket: Socket): string {
-  const a = socket.remoteAddress ?? "unknown";
-  return a.startsWith("::ffff:") && a.includes(".") ? a.slice(7) : a;
-}
 
 export const SR = {
   greeting: (host: string) => reply(220, "", `${host} LMTP ready`),

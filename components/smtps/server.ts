@@ -16,7 +16,7 @@ import { log } from "../util/log.ts";
 import { R } from "./replies.ts";
 import { type QueueStatus, type SessionEnv, sessionEnv } from "./env.ts";
 import { Session } from "./session.ts";
-import { clientIp, endSocket } from "./socket.ts";
+import { clientIp, endSocket } from "../smtp_io/socket.ts";
 
 const COMPONENT = "smtps";
 /** How long stop() lets sessions in DATA or commit finish before dropping them. */

@@ -20,7 +20,7 @@ import { limitReached } from "./limits.ts";
 import { checkContext } from "./policy.ts";
 import { readLine } from "../smtp_io/line_reader.ts";
 import { R, softBounce } from "./replies.ts";
-import { clientIp, endSocket } from "./socket.ts";
+import { clientIp, endSocket } from "../smtp_io/socket.ts";
 import { type TlsInfo, tlsInfo, upgrade } from "./tls.ts";
 import type { Transaction } from "./transaction.ts";
 

@@ -1,6 +1,6 @@
-// Two helpers for accepted client sockets, shared by the server and its sessions: ending a connection
-// politely (our last words, a half-close, and a destroy if the client never closes its side) and the
-// client's address as logs and headers show it. Touches only the socket it is given.
+// Two helpers for accepted client sockets, shared by the SMTP and LMTP servers and their sessions: ending a
+// connection politely (our last words, a half-close, and a destroy if the client never closes its side)
+// and the client's address as logs and headers show it. Touches only the socket it is given.
 
 import type { Socket } from "node:net";
 
