@@ -204,6 +204,7 @@ export class ControlCommands {
       address: r.address,
       notify: r.notify,
       orcpt: r.orcpt,
+      errorsTo: r.errorsTo,
       state: STATE_NAMES[r.state] ?? String(r.state),
       tries: r.tries,
       nextTry: r.state === WAITING ? r.nextTry : undefined,

@@ -53,6 +53,10 @@ export function checkEnvelope(env: Envelope, cdbBase: string): string | undefine
       return "recipient address is malformed";
     }
     if (r.notify?.some((n) => n.includes(","))) return "NOTIFY value is malformed";
+    const owner = r.errorsTo;
+    if (owner !== undefined && (owner === "" || owner.length > MAX_ADDRESS || CONTROL.test(owner))) {
+      return "list owner address is malformed";
+    }
   }
   return undefined;
 }

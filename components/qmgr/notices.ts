@@ -2,10 +2,13 @@
 // A message's failed recipients wait up to DSN_handling.merge_delay_max so that failures close together
 // leave in one DSN, unless every recipient is decided or max_errors_per_DSN are waiting: then at once.
 // Each DSN is a new message: its text goes into a new CDB file (notice_file.ts), its envelope (sender <>,
-// one recipient) is committed through the group commit together with clearing the notice bits it
-// reports, so a crash can neither lose a DSN nor send it twice, and the scheduler then delivers it like any
-// message. Recipients of one message owing different kinds (failed, delayed, success) get one DSN per
-// kind. Mail from <> is never returned to <>: its failures go to postmaster@hostname (results.ts).
+// the DSN's addressee expanded by smar's aliases, e.g. postmaster to the users it stands for; unexpanded
+// when smar cannot answer, ORCPT naming the addressee otherwise) is committed through the group commit
+// together with clearing the notice bits it reports, so a crash can neither lose a DSN nor send it twice,
+// and the scheduler then delivers it like any message. Recipients of one message owing different kinds
+// (failed, delayed, success) get one DSN per kind, and per addressee: the sender, or the list owner of
+// recipients expanded from a list with an owner- alias (results.ts returnPath()). Mail from <> is never
+// returned to <>: its failures go to postmaster@hostname (results.ts).
 // Receives: owe() from the scheduler, the control socket and recovery. May touch: the store; create files
 // in the CDB directory; read the original's CDB file.
 
@@ -18,7 +21,7 @@ import { log } from "../util/log.ts";
 import type { ActiveQueue } from "./active_queue.ts";
 import type { GroupCommit } from "./group_commit.ts";
 import { writeNoticeFile } from "./notice_file.ts";
-import { dsnOf } from "./results.ts";
+import { dsnOf, returnPath } from "./results.ts";
 import type { Stats } from "./stats.ts";
 import {
   DELIVERED,
@@ -46,6 +49,8 @@ export interface NoticeDeps {
   admit: (env: Envelope, active: number) => void;
   /** Called after a message's notices were made: the message may be done now. */
   settled: (id: string) => void;
+  /** The final addresses of a DSN's addressee after aliases (smar); undefined keeps it as it is. */
+  expand?: (address: string) => Promise<string[] | undefined>;
   stats?: Stats;
 }
 
@@ -166,19 +171,22 @@ export class Notices {
     const delayed = rows.filter((r) => r.notice & NOTICE_DELAYED && !(r.notice & NOTICE_FAILED));
     const success = rows.filter((r) => r.notice & NOTICE_SUCCESS);
     const max = Math.max(1, this.#d.config.qmgr.max_errors_per_DSN);
-    for (const [action, list] of [["failed", failed], ["delayed", delayed], ["relayed", success]] as const) {
-      for (let i = 0; i < list.length && !this.#stopped; i += max) {
-        await this.#send(m, action, list.slice(i, i + max));
+    for (const [action, all] of [["failed", failed], ["delayed", delayed], ["relayed", success]] as const) {
+      const byAddressee = Map.groupBy(all, (r) => returnPath(m, r));
+      for (const [sender, list] of byAddressee) {
+        for (let i = 0; i < list.length && !this.#stopped; i += max) {
+          await this.#send(m, action, sender, list.slice(i, i + max));
+        }
       }
     }
     if (!this.#stopped) this.#d.settled(id);
   }
 
-  /** One DSN about `rows` of message `m`; commits it with the clearing of their notice bits. */
-  async #send(m: StoredMessage, action: DsnAction, rows: RecipientRow[]): Promise<void> {
+  /** One DSN about `rows` of message `m` to `sender`; commits it with the clearing of their notice bits. */
+  async #send(m: StoredMessage, action: DsnAction, sender: string, rows: RecipientRow[]): Promise<void> {
     const { store, commit, aq, config, now } = this.#d;
     const q = config.qmgr;
-    const to = m.sender !== "" ? m.sender : action === "failed" ? `postmaster@${config.hostname}` : undefined;
+    const to = sender !== "" ? sender : action === "failed" ? `postmaster@${config.hostname}` : undefined;
     const clear = () => {
       for (const r of rows) store.clearNotice(m.id, r.index, PENDING);
     };
@@ -213,6 +221,7 @@ export class Notices {
       boundary: `${id}/${config.hostname}`,
       messageId: `${id}@${config.hostname}`,
     };
+    const rcpts = await this.#expand(to);
     const path = cdbPath(config.CDB_base_directory, id);
     const size = await writeNoticeFile(path, report, m.cdbPath);
     const env: Envelope = {
@@ -221,12 +230,12 @@ export class Notices {
       size,
       arrival: at,
       sender: "",
-      recipients: [{ address: to }],
+      recipients: rcpts.map((address) => address === to ? { address } : { address, orcpt: `rfc822;${to}` }),
       client: { ip: "127.0.0.1", helo: config.hostname },
       bodyType: m.bodyType === "8BITMIME" || m.smtputf8 ? "8BITMIME" : undefined,
       smtputf8: m.smtputf8,
     };
-    const active = aq.reserve(1);
+    const active = aq.reserve(rcpts.length);
     try {
       await commit.run(() => {
         store.insertEnvelope(env, active, at);
@@ -238,8 +247,23 @@ export class Notices {
       throw err;
     }
     const what = action === "failed" ? "non-delivery" : action === "delayed" ? "delay" : "delivery";
-    log.info("qmgr", `${m.id}: sender ${what} notification: ${id} (to=<${to}>, recipients=${rows.length})`);
+    const expanded = rcpts.length === 1 && rcpts[0] === to ? "" : `, expanded to <${rcpts.join(">, <")}>`;
+    log.info(
+      "qmgr",
+      `${m.id}: sender ${what} notification: ${id} (to=<${to}>${expanded}, recipients=${rows.length})`,
+    );
     this.#d.stats?.add("dsn");
     this.#d.admit(env, active);
+  }
+
+  /** The DSN's envelope recipients: `to` after aliases, or `to` itself when smar cannot tell. */
+  async #expand(to: string): Promise<string[]> {
+    try {
+      const list = await this.#d.expand?.(to);
+      if (list && list.length > 0) return list;
+    } catch (err) {
+      log.warn("qmgr", `expand <${to}>: ${(err as Error).message}: kept as it is`);
+    }
+    return [to];
   }
 }

@@ -9,7 +9,7 @@
 
 import type { Config } from "../../config/types.ts";
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
-import { resolveRoute } from "../smar/client.ts";
+import { expandAddress, resolveRoute } from "../smar/client.ts";
 import { deliver } from "../smtpc/client.ts";
 import { log } from "../util/log.ts";
 import { ActiveQueue } from "./active_queue.ts";
@@ -152,6 +152,12 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     now,
     admit: (env, active) => scheduler.admit(env, active),
     settled: (id) => scheduler.settle(id),
+    expand: async (address) => {
+      await peerWired(ctx, "smar", q.wait_for_server, stopped);
+      const x = await expandAddress(ctx.endpoint, address);
+      if (!x) log.info("qmgr", `smar did not expand <${address}>: the notice goes to it as it is`);
+      return x?.recipients;
+    },
     stats,
   });
   scheduler.notices = notices;

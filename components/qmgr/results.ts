@@ -5,6 +5,8 @@
 // decides which DSN the recipient owes (RFC 3461 NOTIFY; the DSN itself is made by notices.ts):
 // - failed: unless NOTIFY=NEVER or without FAILURE; a message from <> owes its failure to postmaster,
 //   and a failed notice to postmaster itself owes nothing (logged and dropped);
+// A recipient expanded from a list with an owner (errorsTo) owes its DSNs to the owner, not to the
+// sender (returnPath()); the owner is a normal sender, so a failed DSN to it goes to postmaster.
 // - delayed: once per recipient, at queue_delay_timeout, unless NOTIFY excludes DELAY;
 // - success: only with NOTIFY=SUCCESS, when the next hop did not take over DSN duty (no DSN extension)
 //   or this was the final delivery (LMTP).
@@ -75,6 +77,14 @@ export function wants(notify: string[] | undefined, what: "SUCCESS" | "FAILURE" 
   return !notify.includes("NEVER") && notify.includes(what);
 }
 
+/**
+ * Who a recipient's DSNs go to, and the envelope sender of its deliveries: its list owner (errorsTo)
+ * when it has one, else the message's sender. Mail from <> stays from <> (a DSN never gets a sender).
+ */
+export function returnPath(m: { sender: string }, r: { errorsTo?: string }): string {
+  return m.sender !== "" && r.errorsTo ? r.errorsTo : m.sender;
+}
+
 /** Whether `address` is postmaster here (where notices about mail from <> go). */
 export function isPostmaster(address: string, hostname: string): boolean {
   const at = address.lastIndexOf("@");
@@ -99,10 +109,12 @@ function logLine(
 export function failureNotice(
   hostname: string,
   m: StoredMessage,
-  e: { address: string; notify?: string[] },
+  e: { address: string; notify?: string[]; orcpt?: string },
 ): number {
   if (m.sender !== "") return wants(e.notify, "FAILURE") ? NOTICE_FAILED : 0;
-  if (isPostmaster(e.address, hostname)) {
+  // A notice to postmaster reaches its mailboxes through aliases: ORCPT still names postmaster.
+  const original = e.orcpt === undefined ? undefined : e.orcpt.slice(e.orcpt.indexOf(";") + 1).trim();
+  if (isPostmaster(e.address, hostname) || (original !== undefined && isPostmaster(original, hostname))) {
     log.warn("qmgr", `${m.id}: notice to <${e.address}> from <> failed: dropped (no notice about a notice)`);
     return 0;
   }

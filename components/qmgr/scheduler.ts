@@ -1,6 +1,7 @@
 // The scheduler: moves recipients into the active queue (fresh commits directly, waiting ones from the
 // store when they are due and there is room), asks smar for each domain's route, groups one message's
-// recipients that share a route into delivery transactions, hands those to smtpc within the connection
+// recipients that share a route and an envelope sender (a list owner's recipients leave with the owner
+// as MAIL FROM, results.ts returnPath()) into delivery transactions, hands those to smtpc within the connection
 // limits (destinations.ts: per-destination slow start), and records the results (results.ts), handing
 // owed DSNs to notices.ts. A destination the outgoing connection cache (occ.ts) knows to be down gets no
 // connection attempt: its recipients are deferred at once. A single timer wakes the scheduler at the
@@ -28,6 +29,7 @@ import {
   recordResult,
   removeMessage,
   type ResultContext,
+  returnPath,
 } from "./results.ts";
 import type { RouteCache } from "./route_cache.ts";
 import type { Stats } from "./stats.ts";
@@ -191,7 +193,7 @@ export class Scheduler {
     const domains = [...byDomain.keys()];
     const routes = await Promise.all(domains.map((d) => this.#d.routes.get(d)));
     if (this.#stopped) return;
-    const byRoute = new Map<string, { route: OkRoute; entries: AqEntry[] }>();
+    const byRoute = new Map<string, { route: OkRoute; sender: string; entries: AqEntry[] }>();
     let failed = false;
     domains.forEach((domain, i) => {
       const route = routes[i];
@@ -203,12 +205,16 @@ export class Scheduler {
         failed = true;
         return;
       }
-      const key = `${route.protocol}:${route.port}:${route.hosts.map((h) => h.address).join(",")}`;
-      const g = byRoute.get(key) ?? { route, entries: [] };
-      g.entries.push(...list);
-      byRoute.set(key, g);
+      const hostsKey = `${route.protocol}:${route.port}:${route.hosts.map((h) => h.address).join(",")}`;
+      for (const e of list) {
+        const sender = returnPath(m, e);
+        const key = `${hostsKey} ${sender}`;
+        const g = byRoute.get(key) ?? { route, sender, entries: [] };
+        g.entries.push(e);
+        byRoute.set(key, g);
+      }
     });
-    for (const { route, entries: list } of byRoute.values()) {
+    for (const { route, sender, entries: list } of byRoute.values()) {
       list.sort((a, b) => a.index - b.index);
       const rcpts = this.#d.config.qmgr.smtpc;
       const max = Math.max(
@@ -219,7 +225,7 @@ export class Scheduler {
       );
       const dest = route.hosts[0].address;
       for (let i = 0; i < list.length; i += max) {
-        const ta = this.#transaction(m, route, list.slice(i, i + max));
+        const ta = this.#transaction(m, route, sender, list.slice(i, i + max));
         if (this.#isDown(m, ta, dest)) continue;
         this.#d.destinations.enqueue(dest, () => this.#deliver(m, ta, dest));
       }
@@ -227,13 +233,13 @@ export class Scheduler {
     if (failed) this.#afterResults(m);
   }
 
-  #transaction(m: StoredMessage, route: OkRoute, list: AqEntry[]): DeliveryTransaction {
+  #transaction(m: StoredMessage, route: OkRoute, sender: string, list: AqEntry[]): DeliveryTransaction {
     return {
       taId: `${m.id}.${(++this.#taSeq).toString(36)}`,
       messageId: m.id,
       cdbPath: m.cdbPath,
       size: m.size,
-      sender: m.sender,
+      sender,
       recipients: list.map((e) => ({ index: e.index, address: e.address, notify: e.notify, orcpt: e.orcpt })),
       route: { protocol: route.protocol, port: route.port, hosts: route.hosts },
       bodyType: m.bodyType,

@@ -124,6 +124,7 @@ function toRecipient(r: Row): StoredRecipient {
     address: r.address as string,
     notify: notify === undefined ? undefined : notify.split(","),
     orcpt: opt(r.orcpt),
+    ...(r.errors_to !== null && r.errors_to !== undefined ? { errorsTo: r.errors_to as string } : {}),
     tries: Number(r.tries),
   };
 }
@@ -153,8 +154,8 @@ export class QueueStore {
          smtputf8, envid, ret) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       insertRecipient: p(
-        `INSERT INTO recipients (message_id, idx, address, notify, orcpt, state, next_try)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO recipients (message_id, idx, address, notify, orcpt, state, next_try, errors_to)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       setState: p(`UPDATE recipients SET state = ? WHERE message_id = ? AND idx = ?`),
       finish: p(
@@ -186,7 +187,7 @@ export class QueueStore {
       deleteHistory: p(`DELETE FROM history WHERE message_id = ?`),
       deleteMessage: p(`DELETE FROM messages WHERE id = ?`),
       due: p(
-        `SELECT r.message_id, r.idx, r.address, r.notify, r.orcpt, r.tries, m.*
+        `SELECT r.message_id, r.idx, r.address, r.notify, r.orcpt, r.tries, r.errors_to, m.*
          FROM recipients r JOIN messages m ON m.id = r.message_id
          WHERE r.state = ${WAITING} AND r.next_try <= ? ORDER BY r.next_try LIMIT ?`,
       ),
@@ -246,6 +247,7 @@ export class QueueStore {
         nul(r.orcpt),
         i < active ? ACTIVE : WAITING,
         now,
+        nul(r.errorsTo),
       );
     });
   }

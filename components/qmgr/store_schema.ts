@@ -2,7 +2,7 @@
 // (columns added since are appended with ALTER TABLE, so old and new files have the same column order).
 // - messages: one row per envelope (`held` set by qmgrctl hold);
 // - recipients: one row per recipient with its delivery state, tries, next retry, last reply and relay,
-//   and `notice`: the DSNs it still owes (bits below);
+//   `notice`: the DSNs it still owes (bits below), and `errors_to`: its list owner (RecipientSpec);
 // - history: one row per delivery attempt of a recipient (qmgrctl show), deleted with its message.
 // May touch: the database it is given.
 
@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS recipients (
   last_reply TEXT,
   notice INTEGER NOT NULL DEFAULT 0,
   last_relay TEXT,
+  errors_to TEXT,
   PRIMARY KEY (message_id, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history (
@@ -77,6 +78,7 @@ const ADDED: [string, string, string][] = [
   ["messages", "held", "INTEGER NOT NULL DEFAULT 0"],
   ["recipients", "notice", "INTEGER NOT NULL DEFAULT 0"],
   ["recipients", "last_relay", "TEXT"],
+  ["recipients", "errors_to", "TEXT"],
 ];
 
 /** Creates what is missing: tables, columns of older versions, indexes. */

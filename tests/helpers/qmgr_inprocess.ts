@@ -1,5 +1,6 @@
 // qmgr run in the test process (startQmgr, not a worker) so that tests can hand it a clock and a
-// free-space probe: its peers are test Endpoints over MessageChannels, smar answers routes from a table,
+// free-space probe: its peers are test Endpoints over MessageChannels, smar answers routes from a table
+// (and alias expansions of the DSNs qmgr makes from another, rpc.failure for an address not in it),
 // smtpc answers each delivery from a script (and the test can read the content it was asked to send,
 // e.g. a DSN). Everything lives in a temporary directory removed by stop().
 
@@ -59,6 +60,8 @@ export interface InProcessQmgr {
   toSmtps: Message[];
   script: SmtpcScript;
   routes: Record<string, RouteResult>;
+  /** smar's answers to qmgr.expand: address -> final addresses (absent: smar fails to answer). */
+  expansions: Record<string, string[]>;
   /** The test clock: real time plus `offset`, which tests move forward. */
   clock: { offset: number; now(): number };
   submit(recipients: (string | RecipientSpec)[], more?: Partial<Envelope>): Promise<Envelope>;
@@ -103,7 +106,13 @@ export async function startInProcessQmgr(opts: InProcessOptions = {}): Promise<I
     },
     "gone.test": { status: "perm", text: "Host or domain name not found" },
   };
+  const expansions: Record<string, string[]> = {};
   const smar: Handler = (_from, body) => {
+    if (body.type === "qmgr.expand") {
+      const recipients = expansions[body.address];
+      if (!recipients) return { type: "rpc.failure", reason: `no expansion for ${body.address}` };
+      return { type: "smar.expansion", address: body.address, recipients };
+    }
     if (body.type !== "qmgr.route") return { type: "rpc.failure", reason: "not a route request" };
     const result = routes[body.domain] ?? { status: "perm", text: `no route for ${body.domain}` };
     return { type: "smar.route", domain: body.domain, result };
@@ -207,7 +216,7 @@ export async function startInProcessQmgr(opts: InProcessOptions = {}): Promise<I
       await Deno.remove(root, { recursive: true });
     }
   };
-  return { root, config, qmgr, smtps, delivered, toSmtps, script, routes, clock, submit, stop };
+  return { root, config, qmgr, smtps, delivered, toSmtps, script, routes, expansions, clock, submit, stop };
 }
 
 /** Waits until `cond` holds (polling every 10 ms), or fails after `ms`. */
