@@ -10,6 +10,7 @@ import { formatReply, reply, replyText } from "../mail/reply.ts";
 import { failure } from "../protocol/endpoint.ts";
 import type { Config, LdaConfig } from "../../config/types.ts";
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
+import { listen, stopServing } from "../smtp_io/listeners.ts";
 import { endSocket } from "../smtp_io/socket.ts";
 import { log } from "../util/log.ts";
 import { MailStore } from "./delivery.ts";
@@ -21,24 +22,6 @@ import { loadUsers } from "./users.ts";
 const COMPONENT = "lda";
 /** How long stop() lets sessions in DATA finish before dropping them. */
 export const STOP_GRACE_MS = 3_000;
-
-function listen(server: net.Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(new Error(`Listen on ${host}:${port}: ${err.message}`));
-    server.once("error", onError);
-    server.listen({ host, port }, () => {
-      server.off("error", onError);
-      server.on("error", (err) => log.error(COMPONENT, `listener ${host}:${port} failed: ${err.message}`));
-      resolve();
-    });
-  });
-}
-
-async function within(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([p, new Promise((r) => timer = setTimeout(r, ms))]);
-  clearTimeout(timer);
-}
 
 /** Starts the local delivery agent of `ctx.config.lda`. */
 export async function start(ctx: WorkerContext): Promise<Component> {
@@ -100,7 +83,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
   try {
     for (const ls of lda.listen_socket) {
       const listener = net.createServer({ allowHalfOpen: true }, onConnection);
-      await listen(listener, ls.address, ls.port);
+      await listen(listener, ls.address, ls.port, COMPONENT);
       listeners.push(listener);
       log.info(COMPONENT, `listening for LMTP on ${ls.address}:${ls.port}, mail root ${lda.mail_root}`);
     }
@@ -121,14 +104,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     },
     async stop() {
       stopping = true;
-      const closed = listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())));
-      for (const s of sessions) s.requestStop();
-      const running = () => Promise.all([...sessions].map((s) => s.run()));
-      await within(running(), STOP_GRACE_MS);
-      for (const s of sessions) s.abort();
-      await within(running(), 1_000);
-      for (const socket of sockets) socket.destroy();
-      await within(Promise.all(closed), 1_000);
+      await stopServing(listeners, sessions, sockets, STOP_GRACE_MS);
       log.info(COMPONENT, "stopped");
     },
   };

@@ -12,6 +12,7 @@ import { formatReply, replyText } from "../mail/reply.ts";
 import { failure } from "../protocol/endpoint.ts";
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
 import type { Config } from "../../config/types.ts";
+import { listen, stopServing } from "../smtp_io/listeners.ts";
 import { log } from "../util/log.ts";
 import { R } from "./replies.ts";
 import { type QueueStatus, type SessionEnv, sessionEnv } from "./env.ts";
@@ -22,29 +23,10 @@ const COMPONENT = "smtps";
 /** How long stop() lets sessions in DATA or commit finish before dropping them. */
 export const STOP_GRACE_MS = 3_000;
 
-function listen(server: net.Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(new Error(`Listen on ${host}:${port}: ${err.message}`));
-    server.once("error", onError);
-    server.listen({ host, port }, () => {
-      server.off("error", onError);
-      server.on("error", (err) => log.error(COMPONENT, `listener ${host}:${port} failed: ${err.message}`));
-      resolve();
-    });
-  });
-}
-
 /** The sections and their sockets, which a reload cannot change. */
 function layout(c: Config): string {
   return c.smtps.map((s) => `${s.name}@${s.listen_socket.map((l) => `${l.address}:${l.port}`).join(",")}`)
     .join(" ");
-}
-
-/** Resolves when `p` settles or after `ms`, whichever comes first (the timer never outlives the wait). */
-async function within(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([p, new Promise((r) => timer = setTimeout(r, ms))]);
-  clearTimeout(timer);
 }
 
 /** Starts every configured SMTP server; the returned stop() ends them gracefully. */
@@ -121,7 +103,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
       const onConnection = serve(holder);
       for (const ls of server.listen_socket) {
         const listener = net.createServer({ allowHalfOpen: true }, onConnection);
-        await listen(listener, ls.address, ls.port);
+        await listen(listener, ls.address, ls.port, COMPONENT);
         listeners.push(listener);
         log.info(COMPONENT, `${server.name} (id ${server.id}): listening on ${ls.address}:${ls.port}`);
       }
@@ -144,14 +126,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     },
     async stop() {
       stopping = true;
-      const closed = listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())));
-      for (const s of sessions) s.requestStop();
-      const running = () => Promise.all([...sessions].map((s) => s.run()));
-      await within(running(), STOP_GRACE_MS);
-      for (const s of sessions) s.abort();
-      await within(running(), 1_000);
-      for (const socket of sockets) socket.destroy(); // closing ones whose client never sent its FIN
-      await within(Promise.all(closed), 1_000);
+      await stopServing(listeners, sessions, sockets, STOP_GRACE_MS);
       log.info(COMPONENT, "stopped");
     },
   };

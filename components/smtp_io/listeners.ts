@@ -1,0 +1,56 @@
+// The listening side of the SMTP and LMTP servers: opening a listen socket (a failure to listen rejects,
+// naming the address; a later listener error is logged) and the graceful stop they share. Touches only
+// the listeners, sessions and sockets it is given.
+
+import type net from "node:net";
+import { log } from "../util/log.ts";
+
+/** What stopServing() needs of a session. */
+export interface StoppableSession {
+  /** Resolves when the session is over (the same promise on every call). */
+  run(): Promise<void>;
+  /** Graceful stop: an idle session ends at once, a busy one after its current message. */
+  requestStop(): void;
+  /** Hard stop: drops the connection. */
+  abort(): void;
+}
+
+/** Starts `server` listening on `host`:`port`; later listener errors are logged for `component`. */
+export function listen(server: net.Server, host: string, port: number, component: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(new Error(`Listen on ${host}:${port}: ${err.message}`));
+    server.once("error", onError);
+    server.listen({ host, port }, () => {
+      server.off("error", onError);
+      server.on("error", (err) => log.error(component, `listener ${host}:${port} failed: ${err.message}`));
+      resolve();
+    });
+  });
+}
+
+/**
+ * Stops serving: closes the listeners, asks every session to stop, gives busy ones `graceMs` to finish,
+ * then drops the rest and destroys every socket still open (closing ones whose client never sent its FIN).
+ */
+export async function stopServing(
+  listeners: net.Server[],
+  sessions: ReadonlySet<StoppableSession>,
+  sockets: ReadonlySet<net.Socket>,
+  graceMs: number,
+): Promise<void> {
+  const closed = listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())));
+  for (const s of sessions) s.requestStop();
+  const running = () => Promise.all([...sessions].map((s) => s.run()));
+  await within(running(), graceMs);
+  for (const s of sessions) s.abort();
+  await within(running(), 1_000);
+  for (const socket of sockets) socket.destroy();
+  await within(Promise.all(closed), 1_000);
+}
+
+/** Resolves when `p` settles or after `ms`, whichever comes first (the timer never outlives the wait). */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p, new Promise((r) => timer = setTimeout(r, ms))]);
+  clearTimeout(timer);
+}
