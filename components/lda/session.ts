@@ -8,6 +8,7 @@ import type { Socket } from "node:net";
 import { formatReply, reply, replyText, type SmtpReply } from "../mail/reply.ts";
 import { InputInterrupted, InputTimeout, SocketInput } from "../smtp_io/input.ts";
 import { readLine } from "../smtp_io/line_reader.ts";
+import { ReplyWriter } from "../smtp_io/reply_writer.ts";
 import { clientIp, endSocket } from "../smtp_io/socket.ts";
 import { log } from "../util/log.ts";
 import { dispatch } from "./commands.ts";
@@ -16,7 +17,6 @@ import type { Accepted, MailStore } from "./delivery.ts";
 const COMPONENT = "lda";
 /** Longest command line read (RFC 5321 allows 512; room for long addresses with parameters). */
 const MAX_LINE = 2048;
-const MAX_BATCHED_REPLIES = 8 * 1024;
 
 export type State = "init" | "ready" | "mail" | "rcpt";
 
@@ -47,8 +47,7 @@ export class LmtpSession {
   badCommands = 0;
   lastVerb = "CONNECT";
   readonly #socket: Socket;
-  #out: string[] = [];
-  #outLength = 0;
+  readonly #replies: ReplyWriter;
   #quit = false;
   #stopping = false;
   #waitingForCommand = false;
@@ -58,6 +57,7 @@ export class LmtpSession {
     this.#socket = socket;
     this.ip = clientIp(socket);
     this.input = new SocketInput(socket);
+    this.#replies = new ReplyWriter(socket, ioTimeout);
     socket.setNoDelay(true);
   }
 
@@ -78,9 +78,7 @@ export class LmtpSession {
   }
 
   reply(r: SmtpReply): void {
-    const text = formatReply(r);
-    this.#out.push(text);
-    this.#outLength += text.length;
+    this.#replies.push(formatReply(r));
   }
 
   /** A syntax or sequence error: replied, logged, counted (too many end the session). */
@@ -99,23 +97,8 @@ export class LmtpSession {
     this.state = this.state === "init" ? "init" : "ready";
   }
 
-  async flush(): Promise<void> {
-    if (this.#out.length === 0) return;
-    const text = this.#out.join("");
-    this.#out = [];
-    this.#outLength = 0;
-    if (!this.#socket.writable || this.#socket.write(text)) return;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#socket.off("drain", onDrain);
-        reject(new InputTimeout("Write reply: client does not read"));
-      }, this.ioTimeout);
-      const onDrain = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.#socket.once("drain", onDrain);
-    });
+  flush(): Promise<void> {
+    return this.#replies.flush();
   }
 
   async #run(): Promise<void> {
@@ -148,7 +131,7 @@ export class LmtpSession {
     while (!this.#quit) {
       if (this.badCommands >= 20) return this.reply(SR.tooManyErrors(this.host));
       if (this.#stopping) return this.reply(SR.shuttingDown(this.host));
-      if (!this.input.hasBuffered || this.#outLength > MAX_BATCHED_REPLIES) {
+      if (!this.input.hasBuffered || this.#replies.full) {
         await this.flush();
         if (this.#stopping) continue;
       }

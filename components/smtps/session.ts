@@ -19,6 +19,7 @@ import { InputInterrupted, InputTimeout, SocketInput } from "../smtp_io/input.ts
 import { limitReached } from "./limits.ts";
 import { checkContext } from "./policy.ts";
 import { readLine } from "../smtp_io/line_reader.ts";
+import { ReplyWriter } from "../smtp_io/reply_writer.ts";
 import { R, softBounce } from "./replies.ts";
 import { clientIp, endSocket } from "../smtp_io/socket.ts";
 import { type TlsInfo, tlsInfo, upgrade } from "./tls.ts";
@@ -43,8 +44,6 @@ export interface AuthInfo {
 }
 
 const COMPONENT = "smtps";
-/** Replies held back for batching are flushed at this size even while pipelined input keeps coming. */
-const MAX_BATCHED_REPLIES = 8 * 1024;
 
 export class Session {
   readonly env: SessionEnv;
@@ -77,8 +76,7 @@ export class Session {
   /** True while a message is received or committed; a graceful stop lets it finish. */
   busy = false;
   #socket: Socket;
-  #out: string[] = [];
-  #outLength = 0;
+  readonly #replies: ReplyWriter;
   #quit = false;
   #stopping = false;
   #waitingForCommand = false;
@@ -91,6 +89,7 @@ export class Session {
     this.host = env.server.hostname;
     this.strictNewlines = !env.bareNewlineAllowed(this.ip);
     this.input = new SocketInput(socket);
+    this.#replies = new ReplyWriter(socket, env.server.io_timeout);
     socket.setNoDelay(true);
   }
 
@@ -119,9 +118,7 @@ export class Session {
 
   /** Queues a reply; it goes out at the next flush. */
   reply(r: SmtpReply): void {
-    const text = formatReply(this.env.softBounce ? softBounce(r) : r);
-    this.#out.push(text);
-    this.#outLength += text.length;
+    this.#replies.push(formatReply(this.env.softBounce ? softBounce(r) : r));
   }
 
   /** Sends a refusal and logs it the way operators grep for it. */
@@ -178,24 +175,8 @@ export class Session {
   }
 
   /** Writes the queued replies; waits for the socket to drain if the client does not read. */
-  async flush(): Promise<void> {
-    if (this.#out.length === 0) return;
-    const text = this.#out.join("");
-    this.#out = [];
-    this.#outLength = 0;
-    if (!this.#socket.writable) return;
-    if (this.#socket.write(text)) return;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#socket.off("drain", onDrain);
-        reject(new InputTimeout("Write reply: client does not read"));
-      }, this.env.server.io_timeout);
-      const onDrain = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.#socket.once("drain", onDrain);
-    });
+  flush(): Promise<void> {
+    return this.#replies.flush();
   }
 
   /**
@@ -215,6 +196,7 @@ export class Session {
       return false;
     }
     this.#socket = secure;
+    this.#replies.socket = secure;
     this.input = new SocketInput(secure);
     this.tls = tlsInfo(secure, this.env.tls!);
     this.helo = "";
@@ -277,7 +259,7 @@ export class Session {
       if (limit) return this.refuse("command", limit, `after ${this.lastVerb}`);
       if (this.#stopping) return this.reply(R.shuttingDown(this.host));
       // A client that pipelines without reading must not make us hold its replies unboundedly.
-      if (!this.input.hasBuffered || this.#outLength > MAX_BATCHED_REPLIES) {
+      if (!this.input.hasBuffered || this.#replies.full) {
         await this.flush();
         if (this.#stopping) continue; // a stop came while the replies drained
       }
