@@ -9,7 +9,7 @@
 
 import { DatabaseSync } from "node:sqlite";
 import { parseArgs } from "node:util";
-import { type MapFormat, parseMapText } from "../components/smar/map_text.ts";
+import { type MapFormat, parseMapText } from "../components/maps/map_text.ts";
 import { hashCredentials } from "./createmap_auth.ts";
 
 export type CreateMapResult = { ok: true; entries: number } | { ok: false; errors: string[] };

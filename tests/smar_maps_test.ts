@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createMap } from "../scripts/createmap.ts";
-import { parseMapText } from "../components/smar/map_text.ts";
+import { parseMapText } from "../components/maps/map_text.ts";
 import { MapTempError, openMap } from "../components/smar/maps.ts";
 import { netstring } from "../components/smar/map_socket.ts";
 import { startSocketMapServer } from "./helpers/socketmap_server.ts";

@@ -7,7 +7,7 @@
 
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { MapSpec } from "../../config/types.ts";
-import { type MapTextOptions, parseMapText } from "./map_text.ts";
+import { type MapTextOptions, parseMapText } from "../maps/map_text.ts";
 import { openSocketMap } from "./map_socket.ts";
 
 /** A map whose every lookup is answered synchronously from memory or SQLite (`hash`, `passwd`). */

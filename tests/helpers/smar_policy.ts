@@ -1,7 +1,7 @@
 // Builds smar's Policy for unit tests from map texts held in memory and a fake resolver answering from a
 // table (no sockets, no files): `policyOf({ access: "cltaddr:10 relay", mailertable: "...", dns })`.
 
-import { parseMapText } from "../../components/smar/map_text.ts";
+import { parseMapText } from "../../components/maps/map_text.ts";
 import { memoryMap, syncMap } from "../../components/smar/maps.ts";
 import { AccessMap } from "../../components/smar/access.ts";
 import { Aliases } from "../../components/smar/aliases.ts";
