@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadMap, type MapLookup } from "../components/smar/maps.ts";
+import { loadMap, type MapLookup } from "../components/maps/load.ts";
 import {
   domainLookupKeys,
   loadMailertable,

@@ -1,4 +1,4 @@
-// The sendmail X text map formats, read by smar (plain text maps) and by `deno task createmap`:
+// The sendmail X text map formats, read by the map loader (load.ts) and by `deno task createmap`:
 // - plain: `LHS<whitespace>RHS` per line;
 // - aliases: `alias: RHS` (the colon may be left out), a line starting with whitespace continuing the
 //   previous RHS, as in /etc/aliases.

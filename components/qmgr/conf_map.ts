@@ -6,12 +6,13 @@
 //   octo: how long the outgoing connection cache keeps a host that is down (retry_min_delay)
 //   icr:  incoming connections per 60 s from a client IP (qmgr.smtps.max_connection_rate; 0: no limit)
 //   icm:  concurrent incoming sessions from a client IP (qmgr.smtps.max_connections)
-// Loaded once at start (text or SQLite map, like smar's maps); a bad entry stops the MTA (fatal).
+// Loaded once at start (a text or SQLite map, by the loader smar's maps use too); a bad entry stops the
+// MTA (fatal).
 // May touch: read the map file.
 
 import type { MapSpec, QmgrConfig } from "../../config/types.ts";
 import { parseNumber, parseTime } from "../../config/values.ts";
-import { loadMap, type MapLookup } from "../smar/maps.ts";
+import { loadMap, type MapLookup } from "../maps/load.ts";
 
 export type ConfTag = "oci" | "ocm" | "octo" | "icr" | "icm";
 export const CONF_TAGS: readonly ConfTag[] = ["oci", "ocm", "octo", "icr", "icm"];

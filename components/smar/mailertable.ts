@@ -6,7 +6,7 @@
 // README 3.11). Reads only the mailertable's map file.
 
 import type { MapSpec } from "../../config/types.ts";
-import { loadMap, type MapLookup } from "./maps.ts";
+import { loadMap, type MapLookup } from "../maps/load.ts";
 import { isQueryableName, parseDomain } from "./domain.ts";
 
 export type MailertableHost =

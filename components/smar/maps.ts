@@ -1,28 +1,13 @@
-// Maps (sendmail X `map NAME { type = ...; }`): key/value lookups behind one interface, whatever their
-// type. `hash` is a plain text file held in memory or a SQLite map built by `deno task createmap` (told
-// apart by the SQLite file header, looked up through a prepared statement); `sequence` asks its maps in
-// order; `socket` asks a socketmap server (map_socket.ts); `passwd` reads local accounts from a
-// passwd-format file. Keys are case-insensitive. Nothing is read per lookup except through SQLite and
+// smar's maps (sendmail X `map NAME { type = ...; }`): key/value lookups behind one interface, whatever
+// their type. `hash` and `passwd` maps are loaded by components/maps/load.ts (in memory, or a SQLite map
+// looked up through a prepared statement); `sequence` asks its maps in order; `socket` asks a socketmap
+// server (map_socket.ts). Keys are case-insensitive. Nothing is read per lookup except through SQLite and
 // socket maps. Reads only the map's file (or talks to its socket).
 
-import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { MapSpec } from "../../config/types.ts";
-import { type MapTextOptions, parseMapText } from "../maps/map_text.ts";
+import { loadMap, type MapLookup } from "../maps/load.ts";
+import type { MapTextOptions } from "../maps/map_text.ts";
 import { openSocketMap } from "./map_socket.ts";
-
-/** A map whose every lookup is answered synchronously from memory or SQLite (`hash`, `passwd`). */
-export interface MapLookup {
-  readonly name: string;
-  /** The file it reads. */
-  readonly file: string;
-  /** The value for `key` (looked up in lower case), or undefined. */
-  lookup(key: string): string | undefined;
-  /** Every entry (for checks at load time; a SQLite map streams them). */
-  entries(): Iterable<[string, string]>;
-  /** Whether some key starts with `prefix` (lower case). */
-  hasPrefix?(prefix: string): boolean;
-  close(): void;
-}
 
 /** Any map smar uses for policy: hash and passwd maps, sequences, socket maps. */
 export interface SmarMap {
@@ -43,13 +28,6 @@ export class MapTempError extends Error {
   override name = "MapTempError";
 }
 
-const SQLITE_HEADER = "SQLite format 3\0";
-
-/** Whether `bytes` start with the SQLite database header. */
-export function isSqliteHeader(bytes: Uint8Array): boolean {
-  return new TextDecoder().decode(bytes.subarray(0, 16)) === SQLITE_HEADER;
-}
-
 /** Opens any map for smar's policy lookups; throws an Error naming the map and what is wrong with it. */
 export async function openMap(spec: MapSpec, opts: MapTextOptions = {}): Promise<SmarMap> {
   switch (spec.type) {
@@ -65,13 +43,6 @@ export async function openMap(spec: MapSpec, opts: MapTextOptions = {}): Promise
       throw new Error(`Load map ${spec.name}: unsupported type ${never}`);
     }
   }
-}
-
-/** Loads a hash or passwd map (their lookups need no I/O beyond SQLite); throws naming the map. */
-export async function loadMap(spec: MapSpec, opts: MapTextOptions = {}): Promise<MapLookup> {
-  if (spec.type === "passwd") return await loadPasswdMap(spec);
-  if (spec.type !== "hash") throw new Error(`Load map ${spec.name}: a ${spec.type} map cannot be used here`);
-  return await loadHashMap(spec, opts);
 }
 
 /** A synchronous map seen through the SmarMap interface. */
@@ -99,96 +70,6 @@ export function syncMap(map: MapLookup): SmarMap {
     },
     close: () => map.close(),
   };
-}
-
-async function loadHashMap(spec: MapSpec, opts: MapTextOptions): Promise<MapLookup> {
-  let head: Uint8Array;
-  try {
-    using f = await Deno.open(spec.file, { read: true });
-    head = new Uint8Array(16);
-    let got = 0;
-    while (got < 16) {
-      const n = await f.read(head.subarray(got));
-      if (n === null) break;
-      got += n;
-    }
-    head = head.subarray(0, got);
-  } catch (err) {
-    throw new Error(`Load map ${spec.name}: cannot read ${spec.file}: ${(err as Error).message}`);
-  }
-  if (isSqliteHeader(head)) return openSqliteMap(spec);
-  let text: string;
-  try {
-    text = await Deno.readTextFile(spec.file);
-  } catch (err) {
-    throw new Error(`Load map ${spec.name}: cannot read ${spec.file}: ${(err as Error).message}`);
-  }
-  const { entries, errors } = parseMapText(text, spec.file, opts);
-  if (errors.length > 0) {
-    const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : "";
-    throw new Error(`Load map ${spec.name}: ${errors[0]}${more}`);
-  }
-  return memoryMap(spec.name, spec.file, entries);
-}
-
-/** A map held in memory. */
-export function memoryMap(name: string, file: string, entries: Map<string, string>): MapLookup {
-  return {
-    name,
-    file,
-    lookup: (key) => entries.get(key.toLowerCase()),
-    entries: () => entries.entries(),
-    close: () => {},
-  };
-}
-
-function openSqliteMap(spec: MapSpec): MapLookup {
-  let db: DatabaseSync;
-  let get: StatementSync;
-  let all: StatementSync;
-  let range: StatementSync;
-  try {
-    db = new DatabaseSync(spec.file, { readOnly: true });
-    get = db.prepare("SELECT value FROM map WHERE key = ?");
-    all = db.prepare("SELECT key, value FROM map");
-    range = db.prepare("SELECT 1 AS found FROM map WHERE key >= ? AND key < ? LIMIT 1");
-  } catch (err) {
-    throw new Error(`Load map ${spec.name}: cannot open SQLite map ${spec.file}: ${(err as Error).message}`);
-  }
-  return {
-    name: spec.name,
-    file: spec.file,
-    lookup: (key) => {
-      const row = get.get(key.toLowerCase()) as { value?: unknown } | undefined;
-      return typeof row?.value === "string" ? row.value : undefined;
-    },
-    *entries() {
-      for (const row of all.iterate() as Iterable<{ key: unknown; value: unknown }>) {
-        if (typeof row.key === "string" && typeof row.value === "string") yield [row.key, row.value];
-      }
-    },
-    hasPrefix: (prefix) => range.get(prefix, prefix + "\uffff") !== undefined,
-    close: () => db.close(),
-  };
-}
-
-/** Local accounts: `name:password:uid:gid:gecos:home:shell` lines; the value is the home directory. */
-async function loadPasswdMap(spec: MapSpec): Promise<MapLookup> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(spec.file);
-  } catch (err) {
-    throw new Error(`Load map ${spec.name}: cannot read ${spec.file}: ${(err as Error).message}`);
-  }
-  const entries = new Map<string, string>();
-  for (const line of text.split("\n")) {
-    if (line.startsWith("#") || line.trim() === "") continue;
-    const fields = line.replace(/\r$/, "").split(":");
-    if (fields.length < 7 || fields[0] === "") continue;
-    const key = fields[0].toLowerCase();
-    if (!entries.has(key)) entries.set(key, fields[5]);
-  }
-  return memoryMap(spec.name, spec.file, entries);
 }
 
 async function openSequence(spec: MapSpec, opts: MapTextOptions): Promise<SmarMap> {

@@ -2,7 +2,8 @@
 // table (no sockets, no files): `policyOf({ access: "cltaddr:10 relay", mailertable: "...", dns })`.
 
 import { parseMapText } from "../../components/maps/map_text.ts";
-import { memoryMap, syncMap } from "../../components/smar/maps.ts";
+import { memoryMap } from "../../components/maps/load.ts";
+import { syncMap } from "../../components/smar/maps.ts";
 import { AccessMap } from "../../components/smar/access.ts";
 import { Aliases } from "../../components/smar/aliases.ts";
 import { Mailertable } from "../../components/smar/mailertable.ts";
