@@ -8,8 +8,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type { LdaConfig, MapSpec } from "../../config/types.ts";
 import { parseSize } from "../../config/values.ts";
-
-const SQLITE_HEADER = new TextEncoder().encode("SQLite format 3\0");
+import { isSqliteHeader } from "../maps/sqlite_map.ts";
 
 export interface LocalUser {
   /** The user's name: the directory under the mail root (lower case). */
@@ -143,7 +142,7 @@ async function readUsersMap(spec: MapSpec): Promise<Map<string, LocalUser>> {
     throw new Error(`Load local users map ${spec.name}: cannot read ${spec.file}: ${(err as Error).message}`);
   }
   try {
-    if (!SQLITE_HEADER.every((b, i) => bytes[i] === b)) {
+    if (!isSqliteHeader(bytes)) {
       return parseUsersText(new TextDecoder().decode(bytes), spec.file);
     }
     return readSqliteUsers(spec.file);

@@ -5,9 +5,8 @@
 // Touches: the map file, read-only.
 
 import { DatabaseSync } from "node:sqlite";
+import { isSqliteFile } from "../maps/sqlite_map.ts";
 import { DEFAULT_ITERATIONS, dummyVerify, verifyPassword } from "./password_hash.ts";
-
-const SQLITE_HEADER = "SQLite format 3\0";
 
 /** Checks user names and passwords against one credentials map file. */
 export class CredentialsMap {
@@ -31,7 +30,7 @@ export class CredentialsMap {
   async #lookup(key: string): Promise<string | undefined> {
     let text: string;
     try {
-      if (await this.#isSqlite()) return this.#sqlite(key);
+      if (await isSqliteFile(this.file)) return this.#sqlite(key);
       text = await Deno.readTextFile(this.file);
     } catch (err) {
       const message = (err as Error).message;
@@ -46,18 +45,6 @@ export class CredentialsMap {
       if (m && m[1].toLowerCase() === key) return m[2];
     }
     return undefined;
-  }
-
-  async #isSqlite(): Promise<boolean> {
-    using f = await Deno.open(this.file, { read: true });
-    const head = new Uint8Array(16);
-    let got = 0;
-    while (got < head.length) {
-      const n = await f.read(head.subarray(got));
-      if (n === null) break;
-      got += n;
-    }
-    return new TextDecoder().decode(head.subarray(0, got)) === SQLITE_HEADER;
   }
 
   #sqlite(key: string): string | undefined {
