@@ -1,6 +1,6 @@
 // Delivery status notifications (RFC 3464, with RFC 3461's parameters and RFC 6522's multipart/report):
 // builds the text of a DSN around the original message. The DSN is
-//   headers (From MAILER-DAEMON, To the original sender, Auto-Submitted: auto-replied)
+//   headers (From MAILER-DAEMON, To the original sender or list owner, Auto-Submitted: auto-replied)
 //   multipart/report; report-type=delivery-status:
 //     1. text/plain: what happened, for a person;
 //     2. message/delivery-status: Reporting-MTA, Original-Envelope-Id, Arrival-Date, then per recipient
@@ -41,7 +41,7 @@ export interface DsnReport {
   arrival: number;
   /** When the DSN is made (Date:). */
   date: number;
-  /** Who gets the DSN: the original sender, or postmaster. */
+  /** Who gets the DSN: the original sender, the list owner (owner-list@domain), or postmaster. */
   to: string;
   recipients: DsnRecipient[];
   /** Return the whole original or its header. */
