@@ -4,7 +4,9 @@
 // events; sends init, peer, reload and shutdown frames. A worker that errors or falls silent (3 heartbeat
 // intervals) is terminated and started again as a new generation, rewired to every running peer, and the
 // components listed in its `restart_dependencies` are restarted with it (gracefully); a worker that keeps
-// dying stops the MTA, as does a `fatal` frame whose exit code says a restart cannot help. Touches nothing.
+// dying stops the MTA, as does a `fatal` frame whose exit code says a restart cannot help. Each worker's
+// own life (its generations, the frames it sends, a graceful stop) is kept in worker_slot.ts. Touches
+// nothing.
 
 import type { Config } from "../../config/types.ts";
 import { serviceOptions } from "../../config/service.ts";
@@ -17,8 +19,9 @@ import {
   type WorkerName,
 } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
-import { DEFAULT_LIMITS, type RestartLimits, RestartPolicy } from "./restart_policy.ts";
-import { spawnWorker, wirePeers, workerUrl } from "./spawn.ts";
+import { DEFAULT_LIMITS, type RestartLimits } from "./restart_policy.ts";
+import { wirePeers, workerUrl } from "./spawn.ts";
+import { WorkerSlot } from "./worker_slot.ts";
 
 export {
   DO_NOT_RESTART,
@@ -44,29 +47,12 @@ import {
   type SupervisorOptions,
 } from "./supervisor_types.ts";
 
-interface Slot {
-  name: WorkerName;
-  generation: number;
-  restarts: number;
-  worker?: Worker;
-  ready: boolean;
-  lastSeen: number;
-  /** When its current worker was started (uptime for status requests). */
-  startedAt: number;
-  policy: RestartPolicy;
-  restartTimer?: ReturnType<typeof setTimeout>;
-  /** Set while the worker is being stopped (shutdown or a dependency restart): resolves once it is gone. */
-  stopping?: Promise<boolean>;
-  onStopped?: () => void;
-  onReloaded?: (error?: string) => void;
-}
-
 const isComponent = (name: WorkerName): name is ComponentName => COMPONENTS.includes(name as ComponentName);
 
 export class Supervisor {
   #config: Config;
   readonly #opts: Required<Omit<SupervisorOptions, "limits">> & { limits: RestartLimits };
-  readonly #slots = new Map<WorkerName, Slot>();
+  readonly #slots = new Map<WorkerName, WorkerSlot>();
   readonly #listeners = new Set<(e: SupervisorEvent) => void>();
   #watch?: ReturnType<typeof setInterval>;
   #ending?: Promise<SupervisorEnd>;
@@ -89,18 +75,7 @@ export class Supervisor {
     };
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
     const names = [...COMPONENTS, ...SERVICES.filter((s) => opts.permissions[s] !== undefined)];
-    for (const name of names) {
-      const policy = new RestartPolicy(this.#opts.limits, this.#opts.now);
-      this.#slots.set(name, {
-        name,
-        generation: 0,
-        restarts: 0,
-        ready: false,
-        lastSeen: 0,
-        startedAt: 0,
-        policy,
-      });
-    }
+    for (const name of names) this.#slots.set(name, new WorkerSlot(name, this.#opts.limits, this.#opts.now));
   }
 
   /** Subscribes to supervision events; returns the unsubscribe function. */
@@ -164,20 +139,10 @@ export class Supervisor {
   ): Promise<Map<WorkerName, string | undefined>> {
     this.#config = config;
     const answers = new Map<WorkerName, string | undefined>();
-    const waits = [...this.#slots.values()].filter((s) => s.worker && !s.stopping).map((slot) =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(() => finish(`no answer within ${timeout} ms`), timeout);
-        const finish = (error?: string) => {
-          clearTimeout(timer);
-          slot.onReloaded = undefined;
-          answers.set(slot.name, error);
-          resolve();
-        };
-        slot.onReloaded = finish;
-        slot.worker!.postMessage({ v: PROTOCOL_VERSION, kind: "reload", config });
-      })
+    const running = [...this.#slots.values()].filter((s) => s.worker && !s.stopping);
+    await Promise.all(
+      running.map(async (slot) => answers.set(slot.name, await slot.reload(config, timeout))),
     );
-    await Promise.all(waits);
     return answers;
   }
 
@@ -202,7 +167,7 @@ export class Supervisor {
     if (slot.worker && !slot.stopping) this.#died(slot, "killed");
   }
 
-  #slot(name: WorkerName): Slot {
+  #slot(name: WorkerName): WorkerSlot {
     const slot = this.#slots.get(name);
     if (!slot) throw new RangeError(`Look up a component: no component named ${name}`);
     return slot;
@@ -212,28 +177,13 @@ export class Supervisor {
     for (const l of [...this.#listeners]) l(e);
   }
 
-  #spawn(slot: Slot, cause: "crash" | "dependency" = "crash"): void {
-    slot.restartTimer = undefined;
-    slot.generation++;
-    slot.ready = false;
-    slot.lastSeen = this.#opts.now();
-    slot.startedAt = slot.lastSeen;
-    const { name, generation } = slot;
-    const permissions = this.#opts.permissions[name]!;
-    const worker = spawnWorker(name, permissions, generation, this.#config, this.#opts.workerUrl(name));
-    slot.worker = worker;
-    slot.policy.started();
-    worker.onmessage = (e: MessageEvent) => {
-      if (slot.worker === worker) this.#frame(slot, e.data);
-    };
-    worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault(); // an uncaught error in a worker must not end the MTA
-      if (slot.worker !== worker) return;
-      log.error("mcp", `${name}#${generation} failed: ${e.message}`);
-      if (!slot.stopping) return this.#died(slot, `error: ${e.message}`);
-      slot.onStopped?.(); // failed while stopping: nothing left to wait for
-    };
-    worker.onmessageerror = () => log.error("mcp", `${name}#${generation} sent a frame that cannot be read`);
+  #spawn(slot: WorkerSlot, cause: "crash" | "dependency" = "crash"): void {
+    const name = slot.name;
+    const worker = slot.start(this.#opts.permissions[name]!, this.#config, this.#opts.workerUrl(name), {
+      frame: (f) => this.#frame(slot, f),
+      died: (reason) => this.#died(slot, reason),
+    });
+    const generation = slot.generation;
     if (isComponent(name)) {
       for (const peer of this.#slots.values()) {
         if (peer !== slot && peer.worker && !peer.stopping && isComponent(peer.name)) {
@@ -249,17 +199,8 @@ export class Supervisor {
     }
   }
 
-  #frame(slot: Slot, data: unknown): void {
-    const f = data as WorkerFrame;
-    if (typeof f !== "object" || f === null || f.v !== PROTOCOL_VERSION) {
-      log.error("mcp", `dropped a control frame from ${slot.name}: wrong protocol version or not a frame`);
-      return;
-    }
-    if (f.generation !== slot.generation) {
-      log.warn("mcp", `ignored a ${f.kind} frame from ${slot.name} generation ${f.generation}`);
-      return;
-    }
-    slot.lastSeen = this.#opts.now();
+  /** A frame from the current generation of `slot`'s worker. */
+  #frame(slot: WorkerSlot, f: WorkerFrame): void {
     switch (f.kind) {
       case "ready":
         if (this.#ending || slot.stopping) return;
@@ -277,21 +218,15 @@ export class Supervisor {
         return;
       }
       case "reloaded":
-        slot.onReloaded?.(f.error);
+        slot.reloaded(f.error);
         this.#emit({ type: "reloaded", name: slot.name, generation: slot.generation, error: f.error });
         return;
       case "stopped":
-        slot.onStopped?.();
+        slot.stopped();
         return;
       case "status_request": {
         const now = this.#opts.now();
-        const components = [...this.#slots.values()].map((s) => ({
-          name: s.name,
-          generation: s.generation,
-          restarts: s.restarts,
-          ready: s.ready,
-          uptime: s.worker ? now - s.startedAt : 0,
-        }));
+        const components = [...this.#slots.values()].map((s) => s.status(now));
         slot.worker?.postMessage({ v: PROTOCOL_VERSION, kind: "status", id: f.id, components });
         return;
       }
@@ -326,10 +261,9 @@ export class Supervisor {
   }
 
   /** Ends a dead (or hung) worker and schedules its restart, or stops the MTA when it keeps dying. */
-  #died(slot: Slot, reason: string): void {
-    const worker = slot.worker;
-    if (!worker || this.#ending || slot.stopping) return;
-    this.#forget(slot, worker);
+  #died(slot: WorkerSlot, reason: string): void {
+    if (!slot.worker || this.#ending || slot.stopping) return;
+    slot.terminate();
     log.warn("mcp", `${slot.name}#${slot.generation} died: ${reason}`);
     this.#emit({ type: "died", name: slot.name, generation: slot.generation, reason });
     const decision = slot.policy.died();
@@ -348,45 +282,11 @@ export class Supervisor {
   }
 
   /** Restarts `slot` because `cause` restarted: a graceful stop, then a new generation at once. */
-  async #restartDependency(slot: Slot, cause: WorkerName): Promise<void> {
+  async #restartDependency(slot: WorkerSlot, cause: WorkerName): Promise<void> {
     if (!slot.worker || slot.stopping || this.#ending) return; // already down: its own restart is pending
     log.info("mcp", `restarting ${slot.name}: it depends on ${cause}`);
-    await this.#stopWorker(slot);
+    await slot.stop(this.#opts.stopTimeout);
     if (!this.#ending) this.#spawn(slot, "dependency");
-  }
-
-  #forget(slot: Slot, worker: Worker): void {
-    slot.worker = undefined;
-    slot.ready = false;
-    worker.onmessage = null;
-    worker.onerror = null;
-    worker.terminate();
-  }
-
-  /** Asks the worker to stop, waits for `stopped` (or the timeout), terminates it; true when it stopped in time. */
-  #stopWorker(slot: Slot): Promise<boolean> {
-    if (slot.stopping) return slot.stopping;
-    const worker = slot.worker;
-    if (!worker) return Promise.resolve(true);
-    slot.stopping = (async () => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const stopped = new Promise<boolean>((resolve) => {
-        slot.onStopped = () => resolve(true);
-        timer = setTimeout(() => resolve(false), this.#opts.stopTimeout);
-      });
-      worker.postMessage({ v: PROTOCOL_VERSION, kind: "shutdown" });
-      const clean = await stopped;
-      clearTimeout(timer);
-      if (!clean) {
-        log.warn("mcp", `${slot.name} did not stop within ${this.#opts.stopTimeout} ms: terminating it`);
-      }
-      slot.onStopped = undefined;
-      slot.onReloaded?.("stopped before answering");
-      this.#forget(slot, worker);
-      slot.stopping = undefined;
-      return clean;
-    })();
-    return slot.stopping;
   }
 
   #shutdown(code: number, reason: string): Promise<SupervisorEnd> {
@@ -398,7 +298,7 @@ export class Supervisor {
       for (const name of STOP_ORDER) {
         const slot = this.#slots.get(name);
         if (!slot?.worker) continue;
-        const clean = await this.#stopWorker(slot);
+        const clean = await slot.stop(this.#opts.stopTimeout);
         this.#emit({ type: "stopped", name, clean });
       }
       const end = { code, reason };
