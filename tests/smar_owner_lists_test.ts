@@ -11,6 +11,7 @@ import { expandAddress as expandHere } from "../components/smar/expand.ts";
 import { syncMap } from "../components/smar/maps.ts";
 import { expandAddress } from "../components/smar/client.ts";
 import type { Endpoint } from "../components/protocol/endpoint.ts";
+import { validateMessage } from "../components/protocol/validate.ts";
 import { startComponent } from "./helpers/harness.ts";
 import { policyOf, textMap } from "./helpers/smar_policy.ts";
 
@@ -178,5 +179,46 @@ Deno.test("the smar worker answers qmgr.expand from qmgr, not from smtps", async
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the protocol checks errorsTo and the expansion messages where they arrive", async (t) => {
+  const cases: [string, unknown, string | undefined][] = [
+    ["qmgr.expand with an address", { type: "qmgr.expand", address: "postmaster@localhost" }, undefined],
+    ["qmgr.expand without one", { type: "qmgr.expand" }, "qmgr.expand: address: expected a string"],
+    [
+      "smar.expansion with owners",
+      { type: "smar.expansion", address: "l@d", recipients: ["a@d"], errorsTo: { "a@d": "owner-l@d" } },
+      undefined,
+    ],
+    [
+      "an owner that is no string",
+      { type: "smar.expansion", address: "l@d", recipients: ["a@d"], errorsTo: { "a@d": 1 } },
+      "smar.expansion: errorsTo: a@d: expected a string",
+    ],
+    [
+      "a verdict's errorsTo that is a list",
+      { type: "smar.verdict", verdict: { action: "accept", errorsTo: ["x"] } },
+      "smar.verdict: verdict: errorsTo: expected an object",
+    ],
+    [
+      "a recipient's errorsTo in an envelope",
+      {
+        type: "smtps.commit",
+        envelope: {
+          id: "X",
+          cdbPath: "/x",
+          size: 1,
+          arrival: 1,
+          sender: "s@d",
+          recipients: [{ address: "a@d", errorsTo: 7 }],
+          client: { ip: "127.0.0.1", helo: "h" },
+        },
+      },
+      "smtps.commit: envelope: recipients: [0]: errorsTo: expected a string",
+    ],
+  ];
+  for (const [label, body, want] of cases) {
+    await t.step(label, () => assert.equal(validateMessage(body), want));
   }
 });
