@@ -3,7 +3,8 @@
 // and its counters.
 
 import assert from "node:assert/strict";
-import { DataReader, type Sink, startSink } from "./helpers/smtp_sink.ts";
+import { type Sink, startSink } from "./helpers/smtp_sink.ts";
+import { DataReader } from "./helpers/smtp_sink_data.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
