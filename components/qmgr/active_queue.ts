@@ -6,7 +6,7 @@
 // Pure memory; touches nothing.
 
 import type { RecipientSpec } from "../protocol/messages.ts";
-import type { StoredMessage } from "./store.ts";
+import type { StoredMessage } from "./store_rows.ts";
 
 export interface AqEntry extends RecipientSpec {
   messageId: string;

@@ -30,9 +30,8 @@ import {
   NOTICE_SUCCESS,
   PENDING,
   type QueueStore,
-  type RecipientRow,
-  type StoredMessage,
 } from "./store.ts";
+import type { RecipientRow, StoredMessage } from "./store_rows.ts";
 
 /** How long a DSN that could not be made waits before the next try (ms). */
 export const NOTICE_RETRY = 60_000;

@@ -28,8 +28,8 @@ import {
   NOTICE_SUCCESS,
   type QueueStore,
   SENT,
-  type StoredMessage,
 } from "./store.ts";
+import type { StoredMessage } from "./store_rows.ts";
 
 export interface ResultContext {
   store: QueueStore;

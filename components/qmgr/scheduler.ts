@@ -33,7 +33,8 @@ import {
 } from "./results.ts";
 import type { RouteCache } from "./route_cache.ts";
 import type { Stats } from "./stats.ts";
-import type { QueueStore, StoredMessage } from "./store.ts";
+import type { QueueStore } from "./store.ts";
+import { messageOf, type StoredMessage } from "./store_rows.ts";
 
 /** Longest the scheduler sleeps between looks at the store (ms). */
 export const MAX_SLEEP = 5_000;
@@ -53,23 +54,6 @@ export interface SchedulerDeps {
 }
 
 type OkRoute = Extract<RouteResult, { status: "ok" }>;
-
-/** The message-level part of an envelope, as the store keeps it. */
-export function messageOf(env: Envelope): StoredMessage {
-  return {
-    id: env.id,
-    cdbPath: env.cdbPath,
-    size: env.size,
-    arrival: env.arrival,
-    sender: env.sender,
-    clientIp: env.client.ip,
-    clientHelo: env.client.helo,
-    bodyType: env.bodyType,
-    smtputf8: env.smtputf8 === true,
-    envid: env.envid,
-    ret: env.ret,
-  };
-}
 
 export class Scheduler {
   readonly #d: SchedulerDeps;

@@ -9,12 +9,13 @@
 // DEFEDB directory is created but stays empty (kept so a configuration that names it remains valid).
 // Scale: rows are keyed by (message_id, idx); the index on (state, next_try) makes a scheduling round and
 // "earliest next retry" cost O(log n + due rows), independent of how many messages wait. All statements are
-// prepared once. This file runs SQL only; transactions are opened and committed by group_commit.ts.
+// prepared once. This file runs SQL only (the records it returns, and their conversion from rows, are in
+// store_rows.ts); transactions are opened and committed by group_commit.ts.
 // May touch: the database file in the IBDB directory.
 
-import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { join } from "node:path";
-import type { Envelope, RecipientSpec } from "../protocol/messages.ts";
+import type { Envelope } from "../protocol/messages.ts";
 import {
   ACTIVE,
   applySchema,
@@ -25,6 +26,16 @@ import {
   PENDING,
   WAITING,
 } from "./store_schema.ts";
+import {
+  type AttemptEnd,
+  type DueRecipient,
+  type RecipientRow,
+  type Row,
+  type StoredMessage,
+  toMessage,
+  toRecipient,
+  toRow,
+} from "./store_rows.ts";
 
 export {
   ACTIVE,
@@ -47,98 +58,8 @@ export const BUSY_TIMEOUT = 5_000;
 /** Recipient states that still need work (not sent, not failed). */
 const OPEN = `(${WAITING}, ${ACTIVE}, ${HELD})`;
 
-/** The message-level part of an envelope, as stored. */
-export interface StoredMessage {
-  id: string;
-  cdbPath: string;
-  size: number;
-  arrival: number;
-  sender: string;
-  clientIp: string;
-  clientHelo: string;
-  bodyType?: Envelope["bodyType"];
-  smtputf8: boolean;
-  envid?: string;
-  ret?: Envelope["ret"];
-}
-
-/** One recipient row. */
-export interface StoredRecipient extends RecipientSpec {
-  messageId: string;
-  index: number;
-  tries: number;
-}
-
-/** A recipient row with its whole state (notices, the control socket). */
-export interface RecipientRow extends StoredRecipient {
-  state: number;
-  nextTry: number;
-  lastReply?: string;
-  lastRelay?: string;
-  notice: number;
-}
-
-/** The end of one delivery attempt, as recorded. */
-export interface AttemptEnd {
-  tries: number;
-  reply: string;
-  relay?: string;
-  /** Notice bits to add (NOTICE_*, DELAY_SENT, DELIVERED). */
-  notice: number;
-  /** Deferrals: bits to add only when no delay notice was decided yet (DELAY_SENT not set). */
-  delayNotice?: number;
-}
-
-/** A due recipient with its message (what a scheduling round loads). */
-export interface DueRecipient {
-  message: StoredMessage;
-  recipient: StoredRecipient;
-}
-
-type Row = Record<string, SQLInputValue>;
-
+/** An optional value as SQL: undefined is NULL. */
 const nul = <T>(v: T | undefined): T | null => v === undefined ? null : v;
-const opt = <T>(v: unknown): T | undefined => v === null || v === undefined ? undefined : v as T;
-
-function toMessage(r: Row): StoredMessage {
-  return {
-    id: r.id as string,
-    cdbPath: r.cdb_path as string,
-    size: Number(r.size),
-    arrival: Number(r.arrival),
-    sender: r.sender as string,
-    clientIp: r.client_ip as string,
-    clientHelo: r.client_helo as string,
-    bodyType: opt(r.body_type),
-    smtputf8: Number(r.smtputf8) === 1,
-    envid: opt(r.envid),
-    ret: opt(r.ret),
-  };
-}
-
-function toRecipient(r: Row): StoredRecipient {
-  const notify = opt<string>(r.notify);
-  return {
-    messageId: r.message_id as string,
-    index: Number(r.idx),
-    address: r.address as string,
-    notify: notify === undefined ? undefined : notify.split(","),
-    orcpt: opt(r.orcpt),
-    ...(r.errors_to !== null && r.errors_to !== undefined ? { errorsTo: r.errors_to as string } : {}),
-    tries: Number(r.tries),
-  };
-}
-
-function toRow(r: Row): RecipientRow {
-  return {
-    ...toRecipient(r),
-    state: Number(r.state),
-    nextTry: Number(r.next_try),
-    lastReply: opt(r.last_reply),
-    lastRelay: opt(r.last_relay),
-    notice: Number(r.notice),
-  };
-}
 
 export class QueueStore {
   readonly db: DatabaseSync;
