@@ -1,7 +1,7 @@
 // The scheduler: moves recipients into the active queue (fresh commits directly, waiting ones from the
 // store when they are due and there is room), asks smar for each domain's route, groups one message's
-// recipients that share a route and an envelope sender (a list owner's recipients leave with the owner
-// as MAIL FROM, results.ts returnPath()) into delivery transactions, hands those to smtpc within the connection
+// recipients that share a route and an envelope sender into delivery transactions (transactions.ts; a
+// list owner's recipients leave with the owner as MAIL FROM), hands those to smtpc within the connection
 // limits (destinations.ts: per-destination slow start), and records the results (results.ts), handing
 // owed DSNs to notices.ts. A destination the outgoing connection cache (occ.ts) knows to be down gets no
 // connection attempt: its recipients are deferred at once. A single timer wakes the scheduler at the
@@ -10,13 +10,7 @@
 // smtpc (through the functions it is given). May touch: the store.
 
 import type { Config } from "../../config/types.ts";
-import type {
-  DeliveryTransaction,
-  Envelope,
-  RecipientResult,
-  RouteResult,
-  SmtpcResult,
-} from "../protocol/messages.ts";
+import type { DeliveryTransaction, Envelope, RecipientResult, SmtpcResult } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
 import type { ActiveQueue, AqEntry } from "./active_queue.ts";
 import type { Destinations, TaskOutcome } from "./destinations.ts";
@@ -29,12 +23,20 @@ import {
   recordResult,
   removeMessage,
   type ResultContext,
-  returnPath,
 } from "./results.ts";
 import type { RouteCache } from "./route_cache.ts";
 import type { Stats } from "./stats.ts";
 import type { QueueStore } from "./store.ts";
 import { messageOf, type StoredMessage } from "./store_rows.ts";
+import {
+  addToBatches,
+  agentFailure,
+  type Batch,
+  groupByDomain,
+  outcomeOf,
+  splitBatch,
+  transactionOf,
+} from "./transactions.ts";
 
 /** Longest the scheduler sleeps between looks at the store (ms). */
 export const MAX_SLEEP = 5_000;
@@ -52,8 +54,6 @@ export interface SchedulerDeps {
   occ?: Occ;
   stats?: Stats;
 }
-
-type OkRoute = Extract<RouteResult, { status: "ok" }>;
 
 export class Scheduler {
   readonly #d: SchedulerDeps;
@@ -167,17 +167,11 @@ export class Scheduler {
   }
 
   async #route(m: StoredMessage, entries: AqEntry[]): Promise<void> {
-    const byDomain = new Map<string, AqEntry[]>();
-    for (const e of entries) {
-      const d = this.#domainOf(e.address);
-      const list = byDomain.get(d);
-      if (list) list.push(e);
-      else byDomain.set(d, [e]);
-    }
+    const byDomain = groupByDomain(entries, this.#d.config.hostname);
     const domains = [...byDomain.keys()];
     const routes = await Promise.all(domains.map((d) => this.#d.routes.get(d)));
     if (this.#stopped) return;
-    const byRoute = new Map<string, { route: OkRoute; sender: string; entries: AqEntry[] }>();
+    const batches = new Map<string, Batch>();
     let failed = false;
     domains.forEach((domain, i) => {
       const route = routes[i];
@@ -189,48 +183,18 @@ export class Scheduler {
         failed = true;
         return;
       }
-      const hostsKey = `${route.protocol}:${route.port}:${route.hosts.map((h) => h.address).join(",")}`;
-      for (const e of list) {
-        const sender = returnPath(m, e);
-        const key = `${hostsKey} ${sender}`;
-        const g = byRoute.get(key) ?? { route, sender, entries: [] };
-        g.entries.push(e);
-        byRoute.set(key, g);
-      }
+      addToBatches(batches, m, route, list);
     });
-    for (const { route, sender, entries: list } of byRoute.values()) {
-      list.sort((a, b) => a.index - b.index);
-      const rcpts = this.#d.config.qmgr.smtpc;
-      const max = Math.max(
-        1,
-        route.protocol === "lmtp"
-          ? rcpts.lmtp_max_rcpts_per_transaction
-          : rcpts.smtp_max_rcpts_per_transaction,
-      );
-      const dest = route.hosts[0].address;
-      for (let i = 0; i < list.length; i += max) {
-        const ta = this.#transaction(m, route, sender, list.slice(i, i + max));
+    for (const batch of batches.values()) {
+      const dest = batch.route.hosts[0].address;
+      for (const list of splitBatch(batch, this.#d.config.qmgr.smtpc)) {
+        const taId = `${m.id}.${(++this.#taSeq).toString(36)}`;
+        const ta = transactionOf(taId, m, batch.route, batch.sender, list);
         if (this.#isDown(m, ta, dest)) continue;
         this.#d.destinations.enqueue(dest, () => this.#deliver(m, ta, dest));
       }
     }
     if (failed) this.#afterResults(m);
-  }
-
-  #transaction(m: StoredMessage, route: OkRoute, sender: string, list: AqEntry[]): DeliveryTransaction {
-    return {
-      taId: `${m.id}.${(++this.#taSeq).toString(36)}`,
-      messageId: m.id,
-      cdbPath: m.cdbPath,
-      size: m.size,
-      sender,
-      recipients: list.map((e) => ({ index: e.index, address: e.address, notify: e.notify, orcpt: e.orcpt })),
-      route: { protocol: route.protocol, port: route.port, hosts: route.hosts },
-      bodyType: m.bodyType,
-      smtputf8: m.smtputf8,
-      envid: m.envid,
-      ret: m.ret,
-    };
   }
 
   /** Defers the transaction without a connection attempt when its destination is known to be down. */
@@ -258,12 +222,7 @@ export class Scheduler {
       if (res.type !== "smtpc.result") throw new Error("no result");
     } catch (err) {
       answered = false;
-      const reply = `delivery agent failed: ${(err as Error).message}`;
-      res = {
-        type: "smtpc.result",
-        taId: ta.taId,
-        results: ta.recipients.map((r) => ({ index: r.index, status: "temp", reply })),
-      };
+      res = agentFailure(ta, err as Error);
     }
     if (this.#stopped) return "none";
     if (res.taId !== ta.taId) log.warn("qmgr", `${m.id}: result for ${res.taId} answers ${ta.taId}`);
@@ -280,11 +239,7 @@ export class Scheduler {
       });
     }
     this.#afterResults(m);
-    if (res.relay !== undefined) return "connected";
-    // No host answered: a connection failure, unless smtpc itself could not take the transaction (its
-    // client stub then reports every recipient as "delivery agent failed: ...").
-    const agentFailed = res.results.some((r) => r.reply.startsWith("delivery agent failed"));
-    return answered && !agentFailed && res.results.every((r) => r.status === "temp") ? "unreachable" : "none";
+    return outcomeOf(res, answered);
   }
 
   #finish(m: StoredMessage, e: AqEntry, r: RecipientResult, info: AttemptInfo): void {
@@ -318,11 +273,5 @@ export class Scheduler {
     } catch (err) {
       log.error("qmgr", `${id}: check whether the message is done: ${(err as Error).message}`);
     }
-  }
-
-  #domainOf(address: string): string {
-    const at = address.lastIndexOf("@");
-    const domain = at < 0 ? "" : address.slice(at + 1).toLowerCase();
-    return domain === "" ? this.#d.config.hostname.toLowerCase() : domain;
   }
 }

@@ -1,0 +1,112 @@
+// Delivery transactions, as the scheduler makes them and reads smtpc's answers to them. A message's
+// recipients are grouped by domain (one route lookup each); recipients whose routes name the same hosts
+// (protocol, port, host list) and who share an envelope sender (a list owner's recipients leave with the
+// owner as MAIL FROM, results.ts returnPath()) form a batch, cut into transactions of at most the
+// configured recipients each, in recipient order. An answer smtpc could not give becomes a temporary
+// failure of every recipient; what an answer says about the destination feeds its slow start
+// (destinations.ts). Pure; touches nothing.
+
+import type { QmgrConfig } from "../../config/types.ts";
+import type { DeliveryTransaction, RouteResult, SmtpcResult } from "../protocol/messages.ts";
+import type { AqEntry } from "./active_queue.ts";
+import type { TaskOutcome } from "./destinations.ts";
+import { returnPath } from "./results.ts";
+import type { StoredMessage } from "./store_rows.ts";
+
+export type OkRoute = Extract<RouteResult, { status: "ok" }>;
+
+/** Recipients one transaction (or several, when there are many) may carry together. */
+export interface Batch {
+  route: OkRoute;
+  /** The envelope sender of their deliveries. */
+  sender: string;
+  entries: AqEntry[];
+}
+
+/** The domain an address is routed by: the part after the last `@`, or `localHost` when there is none. */
+export function domainOf(address: string, localHost: string): string {
+  const at = address.lastIndexOf("@");
+  const domain = at < 0 ? "" : address.slice(at + 1).toLowerCase();
+  return domain === "" ? localHost.toLowerCase() : domain;
+}
+
+/** The entries grouped by domainOf() their address, in order of first appearance. */
+export function groupByDomain(entries: AqEntry[], localHost: string): Map<string, AqEntry[]> {
+  const byDomain = new Map<string, AqEntry[]>();
+  for (const e of entries) {
+    const d = domainOf(e.address, localHost);
+    const list = byDomain.get(d);
+    if (list) list.push(e);
+    else byDomain.set(d, [e]);
+  }
+  return byDomain;
+}
+
+/** Adds the entries of message `m` that `route` serves to their batches (same hosts, same sender). */
+export function addToBatches(batches: Map<string, Batch>, m: StoredMessage, route: OkRoute, list: AqEntry[]) {
+  const hostsKey = `${route.protocol}:${route.port}:${route.hosts.map((h) => h.address).join(",")}`;
+  for (const e of list) {
+    const sender = returnPath(m, e);
+    const key = `${hostsKey} ${sender}`;
+    const g = batches.get(key) ?? { route, sender, entries: [] };
+    g.entries.push(e);
+    batches.set(key, g);
+  }
+}
+
+/** A batch cut into the recipient lists of its transactions, in recipient order. */
+export function splitBatch(batch: Batch, smtpc: QmgrConfig["smtpc"]): AqEntry[][] {
+  const list = batch.entries;
+  list.sort((a, b) => a.index - b.index);
+  const max = Math.max(
+    1,
+    batch.route.protocol === "lmtp"
+      ? smtpc.lmtp_max_rcpts_per_transaction
+      : smtpc.smtp_max_rcpts_per_transaction,
+  );
+  const out: AqEntry[][] = [];
+  for (let i = 0; i < list.length; i += max) out.push(list.slice(i, i + max));
+  return out;
+}
+
+/** The transaction `taId` handing `list` of message `m` to smtpc. */
+export function transactionOf(
+  taId: string,
+  m: StoredMessage,
+  route: OkRoute,
+  sender: string,
+  list: AqEntry[],
+): DeliveryTransaction {
+  return {
+    taId,
+    messageId: m.id,
+    cdbPath: m.cdbPath,
+    size: m.size,
+    sender,
+    recipients: list.map((e) => ({ index: e.index, address: e.address, notify: e.notify, orcpt: e.orcpt })),
+    route: { protocol: route.protocol, port: route.port, hosts: route.hosts },
+    bodyType: m.bodyType,
+    smtputf8: m.smtputf8,
+    envid: m.envid,
+    ret: m.ret,
+  };
+}
+
+/** The answer for a transaction smtpc did not answer: every recipient fails temporarily. */
+export function agentFailure(ta: DeliveryTransaction, err: Error): SmtpcResult {
+  const reply = `delivery agent failed: ${err.message}`;
+  return {
+    type: "smtpc.result",
+    taId: ta.taId,
+    results: ta.recipients.map((r) => ({ index: r.index, status: "temp", reply })),
+  };
+}
+
+/** What an answer tells the destination's slow start; `answered`: smtpc itself gave it. */
+export function outcomeOf(res: SmtpcResult, answered: boolean): TaskOutcome {
+  if (res.relay !== undefined) return "connected";
+  // No host answered: a connection failure, unless smtpc itself could not take the transaction (its
+  // client stub then reports every recipient as "delivery agent failed: ...").
+  const agentFailed = res.results.some((r) => r.reply.startsWith("delivery agent failed"));
+  return answered && !agentFailed && res.results.every((r) => r.status === "temp") ? "unreachable" : "none";
+}
