@@ -1,7 +1,8 @@
 // STARTTLS (RFC 3207) against the real smtps worker with the test CA's certificates (tests/fixtures/tls):
 // the upgrade with Deno.startTls and with nodemailer, the session state forgotten after the handshake,
 // bytes injected behind STARTTLS dropped (CVE-2011-0411), a second STARTTLS refused, client certificates
-// verified or not and handed to smar DN-encoded, a failed handshake, and a missing certificate file
+// verified or not and handed to smar DN-encoded, a failed handshake, a client gone in the middle of the
+// handshake (its session ends at once), and a missing certificate file
 // stopping the start. Received: says ESMTPS with the TLS version and cipher.
 
 import assert from "node:assert/strict";
@@ -9,6 +10,7 @@ import nodemailer from "nodemailer";
 import { X509Certificate } from "node:crypto";
 import { encodeDn, onelineDn, verifyChain } from "../components/smtps/tls.ts";
 import { HOST, runDialogue, SmtpClient, type Smtps, startSmtps, tlsFile } from "./helpers/smtps_dialogue.ts";
+import { RawClient } from "./helpers/hostile_client.ts";
 
 const TLS = { cert_file: tlsFile("server.pem"), key_file: tlsFile("server.key"), flags: [] };
 const CA = Deno.readTextFileSync(tlsFile("ca.pem"));
@@ -112,6 +114,36 @@ Deno.test("smtps speaks TLS after STARTTLS and forgets the plaintext session", a
           await runDialogue(again, [["EHLO client.example", 250], ["QUIT", 221]]);
         } finally {
           again.close();
+        }
+      },
+    );
+    await t.step(
+      "a client gone after the 220 to STARTTLS ends its session at once, not at io_timeout",
+      async () => {
+        const leave: [label: string, go: (c: RawClient) => Promise<unknown>][] = [
+          ["FIN", (c) => c.close()],
+          ["RST", (c) => c.reset()],
+          ["half-close", (c) => Promise.resolve(c.end())],
+          ["half a TLS record, then FIN", async (c) => {
+            await c.send(new Uint8Array([22, 3, 1, 0x40, 0]));
+            c.end();
+          }],
+        ];
+        for (const [label, go] of leave) {
+          const c = await RawClient.open(s.port);
+          try {
+            const ended = s.closed.length;
+            assert.match(await c.reply(), /^220 /);
+            assert.match(await c.command("EHLO client.example"), /^250[ -]/);
+            assert.match(await c.command("STARTTLS"), /^220 /);
+            await go(c);
+            for (let i = 0; i < 300 && s.closed.length === ended; i++) {
+              await new Promise((r) => setTimeout(r, 10));
+            }
+            assert.equal(s.closed.length, ended + 1, `${label}: the session ended`);
+          } finally {
+            await c.close();
+          }
         }
       },
     );

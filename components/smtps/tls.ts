@@ -112,6 +112,7 @@ export function upgrade(raw: Socket, service: TlsService, timeoutMs: number): Pr
       secure.off("secure", onSecure);
       secure.off("error", done);
       secure.off("close", onClose);
+      secure.off("end", onClose);
       if (!err) return resolve(secure);
       secure.destroy();
       raw.destroy();
@@ -123,6 +124,9 @@ export function upgrade(raw: Socket, service: TlsService, timeoutMs: number): Pr
     secure.once("secure", onSecure);
     secure.once("error", done);
     secure.once("close", onClose);
+    // A client gone before the handshake ends (FIN or RST) shows only as "end" here: without this the
+    // session would wait for the deadline (io_timeout), holding its slot.
+    secure.once("end", onClose);
   });
 }
 
