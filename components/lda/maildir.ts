@@ -5,6 +5,7 @@
 // (the size lets the quota be counted without a stat per file). Touches only the Maildirs it is given.
 
 import { join } from "node:path";
+import { syncDir } from "../util/sync_dir.ts";
 
 export const SUBDIRS = ["tmp", "new", "cur"] as const;
 
@@ -73,16 +74,6 @@ export class UniqueNames {
 export function sizeFromName(name: string): number | undefined {
   const m = /,S=(\d+)/.exec(name);
   return m ? Number(m[1]) : undefined;
-}
-
-/** Syncs a directory so the names created or renamed in it are durable. */
-export async function syncDir(dir: string): Promise<void> {
-  const f = await Deno.open(dir, { read: true });
-  try {
-    await f.sync();
-  } finally {
-    f.close();
-  }
 }
 
 /**

@@ -6,6 +6,7 @@
 
 import { dirname } from "node:path";
 import { dsnHead, type DsnReport, dsnTail } from "../mail/dsn.ts";
+import { syncDir } from "../util/sync_dir.ts";
 
 const CHUNK = 64 * 1024;
 /** A header section longer than this is cut when only the header is returned. */
@@ -99,12 +100,7 @@ export async function writeNoticeFile(
     } finally {
       file.close();
     }
-    const dir = await Deno.open(dirname(path), { read: true });
-    try {
-      await dir.sync();
-    } finally {
-      dir.close();
-    }
+    await syncDir(dirname(path));
     return size;
   } catch (err) {
     await Deno.remove(path).catch(() => {});

@@ -7,6 +7,7 @@
 // Touches: the one file it creates and its directory (opened only to fsync it).
 
 import { dirname } from "node:path";
+import { syncDir } from "../util/sync_dir.ts";
 import type { ContentSink } from "./data_reader.ts";
 
 export const WRITE_BUFFER = 64 * 1024;
@@ -99,12 +100,7 @@ export class MessageFile implements ContentSink {
     if (this.refusal) throw this.writeError ?? new Error(`Write message file ${this.path}: failed`);
     await this.#file.sync();
     this.#close();
-    const dir = await Deno.open(dirname(this.path), { read: true });
-    try {
-      await dir.sync();
-    } finally {
-      dir.close();
-    }
+    await syncDir(dirname(this.path));
   }
 
   /** Closes the file if open and removes it (the message was refused, failed, or the client left). */
