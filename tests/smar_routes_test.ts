@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadMap, type MapLookup } from "../components/maps/load.ts";
 import {
-  domainLookupKeys,
   loadMailertable,
   mailertablePorts,
   type MailertableRoute,
@@ -62,12 +61,6 @@ Deno.test("parseMailertableRhs() reads [port^][esmtp:|lmtp:]hostlist", async (t)
       else assert.deepEqual(parseMailertableRhs(rhs), want);
     });
   }
-});
-
-Deno.test("domainLookupKeys() tries the domain, then its parents with a leading dot", () => {
-  assert.deepEqual(domainLookupKeys("Host.Sub.Dom."), ["host.sub.dom", ".sub.dom", ".dom"]);
-  assert.deepEqual(domainLookupKeys("dom"), ["dom"]);
-  assert.deepEqual(domainLookupKeys("[192.0.2.1]"), ["[192.0.2.1]"]);
 });
 
 const MAP_TEXT = [

@@ -8,6 +8,7 @@
 import type { MapSpec } from "../../config/types.ts";
 import { loadMap, type MapLookup } from "../maps/load.ts";
 import { isQueryableName, parseDomain } from "./domain.ts";
+import { domainKeys } from "./keys.ts";
 
 export type MailertableHost =
   | { kind: "literal"; address: string }
@@ -60,19 +61,6 @@ function parseHost(word: string): MailertableHost {
   return { kind: "name", name: word.toLowerCase().replace(/\.$/, "") };
 }
 
-/**
- * The keys tried for `domain` before the catch-all: the domain itself, then each parent with a leading
- * dot. A domain literal (`[1.2.3.4]`) is only looked up as itself.
- */
-export function domainLookupKeys(domain: string): string[] {
-  const d = domain.toLowerCase().replace(/\.$/, "");
-  if (d.startsWith("[")) return [d];
-  const labels = d.split(".");
-  const keys = [d];
-  for (let i = 1; i < labels.length; i++) keys.push("." + labels.slice(i).join("."));
-  return keys;
-}
-
 export class Mailertable {
   constructor(readonly map: MapLookup) {}
 
@@ -81,7 +69,7 @@ export class Mailertable {
    * (relaying decisions must not treat every domain as local because of it).
    */
   find(domain: string, opts: { catchAll: boolean }): { key: string; route: MailertableRoute } | undefined {
-    const keys = domainLookupKeys(domain);
+    const keys = domainKeys(domain);
     if (opts.catchAll) keys.push(".");
     for (const key of keys) {
       const rhs = this.map.lookup(key);
