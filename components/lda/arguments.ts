@@ -2,7 +2,7 @@
 // parser), then the ESMTP parameters this server offers in its LHLO reply: SIZE (RFC 1870) and BODY
 // (RFC 6152) for MAIL, none for RCPT. Anything else is refused with 555. Pure, no I/O.
 
-import { parsePath, pathEnd } from "../mail/address.ts";
+import { parsePath, splitPathAndParams } from "../mail/address.ts";
 import { reply, type SmtpReply } from "../mail/reply.ts";
 
 export type MailArgs = { ok: true; sender: string; size?: number } | { ok: false; reply: SmtpReply };
@@ -14,21 +14,9 @@ const syntax = (usage: string) => reply(501, "5.5.4", `Syntax: ${usage}`);
 const badParameter = (p: string) => reply(501, "5.5.4", `Bad parameter: ${p}`);
 const unsupported = (key: string) => reply(555, "5.5.4", `Unsupported parameter: ${key}`);
 
-/** Splits `FROM:<path> params` after the keyword; undefined when the keyword or path is missing. */
-function split(arg: string, keyword: string): { path: string; params: string[] } | undefined {
-  if (arg.slice(0, keyword.length).toUpperCase() !== keyword) return undefined;
-  const rest = arg.slice(keyword.length).trimStart();
-  if (rest === "") return undefined;
-  const end = pathEnd(rest);
-  const path = end < 0 ? rest.split(" ")[0] : rest.slice(0, end);
-  const tail = rest.slice(path.length);
-  if (tail !== "" && !tail.startsWith(" ")) return { path: rest, params: [] };
-  return { path, params: tail.split(" ").filter((p) => p !== "") };
-}
-
 /** Parses what follows `MAIL ` (e.g. `FROM:<a@b> SIZE=123 BODY=8BITMIME`). */
 export function parseMailArgs(arg: string): MailArgs {
-  const parts = split(arg, "FROM:");
+  const parts = splitPathAndParams(arg, "FROM:");
   if (!parts) return { ok: false, reply: syntax("MAIL FROM:<address>") };
   const parsed = parsePath(parts.path, { allowNull: true });
   if (!parsed.ok) {
@@ -55,7 +43,7 @@ export function parseMailArgs(arg: string): MailArgs {
 
 /** Parses what follows `RCPT ` (e.g. `TO:<b@c>`); a bare `<postmaster>` is accepted. */
 export function parseRcptArgs(arg: string): RcptArgs {
-  const parts = split(arg, "TO:");
+  const parts = splitPathAndParams(arg, "TO:");
   if (!parts) return { ok: false, reply: syntax("RCPT TO:<address>") };
   const parsed = parsePath(parts.path, { allowPostmaster: true });
   if (!parsed.ok) {

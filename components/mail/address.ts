@@ -2,8 +2,8 @@
 // forward-path such as `<"john doe"@Example.COM>` into its canonical `local@domain` form (domain
 // lower-cased, quotes only where the local part needs them), enforcing the length limits of RFC 5321
 // 4.5.3.1 in octets. Non-ASCII (UTF-8) local parts and domain labels are accepted only when the caller
-// allows them (the transaction asked for SMTPUTF8). Pure functions: no I/O. Used by smtps for MAIL/RCPT
-// and by anything that needs to split or compare addresses.
+// allows them (the transaction asked for SMTPUTF8). Pure functions: no I/O. Used by smtps and the lda for
+// MAIL/RCPT and by anything that needs to split or compare addresses.
 
 import { isIPv4, isIPv6 } from "node:net";
 
@@ -196,6 +196,24 @@ export function pathEnd(s: string): number {
     else if (c === ">" && !quoted) return i + 1;
   }
   return -1;
+}
+
+/**
+ * Splits the argument of MAIL or RCPT (`FROM:<path> params`) after `keyword` into the path and the
+ * parameters; undefined when the keyword or the path is missing.
+ */
+export function splitPathAndParams(
+  arg: string,
+  keyword: string,
+): { path: string; params: string[] } | undefined {
+  if (arg.slice(0, keyword.length).toUpperCase() !== keyword) return undefined;
+  const rest = arg.slice(keyword.length).trimStart(); // tolerate "MAIL FROM: <a@b>"
+  if (rest === "") return undefined;
+  const end = pathEnd(rest);
+  const path = end < 0 ? rest.split(" ")[0] : rest.slice(0, end);
+  const tail = rest.slice(path.length);
+  if (tail !== "" && !tail.startsWith(" ")) return { path: rest, params: [] }; // "<a@b>junk": a bad path
+  return { path, params: tail.split(" ").filter((p) => p !== "") };
 }
 
 /** The domain of a canonical address (after the last @), lower-case; "" when there is none. */

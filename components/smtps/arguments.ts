@@ -5,7 +5,7 @@
 // decoded, control characters refused). Returns the parsed values or the reply that explains what is
 // wrong, and whether the refusal counts as an invalid address. Pure, no I/O.
 
-import { isNonAscii, parsePath, pathEnd, type PathResult } from "../mail/address.ts";
+import { isNonAscii, parsePath, type PathResult, splitPathAndParams } from "../mail/address.ts";
 import type { SmtpReply } from "../mail/reply.ts";
 import { decodeUtf8AddrEscapes, decodeXtext } from "../mail/xtext.ts";
 import type { RecipientSpec } from "../protocol/messages.ts";
@@ -31,18 +31,6 @@ const MAX_ORCPT = 500; // RFC 3461 4.2
 const NOTIFY = new Set(["SUCCESS", "FAILURE", "DELAY"]);
 
 const refuse = (reply: SmtpReply, invalidAddress = false): Refusal => ({ ok: false, reply, invalidAddress });
-
-/** Splits `FROM:<path> params` after the keyword; undefined when the keyword is missing. */
-function splitPathAndParams(arg: string, keyword: string): { path: string; params: string[] } | undefined {
-  if (arg.slice(0, keyword.length).toUpperCase() !== keyword) return undefined;
-  const rest = arg.slice(keyword.length).trimStart(); // tolerate "MAIL FROM: <a@b>"
-  if (rest === "") return undefined;
-  const end = pathEnd(rest);
-  const path = end < 0 ? rest.split(" ")[0] : rest.slice(0, end);
-  const tail = rest.slice(path.length);
-  if (tail !== "" && !tail.startsWith(" ")) return { path: rest, params: [] }; // "<a@b>junk": a bad path
-  return { path, params: tail.split(" ").filter((p) => p !== "") };
-}
 
 /** Reads `KEYWORD[=value]` items; refuses a malformed or repeated one. */
 function readParams(params: string[]): Map<string, { raw: string; value?: string }> | Refusal {
