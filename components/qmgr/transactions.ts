@@ -7,6 +7,7 @@
 // (destinations.ts). Pure; touches nothing.
 
 import type { QmgrConfig } from "../../config/types.ts";
+import { domainOf } from "../mail/address.ts";
 import type { DeliveryTransaction, RouteResult, SmtpcResult } from "../protocol/messages.ts";
 import type { AqEntry } from "./active_queue.ts";
 import type { TaskOutcome } from "./destinations.ts";
@@ -23,18 +24,14 @@ export interface Batch {
   entries: AqEntry[];
 }
 
-/** The domain an address is routed by: the part after the last `@`, or `localHost` when there is none. */
-export function domainOf(address: string, localHost: string): string {
-  const at = address.lastIndexOf("@");
-  const domain = at < 0 ? "" : address.slice(at + 1).toLowerCase();
-  return domain === "" ? localHost.toLowerCase() : domain;
-}
-
-/** The entries grouped by domainOf() their address, in order of first appearance. */
+/**
+ * The entries grouped by the domain of their address (the route lookup's key), in order of first
+ * appearance; an address without a domain is routed as the local host's.
+ */
 export function groupByDomain(entries: AqEntry[], localHost: string): Map<string, AqEntry[]> {
   const byDomain = new Map<string, AqEntry[]>();
   for (const e of entries) {
-    const d = domainOf(e.address, localHost);
+    const d = domainOf(e.address) || localHost.toLowerCase();
     const list = byDomain.get(d);
     if (list) list.push(e);
     else byDomain.set(d, [e]);
