@@ -64,6 +64,15 @@ Deno.test("takeReply() reads whole replies and refuses what breaks the protocol"
   await t.step("escapes control characters in reply text", () => {
     assert.equal(replyText(take("550 bad\x07\x1b user\r\n")!.reply), "550 bad\\x07\\x1b user");
   });
+  await t.step(
+    "escapes non-ASCII and undecodable bytes in reply text: it may end up in a US-ASCII DSN",
+    () => {
+      const bytes = new Uint8Array([...enc.encode("550 5.1.1 "), 0xff, 0xc3, 0xa9, ...enc.encode(" no\r\n")]);
+      const got = takeReply(bytes, 0, bytes.length)!;
+      assert.equal(replyText(got.reply), "550 5.1.1 \\xef\\xbf\\xbd\\xc3\\xa9 no");
+      assert.throws(() => take("\u00e9\u00e9\u00e9 garbage\r\n"), /malformed line \\xc3\\xa9/);
+    },
+  );
 });
 
 const TA: DeliveryTransaction = {

@@ -72,12 +72,17 @@ function parseLine(line: Uint8Array): { code: number; more: boolean; text: strin
   };
 }
 
-/** Replaces control characters with `\xNN` so server text is safe to store, log and quote. */
+const encoder = new TextEncoder();
+
+/**
+ * Replaces control characters and everything outside ASCII (each UTF-8 byte; an undecodable byte shows as
+ * the replacement character's) with `\xNN`, so server text is safe to store, log and quote, and fits the
+ * US-ASCII parts of a DSN.
+ */
 export function escapeControls(text: string): string {
   return text.replace(
-    // deno-lint-ignore no-control-regex
-    /[\x00-\x1f\x7f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+    /[^\x20-\x7e]/gu,
+    (c) => Array.from(encoder.encode(c), (b) => `\\x${b.toString(16).padStart(2, "0")}`).join(""),
   );
 }
 
