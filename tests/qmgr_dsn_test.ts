@@ -337,3 +337,21 @@ Deno.test("NOTIFY=NEVER and NOTIFY without FAILURE: a failed recipient gets no b
     await q.stop();
   }
 });
+
+Deno.test("failures answered in one transaction leave in one DSN even when merge_delay_max is 0", async () => {
+  const q = await startInProcessQmgr(); // its configuration has merge_delay_max = 0
+  try {
+    q.script.answer = (ta) => ta.sender === "" ? "sent" : "perm";
+    const rcpts = ["r1@dest.test", "r2@dest.test", "r3@dest.test", "r4@dest.test", "r5@dest.test"];
+    await q.submit(rcpts);
+    await until(() => q.delivered.some((d) => d.ta.sender === ""), "a DSN");
+    await new Promise((r) => setTimeout(r, 200)); // a second DSN, if any, would be made by now
+    const dsns = q.delivered.filter((d) => d.ta.sender === "");
+    assert.equal(dsns.length, 1, `expected one DSN, got ${dsns.length}`);
+    const finals = [...dsns[0].content.matchAll(/^Final-Recipient: rfc822; (.*)\r$/gm)].map((m) => m[1])
+      .sort();
+    assert.deepEqual(finals, rcpts);
+  } finally {
+    await q.stop();
+  }
+});

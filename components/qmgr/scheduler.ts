@@ -173,18 +173,22 @@ export class Scheduler {
     if (this.#stopped) return;
     const batches = new Map<string, Batch>();
     let failed = false;
+    let owesNotice = false;
     domains.forEach((domain, i) => {
       const route = routes[i];
       const list = byDomain.get(domain)!;
       if (route.status !== "ok" || route.hosts.length === 0) {
         const status = route.status === "perm" ? "perm" : "temp";
         const reply = route.status === "ok" ? `no hosts for ${domain}` : route.text;
-        for (const e of list) this.#finish(m, e, { index: e.index, status, reply }, { relay: "none" });
+        for (const e of list) {
+          owesNotice = this.#finish(m, e, { index: e.index, status, reply }, { relay: "none" }) || owesNotice;
+        }
         failed = true;
         return;
       }
       addToBatches(batches, m, route, list);
     });
+    if (owesNotice) this.#notices?.owe(m.id, false);
     for (const batch of batches.values()) {
       const dest = batch.route.hosts[0].address;
       for (const list of splitBatch(batch, this.#d.config.qmgr.smtpc)) {
@@ -203,10 +207,15 @@ export class Scheduler {
     if (until === undefined) return false;
     const reply = `host ${ta.route.hosts[0].name}[${dest}] is down (not tried again before ` +
       `${new Date(until).toISOString()})`;
+    let owesNotice = false;
     for (const r of ta.recipients) {
       const e = this.#d.aq.get(m.id, r.index);
-      if (e) this.#finish(m, e, { index: r.index, status: "temp", reply }, { relay: "none" });
+      if (e) {
+        owesNotice = this.#finish(m, e, { index: r.index, status: "temp", reply }, { relay: "none" }) ||
+          owesNotice;
+      }
     }
+    if (owesNotice) this.#notices?.owe(m.id, false);
     this.#afterResults(m);
     return true;
   }
@@ -227,26 +236,31 @@ export class Scheduler {
     if (this.#stopped) return "none";
     if (res.taId !== ta.taId) log.warn("qmgr", `${m.id}: result for ${res.taId} answers ${ta.taId}`);
     const byIndex = new Map(res.results.map((r) => [r.index, r]));
+    let owesNotice = false;
     for (const r of ta.recipients) {
       const e = this.#d.aq.get(m.id, r.index);
       if (!e) continue;
       const result = byIndex.get(r.index) ??
         { index: r.index, status: "temp", reply: "delivery agent reported no result for this recipient" };
-      this.#finish(m, e, result, {
+      owesNotice = this.#finish(m, e, result, {
         relay: res.relay ?? "none",
         dsnOffered: res.dsn,
         lmtp: ta.route.protocol === "lmtp",
-      });
+      }) || owesNotice;
     }
+    // Owed only once every result of the transaction is recorded, so its failures leave in one DSN
+    // even when merge_delay_max is 0.
+    if (owesNotice) this.#notices?.owe(m.id, false);
     this.#afterResults(m);
     return outcomeOf(res, answered);
   }
 
-  #finish(m: StoredMessage, e: AqEntry, r: RecipientResult, info: AttemptInfo): void {
+  /** Records one recipient's result; true when the recipient now owes a DSN. */
+  #finish(m: StoredMessage, e: AqEntry, r: RecipientResult, info: AttemptInfo): boolean {
     this.#d.aq.remove(m.id, e.index);
     const recorded = recordResult(this.#ctx, m, e, r, info);
     if (recorded.next !== undefined) this.#wake(recorded.next);
-    if (recorded.notice) this.#notices?.owe(m.id, false);
+    return recorded.notice === true;
   }
 
   /** After results: remove the message when it is done, and refill the room that was freed. */
