@@ -10,19 +10,7 @@ import { loadConfig, parseConfig } from "../config/mod.ts";
 import { computePermissions, mainProcessFlags } from "../components/mcp/permissions.ts";
 import { freePort } from "./helpers/harness.ts";
 import { testConfigText } from "./helpers/mta.ts";
-import { type Probe, PROBE_WORKER_URL } from "./helpers/probe_worker.ts";
-
-function probe(permissions: Deno.PermissionOptionsObject, probes: Probe[]): Promise<string[]> {
-  const worker = new Worker(PROBE_WORKER_URL, { type: "module", deno: { permissions } });
-  return new Promise<string[]>((resolve, reject) => {
-    worker.onmessage = (e) => resolve(e.data);
-    worker.onerror = (e) => {
-      e.preventDefault();
-      reject(new Error(`probe failed: ${e.message}`));
-    };
-    worker.postMessage(probes);
-  }).finally(() => worker.terminate());
-}
+import { type Probe, runProbes } from "./helpers/probe.ts";
 
 Deno.test("the lda's permission set allows its mail root and LMTP socket and refuses the rest", async () => {
   const dir = await Deno.makeTempDir({ prefix: "smx-lda-perm-" });
@@ -82,7 +70,7 @@ lda {
       { probe: { op: "connect", ...local(25) }, expect: "NotCapable" },
       { probe: { op: "env", key: "HOME" }, expect: "NotCapable" },
     ];
-    const got = await probe(sets.lda as Deno.PermissionOptionsObject, cases.map((c) => c.probe));
+    const got = await runProbes(sets.lda as Deno.PermissionOptionsObject, cases.map((c) => c.probe));
     const describe = (c: (typeof cases)[number], r: string) => `${JSON.stringify(c.probe)} -> ${r}`;
     assert.deepEqual(got.map((r, i) => describe(cases[i], r)), cases.map((c) => describe(c, c.expect)));
   } finally {

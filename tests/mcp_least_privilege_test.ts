@@ -11,19 +11,7 @@ import { computePermissions } from "../components/mcp/permissions.ts";
 import type { ComponentName } from "../components/protocol/messages.ts";
 import { freePort } from "./helpers/harness.ts";
 import { testConfigText } from "./helpers/mta.ts";
-import { type Probe, PROBE_WORKER_URL } from "./helpers/probe_worker.ts";
-
-function probe(permissions: Deno.PermissionOptionsObject, probes: Probe[]): Promise<string[]> {
-  const worker = new Worker(PROBE_WORKER_URL, { type: "module", deno: { permissions } });
-  return new Promise<string[]>((resolve, reject) => {
-    worker.onmessage = (e) => resolve(e.data);
-    worker.onerror = (e) => {
-      e.preventDefault();
-      reject(new Error(`probe failed: ${e.message}`));
-    };
-    worker.postMessage(probes);
-  }).finally(() => worker.terminate());
-}
+import { type Probe, runProbes } from "./helpers/probe.ts";
 
 Deno.test("each component's computed permission set allows its job and refuses the rest", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "smx-perm-" });
@@ -100,7 +88,7 @@ Deno.test("each component's computed permission set allows its job and refuses t
     for (const name of ["smtps", "smtpc", "smar", "qmgr"] as const) {
       const mine = cases.filter((c) => c.name === name);
       await t.step(`${name} may do its job and nothing else`, async () => {
-        const got = await probe(sets[name] as Deno.PermissionOptionsObject, mine.map((c) => c.probe));
+        const got = await runProbes(sets[name] as Deno.PermissionOptionsObject, mine.map((c) => c.probe));
         const describe = (c: (typeof mine)[number], r: string) => `${JSON.stringify(c.probe)} -> ${r}`;
         assert.deepEqual(got.map((r, i) => describe(mine[i], r)), mine.map((c) => describe(c, c.expect)));
       });
@@ -131,7 +119,7 @@ Deno.test("with a log directory each worker may write its own log file and no ot
       { name: "qmgr", file: "other.txt", expect: "NotCapable" },
     ];
     for (const c of cases) {
-      const [got] = await probe(sets[c.name] as Deno.PermissionOptionsObject, [{
+      const [got] = await runProbes(sets[c.name] as Deno.PermissionOptionsObject, [{
         op: "write",
         path: join(logs, c.file),
       }]);

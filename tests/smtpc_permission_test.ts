@@ -1,6 +1,6 @@
 // Least privilege for smtpc: with the set smtpc's worker.ts asks for ({net: ["0.0.0.0/0:<port>"], read:
 // [CDB dir]}), a worker may connect to the destination port and read the CDB, and nothing else: listening,
-// other ports and writing are refused with NotCapable. A probe worker (tests/helpers/try_listen_worker.ts)
+// other ports and writing are refused with NotCapable. A probe worker (tests/helpers/probe_worker.ts)
 // holds exactly that set, since no code can be run inside the real smtpc worker from a test. A second test
 // takes the set computePermissions() gives smtpc with TLS files and an LMTP socket: those files and that
 // socket are reachable, their neighbours are not.
@@ -10,25 +10,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { NO_PERMISSIONS } from "./helpers/harness.ts";
-import type { Probe } from "./helpers/try_listen_worker.ts";
-import { type Probe as ProbeOf, PROBE_WORKER_URL } from "./helpers/probe_worker.ts";
+import { type Probe, runProbes } from "./helpers/probe.ts";
 import { parseConfig } from "../config/mod.ts";
 import { computePermissions } from "../components/mcp/permissions.ts";
-
-function probe(permissions: Deno.PermissionOptionsObject, probes: Probe[]): Promise<string[]> {
-  const worker = new Worker(new URL("./helpers/try_listen_worker.ts", import.meta.url), {
-    type: "module",
-    deno: { permissions },
-  });
-  return new Promise<string[]>((resolve, reject) => {
-    worker.onmessage = (e: MessageEvent) => resolve(e.data as string[]);
-    worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
-      reject(new Error(`probe worker failed: ${e.message}`));
-    };
-    worker.postMessage({ probes });
-  }).finally(() => worker.terminate());
-}
 
 Deno.test("smtpc's permission set lets it connect out and read the CDB, and nothing else", async () => {
   const dir = await Deno.makeTempDir({ prefix: "smtpc_perm_" });
@@ -60,7 +44,7 @@ Deno.test("smtpc's permission set lets it connect out and read the CDB, and noth
       ["cannot write into the CDB", { op: "write", path: join(dir, "B2") }, "NotCapable"],
       ["cannot read outside the CDB", { op: "read", path: "/etc/hostname" }, "NotCapable"],
     ];
-    const results = await probe(permissions as Deno.PermissionOptionsObject, cases.map((c) => c[1]));
+    const results = await runProbes(permissions as Deno.PermissionOptionsObject, cases.map((c) => c[1]));
     assert.deepEqual(
       cases.map((c, i) => `${c[0]}: ${results[i]}`),
       cases.map((c) => `${c[0]}: ${c[2]}`),
@@ -91,14 +75,14 @@ Deno.test("smtpc's computed set with TLS files and an LMTP socket reaches them a
       "t.conf",
     );
     const sets = await computePermissions(config, { readFiles: false });
-    const cases: [string, ProbeOf, string][] = [
+    const cases: [string, Probe, string][] = [
       ["connects to the LMTP socket", { op: "connect_unix", path: socket }, "ok"],
       ["reads the CA file", { op: "read", path: `${fixtures}ca.pem` }, "ok"],
       ["cannot read the key beside it", { op: "read", path: `${fixtures}server.key` }, "NotCapable"],
       ["cannot connect to another socket", { op: "connect_unix", path: other }, "NotCapable"],
       ["cannot write beside the socket", { op: "write", path: join(dir, "x") }, "NotCapable"],
     ];
-    const results = await probeWith(sets.smtpc as Deno.PermissionOptionsObject, cases.map((c) => c[1]));
+    const results = await runProbes(sets.smtpc as Deno.PermissionOptionsObject, cases.map((c) => c[1]));
     assert.deepEqual(
       cases.map((c, i) => `${c[0]}: ${results[i]}`),
       cases.map((c) => `${c[0]}: ${c[2]}`),
@@ -109,15 +93,3 @@ Deno.test("smtpc's computed set with TLS files and an LMTP socket reaches them a
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-function probeWith(permissions: Deno.PermissionOptionsObject, probes: ProbeOf[]): Promise<string[]> {
-  const worker = new Worker(PROBE_WORKER_URL, { type: "module", deno: { permissions } });
-  return new Promise<string[]>((resolve, reject) => {
-    worker.onmessage = (e: MessageEvent) => resolve(e.data as string[]);
-    worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
-      reject(new Error(`probe worker failed: ${e.message}`));
-    };
-    worker.postMessage(probes);
-  }).finally(() => worker.terminate());
-}

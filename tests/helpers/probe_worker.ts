@@ -1,4 +1,4 @@
-// A probe for least-privilege tests: started with exactly the permission set the MCP computes for a
+// A probe for least-privilege tests (started by tests/helpers/probe.ts runProbes()): started with exactly the permission set the MCP computes for a
 // component, it tries each operation it is sent and answers, in order, "ok" or the error's name (e.g.
 // "NotCapable", "ConnectionRefused"). Receives Probe[]; sends string[]. Touches only what it is told to try.
 
@@ -13,8 +13,6 @@ export type Probe =
   | { op: "env"; key: string };
 
 import { statfs } from "node:fs/promises";
-
-export const PROBE_WORKER_URL = new URL("./probe_worker.ts", import.meta.url);
 
 async function attempt(p: Probe): Promise<string> {
   try {
