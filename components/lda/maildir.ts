@@ -4,7 +4,8 @@
 // tmp/. Folders are Maildir++ subdirectories `.name`. File names are `secs.R<random>Q<n>.<host>,S=<size>`
 // (the size lets the quota be counted without a stat per file). Touches only the Maildirs it is given.
 
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { ensurePrivateDir } from "../util/private_files.ts";
 import { syncDir } from "../util/sync_dir.ts";
 
 export const SUBDIRS = ["tmp", "new", "cur"] as const;
@@ -17,9 +18,11 @@ export function maildirOf(mailRoot: string, user: string): string {
   return join(mailRoot, user, "Maildir");
 }
 
-/** Creates the Maildir's tmp/, new/ and cur/ (and its parents) where missing. */
+/** Creates the Maildir's tmp/, new/ and cur/ (and its parents) where missing, mode 0700 (existing too). */
 export async function ensureMaildir(dir: string): Promise<void> {
-  for (const sub of SUBDIRS) await Deno.mkdir(join(dir, sub), { recursive: true });
+  await ensurePrivateDir(dirname(dir));
+  await ensurePrivateDir(dir);
+  for (const sub of SUBDIRS) await ensurePrivateDir(join(dir, sub));
 }
 
 /** Removes files in tmp/ last modified before `now - maxAge`: left behind by a crash in mid-write. */

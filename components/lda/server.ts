@@ -13,6 +13,7 @@ import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
 import { listen, stopServing } from "../smtp_io/listeners.ts";
 import { endSocket } from "../smtp_io/socket.ts";
 import { log } from "../util/log.ts";
+import { PRIVATE_DIR } from "../util/private_files.ts";
 import { MailStore } from "./delivery.ts";
 import { cleanTmp, UniqueNames } from "./maildir.ts";
 import { QuotaTracker } from "./quota.ts";
@@ -49,7 +50,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     names: new UniqueNames(lda.hostname),
     quota: new QuotaTracker(),
   });
-  await Deno.mkdir(lda.mail_root, { recursive: true });
+  await Deno.mkdir(lda.mail_root, { recursive: true, mode: PRIVATE_DIR }); // an existing one is left as is
   const prepare = async (listed: Iterable<{ name: string }>) => {
     for (const user of listed) {
       const dir = await store.ensure(user.name);

@@ -3,6 +3,7 @@
 // qmgr deletes it when every recipient is done, and removes orphans at start.
 
 import { join } from "node:path";
+import { ensurePrivateDir } from "../util/private_files.ts";
 
 export const CDB_SUBDIRS = "0123456789ABCDEF".split("");
 
@@ -11,7 +12,8 @@ export function cdbPath(base: string, id: string): string {
   return join(base, id.slice(-1), id);
 }
 
-/** Creates the base directory and its 16 subdirectories when missing. */
+/** Creates the base directory and its 16 subdirectories when missing, all mode 0700 (existing ones too). */
 export async function ensureCdbDirs(base: string): Promise<void> {
-  for (const d of CDB_SUBDIRS) await Deno.mkdir(join(base, d), { recursive: true });
+  await ensurePrivateDir(base);
+  for (const d of CDB_SUBDIRS) await ensurePrivateDir(join(base, d));
 }

@@ -7,6 +7,7 @@
 import type { Config } from "../../config/types.ts";
 import { logFile, serviceOptions } from "../../config/service.ts";
 import { log } from "../util/log.ts";
+import { ensurePrivateDir } from "../util/private_files.ts";
 import { reloadConfiguration, type ReloadResult } from "./reload.ts";
 import { ensureCdbDirs } from "../mail/cdb.ts";
 import { computePermissions, type PermissionSets } from "./permissions.ts";
@@ -60,8 +61,8 @@ function withoutUnheldSys(sets: PermissionSets): PermissionSets {
 export async function startMta(config: Config, opts: MtaOptions = {}): Promise<Mta> {
   const permissions = opts.permissions ?? withoutUnheldSys(await computePermissions(config));
   await ensureCdbDirs(config.CDB_base_directory);
-  await Deno.mkdir(config.qmgr.IBDB.base_directory, { recursive: true });
-  await Deno.mkdir(config.qmgr.DEFEDB.base_directory, { recursive: true });
+  await ensurePrivateDir(config.qmgr.IBDB.base_directory);
+  await ensurePrivateDir(config.qmgr.DEFEDB.base_directory);
   const restoreLog = await mcpLog(config);
   const supervisor = new Supervisor(config, {
     ...opts,

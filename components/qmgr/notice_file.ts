@@ -6,6 +6,7 @@
 
 import { dirname } from "node:path";
 import { dsnHead, type DsnReport, dsnTail } from "../mail/dsn.ts";
+import { PRIVATE_FILE } from "../util/private_files.ts";
 import { syncDir } from "../util/sync_dir.ts";
 
 const CHUNK = 64 * 1024;
@@ -85,7 +86,7 @@ export async function writeNoticeFile(
   report: DsnReport,
   originalPath: string,
 ): Promise<number> {
-  const file = await Deno.open(path, { write: true, createNew: true });
+  const file = await Deno.open(path, { write: true, createNew: true, mode: PRIVATE_FILE });
   let size = 0;
   try {
     try {

@@ -12,6 +12,7 @@ import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
 import { expandAddress, resolveRoute } from "../smar/client.ts";
 import { deliver } from "../smtpc/client.ts";
 import { log } from "../util/log.ts";
+import { ensurePrivateDir } from "../util/private_files.ts";
 import { ActiveQueue } from "./active_queue.ts";
 import { type ConfTag, QmgrConf } from "./conf_map.ts";
 import { ConnControl } from "./conn_control.ts";
@@ -91,8 +92,8 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
   let store: QueueStore | undefined;
   let commit: GroupCommit | undefined;
   try {
-    await Deno.mkdir(q.IBDB.base_directory, { recursive: true });
-    await Deno.mkdir(q.DEFEDB.base_directory, { recursive: true });
+    await ensurePrivateDir(q.IBDB.base_directory);
+    await ensurePrivateDir(q.DEFEDB.base_directory);
     store = QueueStore.open(q.IBDB.base_directory, q.IBDB.size);
     commit = new GroupCommit(store.db, { maxDelay: q.IBDB.max_commit_delay, maxOpen: q.IBDB.max_open_TAs });
     const started = performance.now();

@@ -15,6 +15,7 @@
 
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { join } from "node:path";
+import { prepareDatabaseFileSync } from "../util/private_files.ts";
 import type { Envelope } from "../protocol/messages.ts";
 import {
   ACTIVE,
@@ -129,6 +130,7 @@ export class QueueStore {
   static open(dir: string, walSize?: number): QueueStore {
     // The busy timeout covers a restart inside one process: a crashed worker's connection (and its lock)
     // goes away shortly after the isolate is torn down, not at once.
+    prepareDatabaseFileSync(join(dir, DB_FILE)); // mode 0600, and so its -wal and -shm
     const db = new DatabaseSync(join(dir, DB_FILE), { timeout: BUSY_TIMEOUT });
     try {
       db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;");

@@ -9,6 +9,7 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import ipaddr from "ipaddr.js";
 import type { GreylistConfig } from "../../config/types.ts";
+import { prepareDatabaseFileSync } from "../util/private_files.ts";
 
 export type GreyAnswer =
   /** Let it through. */
@@ -53,6 +54,7 @@ export class Greylist {
     this.#cfg = cfg;
     this.#now = now;
     try {
+      prepareDatabaseFileSync(cfg.main_DB_name); // mode 0600: it names who mails whom
       this.#db = new DatabaseSync(cfg.main_DB_name);
       this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 1000;");
       this.#db.exec(`CREATE TABLE IF NOT EXISTS grey (

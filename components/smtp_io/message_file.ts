@@ -7,6 +7,7 @@
 // Touches: the one file it creates and its directory (opened only to fsync it).
 
 import { dirname } from "node:path";
+import { PRIVATE_FILE } from "../util/private_files.ts";
 import { syncDir } from "../util/sync_dir.ts";
 import type { ContentSink } from "./data_reader.ts";
 
@@ -72,7 +73,7 @@ export class MessageFile implements ContentSink {
 
   /** Creates the file; fails when it already exists. `maxSize` 0 means no size limit. */
   static async create(path: string, maxSize: number, maxHops: number): Promise<MessageFile> {
-    const file = await Deno.open(path, { write: true, createNew: true });
+    const file = await Deno.open(path, { write: true, createNew: true, mode: PRIVATE_FILE });
     return new MessageFile(path, file, maxSize, maxHops);
   }
 
