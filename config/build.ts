@@ -10,6 +10,7 @@ import { parse } from "./parser.ts";
 import { type Block, readBlock } from "./read.ts";
 import { buildMapSpec, declareMaps } from "./maps.ts";
 import { buildSmar } from "./build_smar.ts";
+import { buildMilter, buildPolicyService } from "./build_filters.ts";
 import { DSN_FLAGS, TOP } from "./schema.ts";
 import type { Config, LdaConfig, ListenSocket, MapSpec, QmgrConfig, SmtpsConfig } from "./types.ts";
 
@@ -140,6 +141,10 @@ function buildSmtps(block: Block, hostname: string, fail: Fail) {
       const auth = { ...defaultSmtpsAuth(sub.values.map_file as string), ...sub.values };
       if (sub.values.trusted_mechs === undefined) auth.trusted_mechs = auth.mechanisms; // all offered ones
       server.auth = auth;
+    } else if (sub.keyword === "policy_milter") {
+      (server.policy_milter ??= []).push(buildMilter(sub, fail));
+    } else if (sub.keyword === "policy_service") {
+      (server.policy_service ??= []).push(buildPolicyService(sub, fail));
     }
   }
   return { server, block, sockets };

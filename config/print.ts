@@ -3,7 +3,19 @@
 // gives back c (with source s) for any Config the parser can produce. Driven by config/schema.ts so a new
 // option is printed without touching this file. Touches nothing.
 
-import { type Kind, LDA, LOG, MCP, QMGR, type SectionSpec, SMAR, SMTPC, SMTPS } from "./schema.ts";
+import {
+  type Kind,
+  LDA,
+  LOG,
+  MCP,
+  POLICY_MILTER,
+  POLICY_SERVICE,
+  QMGR,
+  type SectionSpec,
+  SMAR,
+  SMTPC,
+  SMTPS,
+} from "./schema.ts";
 import type { Config, MapSpec } from "./types.ts";
 import { formatSize, formatTime } from "./values.ts";
 
@@ -63,6 +75,14 @@ export function formatConfig(config: Config): string {
     for (const sub of SMTPS.sections) { // tls { } and auth { }, when configured
       const values = sub.keyword === "tls" ? server.tls : sub.keyword === "auth" ? server.auth : undefined;
       if (values) sockets.push(...section(sub, values, undefined, [], "  "));
+    }
+    for (const filter of [...server.policy_milter ?? [], ...server.policy_service ?? []]) {
+      const spec = "stages" in filter ? POLICY_SERVICE : POLICY_MILTER;
+      const s = filter.socket;
+      const where = s.type === "unix"
+        ? `path = ${quote(s.path)};`
+        : `address = ${word(s.address)}; port = ${s.port};`;
+      sockets.push(...section(spec, filter, undefined, [`    socket { type = ${s.type}; ${where} }`], "  "));
     }
     out.push("", ...section(SMTPS, server, server.name === "smtps" ? undefined : server.name, sockets));
   }
@@ -133,7 +153,7 @@ function section(
     if (kind === "time_ms") lines.push(`${indent}  # A plain number here means milliseconds.`);
     lines.push(`${indent}  ${option} = ${format(kind, record[option])};`);
   }
-  if (spec !== SMTPS && spec !== SMAR && spec !== LDA) {
+  if (spec !== SMTPS && spec !== SMAR && spec !== LDA && spec !== POLICY_MILTER && spec !== POLICY_SERVICE) {
     for (const sub of spec.sections) {
       lines.push(...section(sub, record[sub.keyword] as object, undefined, [], `${indent}  `));
     }
@@ -165,6 +185,8 @@ function format(kind: Kind, value: unknown): string {
     case "tls_flags":
     case "auth_flags":
     case "sasl_mechs":
+    case "milter_flags":
+    case "policy_stages":
     case "networks": {
       const items = (value as string[]).map(word);
       return items.length > 0 ? `{ ${items.join(", ")} }` : "{ }";

@@ -8,9 +8,11 @@ import type { Entry, OptionNode, Scalar, SectionNode, Value } from "./parser.ts"
 import {
   COMPONENT_NAMES,
   DSN_FLAGS,
+  FILTER_SOCKET_TYPES,
   type Kind,
   LIST_KINDS,
   MAP_TYPES,
+  MILTER_ACTIONS,
   type SectionSpec,
   SECURITY_LEVELS,
   SMTPS_FLAGS,
@@ -70,6 +72,10 @@ const EXPECTED: Record<Kind, string> = {
   auth_flags: `flags among ${WORD_LISTS.auth_flags.join(", ")}`,
   sasl_mechs: `mechanisms among ${WORD_LISTS.sasl_mechs.join(", ")}`,
   networks: "IP addresses or networks like 127.0.0.1 or 10.0.0.0/8",
+  filter_socket_type: `one of ${FILTER_SOCKET_TYPES.join(", ")}`,
+  milter_action: `one of ${MILTER_ACTIONS.join(", ")}`,
+  milter_flags: `flags among ${WORD_LISTS.milter_flags.join(", ")}`,
+  policy_stages: `stages among ${WORD_LISTS.policy_stages.join(", ")}`,
 };
 
 /** Reads `node` (a section matching `spec`) in `file`; `path` is the dotted keyword path of its parent. */
@@ -208,7 +214,9 @@ function convert(kind: Kind, option: OptionNode, fail: (pos: Pos, detail: string
       case "match_type":
       case "tls_flags":
       case "auth_flags":
-      case "sasl_mechs": {
+      case "sasl_mechs":
+      case "milter_flags":
+      case "policy_stages": {
         const word = text.toLowerCase();
         if ((WORD_LISTS[kind] as readonly string[]).includes(word)) return word;
         return fail(scalar, `unknown value ${text} for ${name}, expected ${EXPECTED[kind]}`);
@@ -227,6 +235,13 @@ function convert(kind: Kind, option: OptionNode, fail: (pos: Pos, detail: string
         return text.toLowerCase() === EXPECTED[kind]
           ? EXPECTED[kind]
           : fail(scalar, `unknown ${kind.replace("_", " ")} ${text} for ${name}, expected ${EXPECTED[kind]}`);
+      case "filter_socket_type":
+      case "milter_action": {
+        const word = text.toLowerCase();
+        const words = kind === "milter_action" ? MILTER_ACTIONS : FILTER_SOCKET_TYPES;
+        if (words.includes(word)) return word;
+        return fail(scalar, `unknown value ${text} for ${name}, expected ${EXPECTED[kind]}`);
+      }
       case "map_ref":
         return text === "" ? bad() : new MapRef(text, { line: scalar.line, col: scalar.col });
       case "flags": {

@@ -34,6 +34,8 @@ export type Kind =
   | "port"
   | "address"
   | "socket_type"
+  | "filter_socket_type"
+  | "milter_action"
   | "map_type"
   | "map_ref"
   | "map_refs"
@@ -51,7 +53,9 @@ export type Kind =
   | "tls_flags"
   | "auth_flags"
   | "sasl_mechs"
-  | "networks";
+  | "networks"
+  | "milter_flags"
+  | "policy_stages";
 
 /** Kinds whose value is a list (a single value is a list of one). */
 export const LIST_KINDS: ReadonlySet<Kind> = new Set([
@@ -67,6 +71,8 @@ export const LIST_KINDS: ReadonlySet<Kind> = new Set([
   "auth_flags",
   "sasl_mechs",
   "networks",
+  "milter_flags",
+  "policy_stages",
 ]);
 
 /** The map types a map declaration may name. */
@@ -87,6 +93,8 @@ export const WORD_LISTS = {
   tls_flags: ["allow_relaying_if_verified", "check_access_map_for_relaying"],
   auth_flags: ["allow_plaintext", "received_user"],
   sasl_mechs: ["plain", "login"],
+  milter_flags: ["abort", "accept_but_reconnect"],
+  policy_stages: ["rcpt", "data", "end_of_data"],
 } as const satisfies Partial<Record<Kind, readonly string[]>>;
 
 /** The flags of qmgr's DSN_handling section, as written (the text may use any case). */
@@ -166,6 +174,32 @@ export const LISTEN_SOCKET = section(
   },
 );
 
+/** The socket of a policy milter or policy service: inet (address, port) or unix (path). */
+export const FILTER_SOCKET = section(
+  "socket",
+  { type: "filter_socket_type", address: "address", port: "port", path: "string" },
+);
+
+/** The types a filter's socket may be. */
+export const FILTER_SOCKET_TYPES = ["inet", "unix"];
+
+/** What a failing milter means for the mail (PolicyMilterConfig["default_action"]). */
+export const MILTER_ACTIONS = ["tempfail", "accept", "reject"];
+
+export const POLICY_MILTER = section(
+  "policy_milter",
+  { timeout: "time", flags: "milter_flags", default_action: "milter_action" },
+  [FILTER_SOCKET],
+  { repeat: true },
+);
+
+export const POLICY_SERVICE = section(
+  "policy_service",
+  { timeout: "time", default_action: "string", stages: "policy_stages" },
+  [FILTER_SOCKET],
+  { repeat: true },
+);
+
 export const SMTPS = section(
   "smtps",
   {
@@ -211,6 +245,8 @@ export const SMTPS = section(
         flags: "auth_flags",
       } satisfies { [K in keyof SmtpsAuthConfig]: Kind },
     ),
+    POLICY_MILTER,
+    POLICY_SERVICE,
   ],
   { name: "optional", repeat: true },
 );

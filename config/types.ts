@@ -80,6 +80,40 @@ export interface SmtpsConfig extends ServiceOptions {
   tls?: SmtpsTlsConfig;
   /** SMTP AUTH (`auth { ... }`): offered only when present. */
   auth?: SmtpsAuthConfig;
+  /** Milters (`policy_milter { ... }`, sendmail milter protocol 6), asked in this order. */
+  policy_milter?: PolicyMilterConfig[];
+  /** Postfix-style policy services (`policy_service { ... }`), asked in this order. */
+  policy_service?: PolicyServiceConfig[];
+}
+
+/** Where a filter listens: TCP (`type = inet; address; port;`) or a unix domain socket (`type = unix; path;`). */
+export type FilterSocket =
+  | { type: "inet"; address: string; port: number }
+  | { type: "unix"; path: string };
+
+/** One `policy_milter { ... }` of an smtps section (sendmail X README 3.10 item 17). */
+export interface PolicyMilterConfig {
+  socket: FilterSocket;
+  /** How long one reply of the milter may take (ms); also the connect timeout. */
+  timeout: number;
+  /**
+   * Lower-case: "abort" (a milter that cannot be reached ends the session with 421), or
+   * "accept_but_reconnect" (go on without it, and try it again with the next session).
+   */
+  flags: string[];
+  /** What a milter that fails during a session means for the mail (Postfix's milter_default_action). */
+  default_action: "tempfail" | "accept" | "reject";
+}
+
+/** One `policy_service { ... }` of an smtps section (Postfix SMTPD_POLICY_README). */
+export interface PolicyServiceConfig {
+  socket: FilterSocket;
+  /** How long one answer may take (ms). */
+  timeout: number;
+  /** The action taken when the service cannot answer (an access-style action like `DUNNO` or `451 ...`). */
+  default_action: string;
+  /** The SMTP stages it is asked at, lower-case: "rcpt", "data", "end_of_data". */
+  stages: string[];
 }
 
 /** An smtps section's `tls { ... }`: the server certificate and the CAs that verify client certificates. */

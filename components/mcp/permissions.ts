@@ -59,12 +59,13 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
   // Map files, socket maps and the greylisting database: smar/needs.ts decides, as for the nameservers.
   const smar = smarNeeds(config);
 
+  const filters = smtpsFilterSockets(config);
   const sets: PermissionSets = {
     smtps: {
       ...NONE,
-      read: unique([cdb, ...smtpsFiles(config)]),
-      write: [cdb],
-      net: orFalse(unique(listen)),
+      read: unique([cdb, ...smtpsFiles(config), ...filters.paths]),
+      write: unique([cdb, ...filters.paths]),
+      net: orFalse(unique([...listen, ...filters.net])),
     },
     qmgr: qmgrPermissions(config, queue),
     smtpc: smtpcPermissions(config, [...ports]),
@@ -108,6 +109,26 @@ function smtpsFiles(config: Config): string[] {
     [s.tls?.cert_file, s.tls?.key_file, s.tls?.CAcert_file, s.tls?.CAcert_directory, s.auth?.map_file]
       .filter((f) => f !== undefined)
   );
+}
+
+/**
+ * The milters and policy services smtps connects to: `host:port` for inet sockets; for unix sockets
+ * read, write and `unix:<absolute path>` (what Deno asks to connect to one). Only those addresses.
+ */
+function smtpsFilterSockets(config: Config): { net: string[]; paths: string[] } {
+  const net: string[] = [];
+  const paths: string[] = [];
+  for (const s of config.smtps) {
+    for (const filter of [...s.policy_milter ?? [], ...s.policy_service ?? []]) {
+      const socket = filter.socket;
+      if (socket.type === "inet") net.push(hostPort(socket.address, socket.port));
+      else {
+        paths.push(socket.path);
+        net.push(`unix:${resolve(socket.path)}`);
+      }
+    }
+  }
+  return { net, paths };
 }
 
 /**
