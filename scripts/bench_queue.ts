@@ -82,6 +82,8 @@ async function fill(config: Config, store: QueueStore, commit: GroupCommit, n: n
   await commit.runNow(() => store.db.exec(`UPDATE recipients SET next_try = ${now + HOUR}, tries = 1`));
 }
 
+const SINK = { name: "sink", address: "127.0.0.1", port: 25 };
+
 /** The median cost (ms) of Scheduler.refill() with nothing due and with DUE rows due. */
 async function roundCosts(config: Config, store: QueueStore, commit: GroupCommit) {
   const aq = new ActiveQueue(config.qmgr.AQ_max_entries);
@@ -97,8 +99,14 @@ async function roundCosts(config: Config, store: QueueStore, commit: GroupCommit
     Promise.resolve<SmtpcResult>({
       type: "smtpc.result",
       taId: ta.taId,
-      relay: "sink[127.0.0.1]:25",
-      results: ta.recipients.map((r) => ({ index: r.index, status: "temp", reply: "451 4.3.0 later" })),
+      relay: SINK,
+      results: ta.recipients.map((r) => ({
+        index: r.index,
+        status: "temp",
+        origin: "remote",
+        reply: { code: 451, enhanced: "4.3.0", lines: ["later"] },
+        relay: SINK,
+      })),
     });
   const config2 = structuredClone(config);
   config2.qmgr.retry_min_delay = HOUR;

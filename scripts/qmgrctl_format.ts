@@ -68,13 +68,30 @@ interface ComponentRow {
   uptime: number;
 }
 
+/** One destination (address:port) of the OCC as status reports it. */
+export interface DestinationRow {
+  address: string;
+  state: "up" | "down" | "probe";
+  window: number;
+  max: number;
+  active: number;
+  downUntil?: number;
+  failures: number;
+  reason?: string;
+}
+
 export interface StatusAnswer {
   qmgr: { started: number; uptime: number };
   components: ComponentRow[] | "unknown";
   queue: Record<string, number>;
   activeQueue: { entries: number; max: number };
   noticesWaiting: number;
-  occ: { entries: number; max: number; down: { address: string; downUntil?: number; failures: number }[] };
+  occ: {
+    entries: number;
+    max: number;
+    down: { address: string; downUntil?: number; failures: number }[];
+    destinations?: DestinationRow[];
+  };
   disk: { guard: boolean; low: boolean; free?: number; min: number; ok: number };
   perMinute: Record<string, number>;
 }
@@ -112,7 +129,21 @@ export function formatStatus(s: StatusAnswer): string {
     ],
     ["per minute", Object.entries(s.perMinute).map(([k, v]) => `${k} ${v}`).join(", ")],
   ]));
-  if (s.occ.down.length > 0) {
+  const dests = s.occ.destinations;
+  if (dests && dests.length > 0) {
+    parts.push(table(
+      ["destination", "state", "window", "active", "failures", "until", "last error"],
+      dests.map((d) => [
+        d.address,
+        d.state === "probe" ? "probing" : d.state,
+        `${d.window}/${d.max}`,
+        d.active,
+        d.failures,
+        d.downUntil ? when(d.downUntil) : "-",
+        d.reason ?? "-",
+      ]),
+    ));
+  } else if (s.occ.down.length > 0) {
     parts.push(table(
       ["host down", "until", "failures"],
       s.occ.down.map((d) => [d.address, when(d.downUntil), d.failures]),

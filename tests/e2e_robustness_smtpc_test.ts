@@ -349,6 +349,9 @@ Deno.test("a refusal in binary text bounces with a DSN that is still 7-bit ASCII
     assert.deepEqual(high, [], "no 8-bit or control bytes in the DSN");
     const text = new TextDecoder().decode(dsn.data);
     assert.match(text, /Diagnostic-Code: smtp; 550 5\.1\.1 (\\x[0-9a-f]{2})+ no such user\r\n/);
+    // From smtpc's structured result (protocol v2): the relay and the enhanced status, not parsed text.
+    assert.match(text, /Remote-MTA: dns; 127\.0\.0\.1\r\n/);
+    assert.match(text, /Status: 5\.1\.1\r\n/);
   } finally {
     await mta.stop();
     await refuser.close();

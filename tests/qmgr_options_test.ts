@@ -129,8 +129,8 @@ Deno.test("wait_for_client: a delivery waits for smtpc to be wired; a reload swa
           return {
             type: "smtpc.result",
             taId: m.ta.taId,
-            relay: "mx[192.0.2.9]:25",
-            results: [{ index: 0, status: "sent", reply: "250 ok" }],
+            relay: { name: "mx", address: "192.0.2.9", port: 25 },
+            results: [{ index: 0, status: "sent", origin: "remote", reply: { code: 250, lines: ["ok"] } }],
           };
         });
         await until(() => tas.length === 1, "the delivery");

@@ -18,7 +18,10 @@ import { ConnControl } from "../components/qmgr/conn_control.ts";
 import { Destinations, type TaskOutcome } from "../components/qmgr/destinations.ts";
 import { GroupCommit } from "../components/qmgr/group_commit.ts";
 import { commitEnvelope } from "../components/qmgr/incoming.ts";
-import { dsnOf, retryDelay } from "../components/qmgr/results.ts";
+import { retryDelay } from "../components/qmgr/results.ts";
+import { enhancedOf, reasonReply, replyLine } from "../components/mail/result.ts";
+import { remoteReply } from "../components/smtpc/outcome.ts";
+import type { Reply } from "../components/smtpc/reply_reader.ts";
 import { RouteCache } from "../components/qmgr/route_cache.ts";
 import { Notices } from "../components/qmgr/notices.ts";
 import { Scheduler } from "../components/qmgr/scheduler.ts";
@@ -43,17 +46,41 @@ Deno.test("retryDelay() starts at retry_min_delay and doubles up to retry_max_de
   }
 });
 
-Deno.test("dsnOf() takes the enhanced status from the reply, else the class default", () => {
-  const cases: [string, "sent" | "temp" | "perm", string][] = [
-    ["250 2.0.0 Ok: queued as X", "sent", "2.0.0"],
-    ["550 5.1.1 <a@b>: Recipient address rejected", "perm", "5.1.1"],
-    ["451 4.7.1 Greylisted", "temp", "4.7.1"],
-    ["connect to 192.0.2.1:25: Connection refused", "temp", "4.0.0"],
-    ["Host or domain name not found", "perm", "5.0.0"],
-    ["250 Ok", "sent", "2.0.0"],
-    ["version 1.2.3 of something", "temp", "4.0.0"],
+Deno.test("a server's reply carries its enhanced status, else the result gets the class default", () => {
+  const cases: [string, Reply, "sent" | "temp" | "perm", string, string][] = [
+    ["queued", { code: 250, lines: ["2.0.0 Ok: queued as X"] }, "sent", "2.0.0", "250 2.0.0 Ok: queued as X"],
+    [
+      "no such user",
+      { code: 550, lines: ["5.1.1 <a@b>: rejected"] },
+      "perm",
+      "5.1.1",
+      "550 5.1.1 <a@b>: rejected",
+    ],
+    [
+      "multi-line",
+      { code: 451, lines: ["4.7.1 Greylisted", "4.7.1 come back"] },
+      "temp",
+      "4.7.1",
+      "451 4.7.1 Greylisted come back",
+    ],
+    ["no enhanced status", { code: 250, lines: ["Ok"] }, "sent", "2.0.0", "250 Ok"],
+    ["a class that does not match", { code: 550, lines: ["2.0.0 odd"] }, "perm", "5.0.0", "550 2.0.0 odd"],
+    [
+      "a version number is no status",
+      { code: 451, lines: ["version 1.2.3 of something"] },
+      "temp",
+      "4.0.0",
+      "451 version 1.2.3 of something",
+    ],
   ];
-  for (const [reply, status, want] of cases) assert.equal(dsnOf(reply, status), want, reply);
+  for (const [label, reply, status, enhanced, line] of cases) {
+    const r = remoteReply(reply);
+    assert.equal(enhancedOf(r, status), enhanced, label);
+    assert.equal(replyLine(r), line, label);
+  }
+  const reason = reasonReply("connect to 192.0.2.1:25: Connection refused");
+  assert.equal(enhancedOf(reason, "temp"), "4.0.0", "an agent's reason without a code");
+  assert.equal(replyLine(reason), "connect to 192.0.2.1:25: Connection refused");
 });
 
 Deno.test("the scheduler over a real store, with a clock it does not own", async (t) => {
@@ -88,8 +115,13 @@ Deno.test("the scheduler over a real store, with a clock it does not own", async
     return {
       type: "smtpc.result",
       taId: ta.taId,
-      relay: "mx[192.0.2.9]:25",
-      results: ta.recipients.map((r) => ({ index: r.index, status: answer, reply: `${answer} reply` })),
+      relay: { name: "mx", address: "192.0.2.9", port: 25 },
+      results: ta.recipients.map((r) => ({
+        index: r.index,
+        status: answer,
+        origin: "remote",
+        reply: { code: answer === "sent" ? 250 : 451, lines: [`${answer} reply`] },
+      })),
     };
   };
   const scheduler = new Scheduler({ store, commit, aq, routes, destinations, deliver, config, now: clock });

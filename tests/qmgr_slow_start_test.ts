@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { checkEntry, lookupKeys, QmgrConf } from "../components/qmgr/conf_map.ts";
 import { controlSocketPath } from "../components/qmgr/control_protocol.ts";
-import { Occ } from "../components/qmgr/occ.ts";
+import { type DestState, Occ } from "../components/qmgr/occ.ts";
 import { defaultConfig } from "../config/defaults.ts";
 import { qmgrctl } from "../scripts/qmgrctl.ts";
 import { freePort } from "./helpers/harness.ts";
@@ -25,36 +25,57 @@ Deno.test("the OCC's window starts at oci, grows by one per success up to ocm, h
   const occ = new Occ({ get: (tag) => limits[tag as keyof typeof limits] ?? 0 }, {
     maxEntries: 10,
     now: () => now,
+    downMin: 1_000,
   });
-  const ip = "192.0.2.1";
-  const steps: [string, () => void, number, boolean][] = [
-    ["a new destination starts at oci", () => {}, 2, false],
-    ["a success adds one", () => occ.success(ip), 3, false],
-    ["two more reach ocm", () => (occ.success(ip), occ.success(ip)), 5, false],
-    ["ocm is the ceiling", () => occ.success(ip), 5, false],
-    ["a failed connection halves it and marks the host down", () => occ.failure(ip), 2, true],
-    ["another halves it again, never below 1", () => (occ.failure(ip), occ.failure(ip)), 1, true],
-    ["the mark expires after octo", () => (now += 60_001), 1, false],
-    ["a success clears the failures and grows again", () => occ.success(ip), 2, false],
+  const dest = "192.0.2.1:25";
+  const steps: [string, () => void, number, DestState][] = [
+    ["a new destination starts at oci", () => {}, 2, "up"],
+    ["a success adds one", () => occ.success(dest), 3, "up"],
+    ["two more reach ocm", () => (occ.success(dest), occ.success(dest)), 5, "up"],
+    ["ocm is the ceiling", () => occ.success(dest), 5, "up"],
+    [
+      "a failed connection marks it down (one connection at a time afterwards)",
+      () => occ.failure(dest),
+      1,
+      "down",
+    ],
+    ["the first down interval is short", () => (now += 1_001), 1, "probe"],
+    ["a failed probe marks it down for twice as long", () => occ.failure(dest, "refused"), 1, "down"],
+    ["still down after the first interval", () => (now += 1_001), 1, "down"],
+    ["probed after the second", () => (now += 1_000), 1, "probe"],
+    [
+      "a probe that gets through clears the failures; the window was halved twice, grows again",
+      () => occ.success(dest),
+      2,
+      "up",
+    ],
   ];
-  for (const [label, act, window, down] of steps) {
+  for (const [label, act, window, state] of steps) {
     act();
-    assert.equal(occ.window(ip), window, label);
-    assert.equal(occ.downUntil(ip) !== undefined, down, label);
+    assert.equal(occ.window(dest), window, label);
+    assert.equal(occ.state(dest), state, label);
   }
-  occ.failure(ip);
+  for (let i = 0; i < 12; i++) occ.failure(dest);
+  const until = occ.downUntil(dest)!;
+  assert.equal(until - now, 60_000, "the interval grows up to octo");
+  assert.equal(occ.retryAt(dest), undefined, "a long outage: recipients keep their own back-off");
   occ.clearDown();
-  assert.equal(occ.downUntil(ip), undefined, "flush forgets the down marks");
+  assert.equal(occ.downUntil(dest), undefined, "flush forgets the down marks");
+  assert.equal(occ.state(dest), "probe", "a probe goes first after a flush");
+  occ.success(dest);
+  occ.failure(dest);
+  assert.equal(occ.retryAt(dest), now + 1_000, "a short outage: recipients come back for the probe");
+  assert.equal(occ.state("192.0.2.1:26"), "up", "another port of the same address is another destination");
 });
 
 Deno.test("the OCC forgets the least recently used destination beyond OCC_max_entries", () => {
   const occ = new Occ({ get: (tag) => tag === "oci" ? 1 : 10 }, { maxEntries: 2 });
-  occ.success("192.0.2.1");
-  occ.success("192.0.2.2");
-  occ.window("192.0.2.1"); // used again: .2 is now the oldest
-  occ.window("192.0.2.3");
+  occ.success("192.0.2.1:25");
+  occ.success("192.0.2.2:25");
+  occ.window("192.0.2.1:25"); // used again: .2 is now the oldest
+  occ.window("192.0.2.3:25");
   assert.equal(occ.size, 2);
-  assert.deepEqual(occ.view().map((e) => [e.address, e.window]), [["192.0.2.1", 2], ["192.0.2.3", 1]]);
+  assert.deepEqual(occ.view().map((e) => [e.address, e.window]), [["192.0.2.1:25", 2], ["192.0.2.3:25", 1]]);
 });
 
 Deno.test("the qmgr_conf map: the most specific entry wins, then the tag's default, then the option", async (t) => {
@@ -150,7 +171,10 @@ Deno.test("qmgr runs at most the window's transactions towards a destination, an
 });
 
 Deno.test("a host that is down gets no new connection attempt until its OCC entry expires or a flush", async () => {
-  const q = await startInProcessQmgr({ adjust: (c) => c.qmgr.retry_min_delay = 3_600_000 });
+  const q = await startInProcessQmgr({
+    adjust: (c) => c.qmgr.retry_min_delay = 3_600_000,
+    downMin: 3_600_000,
+  });
   const socket = controlSocketPath(q.config);
   const show = async (id: string) => {
     let out = "";
@@ -174,7 +198,7 @@ Deno.test("a host that is down gets no new connection attempt until its OCC entr
     assert.equal(q.delivered.length, 1, "no connection attempt for the second message");
     assert.match(
       (await show(second.id)).recipients[0].lastReply ?? "",
-      /host mx\.dest\.test\[192\.0\.2\.25\] is down/,
+      /host mx\.dest\.test\[192\.0\.2\.25\]:25 is down/,
     );
 
     q.script.relay = undefined; // the host is back

@@ -16,6 +16,7 @@ import type {
   RecipientResult,
   RouteResult,
 } from "../components/protocol/messages.ts";
+import { serverReply } from "./helpers/qmgr_inprocess.ts";
 import { commitEnvelope, connectionClosed, connectionOpened } from "../components/qmgr/client.ts";
 import { DB_FILE } from "../components/qmgr/store.ts";
 import { type Harness, startComponent } from "./helpers/harness.ts";
@@ -65,10 +66,10 @@ class FakeSmtpc {
     const answer: Message = {
       type: "smtpc.result",
       taId: ta.taId,
-      relay: `${ta.route.hosts[0].name}[${ta.route.hosts[0].address}]:${ta.route.port}`,
+      relay: { name: ta.route.hosts[0].name, address: ta.route.hosts[0].address, port: ta.route.port },
       results: ta.recipients.map((r, i) => {
         const status = statuses[i] === "hold" ? "temp" : statuses[i] as RecipientResult["status"];
-        return { index: r.index, status, reply: REPLY[status] };
+        return { index: r.index, status, origin: "remote", reply: serverReply(REPLY[status]) };
       }),
     };
     if (!statuses.includes("hold")) return answer;

@@ -43,6 +43,7 @@ function link(address: string, port = 25): { link: Link; stream: FakeStream } {
     deadlines(1000),
     undefined,
     clock,
+    { name: address, address, port },
   );
   return { link: l, stream };
 }

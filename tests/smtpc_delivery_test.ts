@@ -2,6 +2,7 @@
 // production (connect to the destination port anywhere, read the CDB directory), talks to the test sink
 // (tests/helpers/smtp_sink.ts) on 127.0.0.1; the test plays qmgr and checks results and received bytes.
 
+import { relayText, replyLine } from "../components/mail/result.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { defaultConfig } from "../config/defaults.ts";
@@ -83,8 +84,8 @@ Deno.test("smtpc delivers through ESMTP", async (t) => {
         const ta = await transaction(dir, content, ports[0]);
         const result = await deliver(ta);
         assert.deepEqual(statuses(result), ["0:sent"]);
-        assert.equal(result.results[0].reply, "250 2.0.0 Ok: queued");
-        assert.equal(result.relay, `sink.test[127.0.0.1]:${ports[0]}`);
+        assert.equal(replyLine(result.results[0].reply), "250 2.0.0 Ok: queued");
+        assert.equal(relayText(result.relay), `sink.test[127.0.0.1]:${ports[0]}`);
         assert.equal(result.taId, ta.taId);
         assert.equal(sink.messages.length, 1);
         const msg = sink.messages[0];
@@ -118,7 +119,7 @@ Deno.test("smtpc delivers through ESMTP", async (t) => {
         });
         const result = await deliver(ta);
         assert.deepEqual(statuses(result), ["3:sent", "5:temp", "7:perm", "8:sent"]);
-        assert.deepEqual(result.results.map((r) => r.reply), [
+        assert.deepEqual(result.results.map((r) => replyLine(r.reply)), [
           "250 2.0.0 Ok: queued",
           "451 4.2.1 Mailbox busy",
           "550 5.1.1 No such user",
@@ -138,7 +139,7 @@ Deno.test("smtpc delivers through ESMTP", async (t) => {
           await transaction(dir, "x\r\n", ports[0], { recipients: rcpts("a@x", "b@x") }),
         );
         assert.deepEqual(statuses(result), ["0:perm", "1:perm"]);
-        assert.equal(result.results[0].reply, "550 5.7.1 Relaying denied");
+        assert.equal(replyLine(result.results[0].reply), "550 5.7.1 Relaying denied");
         assert.equal(sink.count, 0);
       } finally {
         await sink.close();
@@ -207,7 +208,7 @@ Deno.test("smtpc delivers through ESMTP", async (t) => {
         );
         assert.deepEqual(statuses(result), ["0:perm", "1:perm"]);
         assert.equal(
-          result.results[0].reply,
+          replyLine(result.results[0].reply),
           `552 5.3.4 message too big for sink.test[127.0.0.1]:${ports[0]}`,
         );
         assert.equal(sink.connections, 1);
@@ -230,7 +231,7 @@ Deno.test("smtpc delivers through ESMTP", async (t) => {
           }),
         );
         assert.deepEqual(statuses(result), ["0:sent"]);
-        assert.equal(result.relay, `up.test[127.0.0.1]:${ports[1]}`);
+        assert.equal(relayText(result.relay), `up.test[127.0.0.1]:${ports[1]}`);
         assert.equal(sink.count, 1);
       } finally {
         await sink.close();
@@ -249,7 +250,10 @@ Deno.test("smtpc delivers through ESMTP", async (t) => {
         }),
       );
       assert.deepEqual(statuses(result), ["0:temp", "1:temp"]);
-      assert.equal(result.results[0].reply, `connect to b.test[127.0.0.3]:${ports[2]}: Connection refused`);
+      assert.equal(
+        replyLine(result.results[0].reply),
+        `connect to b.test[127.0.0.3]:${ports[2]}: Connection refused`,
+      );
       assert.equal(result.relay, undefined);
     });
 
@@ -260,7 +264,7 @@ Deno.test("smtpc delivers through ESMTP", async (t) => {
         await Deno.remove(ta.cdbPath);
         const result = await deliver(ta);
         assert.deepEqual(statuses(result), ["0:temp"]);
-        assert.match(result.results[0].reply, /^read message content .*T\d+: /);
+        assert.match(replyLine(result.results[0].reply), /^read message content .*T\d+: /);
         assert.equal(sink.connections, 0);
       } finally {
         await sink.close();
@@ -309,13 +313,13 @@ Deno.test("smtpc delivers through LMTP with one reply per recipient after DATA",
         });
         const result = await deliver(ta);
         assert.deepEqual(statuses(result), ["0:sent", "1:perm", "2:temp", "3:perm"]);
-        assert.deepEqual(result.results.map((r) => r.reply), [
+        assert.deepEqual(result.results.map((r) => replyLine(r.reply)), [
           "250 2.0.0 <a> delivered",
           "550 5.1.1 No such user",
           "452 4.2.2 Mailbox full",
           "552 5.2.2 Over quota forever",
         ]);
-        assert.equal(result.relay, `lmtp.test[127.0.0.1]:${ports[0]}`);
+        assert.equal(relayText(result.relay), `lmtp.test[127.0.0.1]:${ports[0]}`);
         assert.equal(sink.messages[0].helo, "client.test");
         assert.deepEqual(sink.messages[0].recipients, ["a@local", "full@local", "quota@local"]);
       } finally {

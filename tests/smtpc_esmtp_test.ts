@@ -1,8 +1,9 @@
-// smtpc's ESMTP against the test sink: recipients split into transactions of at most
-// smtp_/lmtp_max_rcpts_per_transaction on one connection; a server's 452 (too many recipients) sends the
+// smtpc's ESMTP against the test sink: a transaction's recipients in one envelope (qmgr cut the
+// transactions to smtp_/lmtp_max_rcpts_per_transaction already); a server's 452 (too many recipients) sends the
 // rest in a next transaction; mixed 2xx/4xx/5xx replies give sent/temp/perm; DSN parameters only to a
 // server offering DSN (and the result says whether it did); SIZE, 8BITMIME and SMTPUTF8 as offered.
 
+import { replyLine } from "../components/mail/result.ts";
 import assert from "node:assert/strict";
 import type { Config } from "../config/types.ts";
 import { freePort } from "./helpers/harness.ts";
@@ -21,29 +22,30 @@ async function withSink(port: number, opts: SinkOptions, fn: (sink: Sink) => Pro
 const FIVE = rcpts("r0@d.test", "r1@d.test", "r2@d.test", "r3@d.test", "r4@d.test");
 const envelopes = (sink: Sink) => sink.messages.map((m) => m.recipients.map((r) => r[1]).join(""));
 
-Deno.test("smtpc splits recipients into transactions as the limits say", async (t) => {
+Deno.test("smtpc sends a transaction's recipients in one mail transaction: qmgr alone splits them", async (t) => {
   const port = freePort();
   const adjust = (c: Config) => {
+    // qmgr's limits: smtpc does not read them (qmgr cut the transactions already).
     c.qmgr.smtpc.smtp_max_rcpts_per_transaction = 2;
     c.qmgr.smtpc.lmtp_max_rcpts_per_transaction = 3;
   };
   await withSmtpc({ ports: [port], adjust }, async ({ deliver }) => {
-    await t.step("smtp_max_rcpts_per_transaction: 2 + 2 + 1 on one connection", async () => {
+    await t.step("five recipients over SMTP: one envelope", async () => {
       await withSink(port, {}, async (sink) => {
         const r = await deliver("x\r\n", { recipients: FIVE });
         assert.deepEqual(statuses(r), ["0:sent", "1:sent", "2:sent", "3:sent", "4:sent"]);
-        assert.deepEqual(envelopes(sink), ["01", "23", "4"]);
+        assert.deepEqual(envelopes(sink), ["01234"]);
         assert.equal(sink.connections, 1);
       });
     });
-    await t.step("lmtp_max_rcpts_per_transaction: 3 + 2 over LMTP", async () => {
+    await t.step("five recipients over LMTP: one envelope, a reply each", async () => {
       await withSink(port, { lmtp: true }, async (sink) => {
         const r = await deliver("x\r\n", {
           recipients: FIVE,
           route: { protocol: "lmtp", port, hosts: [{ name: "lmtp.test", address: "127.0.0.1" }] },
         });
         assert.deepEqual(statuses(r), ["0:sent", "1:sent", "2:sent", "3:sent", "4:sent"]);
-        assert.deepEqual(envelopes(sink), ["012", "34"]);
+        assert.deepEqual(envelopes(sink), ["01234"]);
       });
     });
   });
@@ -64,7 +66,7 @@ Deno.test("smtpc decides each recipient by its own reply", async (t) => {
       await withSink(port, { maxRcpts: 0 }, async (sink) => {
         const r = await deliver("x\r\n", { recipients: FIVE.slice(0, 2) });
         assert.deepEqual(statuses(r), ["0:temp", "1:temp"]);
-        assert.equal(r.results[0].reply, "452 4.5.3 Too many recipients");
+        assert.equal(replyLine(r.results[0].reply), "452 4.5.3 Too many recipients");
         assert.equal(sink.commands.filter((c) => c.startsWith("MAIL")).length, 1);
       });
     });
@@ -77,7 +79,7 @@ Deno.test("smtpc decides each recipient by its own reply", async (t) => {
           : "250 Ok";
       await withSink(port, { rcptReply }, async (sink) => {
         const r = await deliver("x\r\n", { recipients: rcpts("ok@d.test", "later@d.test", "never@d.test") });
-        assert.deepEqual(r.results.map((x) => `${x.status} ${x.reply}`), [
+        assert.deepEqual(r.results.map((x) => `${x.status} ${replyLine(x.reply)}`), [
           "sent 250 2.0.0 Ok: queued",
           "temp 451 4.7.1 Greylisted",
           "perm 550 5.1.1 Unknown",
@@ -120,7 +122,7 @@ Deno.test("smtpc uses the extensions a server offers, and only those", async (t)
       await withSink(port, { extensions: ["SIZE 10"] }, async (sink) => {
         const r = await deliver("0123456789abcdef\r\n");
         assert.deepEqual(statuses(r), ["0:perm"]);
-        assert.match(r.results[0].reply, /^552 5\.3\.4 message too big for mx\.test/);
+        assert.match(replyLine(r.results[0].reply), /^552 5\.3\.4 message too big for mx\.test/);
         assert.equal(sink.commands.filter((c) => c.startsWith("MAIL")).length, 0);
       });
     });
@@ -138,7 +140,7 @@ Deno.test("smtpc uses the extensions a server offers, and only those", async (t)
       await withSink(port, { extensions: ["8BITMIME"] }, async (sink) => {
         const r = await deliver("x\r\n", utf8);
         assert.deepEqual(statuses(r), ["0:perm"]);
-        assert.match(r.results[0].reply, /^553 5\.6\.7 SMTPUTF8 is required/);
+        assert.match(replyLine(r.results[0].reply), /^553 5\.6\.7 SMTPUTF8 is required/);
         assert.equal(sink.count, 0);
       });
       await withSink(port, { extensions: ["8BITMIME", "SMTPUTF8"] }, async (sink) => {

@@ -2,6 +2,7 @@
 // says (a reply, garbage, silence, or a closed connection), and the real smtpc worker must answer qmgr
 // with the right per-recipient result every time, temp whenever delivery is uncertain.
 
+import { replyLine } from "../components/mail/result.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { defaultConfig } from "../config/defaults.ts";
@@ -331,7 +332,9 @@ Deno.test("smtpc answers temp or perm as each misbehaving server deserves", asyn
           const result = await deliver("Hi\r\nthere\r\n", { bodyType: "8BITMIME" });
           assert.deepEqual(result.results.map((r) => r.status), c.expect, JSON.stringify(result));
           const fragments = typeof c.reply === "string" ? [c.reply, c.reply] : c.reply;
-          result.results.forEach((r, i) => assert.ok(r.reply.includes(fragments[i]), r.reply));
+          result.results.forEach((r, i) =>
+            assert.ok(replyLine(r.reply).includes(fragments[i]), replyLine(r.reply))
+          );
           // smtpc answers qmgr before it sends QUIT, so give the QUIT a moment to arrive.
           if (c.saw?.includes("QUIT")) await server.waitFor("QUIT", 2000);
           for (const cmd of c.saw ?? []) {
@@ -437,7 +440,7 @@ Deno.test("smtpc stops gracefully: a transaction still running is answered temp,
     assert.equal(answer.type, "smtpc.result", JSON.stringify(answer));
     const result = answer as SmtpcResult;
     assert.equal(result.results[0].status, "temp");
-    assert.match(result.results[0].reply, /stopping.*may be sent more than once/);
+    assert.match(replyLine(result.results[0].reply), /stopping.*may be sent more than once/);
   } finally {
     await h?.stop();
     await server.close();

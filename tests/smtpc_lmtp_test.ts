@@ -3,6 +3,7 @@
 // and end to end, an `lmtp:` mailertable entry without a host takes mail through the whole MTA to the
 // LMTP server on the socket.
 
+import { relayText, replyLine } from "../components/mail/result.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LMTP_SOCKET_ADDRESS } from "../components/protocol/messages.ts";
@@ -52,8 +53,8 @@ Deno.test("smtpc delivers over LMTP with one result per recipient", async (t) =>
           recipients: MIXED_RCPTS,
           route: SOCKET_ROUTE,
         });
-        assert.deepEqual(r.results.map((x) => `${x.index}:${x.status} ${x.reply}`), MIXED_WANT);
-        assert.equal(r.relay, `localhost[${path}]`);
+        assert.deepEqual(r.results.map((x) => `${x.index}:${x.status} ${replyLine(x.reply)}`), MIXED_WANT);
+        assert.equal(relayText(r.relay), `localhost[${path}]`);
         assert.equal(sink.messages.length, 1);
         assert.deepEqual(sink.messages[0].recipients, [
           "ok@local.test",
@@ -70,21 +71,24 @@ Deno.test("smtpc delivers over LMTP with one result per recipient", async (t) =>
           recipients: MIXED_RCPTS,
           route: { protocol: "lmtp", port, hosts: [{ name: "lmtp.test", address: "127.0.0.1" }] },
         });
-        assert.deepEqual(r.results.map((x) => `${x.index}:${x.status} ${x.reply}`), MIXED_WANT);
+        assert.deepEqual(r.results.map((x) => `${x.index}:${x.status} ${replyLine(x.reply)}`), MIXED_WANT);
         await sink.close();
         sink = undefined;
       });
       await t.step("a socket nobody listens on defers", async () => {
         const r = await deliver("x\r\n", { route: SOCKET_ROUTE });
         assert.deepEqual(statuses(r), ["0:temp"]);
-        assert.match(r.results[0].reply, /^connect to localhost\[.*lmtp\.sock\]: /);
+        assert.match(replyLine(r.results[0].reply), /^connect to localhost\[.*lmtp\.sock\]: /);
       });
     });
     await withSmtpc({ ports: [port] }, async ({ deliver }) => {
       await t.step("without LMTP_socket a socket route defers, saying why", async () => {
         const r = await deliver("x\r\n", { route: SOCKET_ROUTE });
         assert.deepEqual(statuses(r), ["0:temp"]);
-        assert.equal(r.results[0].reply, "connect to the LMTP socket: LMTP_socket is not configured");
+        assert.equal(
+          replyLine(r.results[0].reply),
+          "connect to the LMTP socket: LMTP_socket is not configured",
+        );
       });
     });
   } finally {

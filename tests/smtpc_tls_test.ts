@@ -4,6 +4,7 @@
 // bytes after its 220; the result reports the TLS version, cipher and verification. Trust anchors come from
 // CAcert_file or CAcert_directory; a TLS file smtpc cannot read is fatal.
 
+import { replyLine } from "../components/mail/result.ts";
 import assert from "node:assert/strict";
 import type { Config } from "../config/types.ts";
 import { freePort } from "./helpers/harness.ts";
@@ -81,7 +82,7 @@ Deno.test("smtpc with security level may uses TLS when it can and plain text whe
           assert.deepEqual(statuses(r), ["0:sent"], JSON.stringify(r));
           assert.equal(r.tls?.verified, true);
           assert.equal(sink.messages[0].tls, true);
-          assert.equal(r.results[0].reply, "250 2.0.0 Ok: queued");
+          assert.equal(replyLine(r.results[0].reply), "250 2.0.0 Ok: queued");
         });
       },
     );
@@ -117,7 +118,7 @@ Deno.test("smtpc with security level verify delivers only over TLS with a verifi
             assert.equal(r.tls?.verified, true);
           } else {
             assert.deepEqual(statuses(r), ["0:temp"]);
-            assert.match(r.results[0].reply, want as RegExp);
+            assert.match(replyLine(r.results[0].reply), want as RegExp);
             assert.equal(sink.count, 0);
             assert.equal(sink.connections, 1);
           }
@@ -142,7 +143,7 @@ Deno.test("smtpc with security level encrypt needs TLS but no verification; none
       await withSink(port, {}, async (sink) => {
         const r = await deliver(MESSAGE);
         assert.deepEqual(statuses(r), ["0:temp"]);
-        assert.match(r.results[0].reply, /TLS is required/);
+        assert.match(replyLine(r.results[0].reply), /TLS is required/);
         assert.equal(sink.count, 0);
       });
     });

@@ -3,7 +3,7 @@
 // MessagePorts the MCP wires between workers. Bump PROTOCOL_VERSION on any incompatible change.
 // Receivers validate every body they get (validate.ts) and never trust a peer.
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export type ComponentName = "qmgr" | "smtps" | "smtpc" | "smar";
 export const COMPONENTS: readonly ComponentName[] = ["qmgr", "smar", "smtpc", "smtps"];
@@ -91,11 +91,42 @@ export interface DeliveryTransaction {
   ret?: "FULL" | "HDRS";
 }
 
+/** Where a recipient's result came from: the remote server's reply, the delivery agent, or routing. */
+export type ResultOrigin = "remote" | "agent" | "routing";
+
+/**
+ * A result's reply: a remote server's (its code, enhanced status when it gave one, and text lines without
+ * code and enhanced status), or the reason of the delivery agent or router (its lines; a code and enhanced
+ * status only when it decided one, e.g. 552 5.3.4 for a message too big for the server).
+ */
+export interface ResultReply {
+  code?: number;
+  /** RFC 3463 enhanced status code, e.g. "5.1.1". */
+  enhanced?: string;
+  lines: string[];
+}
+
+/** The server a result came from: its name, and the address and port connected to (port 0: a unix socket, address = path). */
+export interface Relay {
+  name: string;
+  address: string;
+  port: number;
+}
+
 export interface RecipientResult {
   index: number;
   status: "sent" | "temp" | "perm";
-  /** The reply or reason as text, e.g. "250 2.0.0 Ok" or "connect to 127.0.0.1:25: Connection refused". */
-  reply: string;
+  origin: ResultOrigin;
+  reply: ResultReply;
+  /** The server talked to when the result was decided; absent when no connection was made. */
+  relay?: Relay;
+}
+
+/** A host smtpc could not get through the opening of a session with (connect, greeting, EHLO, TLS). */
+export interface FailedHost {
+  address: string;
+  port: number;
+  reason: string;
 }
 
 /** The policy answer smar gives to smtps. "accept" = go on; otherwise `reply` is what smtps sends. */
@@ -264,8 +295,10 @@ export interface SmarExpansion {
 export interface SmtpcResult {
   type: "smtpc.result";
   taId: string;
-  /** The host that answered, as `name[address]:port`, when a connection was made. */
-  relay?: string;
+  /** The host that answered, when a connection was made. */
+  relay?: Relay;
+  /** The route's hosts tried without getting through the opening, in the order tried (qmgr marks them down). */
+  failedHosts?: FailedHost[];
   /** Whether that host offered DSN (RFC 3461); when not, NOTIFY=SUCCESS is ours to answer ("relayed"). */
   dsn?: boolean;
   /** The TLS session with that host, when STARTTLS was used. */

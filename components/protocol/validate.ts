@@ -29,6 +29,7 @@ const obj = (shape: Record<string, Check>): Check => (v) => {
 };
 
 const reply = obj({ code: num, status: str, text: str });
+const relay = obj({ name: str, address: str, port: num });
 const policyState = obj({
   clientName: opt(str),
   resolve: opt(oneOf("ok", "no", "tempptr", "tempa")),
@@ -126,10 +127,17 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
   "smar.expansion": { address: str, recipients: arr(str), errorsTo: opt(record(str)) },
   "smtpc.result": {
     taId: str,
-    relay: opt(str),
+    relay: opt(relay),
+    failedHosts: opt(arr(obj({ address: str, port: num, reason: str }))),
     dsn: opt(bool),
     tls: opt(obj({ version: str, cipher: str, verified: bool, verifyError: opt(str) })),
-    results: arr(obj({ index: num, status: oneOf("sent", "temp", "perm"), reply: str })),
+    results: arr(obj({
+      index: num,
+      status: oneOf("sent", "temp", "perm"),
+      origin: oneOf("remote", "agent", "routing"),
+      reply: obj({ code: opt(num), enhanced: opt(str), lines: arr(str) }),
+      relay: opt(relay),
+    })),
   },
   "rpc.failure": { reason: str },
 };

@@ -15,7 +15,9 @@ import type { GroupCommit } from "./group_commit.ts";
 import type { Notices } from "./notices.ts";
 import type { Occ } from "./occ.ts";
 import { LIST_STATES, type ListFilter, type ListState, QueueAdmin } from "./queue_admin.ts";
-import { failureNotice, removeMessage } from "./results.ts";
+import { reasonReply, replyLine } from "../mail/result.ts";
+import type { Destinations } from "./destinations.ts";
+import { failureNotice, removeMessage, storedResult } from "./results.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { Stats } from "./stats.ts";
 import { ACTIVE, FAILED, HELD, type QueueStore, SENT, WAITING } from "./store.ts";
@@ -32,6 +34,8 @@ export interface ControlDeps {
   scheduler: Scheduler;
   notices: Notices;
   occ: Occ;
+  /** Transactions running per destination (status). */
+  destinations?: Destinations;
   stats: Stats;
   disk: DiskGuard;
   config: Config;
@@ -160,6 +164,10 @@ export class ControlCommands {
         entries: occ.size,
         max: config.qmgr.OCC_max_entries,
         down: occ.view().filter((e) => e.downUntil),
+        destinations: occ.view().map((e) => ({
+          ...e,
+          active: this.#d.destinations?.activeFor(e.address) ?? 0,
+        })),
       },
       disk: {
         guard: disk.enabled,
@@ -276,7 +284,9 @@ export class ControlCommands {
   async bounce(id: string) {
     const { store, commit, notices, scheduler, stats, config } = this.#d;
     const m = this.#message("bounce", id);
-    const reason = "5.0.0 message returned by the administrator";
+    const reply = reasonReply("message returned by the administrator", undefined, "5.0.0");
+    const reason = replyLine(reply);
+    const result = storedResult({ origin: "agent", reply });
     const open = store.recipientsOf(id).filter((r) =>
       r.state === WAITING || r.state === ACTIVE || r.state === HELD
     );
@@ -284,7 +294,7 @@ export class ControlCommands {
       for (const r of open) {
         const notice = failureNotice(config.hostname, m, r);
         store.addHistory(id, r.index, this.#d.now(), "bounced", "none", reason);
-        store.failOpen(id, r.index, reason, notice);
+        store.failOpen(id, r.index, reason, notice, result);
       }
     });
     stats.add("bounced", open.length);

@@ -1,8 +1,8 @@
 // Connection slots per destination: how many delivery transactions may run at once towards one
-// destination (the first address of a route) and in total. Transactions beyond the limits wait in a FIFO
+// destination (an address and port, occ.ts) and in total. Transactions beyond the limits wait in a FIFO
 // per destination. The per-destination limit is the slow-start window of the outgoing connection cache
-// (occ.ts), fed with each transaction's outcome: it reached the host (the window grows), the connection
-// failed (it shrinks and the host is marked down), or no attempt was made (a host known to be down).
+// (occ.ts); the scheduler tells the OCC what each result says about its hosts (tasks it runs report
+// "none"), a caller without an OCC may report a task's outcome here instead.
 // Pure scheduling; the work itself (a delivery) is a function handed in with each task.
 
 /** What a task did: reached the host, failed to connect, or made no connection attempt. */

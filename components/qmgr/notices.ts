@@ -16,12 +16,13 @@ import type { Config } from "../../config/types.ts";
 import { cdbPath } from "../mail/cdb.ts";
 import type { DsnAction, DsnRecipient, DsnReport } from "../mail/dsn.ts";
 import { newQueueId } from "../mail/queue_id.ts";
+import { enhancedOf, replyLine } from "../mail/result.ts";
 import type { Envelope } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
 import type { ActiveQueue } from "./active_queue.ts";
 import type { GroupCommit } from "./group_commit.ts";
 import { writeNoticeFile } from "./notice_file.ts";
-import { dsnOf, returnPath } from "./results.ts";
+import { parseStoredResult, returnPath, type StoredResult } from "./results.ts";
 import type { Stats } from "./stats.ts";
 import {
   DELIVERED,
@@ -53,16 +54,22 @@ export interface NoticeDeps {
   stats?: Stats;
 }
 
-/** The remote host of a relay `name[address]:port`, for Remote-MTA. */
-function remoteHost(relay: string | undefined): string | undefined {
-  const m = relay === undefined ? null : /^([^\[]*)\[([^\]]*)\]/.exec(relay);
-  if (!m) return undefined;
-  return m[1] !== "" ? m[1] : m[2];
+/** The Remote-MTA of a stored result: the relay's name, else its address. */
+function remoteMta(r: StoredResult | undefined): string | undefined {
+  const relay = r?.relay;
+  if (relay === undefined) return undefined;
+  return relay.name !== "" ? relay.name : relay.address;
 }
 
-/** The remote server's reply inside a reason, for Diagnostic-Code (`... expired in queue: 451 ...`). */
-function remoteReply(reply: string | undefined): string | undefined {
-  return reply === undefined ? undefined : /(?:^|: )([2-5]\d\d[ -].*)$/s.exec(reply)?.[1];
+/** The remote server's own reply, for Diagnostic-Code: only a reply the server gave (origin remote). */
+function diagnosticOf(r: StoredResult | undefined): string | undefined {
+  return r?.origin === "remote" ? replyLine(r.reply) : undefined;
+}
+
+/** A recipient's enhanced status for its DSN: the stored result's, else the class default. */
+function statusOf(r: StoredResult | undefined, action: DsnAction): string {
+  const status = action === "failed" ? "perm" : action === "delayed" ? "temp" : "sent";
+  return enhancedOf(r?.reply ?? { lines: [] }, status);
 }
 
 export class Notices {
@@ -194,16 +201,19 @@ export class Notices {
       return;
     }
     const at = now();
-    const recipients: DsnRecipient[] = rows.map((r) => ({
-      address: r.address,
-      orcpt: r.orcpt,
-      action: action === "relayed" && r.notice & DELIVERED ? "delivered" : action,
-      status: dsnOf(r.lastReply ?? "", action === "failed" ? "perm" : action === "delayed" ? "temp" : "sent"),
-      remoteMta: remoteHost(r.lastRelay),
-      diagnostic: remoteReply(r.lastReply),
-      reason: r.lastReply,
-      willRetryUntil: action === "delayed" ? m.arrival + q.queue_return_timeout : undefined,
-    }));
+    const recipients: DsnRecipient[] = rows.map((r) => {
+      const result = parseStoredResult(r.lastResult);
+      return {
+        address: r.address,
+        orcpt: r.orcpt,
+        action: action === "relayed" && r.notice & DELIVERED ? "delivered" : action,
+        status: statusOf(result, action),
+        remoteMta: remoteMta(result),
+        diagnostic: diagnosticOf(result),
+        reason: r.lastReply,
+        willRetryUntil: action === "delayed" ? m.arrival + q.queue_return_timeout : undefined,
+      };
+    });
     const headersOnly = action !== "failed" || m.ret === "HDRS" || q.DSN_handling.flags.header_only ||
       m.bodyType === "BINARYMIME";
     const id = newQueueId(at);

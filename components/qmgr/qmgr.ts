@@ -41,6 +41,8 @@ export interface QmgrOptions {
   /** The disk guard's free-space probe (tests); statfs of the CDB directory otherwise. */
   diskProbe?: FreeSpaceProbe;
   diskInterval?: number;
+  /** The first down interval of a destination (tests; occ.ts DOWN_MIN otherwise). */
+  downMin?: number;
 }
 
 /** Resolves once `ctx.endpoint` has a port to `peer`, or after `ms` (a peer may be starting). */
@@ -128,7 +130,7 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     await peerWired(ctx, "smar", q.wait_for_server, stopped);
     return resolveRoute(ctx.endpoint, domain);
   }, { now });
-  const occ = new Occ(limits, { maxEntries: q.OCC_max_entries, now });
+  const occ = new Occ(limits, { maxEntries: q.OCC_max_entries, now, downMin: opts.downMin });
   const destinations = new Destinations({ windows: occ, maxTotal: MAX_TOTAL_TRANSACTIONS });
   const scheduler = new Scheduler({
     store,
@@ -192,6 +194,7 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     scheduler,
     notices,
     occ,
+    destinations,
     stats,
     disk,
     config,

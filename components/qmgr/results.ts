@@ -14,7 +14,8 @@
 // Receives: recipient results from the scheduler. May touch: the store; delete in the CDB directory.
 
 import type { QmgrConfig } from "../../config/types.ts";
-import type { RecipientResult } from "../protocol/messages.ts";
+import { enhancedOf, relayText, replyLine } from "../mail/result.ts";
+import type { RecipientResult, Relay } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
 import type { AqEntry } from "./active_queue.ts";
 import type { GroupCommit } from "./group_commit.ts";
@@ -41,10 +42,12 @@ export interface ResultContext {
   stats?: Stats;
 }
 
-/** How the attempt went beyond the recipient's own reply. */
+/** How the attempt went beyond the recipient's own result. */
 export interface AttemptInfo {
-  /** The host that answered (`name[address]:port`), or "none". */
-  relay: string;
+  /** The host talked to, when the result has none of its own; absent: no connection was made. */
+  relay?: Relay;
+  /** A deferral comes back then instead of after its back-off (its destination's probe). */
+  retryAt?: number;
   /** The next hop offered the DSN extension (smtpc's report; undefined when unknown). */
   dsnOffered?: boolean;
   /** The route was LMTP: a success is a final delivery. */
@@ -64,11 +67,33 @@ export function retryDelay(tries: number, min: number, max: number): number {
   return Math.min(max, min * 2 ** exp);
 }
 
-/** The enhanced status code in a reply, else the class default (2.0.0, 4.0.0, 5.0.0). */
-export function dsnOf(reply: string, status: RecipientResult["status"]): string {
-  const m = /(?:^|[\s(])([245]\.\d{1,3}\.\d{1,3})(?=$|[\s),;])/.exec(reply);
-  if (m) return m[1];
-  return status === "sent" ? "2.0.0" : status === "temp" ? "4.0.0" : "5.0.0";
+/**
+ * A recipient's last result as the store keeps it (recipients.last_result, JSON), so that DSNs name the
+ * remote server and its reply from the structure smtpc reported, never from parsed text.
+ */
+export interface StoredResult {
+  origin: RecipientResult["origin"];
+  reply: RecipientResult["reply"];
+  relay?: Relay;
+}
+
+/** The stored form of a result (JSON). */
+export function storedResult(r: StoredResult): string {
+  const s: StoredResult = { origin: r.origin, reply: r.reply };
+  if (r.relay !== undefined) s.relay = r.relay;
+  return JSON.stringify(s);
+}
+
+/** A stored result read back; undefined for rows without one (written before protocol v2) or garbage. */
+export function parseStoredResult(text: string | undefined): StoredResult | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const v = JSON.parse(text);
+    if (typeof v !== "object" || v === null || !Array.isArray(v.reply?.lines)) return undefined;
+    return v as StoredResult;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Which DSNs NOTIFY asks for (RFC 3461 4.1: without NOTIFY, failures and delays are reported). */
@@ -93,14 +118,21 @@ export function isPostmaster(address: string, hostname: string): boolean {
   return local === "postmaster" && domain.toLowerCase() === hostname.toLowerCase();
 }
 
-function logLine(
-  ctx: ResultContext,
-  m: StoredMessage,
-  e: AqEntry,
-  o: { relay: string; tries: number; dsn: string; status: string; reply: string },
-): void {
+/** What one recipient's log line says (structured, for whoever formats log lines). */
+export interface ResultLog {
+  relay?: Relay;
+  tries: number;
+  /** The enhanced status. */
+  dsn: string;
+  status: "sent" | "deferred" | "bounced";
+  /** The reply on one line (for a bounce after expiry: with the reason in front). */
+  reply: string;
+  result: RecipientResult;
+}
+
+function logLine(ctx: ResultContext, m: StoredMessage, e: AqEntry, o: ResultLog): void {
   const delay = ((ctx.now() - m.arrival) / 1000).toFixed(2);
-  const text = `${m.id}: to=<${e.address}>, relay=${o.relay}, delay=${delay}, tries=${o.tries}, ` +
+  const text = `${m.id}: to=<${e.address}>, relay=${relayText(o.relay)}, delay=${delay}, tries=${o.tries}, ` +
     `dsn=${o.dsn}, status=${o.status} (${o.reply})`;
   log.info("qmgr", text);
 }
@@ -130,29 +162,40 @@ export function recordResult(
   m: StoredMessage,
   e: AqEntry,
   r: RecipientResult,
-  info: AttemptInfo = { relay: "none" },
+  info: AttemptInfo = {},
 ): Recorded {
   const tries = e.tries + 1;
   const now = ctx.now();
   const q = ctx.config;
-  const dsn = dsnOf(r.reply, r.status);
-  const relay = info.relay;
-  const storedRelay = relay === "none" ? undefined : relay;
+  const dsn = enhancedOf(r.reply, r.status);
+  const relayInfo = r.relay ?? info.relay;
+  const relay = relayText(relayInfo);
+  const storedRelay = relayInfo === undefined ? undefined : relay;
+  const text = replyLine(r.reply);
+  const result = storedResult({ ...r, relay: relayInfo });
+  const line = (status: ResultLog["status"], reply: string) =>
+    logLine(ctx, m, e, { relay: relayInfo, tries, dsn, status, reply, result: r });
   try {
     if (r.status === "sent") {
       const success = m.sender !== "" && wants(e.notify, "SUCCESS") &&
         (info.lmtp || info.dsnOffered !== true);
       const notice = success ? NOTICE_SUCCESS | (info.lmtp ? DELIVERED : 0) : 0;
       const changed = ctx.commit.apply(() => {
-        ctx.store.addHistory(m.id, e.index, now, "sent", relay, r.reply);
-        return ctx.store.markDone(m.id, e.index, SENT, { tries, reply: r.reply, relay: storedRelay, notice });
+        ctx.store.addHistory(m.id, e.index, now, "sent", relay, text);
+        return ctx.store.markDone(m.id, e.index, SENT, {
+          tries,
+          reply: text,
+          relay: storedRelay,
+          notice,
+          result,
+        });
       });
-      logLine(ctx, m, e, { relay, tries, dsn, status: "sent", reply: r.reply });
+      line("sent", text);
       ctx.stats?.add("delivered");
       return { notice: changed && notice !== 0 };
     }
     if (r.status === "temp" && now - m.arrival <= q.queue_return_timeout) {
-      let next = now + retryDelay(tries, q.retry_min_delay, q.retry_max_delay);
+      let next = info.retryAt ?? now + retryDelay(tries, q.retry_min_delay, q.retry_max_delay);
       // Be back when the message expires (to fail it on time) and when the delay notice is due.
       next = Math.min(next, m.arrival + q.queue_return_timeout + 1);
       const delayWanted = m.sender !== "" && wants(e.notify, "DELAY");
@@ -160,26 +203,33 @@ export function recordResult(
       if (delayWanted && now < delayAt) next = Math.min(next, delayAt);
       const delayNow = delayWanted && now >= delayAt;
       const changed = ctx.commit.apply(() => {
-        ctx.store.addHistory(m.id, e.index, now, "deferred", relay, r.reply);
+        ctx.store.addHistory(m.id, e.index, now, "deferred", relay, text);
         return ctx.store.markDeferred(m.id, e.index, next, {
           tries,
-          reply: r.reply,
+          reply: text,
           relay: storedRelay,
+          result,
           notice: 0,
           delayNotice: delayNow ? NOTICE_DELAYED | DELAY_SENT : 0,
         });
       });
-      logLine(ctx, m, e, { relay, tries, dsn, status: "deferred", reply: r.reply });
+      line("deferred", text);
       ctx.stats?.add("deferred");
       return { next: changed ? next : undefined, notice: changed && delayNow };
     }
-    const reason = r.status === "temp" ? `message expired in queue: ${r.reply}` : r.reply;
+    const reason = r.status === "temp" ? `message expired in queue: ${text}` : text;
     const notice = failureNotice(ctx.hostname, m, e);
     const changed = ctx.commit.apply(() => {
       ctx.store.addHistory(m.id, e.index, now, "bounced", relay, reason);
-      return ctx.store.markDone(m.id, e.index, FAILED, { tries, reply: reason, relay: storedRelay, notice });
+      return ctx.store.markDone(m.id, e.index, FAILED, {
+        tries,
+        reply: reason,
+        relay: storedRelay,
+        notice,
+        result,
+      });
     });
-    logLine(ctx, m, e, { relay, tries, dsn, status: "bounced", reply: reason });
+    line("bounced", reason);
     ctx.stats?.add("bounced");
     return { notice: changed && notice !== 0 };
   } catch (err) {

@@ -3,14 +3,24 @@
 // recipients that share a route and an envelope sender into delivery transactions (transactions.ts; a
 // list owner's recipients leave with the owner as MAIL FROM), hands those to smtpc within the connection
 // limits (destinations.ts: per-destination slow start), and records the results (results.ts), handing
-// owed DSNs to notices.ts. A destination the outgoing connection cache (occ.ts) knows to be down gets no
-// connection attempt: its recipients are deferred at once. A single timer wakes the scheduler at the
+// owed DSNs to notices.ts. Each transaction is offered the route's hosts whose destination (address and
+// port, occ.ts) is not down, and counts against the first of them; a destination being probed takes one
+// transaction at a time. When every host is down, the recipients are deferred at once, without a
+// connection attempt, until the probe. smtpc's structured result says which hosts failed and which
+// answered: the OCC learns from that, never from reply text. A single timer wakes the scheduler at the
 // earliest next retry (at most every few seconds, never a busy loop); freed room wakes it at once.
 // Receives: committed envelopes (incoming.ts), smtpc results. Sends: qmgr.route to smar, qmgr.deliver to
 // smtpc (through the functions it is given). May touch: the store.
 
 import type { Config } from "../../config/types.ts";
-import type { DeliveryTransaction, Envelope, RecipientResult, SmtpcResult } from "../protocol/messages.ts";
+import { destinationKey, reasonResult, relayText } from "../mail/result.ts";
+import {
+  type DeliveryTransaction,
+  type Envelope,
+  LMTP_SOCKET_ADDRESS,
+  type RecipientResult,
+  type SmtpcResult,
+} from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
 import type { ActiveQueue, AqEntry } from "./active_queue.ts";
 import type { Destinations, TaskOutcome } from "./destinations.ts";
@@ -33,10 +43,14 @@ import {
   agentFailure,
   type Batch,
   groupByDomain,
-  outcomeOf,
   splitBatch,
   transactionOf,
 } from "./transactions.ts";
+
+type Host = DeliveryTransaction["route"]["hosts"][number];
+
+/** Where a transaction goes: a destination and the hosts it may try; or, every host down, a deferral. */
+type Plan = { dest: string; hosts: Host[] } | { reply: string; retryAt?: number };
 
 /** Longest the scheduler sleeps between looks at the store (ms). */
 export const MAX_SLEEP = 5_000;
@@ -181,7 +195,7 @@ export class Scheduler {
         const status = route.status === "perm" ? "perm" : "temp";
         const reply = route.status === "ok" ? `no hosts for ${domain}` : route.text;
         for (const e of list) {
-          owesNotice = this.#finish(m, e, { index: e.index, status, reply }, { relay: "none" }) || owesNotice;
+          owesNotice = this.#finish(m, e, reasonResult(e.index, status, "routing", reply), {}) || owesNotice;
         }
         failed = true;
         return;
@@ -190,69 +204,153 @@ export class Scheduler {
     });
     if (owesNotice) this.#notices?.owe(m.id, false);
     for (const batch of batches.values()) {
-      const dest = batch.route.hosts[0].address;
       for (const list of splitBatch(batch, this.#d.config.qmgr.smtpc)) {
         const taId = `${m.id}.${(++this.#taSeq).toString(36)}`;
-        const ta = transactionOf(taId, m, batch.route, batch.sender, list);
-        if (this.#isDown(m, ta, dest)) continue;
-        this.#d.destinations.enqueue(dest, () => this.#deliver(m, ta, dest));
+        this.#dispatch(m, transactionOf(taId, m, batch.route, batch.sender, list));
       }
     }
     if (failed) this.#afterResults(m);
   }
 
-  /** Defers the transaction without a connection attempt when its destination is known to be down. */
-  #isDown(m: StoredMessage, ta: DeliveryTransaction, dest: string): boolean {
-    const until = this.#d.occ?.downUntil(dest);
-    if (until === undefined) return false;
-    const reply = `host ${ta.route.hosts[0].name}[${dest}] is down (not tried again before ` +
-      `${new Date(until).toISOString()})`;
+  /**
+   * Where a transaction on `route` goes now: its hosts that take mail, counted against the first of them
+   * (`self`: the destination the asking transaction already counts against). A destination being probed
+   * takes no second transaction while its probe runs: the route's other hosts serve, or the transaction
+   * waits for the probe's result. When every host is down: the reply to defer with and when to retry.
+   */
+  #plan(route: DeliveryTransaction["route"], self?: string): Plan {
+    const occ = this.#d.occ;
+    const keyOf = (h: Host) => destinationKey(h.address, route.port);
+    if (!occ) return { dest: keyOf(route.hosts[0]), hosts: route.hosts };
+    const open: Host[] = [];
+    const probing: Host[] = [];
+    const down: Host[] = [];
+    let until = Infinity;
+    let retryAt: number | undefined;
+    let longDown = false;
+    for (const h of route.hosts) {
+      const key = keyOf(h);
+      const state = occ.state(key);
+      if (state === "up") open.push(h);
+      else if (state === "probe") {
+        const running = this.#d.destinations.activeFor(key) - (key === self ? 1 : 0);
+        (running > 0 ? probing : open).push(h);
+      } else {
+        down.push(h);
+        until = Math.min(until, occ.downUntil(key) ?? Infinity);
+        const at = occ.retryAt(key);
+        if (at === undefined) longDown = true;
+        else retryAt = Math.min(retryAt ?? Infinity, at);
+      }
+    }
+    if (open.length > 0) return { dest: keyOf(open[0]), hosts: open };
+    if (probing.length > 0) return { dest: keyOf(probing[0]), hosts: probing };
+    const names = down.map((h) => relayText({ ...h, port: route.port })).join(", ");
+    const when = Number.isFinite(until) ? ` (not tried again before ${new Date(until).toISOString()})` : "";
+    const what = down.length === 1 ? `host ${names} is` : `hosts ${names} are`;
+    return {
+      reply: `${what} down${when}`,
+      retryAt: longDown ? undefined : retryAt,
+    };
+  }
+
+  /** Queues `ta` at the destination its plan names, or defers it at once when all its hosts are down. */
+  #dispatch(m: StoredMessage, ta: DeliveryTransaction, route = ta.route): void {
+    const plan = this.#plan(route);
+    if ("reply" in plan) {
+      this.#deferDown(m, ta, plan);
+      return;
+    }
+    const planned = { ...ta, route: { ...route, hosts: plan.hosts } };
+    this.#d.destinations.enqueue(plan.dest, () => this.#deliver(m, planned, route, plan.dest));
+  }
+
+  /** Defers the transaction without a connection attempt: every host of its route is down. */
+  #deferDown(m: StoredMessage, ta: DeliveryTransaction, down: { reply: string; retryAt?: number }): void {
     let owesNotice = false;
     for (const r of ta.recipients) {
       const e = this.#d.aq.get(m.id, r.index);
       if (e) {
-        owesNotice = this.#finish(m, e, { index: r.index, status: "temp", reply }, { relay: "none" }) ||
-          owesNotice;
+        const result = reasonResult(r.index, "temp", "agent", down.reply);
+        owesNotice = this.#finish(m, e, result, { retryAt: down.retryAt }) || owesNotice;
       }
     }
     if (owesNotice) this.#notices?.owe(m.id, false);
     this.#afterResults(m);
-    return true;
   }
 
-  /** Runs one transaction; tells the destination's window whether smtpc reached a host. */
-  async #deliver(m: StoredMessage, ta: DeliveryTransaction, dest: string): Promise<TaskOutcome> {
+  /**
+   * Runs one transaction towards `dest` (its route's hosts as planned; `route` is the whole one); first
+   * plans again, as the destinations may have changed while it waited. The result tells the OCC which
+   * hosts failed (down marks) and which answered (slow start).
+   */
+  async #deliver(
+    m: StoredMessage,
+    ta: DeliveryTransaction,
+    route: DeliveryTransaction["route"],
+    dest: string,
+  ): Promise<TaskOutcome> {
     if (this.#stopped) return "none";
-    if (this.#isDown(m, ta, dest)) return "none";
+    const plan = this.#plan(route, dest);
+    if ("reply" in plan) {
+      this.#deferDown(m, ta, plan);
+      return "none";
+    }
+    if (plan.dest !== dest) {
+      this.#dispatch(m, ta, route);
+      return "none";
+    }
+    ta = { ...ta, route: { ...route, hosts: plan.hosts } };
     let res: SmtpcResult;
-    let answered = true;
     try {
       res = await this.#d.deliver(ta);
       if (res.type !== "smtpc.result") throw new Error("no result");
     } catch (err) {
-      answered = false;
       res = agentFailure(ta, err as Error);
     }
     if (this.#stopped) return "none";
     if (res.taId !== ta.taId) log.warn("qmgr", `${m.id}: result for ${res.taId} answers ${ta.taId}`);
+    const retryAt = this.#learn(res, route);
     const byIndex = new Map(res.results.map((r) => [r.index, r]));
     let owesNotice = false;
     for (const r of ta.recipients) {
       const e = this.#d.aq.get(m.id, r.index);
       if (!e) continue;
       const result = byIndex.get(r.index) ??
-        { index: r.index, status: "temp", reply: "delivery agent reported no result for this recipient" };
+        reasonResult(r.index, "temp", "agent", "delivery agent reported no result for this recipient");
       owesNotice = this.#finish(m, e, result, {
-        relay: res.relay ?? "none",
+        relay: result.relay ?? res.relay,
         dsnOffered: res.dsn,
         lmtp: ta.route.protocol === "lmtp",
+        retryAt: res.relay === undefined && result.status === "temp" ? retryAt : undefined,
       }) || owesNotice;
     }
     // Owed only once every result of the transaction is recorded, so its failures leave in one DSN
     // even when merge_delay_max is 0.
     if (owesNotice) this.#notices?.owe(m.id, false);
     this.#afterResults(m);
-    return outcomeOf(res, answered);
+    return "none";
+  }
+
+  /**
+   * What a result tells the OCC: each failed host is marked down, the host that answered grows its
+   * window. Returns when recipients no host took should come back (the earliest probe of a briefly
+   * down destination), or undefined for their own back-off.
+   */
+  #learn(res: SmtpcResult, route: DeliveryTransaction["route"]): number | undefined {
+    const occ = this.#d.occ;
+    if (!occ) return undefined;
+    for (const f of res.failedHosts ?? []) occ.failure(destinationKey(f.address, f.port), f.reason);
+    if (res.relay !== undefined && res.relay.port !== 0) {
+      occ.success(destinationKey(res.relay.address, res.relay.port));
+    } else if (res.relay !== undefined) {
+      // The LMTP unix socket: its route host stands for it.
+      const host = route.hosts.find((h) => h.address === LMTP_SOCKET_ADDRESS);
+      if (host) occ.success(destinationKey(host.address, route.port));
+    }
+    if (res.relay !== undefined || !res.failedHosts?.length) return undefined;
+    const plan = this.#plan(route);
+    return "reply" in plan ? plan.retryAt : undefined;
   }
 
   /** Records one recipient's result; true when the recipient now owes a DSN. */

@@ -81,17 +81,17 @@ export class QueueStore {
       ),
       setState: p(`UPDATE recipients SET state = ? WHERE message_id = ? AND idx = ?`),
       finish: p(
-        `UPDATE recipients SET state = ?, tries = ?, last_reply = ?, last_relay = ?, notice = notice | ?
-         ${ifActive}`,
+        `UPDATE recipients SET state = ?, tries = ?, last_reply = ?, last_relay = ?, last_result = ?,
+         notice = notice | ? ${ifActive}`,
       ),
       // A recipient of a held message goes on hold instead of waiting for its retry.
       defer: p(
         `UPDATE recipients SET state = CASE WHEN (SELECT held FROM messages WHERE id = message_id) = 1
          THEN ${HELD} ELSE ${WAITING} END, tries = ?, next_try = ?, last_reply = ?, last_relay = ?,
-         notice = notice | ? | (CASE WHEN (notice & ${DELAY_SENT}) = 0 THEN ? ELSE 0 END) ${ifActive}`,
+         last_result = ?, notice = notice | ? | (CASE WHEN (notice & ${DELAY_SENT}) = 0 THEN ? ELSE 0 END) ${ifActive}`,
       ),
       failOpen: p(
-        `UPDATE recipients SET state = ${FAILED}, last_reply = ?, notice = notice | ?
+        `UPDATE recipients SET state = ${FAILED}, last_reply = ?, last_result = ?, notice = notice | ?
          WHERE message_id = ? AND idx = ? AND state IN ${OPEN}`,
       ),
       history: p(`INSERT INTO history VALUES (?, ?, ?, ?, ?, ?)`),
@@ -181,7 +181,16 @@ export class QueueStore {
 
   /** Ends an active recipient as sent or failed; false when it is no longer active (deleted, bounced). */
   markDone(messageId: string, index: number, state: DoneState, end: AttemptEnd): boolean {
-    const r = this.#s.finish.run(state, end.tries, end.reply, nul(end.relay), end.notice, messageId, index);
+    const r = this.#s.finish.run(
+      state,
+      end.tries,
+      end.reply,
+      nul(end.relay),
+      nul(end.result),
+      end.notice,
+      messageId,
+      index,
+    );
     return Number(r.changes) > 0;
   }
 
@@ -192,6 +201,7 @@ export class QueueStore {
       nextTry,
       end.reply,
       nul(end.relay),
+      nul(end.result),
       end.notice,
       end.delayNotice ?? 0,
       messageId,
@@ -201,8 +211,8 @@ export class QueueStore {
   }
 
   /** Fails a recipient that is not final yet (qmgrctl bounce), adding notice bits; false when it is final. */
-  failOpen(messageId: string, index: number, reply: string, notice: number): boolean {
-    return Number(this.#s.failOpen.run(reply, notice, messageId, index).changes) > 0;
+  failOpen(messageId: string, index: number, reply: string, notice: number, result?: string): boolean {
+    return Number(this.#s.failOpen.run(reply, nul(result), notice, messageId, index).changes) > 0;
   }
 
   /** Appends one attempt to a recipient's history. */

@@ -33,6 +33,8 @@ export interface RecipientRow extends StoredRecipient {
   nextTry: number;
   lastReply?: string;
   lastRelay?: string;
+  /** The last result as reported (JSON, results.ts StoredResult). */
+  lastResult?: string;
   notice: number;
 }
 
@@ -41,6 +43,8 @@ export interface AttemptEnd {
   tries: number;
   reply: string;
   relay?: string;
+  /** The structured result (JSON, results.ts storedResult()). */
+  result?: string;
   /** Notice bits to add (NOTICE_*, DELAY_SENT, DELIVERED). */
   notice: number;
   /** Deferrals: bits to add only when no delay notice was decided yet (DELAY_SENT not set). */
@@ -114,6 +118,7 @@ export function toRow(r: Row): RecipientRow {
     nextTry: Number(r.next_try),
     lastReply: opt(r.last_reply),
     lastRelay: opt(r.last_relay),
+    lastResult: opt(r.last_result),
     notice: Number(r.notice),
   };
 }

@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS recipients (
   notice INTEGER NOT NULL DEFAULT 0,
   last_relay TEXT,
   errors_to TEXT,
+  last_result TEXT,
   PRIMARY KEY (message_id, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history (
@@ -79,6 +80,7 @@ const ADDED: [string, string, string][] = [
   ["recipients", "notice", "INTEGER NOT NULL DEFAULT 0"],
   ["recipients", "last_relay", "TEXT"],
   ["recipients", "errors_to", "TEXT"],
+  ["recipients", "last_result", "TEXT"],
 ];
 
 /** Creates what is missing: tables, columns of older versions, indexes. */

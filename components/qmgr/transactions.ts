@@ -3,14 +3,13 @@
 // (protocol, port, host list) and who share an envelope sender (a list owner's recipients leave with the
 // owner as MAIL FROM, results.ts returnPath()) form a batch, cut into transactions of at most the
 // configured recipients each, in recipient order. An answer smtpc could not give becomes a temporary
-// failure of every recipient; what an answer says about the destination feeds its slow start
-// (destinations.ts). Pure; touches nothing.
+// failure of every recipient (origin: the delivery agent). Pure; touches nothing.
 
 import type { QmgrConfig } from "../../config/types.ts";
 import { domainOf } from "../mail/address.ts";
+import { reasonResult } from "../mail/result.ts";
 import type { DeliveryTransaction, RouteResult, SmtpcResult } from "../protocol/messages.ts";
 import type { AqEntry } from "./active_queue.ts";
-import type { TaskOutcome } from "./destinations.ts";
 import { returnPath } from "./results.ts";
 import type { StoredMessage } from "./store_rows.ts";
 
@@ -66,13 +65,14 @@ export function splitBatch(batch: Batch, smtpc: QmgrConfig["smtpc"]): AqEntry[][
   return out;
 }
 
-/** The transaction `taId` handing `list` of message `m` to smtpc. */
+/** The transaction `taId` handing `list` of message `m` to smtpc, towards `hosts` (default: the route's). */
 export function transactionOf(
   taId: string,
   m: StoredMessage,
   route: OkRoute,
   sender: string,
   list: AqEntry[],
+  hosts: OkRoute["hosts"] = route.hosts,
 ): DeliveryTransaction {
   return {
     taId,
@@ -81,7 +81,7 @@ export function transactionOf(
     size: m.size,
     sender,
     recipients: list.map((e) => ({ index: e.index, address: e.address, notify: e.notify, orcpt: e.orcpt })),
-    route: { protocol: route.protocol, port: route.port, hosts: route.hosts },
+    route: { protocol: route.protocol, port: route.port, hosts },
     bodyType: m.bodyType,
     smtputf8: m.smtputf8,
     envid: m.envid,
@@ -91,19 +91,11 @@ export function transactionOf(
 
 /** The answer for a transaction smtpc did not answer: every recipient fails temporarily. */
 export function agentFailure(ta: DeliveryTransaction, err: Error): SmtpcResult {
-  const reply = `delivery agent failed: ${err.message}`;
   return {
     type: "smtpc.result",
     taId: ta.taId,
-    results: ta.recipients.map((r) => ({ index: r.index, status: "temp", reply })),
+    results: ta.recipients.map((r) =>
+      reasonResult(r.index, "temp", "agent", `delivery agent failed: ${err.message}`)
+    ),
   };
-}
-
-/** What an answer tells the destination's slow start; `answered`: smtpc itself gave it. */
-export function outcomeOf(res: SmtpcResult, answered: boolean): TaskOutcome {
-  if (res.relay !== undefined) return "connected";
-  // No host answered: a connection failure, unless smtpc itself could not take the transaction (its
-  // client stub then reports every recipient as "delivery agent failed: ...").
-  const agentFailed = res.results.some((r) => r.reply.startsWith("delivery agent failed"));
-  return answered && !agentFailed && res.results.every((r) => r.status === "temp") ? "unreachable" : "none";
 }

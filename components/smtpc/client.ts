@@ -1,5 +1,6 @@
 // Client stub for handing a delivery transaction to smtpc.
 
+import { reasonResult } from "../mail/result.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import type { DeliveryTransaction, SmtpcResult } from "../protocol/messages.ts";
 
@@ -15,10 +16,8 @@ export async function deliver(
   return {
     type: "smtpc.result",
     taId: ta.taId,
-    results: ta.recipients.map((r) => ({
-      index: r.index,
-      status: "temp",
-      reply: `delivery agent failed: ${reason}`,
-    })),
+    results: ta.recipients.map((r) =>
+      reasonResult(r.index, "temp", "agent", `delivery agent failed: ${reason}`)
+    ),
   };
 }

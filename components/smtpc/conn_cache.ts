@@ -5,14 +5,16 @@
 // idle link whose time is up gets a QUIT.
 //
 // qmgr's limits: qmgr hands smtpc at most `window` transactions at once per destination (its slow-start
-// key, the route's first address) and knows nothing of this cache. Each idle link is counted against
-// the destination of the transaction that used it last, and a transaction opens a new connection only
+// key: the address and port of the first host of the route it hands over, the first one it considers up)
+// and knows nothing of this cache. Each idle link is counted against the destination of the transaction
+// that used it last, and a transaction opens a new connection only
 // when no idle link serves it, after closing the idle links counted against its own destination. So the
 // connections open towards a destination never exceed the transactions qmgr lets run there (each
 // running transaction holds one, an idle link only fills a slot nobody uses). The one exception is short:
 // when qmgr shrinks a window, idle links beyond it live until their idle time is up.
 // Touches only the sockets of the links it holds.
 
+import { destinationKey } from "../mail/result.ts";
 import type { DeliveryTransaction } from "../protocol/messages.ts";
 import { type Link, linkKey } from "./link.ts";
 
@@ -34,9 +36,10 @@ interface Idle {
   timer: ReturnType<typeof setTimeout>;
 }
 
-/** qmgr's destination key for `ta`: the first address of its route. */
+/** qmgr's destination key for `ta`: the address and port of the first host of its route. */
 export function destinationOf(ta: DeliveryTransaction): string {
-  return ta.route.hosts[0]?.address ?? "";
+  const first = ta.route.hosts[0];
+  return first ? destinationKey(first.address, ta.route.port) : "";
 }
 
 export class ConnectionCache {

@@ -8,7 +8,7 @@
 // port, or to the LMTP unix socket `LMTP_socket` for a route host LMTP_SOCKET_ADDRESS.
 
 import { LMTP_SOCKET_ADDRESS } from "../protocol/messages.ts";
-import type { DeliveryTransaction } from "../protocol/messages.ts";
+import type { DeliveryTransaction, FailedHost, Relay } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
 import { hello } from "./hello.ts";
 import { Link, type LinkTarget } from "./link.ts";
@@ -16,7 +16,9 @@ import type { Deadlines } from "./timeouts.ts";
 import type { TlsSettings } from "./tls.ts";
 import { ioMessage, Wire } from "./wire.ts";
 
-export type Connection = { ok: true; link: Link } | { ok: false; reason: string };
+export type Connection =
+  | { ok: true; link: Link; failed: FailedHost[] }
+  | { ok: false; reason: string; failed: FailedHost[] };
 
 export interface ConnectOptions {
   hostname: string;
@@ -39,28 +41,41 @@ export function relayName(host: { name: string; address: string }, port: number,
 export async function connectFirst(ta: DeliveryTransaction, opts: ConnectOptions): Promise<Connection> {
   const { protocol, port, hosts } = ta.route;
   let reason = "no host to connect to";
+  const failed: FailedHost[] = [];
   for (const host of hosts) {
     const target: LinkTarget = { protocol, host, port };
     let offerTls = true;
     for (let attempt = 0; attempt < 2; attempt++) {
-      if (opts.signal.aborted) return { ok: false, reason: "delivery agent is stopping" };
+      if (opts.signal.aborted) return { ok: false, reason: "delivery agent is stopping", failed };
       const got = await openLink(ta, target, offerTls, opts);
-      if (got.ok) return got;
+      if (got.ok) return { ok: true, link: got.link, failed };
       reason = got.reason;
       log.info("smtpc", `${ta.messageId}: ${reason}`);
-      if (!got.retryPlain) break;
+      if (!got.retryPlain) {
+        if (!opts.signal.aborted) failed.push({ address: host.address, port, reason });
+        break;
+      }
       offerTls = false;
     }
   }
-  return { ok: false, reason };
+  return { ok: false, reason, failed };
 }
+
+/** The server of `target` as results name it: a unix socket has its path as address and port 0. */
+function serverOf(target: LinkTarget, socket: string | undefined): Relay {
+  return socket !== undefined
+    ? { name: target.host.name, address: socket, port: 0 }
+    : { name: target.host.name, address: target.host.address, port: target.port };
+}
+
+type Opening = { ok: true; link: Link } | { ok: false; reason: string; retryPlain?: boolean };
 
 async function openLink(
   ta: DeliveryTransaction,
   target: LinkTarget,
   offerTls: boolean,
   opts: ConnectOptions,
-): Promise<Connection & { retryPlain?: boolean }> {
+): Promise<Opening> {
   const unix = target.host.address === LMTP_SOCKET_ADDRESS;
   if (unix && (target.protocol !== "lmtp" || opts.lmtpSocket === undefined)) {
     const why = target.protocol !== "lmtp" ? "only LMTP is spoken" : "LMTP_socket is not configured";
@@ -93,7 +108,11 @@ async function openLink(
       logId: ta.messageId,
     });
     if (h.ok) {
-      return { ok: true, link: new Link(wire, target, relay, h.exts, opts.deadlines, h.tls, opts.now()) };
+      const server = serverOf(target, unix ? opts.lmtpSocket : undefined);
+      return {
+        ok: true,
+        link: new Link(wire, target, relay, h.exts, opts.deadlines, h.tls, opts.now(), server),
+      };
     }
     if (!wire.closed) await wire.write("QUIT\r\n", opts.deadlines.quit).catch(() => {});
     wire.close();

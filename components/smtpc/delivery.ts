@@ -1,18 +1,19 @@
 // One delivery transaction from qmgr, start to end: open the CDB file, take an idle link to one of the
 // route's hosts from the cache or connect to the first willing host (connect.ts), run mail transactions
-// on it (session.ts) — several when the recipients exceed the per-transaction limit or the server said
-// 452 to some — then answer with one result per recipient, and only then put the link back into the cache
+// on it (session.ts) — all its recipients in one, a next one only for those the server refused with 452
+// (qmgr alone decides which recipients travel together) — then answer with one result per recipient and
+// the hosts that failed on the way (for qmgr's down marks), and only then put the link back into the cache
 // (RSET first when needed) or say QUIT. A cached link found dead before its first reply is replaced by
 // a fresh connection once. `result` resolves as soon as every recipient is decided; `done` when the link
 // is back in the cache or closed. abort() (graceful stop) ends it early: undecided recipients become temp.
 // Reads the CDB file of its transaction.
 
-import type { DeliveryTransaction, SmtpcResult } from "../protocol/messages.ts";
+import type { DeliveryTransaction, FailedHost, SmtpcResult } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
 import { type ConnectionCache, destinationOf } from "./conn_cache.ts";
 import { connectFirst } from "./connect.ts";
 import type { Link } from "./link.ts";
-import { Outcome } from "./outcome.ts";
+import { byAgent, Outcome } from "./outcome.ts";
 import { Transaction } from "./session.ts";
 import type { Deadlines } from "./timeouts.ts";
 import { describeTls, type TlsSettings } from "./tls.ts";
@@ -24,8 +25,6 @@ export interface DeliveryConfig {
   deadlines: Deadlines;
   tls: TlsSettings;
   lmtpSocket?: string;
-  /** Recipients per mail transaction (qmgr's smtp_/lmtp_max_rcpts_per_transaction). */
-  maxRcpts: { esmtp: number; lmtp: number };
   now: () => number;
 }
 
@@ -38,6 +37,8 @@ export class Delivery {
   readonly #stop = new AbortController();
   #resolve!: (r: SmtpcResult) => void;
   #link: Link | undefined;
+  /** Hosts that did not get through the opening of a session, for qmgr's down marks. */
+  readonly #failed: FailedHost[] = [];
 
   constructor(
     readonly ta: DeliveryTransaction,
@@ -74,24 +75,26 @@ export class Delivery {
       let link: Link | undefined = this.#use(cache.take(ta));
       let reused = link !== undefined;
       let connects = 0;
+      // qmgr decides which recipients travel together (its *_max_rcpts_per_transaction): all of them
+      // go in one mail transaction, unless the server refuses some with 452 (then in a next one).
       let pending = ta.recipients.map((_, pos) => pos);
-      const max = Math.max(1, ta.route.protocol === "lmtp" ? cfg.maxRcpts.lmtp : cfg.maxRcpts.esmtp);
       while (pending.length > 0 && !this.#stop.signal.aborted) {
         if (link?.needsRset && !(await link.rset())) link = undefined;
         if (!link) {
           if (connects++ >= MAX_CONNECTS) break;
           cache.dropDestination(dest);
           const conn = await connectFirst(ta, { ...cfg, signal: this.#stop.signal });
+          this.#failed.push(...conn.failed);
           if (!conn.ok) {
-            for (const pos of pending) outcome.decide(pos, "temp", conn.reason);
+            for (const pos of pending) outcome.decide(pos, "temp", byAgent(conn.reason));
             break;
           }
           link = this.#use(conn.link);
           reused = false;
         }
-        const chunk = pending.slice(0, max);
         await file.seek(0, Deno.SeekMode.Start);
-        const r = await new Transaction({ link, ta, positions: chunk, content: file, outcome, reused }).run();
+        const r = await new Transaction({ link, ta, positions: pending, content: file, outcome, reused })
+          .run();
         if (r.stale) {
           log.info(
             "smtpc",
@@ -101,10 +104,10 @@ export class Delivery {
           continue;
         }
         reused = false;
-        pending = [...r.retry, ...pending.slice(chunk.length)];
+        pending = r.retry;
         if (!r.fit) {
           for (const pos of pending) {
-            outcome.decide(pos, "temp", `the session with ${link.relay} ended early`);
+            outcome.decide(pos, "temp", byAgent(`the session with ${link.relay} ended early`, link.server));
           }
           pending = [];
           link = undefined;
@@ -132,8 +135,8 @@ export class Delivery {
   }
 
   #answer(outcome: Outcome, rest: string): void {
-    outcome.decideRest("temp", rest);
     const link = this.#link;
+    outcome.decideRest("temp", byAgent(rest, link?.server));
     const relay = link?.relay;
     const tls = link?.tls ? `, tls=${describeTls(link.tls)}` : "";
     log.info(
@@ -141,8 +144,9 @@ export class Delivery {
       `${this.ta.messageId}: ta=${this.ta.taId}, relay=${relay ?? "none"}${tls}, ${outcome.summary()}`,
     );
     const result: SmtpcResult = { type: "smtpc.result", taId: this.ta.taId, results: outcome.results() };
+    if (this.#failed.length > 0) result.failedHosts = this.#failed;
     if (link) {
-      result.relay = link.relay;
+      result.relay = link.server;
       result.dsn = link.exts.has("DSN");
       if (link.tls) result.tls = { ...link.tls };
     }

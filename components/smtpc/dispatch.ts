@@ -10,6 +10,7 @@
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
 import { failure } from "../protocol/endpoint.ts";
 import type { ComponentName, DeliveryTransaction, Message, SmtpcResult } from "../protocol/messages.ts";
+import { reasonResult } from "../mail/result.ts";
 import { log } from "../util/log.ts";
 import { ConnectionCache } from "./conn_cache.ts";
 import { Delivery, type DeliveryConfig } from "./delivery.ts";
@@ -28,7 +29,7 @@ function allTemp(ta: DeliveryTransaction, reason: string): SmtpcResult {
   return {
     type: "smtpc.result",
     taId: ta.taId,
-    results: ta.recipients.map((r) => ({ index: r.index, status: "temp", reply: reason })),
+    results: ta.recipients.map((r) => reasonResult(r.index, "temp", "agent", reason)),
   };
 }
 
@@ -66,10 +67,6 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     deadlines: deadlines(smtpc.io_timeout),
     tls,
     lmtpSocket: smtpc.LMTP_socket,
-    maxRcpts: {
-      esmtp: config.qmgr.smtpc.smtp_max_rcpts_per_transaction,
-      lmtp: config.qmgr.smtpc.lmtp_max_rcpts_per_transaction,
-    },
     now: Date.now,
   };
   const running = new Set<Delivery>();

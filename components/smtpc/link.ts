@@ -4,6 +4,7 @@
 // link remembers what reuse needs to know: when it was opened, how many transactions it carried, whether
 // the server must get a RSET before the next MAIL. Touches only its own socket.
 
+import type { Relay } from "../protocol/messages.ts";
 import type { Extensions } from "./commands.ts";
 import { replyClass } from "./reply_reader.ts";
 import type { Deadlines } from "./timeouts.ts";
@@ -40,6 +41,8 @@ export class Link {
     readonly deadlines: Deadlines,
     readonly tls: TlsInfo | undefined,
     now: number,
+    /** The server as results name it (protocol v2). */
+    readonly server: Relay,
   ) {
     this.key = linkKey(target);
     this.opened = now;

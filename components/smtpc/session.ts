@@ -14,8 +14,8 @@ import { log } from "../util/log.ts";
 import { addressProblem, mailCommand, needsUtf8, rcptCommand, sizeLimit } from "./commands.ts";
 import { sendContent } from "./content.ts";
 import type { Link } from "./link.ts";
-import type { Outcome, Status } from "./outcome.ts";
-import { escapeControls, type Reply, replyClass, replyText } from "./reply_reader.ts";
+import { byAgent, byRemote, type Decision, type Outcome, type Status } from "./outcome.ts";
+import { escapeControls, type Reply, replyClass } from "./reply_reader.ts";
 import { ioMessage, WireError } from "./wire.ts";
 
 export interface TransactionParams {
@@ -71,14 +71,14 @@ export class Transaction {
         if (this.p.reused && !this.#mailReplied && err instanceof WireError && err.kind === "closed") {
           return { fit: false, stale: true, retry: [] };
         }
-        this.#rest("temp", why);
+        this.#rest("temp", byAgent(why, link.server));
       }
       return { fit: false, stale: false, retry: [] };
     }
   }
 
-  #rest(status: Status, why: string): void {
-    for (const pos of this.p.positions) this.p.outcome.decide(pos, status, why);
+  #rest(status: Status, d: Decision): void {
+    for (const pos of this.p.positions) this.p.outcome.decide(pos, status, d);
   }
 
   async #dialogue(): Promise<boolean> {
@@ -86,21 +86,28 @@ export class Transaction {
     const exts = link.exts;
     const limit = sizeLimit(exts);
     if (limit > 0 && ta.size > limit) {
-      this.#rest("perm", `552 5.3.4 message too big for ${link.relay}`);
+      this.#rest("perm", byAgent(`message too big for ${link.relay}`, link.server, 552, "5.3.4"));
       return true;
     }
     if (ta.smtputf8 && needsUtf8(ta) && !exts.has("SMTPUTF8")) {
-      this.#rest("perm", `553 5.6.7 SMTPUTF8 is required but not supported by ${link.relay}`);
+      const why = `SMTPUTF8 is required but not supported by ${link.relay}`;
+      this.#rest("perm", byAgent(why, link.server, 553, "5.6.7"));
       return true;
     }
     const senderProblem = addressProblem(ta.sender);
     if (senderProblem) {
-      this.#rest("perm", `501 5.1.7 invalid sender address: ${senderProblem}`);
+      this.#rest("perm", byAgent(`invalid sender address: ${senderProblem}`, link.server, 501, "5.1.7"));
       return true;
     }
     for (const pos of positions) {
       const problem = addressProblem(ta.recipients[pos].address);
-      if (problem) outcome.decide(pos, "perm", `501 5.1.3 invalid recipient address: ${problem}`);
+      if (problem) {
+        outcome.decide(
+          pos,
+          "perm",
+          byAgent(`invalid recipient address: ${problem}`, link.server, 501, "5.1.3"),
+        );
+      }
     }
     const sendable = positions.filter((pos) => !outcome.isDecided(pos));
     if (sendable.length === 0) return true;
@@ -129,8 +136,8 @@ export class Transaction {
       data = await this.#read(link.deadlines.data);
     }
     if (data.code !== 354) {
-      const text = replyText(data);
-      for (const pos of accepted) outcome.decide(pos, failureOf(data) ?? "temp", text);
+      const d = byRemote(data, link.server);
+      for (const pos of accepted) outcome.decide(pos, failureOf(data) ?? "temp", d);
       return true;
     }
     await this.#content();
@@ -144,7 +151,8 @@ export class Transaction {
     const reply = await this.p.link.wire.readReply(timeoutMs);
     if (reply.code !== 421) return reply;
     if (this.p.reused && !this.#mailReplied) throw new Stale();
-    this.#rest("temp", replyText(reply) + (this.#afterDot ? " -- message may be sent more than once" : ""));
+    const dup = this.#afterDot ? "-- message may be sent more than once" : undefined;
+    this.#rest("temp", byRemote(reply, this.p.link.server, dup));
     throw new Closing();
   }
 
@@ -181,7 +189,10 @@ export class Transaction {
 
   #mailAccepted(reply: Reply, positions: number[]): boolean {
     const failed = failureOf(reply);
-    if (failed) { for (const pos of positions) this.p.outcome.decide(pos, failed, replyText(reply)); }
+    if (failed) {
+      const d = byRemote(reply, this.p.link.server);
+      for (const pos of positions) this.p.outcome.decide(pos, failed, d);
+    }
     return !failed;
   }
 
@@ -192,13 +203,18 @@ export class Transaction {
     positions.forEach((pos, i) => {
       const reply = replies[i];
       if (reply.code === 452) full.push([pos, reply]);
-      else if (failureOf(reply)) this.p.outcome.decide(pos, failureOf(reply)!, replyText(reply));
-      else accepted.push(pos);
+      else if (failureOf(reply)) {
+        this.p.outcome.decide(pos, failureOf(reply)!, byRemote(reply, this.p.link.server));
+      } else accepted.push(pos);
     });
     // RFC 5321 4.5.3.1.10: a server out of room for recipients says 452; the rest go in a next
     // transaction, but only when this one made progress (else the server is just full: temp).
     if (accepted.length > 0) this.#retry = full.map(([pos]) => pos);
-    else for (const [pos, reply] of full) this.p.outcome.decide(pos, "temp", replyText(reply));
+    else {
+      for (const [pos, reply] of full) {
+        this.p.outcome.decide(pos, "temp", byRemote(reply, this.p.link.server));
+      }
+    }
     return accepted;
   }
 
@@ -213,7 +229,7 @@ export class Transaction {
   async #finalReplies(accepted: number[]): Promise<void> {
     const { link, outcome } = this.p;
     const decideBy = (pos: number, reply: Reply) =>
-      outcome.decide(pos, failureOf(reply) ?? "sent", replyText(reply));
+      outcome.decide(pos, failureOf(reply) ?? "sent", byRemote(reply, link.server));
     // One deadline for all the replies: an LMTP server cannot stretch it by answering slowly.
     const end = Date.now() + link.deadlines.dot;
     const left = () => Math.max(1, end - Date.now());

@@ -18,8 +18,11 @@ import type {
   Message,
   RecipientResult,
   RecipientSpec,
+  Relay,
+  ResultReply,
   RouteResult,
 } from "../../components/protocol/messages.ts";
+import { reasonResult } from "../../components/mail/result.ts";
 import type { Component } from "../../components/protocol/worker_runtime.ts";
 import { commitEnvelope } from "../../components/qmgr/client.ts";
 import { type QmgrOptions, startQmgr } from "../../components/qmgr/qmgr.ts";
@@ -35,12 +38,23 @@ export type Answer = RecipientResult["status"] | { status: RecipientResult["stat
 export interface SmtpcScript {
   /** Each recipient's answer; default "sent". */
   answer?: (ta: DeliveryTransaction, rcpt: RecipientSpec & { index: number }) => Answer;
-  /** The relay reported, or undefined for "could not connect". */
-  relay?: (ta: DeliveryTransaction) => string | undefined;
+  /** The relay reported, or undefined for "could not connect" (every host of the route failed). */
+  relay?: (ta: DeliveryTransaction) => Relay | undefined;
+  /** The hosts that failed before the relay (default: all of the route's when there is no relay). */
+  failed?: (ta: DeliveryTransaction) => { address: string }[];
   /** Whether the next hop offered DSN. */
   dsn?: boolean;
   /** Awaited before answering (a test holds deliveries open with it). */
   gate?: (ta: DeliveryTransaction) => Promise<void>;
+}
+
+/** A server's reply line (`550 5.1.1 text`) as a result carries it. */
+export function serverReply(text: string): ResultReply {
+  const m = /^(\d{3})(?: ([245]\.\d{1,3}\.\d{1,3}))?(?: (.*))?$/s.exec(text);
+  if (!m) return { lines: [text] };
+  const r: ResultReply = { code: Number(m[1]), lines: m[3] ? [m[3]] : [] };
+  if (m[2]) r.enhanced = m[2];
+  return r;
 }
 
 const REPLY: Record<RecipientResult["status"], string> = {
@@ -123,21 +137,29 @@ export async function startInProcessQmgr(opts: InProcessOptions = {}): Promise<I
     const content = await Deno.readTextFile(ta.cdbPath).catch(() => "");
     delivered.push({ ta, content });
     await script.gate?.(ta);
+    const first = ta.route.hosts[0];
     const relay = script.relay
       ? script.relay(ta)
-      : `${ta.route.hosts[0].name}[${ta.route.hosts[0].address}]:25`;
+      : { name: first.name, address: first.address, port: ta.route.port };
     const results: RecipientResult[] = ta.recipients.map((r) => {
       const a = script.answer?.(ta, r) ?? "sent";
       const status = typeof a === "string" ? a : a.status;
-      const reply = relay === undefined && status === "temp"
-        ? `connect to ${ta.route.hosts[0].address}:25: Connection refused`
-        : typeof a === "string"
-        ? REPLY[a]
-        : a.reply;
-      return { index: r.index, status, reply };
+      if (relay === undefined && status === "temp") {
+        return reasonResult(r.index, status, "agent", `connect to ${first.address}:25: Connection refused`);
+      }
+      const reply = typeof a === "string" ? REPLY[a] : a.reply;
+      return { index: r.index, status, origin: "remote", reply: serverReply(reply), relay };
     });
     const answer: Message = { type: "smtpc.result", taId: ta.taId, results };
     if (relay !== undefined) answer.relay = relay;
+    const failed = script.failed?.(ta) ?? (relay === undefined ? ta.route.hosts : []);
+    if (failed.length > 0) {
+      answer.failedHosts = failed.map((h) => ({
+        address: h.address,
+        port: ta.route.port,
+        reason: "Connection refused",
+      }));
+    }
     if (script.dsn !== undefined) answer.dsn = script.dsn;
     return answer;
   };
