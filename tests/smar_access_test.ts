@@ -57,8 +57,8 @@ cltaddr:10	reject
 cltaddr:10.1.2	cont
 cltaddr:10.1.2.3	relay
 cltaddr:192.0.2.7	bogus
-from:spammer@	reject
-from:.spam.example	error:550 5.7.1 Spam domain
+from:spammer	reject
+from:@.spam.example	error:550 5.7.1 Spam domain
 from:friend@spam.example	ok
 `;
 
@@ -70,11 +70,11 @@ Deno.test("AccessMap.first() takes the most specific entry; cont ends the lookup
     ["the rest of 10.1.2 stops at cont", tagged("cltaddr", ipKeys("10.1.2.4")), "cltaddr:10.1.2 cont"],
     ["an unknown value counts as cont", tagged("cltaddr", ipKeys("192.0.2.7")), "cltaddr:192.0.2.7 cont"],
     ["no entry", tagged("cltaddr", ipKeys("192.0.2.8")), undefined],
-    ["spammer at any domain", tagged("from", addressKeys("spammer@example.org")), "from:spammer@ reject"],
+    ["spammer at any domain", tagged("from", addressKeys("spammer@example.org")), "from:spammer reject"],
     [
       "a subdomain of spam.example",
       tagged("from", addressKeys("x@mail.spam.example")),
-      "from:.spam.example error",
+      "from:@.spam.example error",
     ],
     ["spam.example itself has no entry", tagged("from", addressKeys("x@spam.example")), undefined],
     [

@@ -171,10 +171,24 @@ Deno.test("replace_macros fills in user, detail, domain, tag, delimiter and exte
 });
 
 Deno.test("Aliases.members() lists a right-hand side without expanding it", async () => {
-  assert.deepEqual(await aliases(NESTED).members("staff"), ["alice", "bob", "carol@remote.example"]);
+  assert.deepEqual(await aliases(NESTED).members("staff"), [
+    "alice@localhost",
+    "bob@localhost",
+    "carol@remote.example",
+  ]);
   assert.deepEqual(await aliases(NESTED).members("nothing"), []);
 });
 
-Deno.test("splitList() splits at commas outside quotes", () => {
-  assert.deepEqual(splitList(' a, "b, c"@x ,, d '), ["a", '"b, c"@x', "d"]);
+Deno.test("splitList() splits at blanks and commas outside quotes and angle brackets", async (t) => {
+  const cases: [string, string[]][] = [
+    ["<user1@my.dom> <user2@my.dom> <localuser@local.host>", [
+      "user1@my.dom",
+      "user2@my.dom",
+      "localuser@local.host",
+    ]],
+    [' a, "b, c"@x ,, d ', ["a", '"b, c"@x', "d"]],
+    ['<"a b"@x>\t<c@d>', ['"a b"@x', "c@d"]],
+    ["local:", ["local:"]],
+  ];
+  for (const [rhs, want] of cases) await t.step(rhs, () => assert.deepEqual(splitList(rhs), want));
 });

@@ -23,8 +23,8 @@ interface World {
 
 const ACCESS = `
 cltaddr:127.0.0.1	relay
-to:relayed.test	relay
-to:postmaster@local.test	ok
+to:@relayed.test	relay
+to:postmaster@local.test	quick:ok
 from:bulk@sender.test	discard
 bl:127.0.0.2	error:554 5.7.1 Listed by bl.test
 protectedrcpt:all@local.test	from:boss@sender.test
@@ -224,7 +224,7 @@ Deno.test("smar end to end: relaying, aliases, local users, sender checks, DNSBL
       }
     });
 
-    await t.step("with delay_checks it is refused at RCPT, except for a to: ok recipient", async () => {
+    await t.step("with delay_checks it is refused at RCPT, except for a to: quick:ok recipient", async () => {
       const c = await session(w.ports.delay, "127.0.0.9");
       try {
         assert.equal(await c.command("RCPT TO:<alice@local.test>"), "554 5.7.1 Listed by bl.test");

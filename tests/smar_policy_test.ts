@@ -17,14 +17,15 @@ cltaddr:203.0.113.9	ERROR:550 5.7.1 Go away
 cltaddr:203.0.113.10	discard
 cltaddr:203.0.113.11	ok
 cltaddr:203.0.113.12	quick:ok
+cltaddr:203.0.113.13	quick:error:550 5.7.1 No mail from here
 cltaddr:2001:db8::5	relay
 cltresolve:no	error:550 5.7.1 Client name does not resolve
 cltresolve:tempptr	error:451 4.7.1 Client name lookup failed
 cltname:.dialup.example	reject
 cltname:good.example	relay
 from:<>	ok
-from:spammer@	reject
-from:.spam.example	error:553 5.7.1 Spam domain
+from:spammer	reject
+from:@.spam.example	error:553 5.7.1 Spam domain
 from:bulk@example.net	discard
 from:vip@example.net	quick:ok
 mxbadip:127	error:553 5.7.1 MX points to loopback
@@ -65,8 +66,9 @@ Deno.test("the connect stage follows cltaddr:, then the client's name, with the 
     ["a relay client", "127.0.0.1", ACCESS_FLAG, "accept", { relay: true, whitelisted: true }],
     ["a relay net", "10.1.9.9", {}, "accept", { relay: true }],
     ["quick:relay", "10.2.0.1", {}, "accept", { relay: true, quick: true }],
-    ["reject", "192.0.2.66", ACCESS_FLAG, "reject 554 5.7.1 Access denied"],
+    ["reject (554 before the greeting)", "192.0.2.66", ACCESS_FLAG, "reject 554 5.7.0 Rejected."],
     ["reject is held back by delay_checks", "192.0.2.66", DELAY, "accept"],
+    ["quick:error is not held back", "203.0.113.13", DELAY, "reject 550 5.7.1 No mail from here"],
     ["error: with its own reply", "198.51.100.1", ACCESS_FLAG, "tempfail 451 4.7.1 Try again later please"],
     [
       "cont ends the net's lookup, the name checks go on",
@@ -80,7 +82,7 @@ Deno.test("the connect stage follows cltaddr:, then the client's name, with the 
     ["quick:ok", "203.0.113.12", ACCESS_FLAG, "accept", { whitelisted: true, quick: true }],
     ["an IPv6 relay client", "2001:db8::5", {}, "accept", { relay: true }],
     ["without the access flag only relay counts", "192.0.2.66", {}, "accept", { resolve: "no" }],
-    ["a client name in a rejected domain", "192.0.2.1", ACCESS_FLAG, "reject 554 5.7.1 Access denied"],
+    ["a client name in a rejected domain", "192.0.2.1", ACCESS_FLAG, "reject 554 5.7.0 Rejected."],
     ["a client name that relays", "192.0.2.2", {}, "accept", {
       resolve: "ok",
       clientName: "good.example",
@@ -164,7 +166,12 @@ Deno.test("the MAIL stage checks from:, then the sender's domain, with the acces
       ACCESS_FLAG,
       "reject 553 5.7.1 Domain of sender address has a forbidden mail exchanger",
     ],
-    ["from: reject", "spammer@example.org", ACCESS_FLAG, "reject 550 5.7.1 Access denied"],
+    [
+      "from: reject (a bare local part: any domain)",
+      "spammer@example.org",
+      ACCESS_FLAG,
+      "reject 550 5.7.0 Rejected.",
+    ],
     ["from: error for subdomains", "x@mail.spam.example", ACCESS_FLAG, "reject 553 5.7.1 Spam domain"],
     ["from: discard", "bulk@example.net", ACCESS_FLAG, "accept discard"],
     ["from: quick:ok skips the domain check", "vip@example.net", ACCESS_FLAG, "accept"],
@@ -195,9 +202,16 @@ Deno.test("the MAIL stage checks from:, then the sender's domain, with the acces
 Deno.test("delay_checks keeps the first refusal in the state for RCPT", async () => {
   const p = policyOf({ access: ACCESS, mailertable: MAILERTABLE, dns: DNS });
   const connect = await p.checkConnect("192.0.2.66", DELAY);
-  assert.deepEqual(connect.state, { deferred: { code: 554, status: "5.7.1", text: "Access denied" } });
+  const rejected = { code: 550, status: "5.7.0", text: "Rejected." };
+  assert.deepEqual(connect.state, { deferred: rejected });
   const mail = await p.checkMail("192.0.2.66", "spammer@example.org", { ...DELAY, state: connect.state });
-  assert.deepEqual(mail.state, { deferred: { code: 554, status: "5.7.1", text: "Access denied" } });
+  assert.deepEqual(mail.state, { deferred: rejected });
   const fresh = await p.checkMail("192.0.2.1", "spammer@example.org", { ...DELAY, state: {} });
-  assert.deepEqual(fresh.state, { deferred: { code: 550, status: "5.7.1", text: "Access denied" } });
+  assert.deepEqual(fresh.state, { deferred: rejected });
+});
+
+Deno.test("the mailertable's default entry `.` makes every sender domain routable (MAIL check 1)", async () => {
+  const p = policyOf({ access: ACCESS, mailertable: MAILERTABLE + ".\tesmtp:[192.0.2.1]\n", dns: DNS });
+  assert.equal(show(await p.checkMail("192.0.2.200", "someone@nowhere.example", ACCESS_FLAG)), "accept");
+  assert.deepEqual(p.dns.asked, []);
 });

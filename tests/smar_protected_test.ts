@@ -8,14 +8,15 @@ import { protectedKeys } from "../components/smar/protected.ts";
 import { policyOf, show } from "./helpers/smar_policy.ts";
 
 const ACCESS = `
-protectedrcpt:all@local.example	from:boss@example.com cltaddr:10.1 list:staff
-protectedrcpt:board@local.example	from:@example.com,from:.partner.example
+protectedrcpt:all@local.example	from:<boss@example.com> cltaddr:10.1.2.3 list:staff
+protectedrcpt:board@local.example	from:@example.com,from:@.partner.example cltaddr:10.2
 protectedrcpt:ceo	from:assistant@local.example
 `;
 const ALIASES = `
-staff: alice, bob@example.org
+staff: alice <bob@example.org>
 all: alice, bob@example.org
 board: alice
+alice: local:
 `;
 
 const ask = async (
@@ -32,8 +33,12 @@ const ask = async (
 };
 
 const refused = "reject 550 5.7.1 Recipient is protected: sender not allowed";
+const generic: ProtectedRecipientsConfig = {
+  allow_by: ["sender", "client_ip"],
+  match_type: ["generic_lookup"],
+};
 
-Deno.test("a protected recipient takes mail only from whom its entry allows", async (t) => {
+Deno.test("a protected recipient takes mail only from whom its entry allows, exactly by default", async (t) => {
   const cases: [string, string, string, string, string][] = [
     [
       "an allowed sender",
@@ -44,12 +49,13 @@ Deno.test("a protected recipient takes mail only from whom its entry allows", as
     ],
     ["another sender", "192.0.2.1", "intruder@example.com", "all@local.example", refused],
     [
-      "an allowed client net",
+      "an allowed client",
       "10.1.2.3",
       "intruder@example.com",
       "all@local.example",
       "accept -> alice@localhost, bob@example.org",
     ],
+    ["its net needs generic_lookup", "10.1.2.4", "intruder@example.com", "all@local.example", refused],
     [
       "a member of the list",
       "192.0.2.1",
@@ -58,13 +64,43 @@ Deno.test("a protected recipient takes mail only from whom its entry allows", as
       "accept -> alice@localhost, bob@example.org",
     ],
     [
-      "a bare member matches a local sender",
+      "a bare member is qualified with the hostname",
       "192.0.2.1",
-      "alice@local.example",
+      "alice@localhost",
       "all@local.example",
       "accept -> alice@localhost, bob@example.org",
     ],
+    [
+      "so it is not that user at another domain",
+      "192.0.2.1",
+      "alice@local.example",
+      "all@local.example",
+      refused,
+    ],
     ["the null sender", "192.0.2.1", "", "all@local.example", refused],
+    ["from:@domain needs generic_lookup", "192.0.2.1", "someone@example.com", "board@local.example", refused],
+    [
+      "an unprotected recipient",
+      "192.0.2.1",
+      "anyone@example.net",
+      "alice@local.example",
+      "accept -> alice@local.example",
+    ],
+    [
+      "the detail of a protected recipient: exact match only (then an unknown user)",
+      "192.0.2.1",
+      "x@example.net",
+      "all+x@local.example",
+      "reject 550 5.1.1 all+x@local.example: User unknown",
+    ],
+  ];
+  for (const [label, ip, sender, recipient, want] of cases) {
+    await t.step(label, async () => assert.equal(await ask(undefined, { ip, sender, recipient }), want));
+  }
+});
+
+Deno.test("generic_lookup matches senders, nets and recipients in the README's lookup order", async (t) => {
+  const cases: [string, string, string, string, string][] = [
     [
       "any sender of a domain",
       "192.0.2.1",
@@ -73,24 +109,24 @@ Deno.test("a protected recipient takes mail only from whom its entry allows", as
       "accept -> alice@localhost",
     ],
     [
-      "a subdomain of a .domain",
+      "a subdomain of @.domain",
       "192.0.2.1",
       "x@mail.partner.example",
       "board@local.example",
       "accept -> alice@localhost",
     ],
-    ["not the domain of a .domain", "192.0.2.1", "x@partner.example", "board@local.example", refused],
-    ["an unprotected recipient", "192.0.2.1", "anyone@example.net", "alice@local.example", "accept"],
+    ["not the domain of @.domain", "192.0.2.1", "x@partner.example", "board@local.example", refused],
+    ["a client net", "10.2.7.7", "x@partner.example", "board@local.example", "accept -> alice@localhost"],
     [
-      "the detail of a protected recipient: exact match only",
+      "a bare local part protects it at every domain",
       "192.0.2.1",
-      "x@example.net",
-      "all+x@local.example",
-      "accept",
+      "x@example.com",
+      "ceo@local.example",
+      refused,
     ],
   ];
   for (const [label, ip, sender, recipient, want] of cases) {
-    await t.step(label, async () => assert.equal(await ask(undefined, { ip, sender, recipient }), want));
+    await t.step(label, async () => assert.equal(await ask(generic, { ip, sender, recipient }), want));
   }
 });
 
@@ -117,13 +153,14 @@ Deno.test("match_type chooses how the recipient is looked up", async (t) => {
       "protectedrcpt:all@local.example",
     ]],
     ["generic_lookup: the full address order", ["generic_lookup"], "all@local.example", [
-      "protectedrcpt:all@local.example",
       "protectedrcpt:all*@local.example",
+      "protectedrcpt:all@local.example",
       "protectedrcpt:@local.example",
-      "protectedrcpt:local.example",
-      "protectedrcpt:.example",
-      "protectedrcpt:all@",
-      "protectedrcpt:all*@",
+      "protectedrcpt:all*@.example",
+      "protectedrcpt:all@.example",
+      "protectedrcpt:@.example",
+      "protectedrcpt:all*",
+      "protectedrcpt:all",
     ]],
   ];
   for (const [label, match_type, rcpt, want] of cases) {
@@ -137,7 +174,7 @@ Deno.test("match_type chooses how the recipient is looked up", async (t) => {
   await t.step("generic_lookup finds a user entry at any domain", async () => {
     const cfg = { allow_by: ["sender"], match_type: ["generic_lookup"] };
     const p = policyOf({
-      access: "protectedrcpt:ceo@ from:assistant@local.example\n",
+      access: "protectedrcpt:ceo from:assistant@local.example\n",
       more: { protection: cfg },
     });
     const v = await p.checkRcpt(

@@ -8,12 +8,13 @@ import { policyOf, show } from "./helpers/smar_policy.ts";
 
 const ACCESS = `
 cltaddr:127.0.0.1	relay
-to:relay.example	relay
-to:.relayparent.example	relay
-to:notrelay.example	ok
+to:@relay.example	relay
+to:@.relayparent.example	relay
+to:@notrelay.example	ok
 to:blocked@local.example	reject
 to:busy@local.example	error:452 4.2.2 Mailbox full
 to:trap@local.example	discard
+to:pit@local.example	quick:discard
 to:postmaster@local.example	ok
 to:abuse@local.example	quick:ok
 certissuer:/C=US/O=Example+20CA	relay
@@ -26,7 +27,7 @@ localhost	lmtp:[127.0.0.1]
 remote.example	esmtp:[192.0.2.1]
 .	esmtp:[192.0.2.2]
 `;
-const USERS = "alice\nbob\npostmaster\nblocked\nbusy\ntrap\nabuse\n";
+const USERS = "alice\nbob\npostmaster\nblocked\nbusy\ntrap\nabuse\npit\n";
 
 const OUTSIDE: PolicyState = {};
 const RELAY: PolicyState = { relay: true };
@@ -107,7 +108,7 @@ Deno.test("RCPT from a client that may relay: anything, even smuggling forms", a
 });
 
 Deno.test("lmtp_does_not_imply_relaying: a local domain needs a to: relay entry", async () => {
-  const p = policyOf({ access: "to:localhost relay\n", mailertable: MAILERTABLE });
+  const p = policyOf({ access: "to:@localhost relay\n", mailertable: MAILERTABLE });
   const ask = (recipient: string) =>
     p.checkRcpt({ ip: "192.0.2.200", sender: "", recipient, authorized: false }, {
       flags: ["lmtp_does_not_imply_relaying"],
@@ -121,9 +122,15 @@ Deno.test("RCPT with the access flag: to: entries, held-back refusals, discard p
   const p = policyOf({ access: ACCESS, mailertable: MAILERTABLE, users: USERS });
   const held = { code: 550, status: "5.7.1", text: "Access denied" };
   const cases: [string, string, PolicyState, string][] = [
-    ["to: reject", "blocked@local.example", OUTSIDE, "reject 550 5.7.1 Access denied"],
+    ["to: reject", "blocked@local.example", OUTSIDE, "reject 550 5.7.0 Rejected."],
     ["to: error", "busy@local.example", OUTSIDE, "tempfail 452 4.2.2 Mailbox full"],
-    ["to: discard drops the transaction", "trap@local.example", OUTSIDE, "accept discard"],
+    ["to: discard drops that recipient", "trap@local.example", OUTSIDE, "accept drop"],
+    [
+      "to: quick:discard drops the transaction",
+      "pit@local.example",
+      OUTSIDE,
+      "accept discard",
+    ],
     [
       "a refusal held back from MAIL",
       "alice@local.example",
@@ -131,15 +138,12 @@ Deno.test("RCPT with the access flag: to: entries, held-back refusals, discard p
       "reject 550 5.7.1 Access denied",
     ],
     [
-      "to: ok lifts it (postmaster still gets mail)",
+      "a plain to: ok does not lift it (README 3.9.3.1)",
       "postmaster@local.example",
       { deferred: held },
-      "accept",
+      "reject 550 5.7.1 Access denied",
     ],
-    ["but not a quick: one", "postmaster@local.example", {
-      deferred: held,
-      deferredQuick: true,
-    }, "reject 550 5.7.1 Access denied"],
+    ["to: quick:ok lifts it", "abuse@local.example", { deferred: held }, "accept"],
     ["discard from the connect or MAIL stage", "alice@local.example", { discard: true }, "accept discard"],
     ["quick: skips the to: entry", "blocked@local.example", { quick: true, relay: true }, "accept"],
   ];

@@ -67,7 +67,7 @@ Deno.test("smar worker answers smtps and qmgr", async (t) => {
       await t.step("check_connect rejects a client the access map rejects (access flag)", async () => {
         assert.deepEqual(await checkConnect(smtps, "192.0.2.66", undefined, { flags: ["access"] }), {
           action: "reject",
-          reply: { code: 554, status: "5.7.1", text: "Access denied" },
+          reply: { code: 554, status: "5.7.0", text: "Rejected." },
         });
         assert.deepEqual(await checkConnect(smtps, "192.0.2.1"), { action: "accept", state: {} });
         assert.deepEqual(await checkConnect(smtps, "127.0.0.1"), {

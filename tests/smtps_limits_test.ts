@@ -315,7 +315,7 @@ Deno.test("smtps answers MAIL with 452 4.3.1 while qmgr says the queue's disk is
   }
 });
 
-Deno.test("smtps with soft_bounce turns every 5xy into 4xy", async () => {
+Deno.test("smtps with soft_bounce turns refusals 5yz into 4yz and leaves protocol errors 500-504", async () => {
   const s = await startSmtps({ flags: ["8bitmime", "soft_bounce"] }, {
     rejectRecipients: ["nobody@example.com"],
   });
@@ -323,11 +323,12 @@ Deno.test("smtps with soft_bounce turns every 5xy into 4xy", async () => {
   try {
     await runDialogue(c, [
       [null, 220],
-      ["BOGUS", "400 4.5.1 Command unrecognized"],
+      ["BOGUS", "500 5.5.1 Command unrecognized"],
       ["EHLO client.example", 250],
       ["MAIL FROM:<a@example.org>", 250],
       ["RCPT TO:<nobody@example.com>", "450 4.7.1 Relaying denied"],
-      ["RCPT TO:<bad@@x>", "401 4.1.3"],
+      ["RCPT TO:<bad@@x>", "501 5.1.3"],
+      ["VRFY", "501 5.5.4"],
       ["DATA", "454 4.5.1 No valid recipients"],
       ["QUIT", 221],
     ]);

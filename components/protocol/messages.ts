@@ -138,9 +138,14 @@ export interface Verdict {
   /**
    * Accept, but deliver nothing (access map `discard`): smtps receives the message, answers 250 and drops
    * it instead of committing it; from check_connect for every message of the session, from check_mail
-   * or check_rcpt for the transaction.
+   * for the transaction, from check_rcpt for the transaction too (a `to:` entry `quick:discard`).
    */
   discard?: boolean;
+  /**
+   * check_rcpt: accept this recipient (250) but leave it out of the envelope (a `to:` entry `discard`,
+   * README 3.9.3.1 "Discard"); a transaction left with no recipient is received and dropped.
+   */
+  dropRecipient?: boolean;
   /**
    * check_rcpt: the recipients after alias expansion, which smtps stores in the envelope in place of the
    * address it asked about (each with that RCPT's DSN parameters, ORCPT defaulting to the address
@@ -171,10 +176,9 @@ export interface PolicyState {
   quick?: boolean;
   /** An `ok` entry matched the client or the sender: exempt from greylisting. */
   whitelisted?: boolean;
-  /** A refusal delay_checks held back until RCPT (from the connect or MAIL stage). */
+  /** A refusal delay_checks held back until RCPT (from the connect or MAIL stage); only a `to:` entry
+   * `quick:ok` or `quick:relay` lifts it (README 3.9.3.1). */
   deferred?: SmtpReply;
-  /** The held-back refusal came from a `quick:` entry: no `to:` entry lifts it. */
-  deferredQuick?: boolean;
   /** The access map said `discard` for the client (every message) or the sender (this one). */
   discard?: boolean;
 }

@@ -37,7 +37,6 @@ const policyState = obj({
   quick: opt(bool),
   whitelisted: opt(bool),
   deferred: opt(reply),
-  deferredQuick: opt(bool),
   discard: opt(bool),
 });
 const context = opt(obj({
@@ -110,6 +109,7 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
       reply: opt(reply),
       state: opt(policyState),
       discard: opt(bool),
+      dropRecipient: opt(bool),
       recipients: opt(arr(str)),
       errorsTo: opt(record(str)),
       dataReply: opt(reply),

@@ -1,14 +1,16 @@
 // The access map (sendmail X README 3.9.3.1 and 3.12): its right-hand sides and the first-match lookup
 // over a key order (keys.ts). A value is `relay`, `ok`, `reject`, `discard`, `cont` or
-// `error:XYZ A.B.C.D text`, optionally prefixed by `quick:`. Meanings (sendmail 8's, kept by sendmail X):
+// `error:XYZ A.B.C.D text`, optionally prefixed by `quick:`. Meanings (the README's):
 // - `relay`: accept, and the client (cltaddr:, cltname:, cert...) may relay or the recipient (to:) may be
 //   relayed to; `ok`: accept without the checks this entry guards (and exempt from greylisting);
-// - `reject`: refuse (550 5.7.1 Access denied; 554 at connect); `error:...`: refuse with that reply;
-// - `discard`: accept, then drop the message; `cont`: stop looking at more general keys of this lookup
-//   without deciding (sendmail 8's SKIP), so the other checks go on;
-// - `quick:` makes the decision final: `quick:ok` / `quick:relay` skip every later anti-spam check of
-//   the session or transaction, `quick:reject` / `quick:error` cannot be lifted by a later `to:` entry
-//   under delay_checks.
+// - `reject`: same as `error:550 5.7.0 Rejected.` (554 at connect, the only refusal RFC 5321 allows
+//   before the greeting); `error:...`: refuse with that reply;
+// - `discard`: accept, then drop: every message of the session (client), the transaction (sender), or
+//   just that recipient (to:; the transaction once none is left, or at once with `quick:discard`);
+// - `cont`: stop looking at more general keys of this lookup without deciding, so the other checks go on;
+// - `quick:`: `quick:error` / `quick:reject` refuse at once even with delay_checks; only a `to:` entry
+//   `quick:ok` / `quick:relay` lifts a refusal delay_checks held back; `quick:ok` / `quick:relay` for the
+//   client skip every later anti-spam check (relaying is still checked after `quick:ok`).
 // Touches nothing itself; lookups go through the map (which may be a socket map).
 
 import type { SmtpReply } from "../protocol/messages.ts";

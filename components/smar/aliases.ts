@@ -1,23 +1,29 @@
-// Alias expansion (sendmail X README 3.9.3.3) at RCPT time: a recipient found in the aliases map is
-// replaced by the addresses of its right-hand side (comma-separated), each expanded again, up to
-// MAX_DEPTH levels. Which keys are looked up depends on alias_flags:
-// - localpart: the local part alone (`user+detail`, then `user` with implicitly_match_detail), for
-//   local domains (the default when none of localpart, local_domains, all_domains is given);
+// Alias expansion (sendmail X README 3.9.3.3, 3.12.1, 3.12.3, 4.3.2) at RCPT time: a recipient found in
+// the aliases map is replaced by the addresses of its right-hand side, each expanded again, up to
+// MAX_DEPTH levels. Which keys are looked up depends on alias_flags, each in the README's order
+// (keys.ts: `user+detail`, `user++`, `user+*`, `user*`, then `user` with implicitly_match_detail or
+// without a detail):
+// - localpart: the local part alone, for local domains (the default when none of localpart,
+//   local_domains, all_domains is given);
 // - local_domains: the whole address for local domains; all_domains: the whole address for any domain
-//   (`user+detail@dom`, [`user@dom`], then `@dom` and `@.parent` catch-alls).
-// A right-hand side item is `user@domain`, a bare `user` (the domain added is the recipient's with
-// preserve_domain, else the MTA's hostname), `local:user` (a local mailbox: not expanded again) or
-// `error:XYZ A.B.C.D text`. With replace_macros, `${user} ${detail} ${domain} ${tag} ${delimiter}
-// ${subdomain} ${extension}` are replaced: user and detail of the recipient, its domain, the key that
-// matched, the delimiter ("" without a detail), the labels a `@.parent` key left over, and delimiter +
-// detail. An address naming itself is delivered to its mailbox; a longer loop is refused (550 5.4.6).
+//   (those forms at `host.dom`, then `@host.dom`, then at `.dom` and `@.dom` for every parent).
+// The right-hand side is the README's: addresses in angle brackets separated by spaces
+// (`<a@b.dom> <c@d.dom>`); brackets may be left out and commas separate too (as in sendmail 8). An item
+// without `@` (`localuser`, `user+abuse`) gets the MTA's hostname, or with preserve_domain the domain
+// of the address expanded. `local:` alone marks the address itself as a valid local mailbox
+// (`user: local:`, `user++: local:`); `local:user` names one. `error:XYZ A.B.C.D text` as the whole
+// right-hand side refuses the address. With replace_macros, `${user} ${detail} ${domain} ${tag}
+// ${delimiter} ${subdomain} ${extension}` are replaced: user and detail of the recipient, its domain,
+// the key that matched, the delimiter ("" without a detail), the labels a `@.parent` key left over, and
+// delimiter + detail. An address naming itself is delivered to its mailbox; a longer loop is refused
+// (550 5.4.6).
 // Owner lists: when `owner-<alias>` exists, every address expanded from <alias> (at any depth below it,
 // unless a nested list has an owner of its own) carries `owner-<alias>@domain` as its owner: qmgr uses it
 // as that recipient's envelope sender and sends its DSNs there (sendmail semantics). Touches only the map.
 
 import type { SmtpReply } from "../protocol/messages.ts";
 import { parseErrorReply } from "./access.ts";
-import { type AddressParts, addressParts } from "./keys.ts";
+import { type AddressParts, addressParts, domainKeys, localForms } from "./keys.ts";
 import type { SmarMap } from "./maps.ts";
 
 export const MAX_DEPTH = 5;
@@ -76,10 +82,17 @@ export class Aliases {
     return this.#map;
   }
 
-  /** The members of the list `name` (its right-hand side, not expanded further), lower case. */
-  async members(name: string): Promise<string[]> {
-    const rhs = await this.#map.get(name);
-    return rhs === undefined ? [] : splitList(rhs).map((m) => m.toLowerCase());
+  /**
+   * The members of the list `list` (`name` or `name@domain`, angle brackets allowed): its right-hand
+   * side, not expanded further, each qualified as expansion would, in lower case.
+   */
+  async members(list: string): Promise<string[]> {
+    const p = addressParts(list.trim().replace(/^<(.*)>$/, "$1"), this.#o.delimiter);
+    const match = await this.#find(p, p.domain === "" || this.#o.isLocal(p.domain));
+    if (!match || /^error:/i.test(match.rhs.trim())) return [];
+    return splitList(match.rhs).flatMap((item) =>
+      /^local:/i.test(item) ? [] : [this.#qualify(item, p).toLowerCase()]
+    );
   }
 
   /** Expands `address`; rejects with MapTempError when the map cannot answer. */
@@ -128,16 +141,17 @@ export class Aliases {
     const owner = (await this.#ownerOf(match.key, p.domain)) ?? inherited;
     state.owner ??= owner;
     const rhs = this.#flags.has("replace_macros") ? this.#macros(match, p) : match.rhs;
+    if (/^error:/i.test(rhs.trim())) {
+      return parseErrorReply(rhs) ?? { code: 550, status: "5.1.1", text: `Bad alias ${match.key}` };
+    }
     for (const item of splitList(rhs)) {
-      if (/^error:/i.test(item)) {
-        return parseErrorReply(item) ?? { code: 550, status: "5.1.1", text: `Bad alias ${match.key}` };
-      }
       if (/^local:/i.test(item)) {
+        // `user: local:` — the address itself is a valid local mailbox (README 4.3.2).
         const user = item.slice(6).trim();
-        add(user.includes("@") ? user : `${user}@${this.#domainFor(p)}`, true, owner);
+        add(user === "" ? address : this.#qualify(user, p), true, owner);
         continue;
       }
-      const next = item.includes("@") ? item : `${item}@${this.#domainFor(p)}`;
+      const next = this.#qualify(item, p);
       const key = next.toLowerCase();
       if (selves.includes(key)) {
         add(next, true, owner); // `root: root, other`: root's own mailbox too
@@ -150,6 +164,11 @@ export class Aliases {
     return undefined;
   }
 
+  /** A right-hand side item as an address: one without `@` gets the hostname (or the domain of `p`). */
+  #qualify(item: string, p: AddressParts): string {
+    return item.includes("@") ? item : `${item}@${this.#domainFor(p)}`;
+  }
+
   /** `owner-<key>@domain` when the alias `key` has an owner- alias (catch-all keys have none). */
   async #ownerOf(key: string, domain: string): Promise<string | undefined> {
     if (key.startsWith("@") || await this.#map.get(`owner-${key}`) === undefined) return undefined;
@@ -160,25 +179,21 @@ export class Aliases {
     return this.#flags.has("preserve_domain") && p.domain !== "" ? p.domain : this.#o.hostname;
   }
 
-  /** The first alias key that matches, in the order the flags allow. */
+  /** The first alias key that matches, in the order the flags allow (README 3.12.1). */
   async #find(p: AddressParts, local: boolean): Promise<Match | undefined> {
     const f = this.#flags;
-    const detailForms = p.detail === undefined
-      ? [p.local]
-      : f.has("implicitly_match_detail")
-      ? [p.local, p.user]
-      : [p.local];
+    const forms = localForms(p, this.#o.delimiter, f.has("implicitly_match_detail"));
     const keys: { key: string; subdomain: string }[] = [];
     if (p.domain !== "" && ((local && f.has("local_domains")) || f.has("all_domains"))) {
-      for (const form of detailForms) keys.push({ key: `${form}@${p.domain}`, subdomain: "" });
-      keys.push({ key: `@${p.domain}`, subdomain: "" });
       const labels = p.domain.split(".");
-      for (let i = 1; i < labels.length; i++) {
-        keys.push({ key: `@.${labels.slice(i).join(".")}`, subdomain: labels.slice(0, i).join(".") });
-      }
+      domainKeys(p.domain).forEach((d, i) => {
+        const subdomain = labels.slice(0, i).join(".");
+        for (const form of forms) keys.push({ key: `${form}@${d}`, subdomain });
+        keys.push({ key: `@${d}`, subdomain });
+      });
     }
     if ((local || p.domain === "") && f.has("localpart")) {
-      for (const form of detailForms) keys.push({ key: form, subdomain: "" });
+      for (const form of forms) keys.push({ key: form, subdomain: "" });
     }
     for (const { key, subdomain } of keys) {
       const k = key.toLowerCase();
@@ -202,18 +217,27 @@ export class Aliases {
   }
 }
 
-/** The items of a comma-separated list, blanks trimmed, quoted commas kept. */
+/**
+ * The items of an alias right-hand side: separated by blanks or commas, each without its angle
+ * brackets; blanks and commas inside quotes or brackets are kept.
+ */
 export function splitList(rhs: string): string[] {
   const items: string[] = [];
   let cur = "";
   let quoted = false;
+  let bracket = false;
+  const end = () => {
+    const item = cur.trim().replace(/^<(.*)>$/, "$1").trim();
+    if (item !== "") items.push(item);
+    cur = "";
+  };
   for (const c of rhs) {
     if (c === '"') quoted = !quoted;
-    if (c === "," && !quoted) {
-      items.push(cur);
-      cur = "";
-    } else cur += c;
+    else if (!quoted && c === "<") bracket = true;
+    else if (!quoted && c === ">") bracket = false;
+    if (!quoted && !bracket && (c === "," || /\s/.test(c))) end();
+    else cur += c;
   }
-  items.push(cur);
-  return items.map((i) => i.trim()).filter((i) => i !== "");
+  end();
+  return items;
 }

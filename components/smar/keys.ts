@@ -5,18 +5,17 @@
 //   the address as written and in canonical form (no prefixes).
 // - Domain `host.sub.dom`: `host.sub.dom`, `.sub.dom`, `.dom` (a leading dot matches every subdomain
 //   but not the domain itself; an address literal `[1.2.3.4]` is only looked up as itself).
-// - Address `user+detail@host.sub.dom` (delimiter `+`), in this order (our reading of the README, with
-//   sendmail 8's access map order: address at the domain, then the domain, then the user anywhere):
-//     1. at the domain:  `user+detail@host.sub.dom`, `user++@host.sub.dom` (any non-empty detail),
-//        `user+*@host.sub.dom` (any detail, empty too), `user*@host.sub.dom` (with or without a detail);
-//        an address without a delimiter tries `user@host.sub.dom` then `user*@host.sub.dom`;
-//        then `@host.sub.dom` (anyone at that domain);
-//     2. the domain:     `host.sub.dom`, `.sub.dom`, `.dom`;
-//     3. the user anywhere: the same local-part forms with nothing after the `@` (`user+detail@`,
-//        `user++@`, `user+*@`, `user*@`; `user@` for an address without a delimiter).
-//   `user@...` matches `user+detail` only with implicitly_match_detail (aliases and protected
-//   recipients offer it): then `user@host.sub.dom` follows `user*@host.sub.dom`, and `user@` follows
-//   `user*@`. The null sender `<>` is looked up as `<>` only; a bare `postmaster` as `postmaster@`.
+// - Address `user+detail@host.sub.dom` (delimiter `+`), exactly the README's order:
+//     1. for each domain key above (`host.sub.dom`, `.sub.dom`, `.dom`) in turn: `user+detail@D`,
+//        `user++@D` (any non-empty detail), `user+*@D` (any detail, empty too), `user*@D` (with or
+//        without a detail), `user@D` (an address without a detail; with a detail only with
+//        implicitly_match_detail), then `@D` (anyone at D: `@host.sub.dom` exactly, `@.sub.dom` every
+//        subdomain of sub.dom);
+//     2. the local part alone, the same forms without `@D`: `user+detail`, `user++`, `user+*`,
+//        `user*`, `user` (the README's `to:root`, `to:abuse`).
+//   The null sender `<>` is looked up as `<>` only; a bare `postmaster` as its local-part forms.
+//   A key naming a domain without `@` (`to:example.com`) is a local part, as in the README: domains
+//   are written `@example.com`.
 
 import ipaddr from "ipaddr.js";
 
@@ -67,9 +66,9 @@ export function domainKeys(domain: string): string[] {
   return keys;
 }
 
-/** The local-part forms tried for `p`, each to be followed by `@` and a domain (or nothing). */
+/** The local-part forms tried for `p`, each followed by `@` and a domain key (or nothing), in order. */
 export function localForms(p: AddressParts, delimiter = "+", implicitDetail = false): string[] {
-  if (p.detail === undefined) return [p.local, `${p.user}*`];
+  if (p.detail === undefined) return [`${p.user}*`, p.local];
   const forms = [p.local];
   if (p.detail !== "") forms.push(`${p.user}${delimiter}${delimiter}`);
   forms.push(`${p.user}${delimiter}*`, `${p.user}*`);
@@ -81,8 +80,8 @@ export interface AddressKeyOptions {
   delimiter?: string;
   /** `user@...` also matches `user+detail@...`. */
   implicitDetail?: boolean;
-  /** Leave out the domain-only keys (step 2). */
-  noDomain?: boolean;
+  /** Leave out the local-part-only keys (step 2). */
+  noLocalPart?: boolean;
 }
 
 /** The keys tried for a mail address (without a tag), in the order above. */
@@ -92,12 +91,11 @@ export function addressKeys(address: string, opts: AddressKeyOptions = {}): stri
   const p = addressParts(address, delimiter);
   const forms = localForms(p, delimiter, opts.implicitDetail);
   const keys: string[] = [];
-  if (p.domain !== "") {
-    for (const f of forms) keys.push(`${f}@${p.domain}`);
-    keys.push(`@${p.domain}`);
-    if (!opts.noDomain) keys.push(...domainKeys(p.domain));
+  for (const d of domainKeys(p.domain)) {
+    for (const f of forms) keys.push(`${f}@${d}`);
+    keys.push(`@${d}`);
   }
-  for (const f of forms) keys.push(`${f}@`);
+  if (!opts.noLocalPart || p.domain === "") keys.push(...forms);
   return [...new Set(keys)];
 }
 

@@ -5,8 +5,10 @@ import type { PolicyState, SmtpReply, Verdict } from "../protocol/messages.ts";
 import type { AccessHit } from "./access.ts";
 
 export const REPLY = {
-  accessDenied: { code: 550, status: "5.7.1", text: "Access denied" },
-  connectDenied: { code: 554, status: "5.7.1", text: "Access denied" },
+  /** `reject` (README 3.9.3.1: "same as error:550 5.7.0 Rejected."). */
+  rejected: { code: 550, status: "5.7.0", text: "Rejected." },
+  /** `reject` for the client: before the greeting only 554 may refuse (RFC 5321 3.1). */
+  connectRejected: { code: 554, status: "5.7.0", text: "Rejected." },
   relayingDenied: { code: 550, status: "5.7.1", text: "Relaying denied" },
   badRecipient: { code: 501, status: "5.1.3", text: "Bad recipient address syntax" },
   userUnknown: { code: 550, status: "5.1.1", text: "User unknown" },
@@ -27,10 +29,12 @@ export function refusal(reply: SmtpReply): Verdict {
 export interface StageOptions {
   /** The smtps `access` flag: anti-spam entries (ok, reject, error, discard) count, not only relay. */
   antiSpam: boolean;
-  /** delay_checks: refusals of the connect and MAIL stages are held back until RCPT. */
+  /** delay_checks: refusals of the connect and MAIL stages are held back until RCPT (unless quick:). */
   delay: boolean;
   /** The reply `reject` gives at this stage. */
   rejectReply: SmtpReply;
+  /** The reply a `reject` held back by delay_checks gives at RCPT (rejectReply when absent). */
+  heldRejectReply?: SmtpReply;
   /** Whether `relay` lets the client relay here (client entries) or only accepts (from:, to:). */
   relayGrants: boolean;
 }
@@ -61,15 +65,13 @@ export function applyHit(
     case "reject":
     case "error": {
       if (!o.antiSpam) return "continue";
-      const r = reply ?? o.rejectReply;
-      if (!o.delay) return refusal(r);
-      if (!state.deferred) {
-        state.deferred = { ...r };
-        if (quick) state.deferredQuick = true;
-      }
+      // README 3.9.3.1: quick: on an error causes an immediate rejection, delay_checks or not.
+      if (!o.delay || quick) return refusal(reply ?? o.rejectReply);
+      state.deferred ??= { ...(reply ?? o.heldRejectReply ?? o.rejectReply) };
       return "stop";
     }
     case "discard":
+      // For the client: every transaction of the session; for the sender: this transaction.
       if (!o.antiSpam) return "continue";
       state.discard = true;
       return "stop";

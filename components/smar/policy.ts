@@ -41,7 +41,8 @@ export function stageOptions(ctx: CheckContext, stage: "connect" | "mail"): Stag
   return {
     antiSpam: flags.includes("access"),
     delay: flags.includes("delay_checks"),
-    rejectReply: stage === "connect" ? REPLY.connectDenied : REPLY.accessDenied,
+    rejectReply: stage === "connect" ? REPLY.connectRejected : REPLY.rejected,
+    heldRejectReply: REPLY.rejected,
     relayGrants: stage === "connect",
   };
 }

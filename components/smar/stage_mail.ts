@@ -1,9 +1,10 @@
 // The MAIL stage (sendmail X README 3.12.2), with the `access` flag and unless a `quick:` entry or a
 // refusal held back from the connect stage already decided: `from:` the sender (keys.ts order; `<>` for
 // the null sender; `relay` counts as `ok` here), then, for a sender at a local domain, that it exists
-// (an alias or a local user), else that its domain is routable: the mailertable, MX, or A records
-// (553 5.1.8 when the domain does not exist or has neither, 451 4.1.8 when DNS cannot tell now), and
-// with `mxbadip:` entries, that no address of its mail exchangers is listed. Touches the maps and the
+// (an alias or a local user), else that its domain is routable: the mailertable (its default entry `.`
+// too), MX, or A records (553 5.1.8 when the domain does not exist or has neither, 451 4.1.8 when DNS
+// cannot tell now), and with `mxbadip:` entries, that no address of its mail exchangers is listed. A
+// `quick:error` (or `quick:reject`) refuses at once even with delay_checks. Touches the maps and the
 // resolver.
 
 import type { CheckContext, PolicyState, SmtpReply, Verdict } from "../protocol/messages.ts";
@@ -44,7 +45,8 @@ export async function checkMail(
   if (policy.isLocal(domain.name)) {
     return await localSenderExists(policy, sender) ? done() : refuse(REPLY.localSenderUnknown);
   }
-  if (domain.kind === "literal" || policy.d.mailertable?.find(domain.name, { catchAll: false })) {
+  // README MAIL check 1: routable when "routing is specified via mailertable", its `.` entry included.
+  if (domain.kind === "literal" || policy.d.mailertable?.find(domain.name, { catchAll: true })) {
     return done();
   }
 

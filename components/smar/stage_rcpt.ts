@@ -4,11 +4,12 @@
 //    anyone else only to local domains (lmtp: in the mailertable, unless lmtp_does_not_imply_relaying)
 //    or to recipients with a `to:` relay entry, and never with a local part that routes onward
 //    (`u%ext@us`, `ext!u@us`, `"u@ext"@us`): 550 5.7.1 Relaying denied;
-// 2. with the `access` flag and no `quick:` entry earlier: the `to:` entry (reject/error refuse, discard
-//    drops the transaction, ok/relay lifts a refusal held back by delay_checks unless it was quick),
-//    the held-back refusal, then protected recipients;
+// 2. with the `access` flag and no `quick:` entry earlier: the `to:` entry (reject/error refuse; only
+//    quick:ok / quick:relay lift a refusal held back by delay_checks, which is answered now otherwise;
+//    discard drops this recipient, quick:discard the whole transaction), then protected recipients;
 // 3. local recipients: aliases expanded, then each local mailbox must be a local user (550 5.1.1 when
 //    the recipient itself is unknown; members of an alias that are unknown are kept and bounce later);
+//    without a local users map, a local recipient must be found in the aliases map (`user: local:`);
 //    a bare `postmaster` becomes postmaster@hostname and is always accepted (RFC 5321 4.5.1); members
 //    of a list that has an `owner-` alias get the owner as errorsTo (aliases.ts);
 // 4. greylisting with the `greylisting` flag, except for relaying clients and `ok` entries: 421 now,
@@ -71,9 +72,14 @@ export async function checkRcpt(policy: Policy, q: RcptQuestion, ctx: CheckConte
   const toQuick = toOk && to!.value.quick;
   if (checks) {
     const v = to?.value;
-    if (v?.action === "reject" || v?.action === "error") return refusal(v.reply ?? REPLY.accessDenied);
-    if (v?.action === "discard") discard = true;
-    if (state.deferred && !(toOk && !state.deferredQuick)) return refusal(state.deferred);
+    if (v?.action === "reject" || v?.action === "error") return refusal(v.reply ?? REPLY.rejected);
+    // README 3.9.3.1: only `quick:ok` / `quick:relay` for the recipient lift a held-back refusal.
+    if (state.deferred && !toQuick) return refusal(state.deferred);
+    if (v?.action === "discard") {
+      // This recipient only, unless quick:discard (the whole transaction, README 3.9.3.1 "Discard").
+      if (!v.quick) return { action: "accept", dropRecipient: true, ...(discard ? { discard } : {}) };
+      discard = true;
+    }
     if (access && !toQuick && !bare && access.mayHave("protectedrcpt")) {
       const p = policy.d.protection;
       const refused = await checkProtected({ ...q, recipient: rcpt }, access, policy.d.aliases, p, delimiter);
@@ -146,6 +152,10 @@ async function localRecipients(
         return { reply: { ...REPLY.userUnknown, text: `${rcpt}: User unknown` } };
       }
     }
+  } else if (aliases && local && !expanded && !bare) {
+    // No local_user_map: the aliases map lists the valid local addresses (README 4.3.2, `user: local:`).
+    const user = addressParts(rcpt, delimiter).user.replace(/^"(.*)"$/, "$1").toLowerCase();
+    if (user !== "postmaster") return { reply: { ...REPLY.userUnknown, text: `${rcpt}: User unknown` } };
   }
   return { recipients: list, expanded: expanded || bare };
 }

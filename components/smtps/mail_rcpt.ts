@@ -3,7 +3,8 @@
 // the transaction opened or the recipient added (or what smar expanded it to). A recipient smar refuses
 // with 5xx counts as an invalid address. Each check carries the session's context (policy.ts) and the
 // session's authorization (AUTH with a trusted mechanism, or a verified client certificate where that
-// allows relaying). smar's answers may also say: keep this state, discard the message, refuse at DATA.
+// allows relaying). smar's answers may also say: keep this state, discard the message, drop just this
+// recipient (a transaction left with none is received and dropped), refuse at DATA.
 
 import { checkMail, checkRcpt } from "../smar/client.ts";
 import type { RecipientSpec } from "../protocol/messages.ts";
@@ -59,7 +60,8 @@ export async function rcptStep(s: Session, recipient: RecipientSpec): Promise<vo
   }
   if (v.discard) t.discard = true;
   if (v.dataReply) t.dataReply ??= v.dataReply;
-  t.addRecipient(recipient, v.recipients, v.errorsTo);
+  // A discarded recipient is answered 250 and left out (README 3.9.3.1 "Discard").
+  t.addRecipient(recipient, v.dropRecipient ? [] : v.recipients, v.errorsTo);
   s.recipientsInSession++;
   s.state = "rcpt";
   s.reply(R.rcptOk);

@@ -87,7 +87,7 @@ export async function commitMessage(
       s.refuse(stage, R.writeError, detail);
       return false;
   }
-  if (s.discardAll || t.discard) {
+  if (s.discardAll || t.discard || t.recipients.length === 0) {
     log.info(COMPONENT, `${id}: discarded as the access map says: client=[${s.ip}], ${detail}`);
     s.reply(R.queued(id));
     return false;

@@ -1,6 +1,6 @@
 // Every reply smtps sends on its own account (policy replies come from smar's verdicts), in one place so
 // the wording stays consistent and tests can name them. Enhanced status codes per RFC 3463 / RFC 5248;
-// AUTH replies per RFC 4954, SMTPUTF8 per RFC 6531. Also soft_bounce: every 5xy turned into 4xy.
+// AUTH replies per RFC 4954, SMTPUTF8 per RFC 6531. Also soft_bounce: refusals 5yz turned into 4yz.
 
 import { reply, type SmtpReply } from "../mail/reply.ts";
 
@@ -78,9 +78,13 @@ export function defaultRefusal(action: "reject" | "tempfail"): SmtpReply {
     : reply(451, "4.3.0", "Temporary failure");
 }
 
-/** soft_bounce: a permanent failure (5xy, status 5.x.y) becomes the temporary 4xy (4.x.y). */
+/**
+ * soft_bounce: a permanent refusal (5yz, status 5.y.z) becomes the temporary 4yz (4.y.z), the same digits
+ * otherwise (550 5.7.1 -> 450 4.7.1). Protocol errors (500-504: syntax, sequence, not implemented) are
+ * left alone: retrying the same command cannot help, and 40z replies do not exist (RFC 5321 4.2.1).
+ */
 export function softBounce(r: SmtpReply): SmtpReply {
-  if (r.code < 500) return r;
+  if (r.code < 500 || r.code <= 504) return r;
   return {
     code: r.code - 100,
     status: r.status.startsWith("5.") ? `4${r.status.slice(1)}` : r.status,

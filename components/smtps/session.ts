@@ -2,8 +2,8 @@
 // (refused to a client that talks first), then the command loop. Guards run before each command is read
 // (session-ending limits, server stopping); commands go to the verb table (commands.ts). Replies are
 // batched and flushed only when the client's input is drained or before a wait (RFC 2920 PIPELINING);
-// with soft_bounce every 5xy goes out as 4xy. After STARTTLS the session continues on the TLS socket with
-// its protocol state reset. Receives bytes from the socket, sends replies; talks to qmgr and smar through
+// with soft_bounce a 5yz refusal goes out as 4yz. After STARTTLS the session continues on the TLS socket
+// with its protocol state reset. Receives bytes from the socket, sends replies; talks to qmgr and smar through
 // their client stubs. Touches nothing on disk itself (receive.ts and bdat.ts do).
 
 import type { Socket } from "node:net";

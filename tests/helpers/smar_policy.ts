@@ -94,6 +94,7 @@ export function show(v: Verdict): string {
   const parts: string[] = [v.action];
   if (v.reply) parts.push(`${v.reply.code} ${v.reply.status} ${v.reply.text}`);
   if (v.discard) parts.push("discard");
+  if (v.dropRecipient) parts.push("drop");
   if (v.recipients) parts.push(`-> ${v.recipients.join(", ")}`);
   if (v.dataReply) parts.push(`DATA ${v.dataReply.code}`);
   return parts.join(" ");
