@@ -192,3 +192,54 @@ Deno.test("splitList() splits at blanks and commas outside quotes and angle brac
   ];
   for (const [rhs, want] of cases) await t.step(rhs, () => assert.deepEqual(splitList(rhs), want));
 });
+
+Deno.test("the README's alias examples expand as the README says", async (t) => {
+  const local = aliases(`
+myalias: localuser
+mylist: <user1@my.dom> <user2@my.dom> <localuser@local.host>
+postmaster: <user@host.domain>
+abuse: user+abuse
+user++: local:
+user: local:
+`);
+  const cases: [string, string][] = [
+    ["myalias@localhost", "localuser@localhost"],
+    ["mylist@localhost", "user1@my.dom (remote), user2@my.dom (remote), localuser@local.host (remote)"],
+    ["postmaster@local.example", "user@host.domain (remote)"],
+    ["abuse@localhost", "user+abuse@localhost"],
+    ["user@local.example", "user@local.example"],
+    ["user+news@local.example", "user+news@local.example"],
+    ["user+@local.example", "user+@local.example [not an alias]"],
+  ];
+  for (const [address, want] of cases) {
+    await t.step(address, async () => assert.equal(show(await local.expand(address)), want));
+  }
+  await t.step("preserve_domain: a bare name keeps the original domain", async () => {
+    const x = await aliases("myalias: localuser\n", ["localpart", "preserve_domain"]).expand(
+      "myalias@other.local",
+    );
+    assert.equal(show(x), "localuser@other.local");
+  });
+  await t.step("local_domains: myalias@first.dom and another@second.dom only", async () => {
+    LOCAL.add("first.dom");
+    LOCAL.add("second.dom");
+    try {
+      const a = aliases("myalias@first.dom: user1\nanother@second.dom: user2\n", ["local_domains"]);
+      assert.equal(show(await a.expand("myalias@first.dom")), "user1@localhost");
+      assert.equal(show(await a.expand("another@second.dom")), "user2@localhost");
+      assert.equal(show(await a.expand("myalias@second.dom")), "myalias@second.dom [not an alias]");
+      assert.equal(show(await a.expand("another@first.dom")), "another@first.dom [not an alias]");
+    } finally {
+      LOCAL.delete("first.dom");
+      LOCAL.delete("second.dom");
+    }
+  });
+  await t.step("replace_macros: alias*@.domain user${extension}@${subdomain}.domain", async () => {
+    const a = aliases("alias*@.domain     user${extension}@${subdomain}.domain\n", [
+      "all_domains",
+      "replace_macros",
+    ]);
+    assert.equal(show(await a.expand("alias@host.domain")), "user@host.domain (remote)");
+    assert.equal(show(await a.expand("alias+detail@host2.domain")), "user+detail@host2.domain (remote)");
+  });
+});

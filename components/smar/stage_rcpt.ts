@@ -67,7 +67,7 @@ export async function checkRcpt(policy: Policy, q: RcptQuestion, ctx: CheckConte
     if (!localRelay && to?.value.action !== "relay") return refusal(REPLY.relayingDenied);
   }
 
-  let discard = state.discard === true;
+  const discard = state.discard === true;
   const toOk = to?.value.action === "ok" || to?.value.action === "relay";
   const toQuick = toOk && to!.value.quick;
   if (checks) {
@@ -77,8 +77,9 @@ export async function checkRcpt(policy: Policy, q: RcptQuestion, ctx: CheckConte
     if (state.deferred && !toQuick) return refusal(state.deferred);
     if (v?.action === "discard") {
       // This recipient only, unless quick:discard (the whole transaction, README 3.9.3.1 "Discard").
-      if (!v.quick) return { action: "accept", dropRecipient: true, ...(discard ? { discard } : {}) };
-      discard = true;
+      return v.quick || discard
+        ? { action: "accept", discard: true }
+        : { action: "accept", dropRecipient: true };
     }
     if (access && !toQuick && !bare && access.mayHave("protectedrcpt")) {
       const p = policy.d.protection;
