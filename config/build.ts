@@ -48,7 +48,7 @@ export function parseConfig(text: string, source: string): Config {
         buildSmar(config.smar, block, resolve, declared.lookup, fail);
         break;
       case "smtps":
-        servers.push(buildSmtps(block, config.hostname, fail));
+        servers.push(buildSmtps(block, config.hostname, resolve, fail));
         break;
       case "lda":
         lda = block;
@@ -120,7 +120,12 @@ function requireOptions(block: Block, options: string[], fail: Fail): void {
   }
 }
 
-function buildSmtps(block: Block, hostname: string, fail: Fail) {
+function buildSmtps(
+  block: Block,
+  hostname: string,
+  resolve: (ref: unknown, option: string) => MapSpec | undefined,
+  fail: Fail,
+) {
   const server = defaultSmtps(block.name ?? "smtps", hostname);
   Object.assign(server, block.values);
   const sockets: Pos[] = [block.node];
@@ -145,9 +150,35 @@ function buildSmtps(block: Block, hostname: string, fail: Fail) {
       (server.policy_milter ??= []).push(buildMilter(sub, fail));
     } else if (sub.keyword === "policy_service") {
       (server.policy_service ??= []).push(buildPolicyService(sub, fail));
+    } else if (sub.keyword === "authentication") {
+      const { flags, authserv_id } = sub.values as { flags?: string[]; authserv_id?: string };
+      server.authentication = {
+        flags: flags ?? ["spf", "dkim", "dmarc", "arc"],
+        authserv_id: authserv_id ?? "",
+      };
+      const seal = sub.blocks.find((b) => b.keyword === "arc_seal");
+      if (seal) server.authentication.arc_seal = { map: keyMap(seal, resolve, fail) };
+    } else if (sub.keyword === "dkim_signing") {
+      server.dkim_signing = { map: keyMap(sub, resolve, fail) };
     }
   }
+  if (server.authentication && server.authentication.authserv_id === "") {
+    server.authentication.authserv_id = server.hostname;
+  }
   return { server, block, sockets };
+}
+
+/** The key map of `dkim_signing { map = NAME; }` or `arc_seal { }`: a declared hash map with a file. */
+function keyMap(block: Block, resolve: (ref: unknown, option: string) => MapSpec | undefined, fail: Fail) {
+  requireOptions(block, ["map"], fail);
+  const spec = resolve(block.values.map, "map")!;
+  if (spec.type !== "hash" || spec.file === "") {
+    fail(
+      block.node,
+      `key map ${spec.name} of ${block.label} is a ${spec.type} map, expected a hash map with a file`,
+    );
+  }
+  return spec;
 }
 
 /** Server names must be unique; no two sockets may share a port on the same (or a wildcard) address. */

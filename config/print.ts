@@ -49,6 +49,12 @@ export function formatConfig(config: Config): string {
     for (const member of spec.maps ?? []) declare(member);
     if (!declared.has(spec.name.toLowerCase())) declared.set(spec.name.toLowerCase(), spec);
   };
+  // Key maps of dkim_signing and arc_seal are always referenced by name (declared at the top).
+  for (const server of config.smtps) {
+    for (const spec of [server.dkim_signing?.map, server.authentication?.arc_seal?.map]) {
+      if (spec && !declared.has(spec.name.toLowerCase())) declare(spec);
+    }
+  }
   for (const [option, spec, refsOf, inlineOf] of uses) {
     if (!spec) continue;
     const same = declared.get(spec.name.toLowerCase());
@@ -84,6 +90,18 @@ export function formatConfig(config: Config): string {
         : `address = ${word(s.address)}; port = ${s.port};`;
       sockets.push(...section(spec, filter, undefined, [`    socket { type = ${s.type}; ${where} }`], "  "));
     }
+    const a = server.authentication;
+    if (a) {
+      const seal = a.arc_seal ? [`    arc_seal { map = ${word(a.arc_seal.map.name)}; }`] : [];
+      sockets.push(
+        "  authentication {",
+        `    flags = ${format("mailauth_flags", a.flags)};`,
+        `    authserv_id = ${quote(a.authserv_id)};`,
+        ...seal,
+        "  }",
+      );
+    }
+    if (server.dkim_signing) sockets.push(`  dkim_signing { map = ${word(server.dkim_signing.map.name)}; }`);
     out.push("", ...section(SMTPS, server, server.name === "smtps" ? undefined : server.name, sockets));
   }
   const ports = [`  # ports (derived from the mailertable, not an option): ${config.smtpc.ports.join(", ")}`];
@@ -184,6 +202,7 @@ function format(kind: Kind, value: unknown): string {
     case "match_type":
     case "tls_flags":
     case "auth_flags":
+    case "mailauth_flags":
     case "sasl_mechs":
     case "milter_flags":
     case "policy_stages":

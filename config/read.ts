@@ -70,6 +70,7 @@ const EXPECTED: Record<Kind, string> = {
   security_level: `one of ${SECURITY_LEVELS.join(", ")}`,
   tls_flags: `flags among ${WORD_LISTS.tls_flags.join(", ")}`,
   auth_flags: `flags among ${WORD_LISTS.auth_flags.join(", ")}`,
+  mailauth_flags: `flags among ${WORD_LISTS.mailauth_flags.join(", ")}`,
   sasl_mechs: `mechanisms among ${WORD_LISTS.sasl_mechs.join(", ")}`,
   networks: "IP addresses or networks like 127.0.0.1 or 10.0.0.0/8",
   filter_socket_type: `one of ${FILTER_SOCKET_TYPES.join(", ")}`,
@@ -215,6 +216,7 @@ function convert(kind: Kind, option: OptionNode, fail: (pos: Pos, detail: string
       case "tls_flags":
       case "auth_flags":
       case "sasl_mechs":
+      case "mailauth_flags":
       case "milter_flags":
       case "policy_stages": {
         const word = text.toLowerCase();

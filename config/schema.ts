@@ -3,6 +3,7 @@
 // config/types.ts; the text may write them in any case. Read by config/read.ts and config/print.ts.
 
 import type {
+  DkimSigningConfig,
   DnsblSpec,
   GreylistConfig,
   LdaConfig,
@@ -14,6 +15,7 @@ import type {
   SmtpcConfig,
   SmtpcTlsConfig,
   SmtpsAuthConfig,
+  SmtpsAuthenticationConfig,
   SmtpsConfig,
   SmtpsTlsConfig,
 } from "./types.ts";
@@ -52,6 +54,7 @@ export type Kind =
   | "security_level"
   | "tls_flags"
   | "auth_flags"
+  | "mailauth_flags"
   | "sasl_mechs"
   | "networks"
   | "milter_flags"
@@ -69,6 +72,7 @@ export const LIST_KINDS: ReadonlySet<Kind> = new Set([
   "match_type",
   "tls_flags",
   "auth_flags",
+  "mailauth_flags",
   "sasl_mechs",
   "networks",
   "milter_flags",
@@ -92,6 +96,7 @@ export const WORD_LISTS = {
   match_type: ["generic_lookup", "implicitly_match_detail"],
   tls_flags: ["allow_relaying_if_verified", "check_access_map_for_relaying"],
   auth_flags: ["allow_plaintext", "received_user"],
+  mailauth_flags: ["spf", "dkim", "dmarc", "arc"],
   sasl_mechs: ["plain", "login"],
   milter_flags: ["abort", "accept_but_reconnect"],
   policy_stages: ["rcpt", "data", "end_of_data"],
@@ -247,6 +252,14 @@ export const SMTPS = section(
     ),
     POLICY_MILTER,
     POLICY_SERVICE,
+    section(
+      "authentication",
+      { flags: "mailauth_flags", authserv_id: "string" } satisfies {
+        [K in keyof Omit<SmtpsAuthenticationConfig, "arc_seal">]: Kind;
+      },
+      [section("arc_seal", { map: "map_ref" } satisfies { [K in keyof DkimSigningConfig]: Kind })],
+    ),
+    section("dkim_signing", { map: "map_ref" } satisfies { [K in keyof DkimSigningConfig]: Kind }),
   ],
   { name: "optional", repeat: true },
 );

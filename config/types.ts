@@ -80,6 +80,10 @@ export interface SmtpsConfig extends ServiceOptions {
   tls?: SmtpsTlsConfig;
   /** SMTP AUTH (`auth { ... }`): offered only when present. */
   auth?: SmtpsAuthConfig;
+  /** Mail authentication of what arrives (`authentication { ... }`): SPF, DKIM, ARC, DMARC. */
+  authentication?: SmtpsAuthenticationConfig;
+  /** DKIM signing of what permitted clients send (`dkim_signing { map = ...; }`). */
+  dkim_signing?: DkimSigningConfig;
   /** Milters (`policy_milter { ... }`, sendmail milter protocol 6), asked in this order. */
   policy_milter?: PolicyMilterConfig[];
   /** Postfix-style policy services (`policy_service { ... }`), asked in this order. */
@@ -114,6 +118,21 @@ export interface PolicyServiceConfig {
   default_action: string;
   /** The SMTP stages it is asked at, lower-case: "rcpt", "data", "end_of_data". */
   stages: string[];
+}
+
+/** An smtps section's `authentication { ... }`: which checks run, the name results are given under. */
+export interface SmtpsAuthenticationConfig {
+  /** Lower-case: "spf", "dkim", "dmarc", "arc". */
+  flags: string[];
+  /** The authserv-id of our Authentication-Results: header (RFC 8601); defaults to the section's hostname. */
+  authserv_id: string;
+  /** ARC sealing (RFC 8617) of what was verified: `arc_seal { map = ...; }`, keys as for dkim_signing. */
+  arc_seal?: DkimSigningConfig;
+}
+
+/** A key map: lines `DOMAIN SELECTOR KEY_FILE` (a private key in PEM: RSA of 2048 bits or more, Ed25519). */
+export interface DkimSigningConfig {
+  map: MapSpec;
 }
 
 /** An smtps section's `tls { ... }`: the server certificate and the CAs that verify client certificates. */

@@ -13,6 +13,7 @@ import { mailertablePorts } from "../smar/mailertable.ts";
 import { smarNeeds } from "../smar/needs.ts";
 import { configuredNameservers, hostPort, nameserverNetPermissions } from "../smar/dns/nameservers.ts";
 import type { WorkerPermissions } from "./spawn.ts";
+import { keyFiles } from "../smtps/mailauth/keys.ts";
 
 /** A set per component, and one per optional service the configuration enables (the lda). */
 export type PermissionSets =
@@ -63,7 +64,12 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
   const sets: PermissionSets = {
     smtps: {
       ...NONE,
-      read: unique([cdb, ...smtpsFiles(config), ...filters.paths]),
+      read: unique([
+        cdb,
+        ...smtpsFiles(config),
+        ...filters.paths,
+        ...(readFiles ? await smtpsKeyFiles(config) : []),
+      ]),
       write: unique([cdb, ...filters.paths]),
       net: orFalse(unique([...listen, ...filters.net])),
     },
@@ -103,12 +109,30 @@ function qmgrPermissions(config: Config, queue: string[]): WorkerPermissions {
   };
 }
 
-/** The files smtps reads besides the CDB: each section's TLS certificate, key and CAs, and its AUTH map. */
+/**
+ * The files smtps reads besides the CDB: each section's TLS certificate, key and CAs, its AUTH map, and
+ * the key maps of DKIM signing and ARC sealing.
+ */
 function smtpsFiles(config: Config): string[] {
   return config.smtps.flatMap((s) =>
-    [s.tls?.cert_file, s.tls?.key_file, s.tls?.CAcert_file, s.tls?.CAcert_directory, s.auth?.map_file]
-      .filter((f) => f !== undefined)
+    [
+      s.tls?.cert_file,
+      s.tls?.key_file,
+      s.tls?.CAcert_file,
+      s.tls?.CAcert_directory,
+      s.auth?.map_file,
+      s.dkim_signing?.map.file,
+      s.authentication?.arc_seal?.map.file,
+    ].filter((f) => f !== undefined)
   );
+}
+
+/** The key files the key maps name: smtps may read exactly these (a map that cannot be read adds none). */
+async function smtpsKeyFiles(config: Config): Promise<string[]> {
+  const maps = config.smtps.flatMap((s) => [s.dkim_signing?.map, s.authentication?.arc_seal?.map]);
+  const files: string[] = [];
+  for (const spec of maps) if (spec) files.push(...await keyFiles(spec));
+  return files;
 }
 
 /**

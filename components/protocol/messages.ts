@@ -235,6 +235,41 @@ export interface SmtpsCheckRcpt {
   context?: CheckContext;
 }
 
+/**
+ * A DNS question smtps asks for mail authentication (SPF, DKIM, DMARC, ARC): smtps has no DNS rights,
+ * smar answers from its resolver and cache with smar.dns_answer.
+ */
+export interface SmtpsDnsQuery {
+  type: "smtps.dns_query";
+  name: string;
+  rrtype: DnsQueryType;
+}
+/**
+ * The authentication results of a message (`spf:fail`, `dmarc:reject` ...) looked up in the access map
+ * as tags, in the order given; smar answers smar.verdict (`stage` says which reply a refusal gets).
+ */
+export interface SmtpsCheckAuth {
+  type: "smtps.check_auth";
+  ip: string;
+  stage: "mail" | "data";
+  tags: string[];
+  context?: CheckContext;
+}
+
+/** The record types smar looks up for smtps. */
+export type DnsQueryType = "A" | "AAAA" | "MX" | "TXT" | "PTR";
+export const DNS_QUERY_TYPES: readonly DnsQueryType[] = ["A", "AAAA", "MX", "TXT", "PTR"];
+
+/**
+ * One answer of smar's resolver as smtps receives it: A/AAAA addresses, PTR names, MX hosts with their
+ * preference, TXT strings (the character strings of one record joined); `temp` when DNS cannot tell now.
+ */
+export type DnsAnswer =
+  | { kind: "answer"; records: (string | { exchange: string; preference: number })[] }
+  | { kind: "nodata" }
+  | { kind: "nxdomain" }
+  | { kind: "temp"; reason: string };
+
 // ---- qmgr -> smtps
 export interface QmgrConnVerdict {
   type: "qmgr.conn_verdict";
@@ -286,6 +321,12 @@ export interface SmarRoute {
   domain: string;
   result: RouteResult;
 }
+export interface SmarDnsAnswer {
+  type: "smar.dns_answer";
+  name: string;
+  rrtype: DnsQueryType;
+  answer: DnsAnswer;
+}
 /** The answer to qmgr.expand: the final addresses (the address itself when it is no alias). */
 export interface SmarExpansion {
   type: "smar.expansion";
@@ -335,6 +376,8 @@ export type Message =
   | SmtpsCheckConnect
   | SmtpsCheckMail
   | SmtpsCheckRcpt
+  | SmtpsDnsQuery
+  | SmtpsCheckAuth
   | QmgrConnVerdict
   | QmgrCommitted
   | QmgrCommitFailed
@@ -345,6 +388,7 @@ export type Message =
   | SmarVerdict
   | SmarRoute
   | SmarExpansion
+  | SmarDnsAnswer
   | SmtpcResult
   | RpcFailure;
 

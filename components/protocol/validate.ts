@@ -1,7 +1,7 @@
 // Validation of protocol bodies where they arrive: a worker never trusts a peer. Returns a description of
 // the first problem found, or undefined when the body is a well-formed Message.
 
-import type { Message } from "./messages.ts";
+import { DNS_QUERY_TYPES, type Message } from "./messages.ts";
 
 type Check = (v: unknown) => string | undefined;
 
@@ -82,6 +82,8 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
   "smtps.check_connect": { ip: str, context },
   "smtps.check_mail": { ip: str, sender: str, context },
   "smtps.check_rcpt": { ip: str, sender: str, recipient: str, authorized: bool, context },
+  "smtps.dns_query": { name: str, rrtype: oneOf(...DNS_QUERY_TYPES) },
+  "smtps.check_auth": { ip: str, stage: oneOf("mail", "data"), tags: arr(str), context },
   "qmgr.conn_verdict": { accept: bool, reply: opt(reply) },
   "qmgr.committed": { id: str },
   "qmgr.commit_failed": { id: str, reason: str },
@@ -122,6 +124,21 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
       if (s === "ok") return obj({ protocol: oneOf("esmtp", "lmtp"), port: num, hosts })(v);
       if (s === "temp" || s === "perm") return obj({ text: str })(v);
       return "status: expected ok, temp or perm";
+    },
+  },
+  "smar.dns_answer": {
+    name: str,
+    rrtype: oneOf(...DNS_QUERY_TYPES),
+    answer: (v) => {
+      const kind = (v as { kind?: unknown })?.kind;
+      if (kind === "answer") {
+        const record: Check = (r) =>
+          typeof r === "string" ? undefined : obj({ exchange: str, preference: num })(r);
+        return obj({ records: arr(record) })(v);
+      }
+      if (kind === "temp") return obj({ reason: str })(v);
+      if (kind === "nodata" || kind === "nxdomain") return undefined;
+      return "kind: expected answer, nodata, nxdomain or temp";
     },
   },
   "smar.expansion": { address: str, recipients: arr(str), errorsTo: opt(record(str)) },

@@ -37,6 +37,9 @@ export function makeHandler(d: DispatchDeps): Handler {
       case "smtps.check_connect":
       case "smtps.check_mail":
       case "smtps.check_rcpt":
+      case "smtps.dns_query":
+      case "smtps.check_auth":
+      case "smar.dns_answer":
       case "qmgr.conn_verdict":
       case "qmgr.committed":
       case "qmgr.commit_failed":

@@ -4,7 +4,14 @@
 // verdict, a temp route or no expansion, never a throw.
 
 import type { Endpoint } from "../protocol/endpoint.ts";
-import type { CheckContext, Message, RouteResult, Verdict } from "../protocol/messages.ts";
+import type {
+  CheckContext,
+  DnsAnswer,
+  DnsQueryType,
+  Message,
+  RouteResult,
+  Verdict,
+} from "../protocol/messages.ts";
 
 function toVerdict(m: Message, what: string): Verdict {
   if (m.type === "smar.verdict") return m.verdict;
@@ -45,6 +52,28 @@ export async function checkRcpt(
   timeoutMs?: number,
 ): Promise<Verdict> {
   return toVerdict(await ep.request("smar", { type: "smtps.check_rcpt", ...q }, timeoutMs), "check_rcpt");
+}
+
+/** The access map's word on a message's authentication results, as tags (`spf:fail`, `dmarc:reject`). */
+export async function checkAuth(
+  ep: Endpoint,
+  q: { ip: string; stage: "mail" | "data"; tags: string[]; context?: CheckContext },
+  timeoutMs?: number,
+): Promise<Verdict> {
+  return toVerdict(await ep.request("smar", { type: "smtps.check_auth", ...q }, timeoutMs), "check_auth");
+}
+
+/** Records of `rrtype` for `name` from smar's resolver; `temp` when smar or DNS cannot answer now. */
+export async function lookupDns(
+  ep: Endpoint,
+  name: string,
+  rrtype: DnsQueryType,
+  timeoutMs?: number,
+): Promise<DnsAnswer> {
+  const m = await ep.request("smar", { type: "smtps.dns_query", name, rrtype }, timeoutMs);
+  if (m.type === "smar.dns_answer") return m.answer;
+  const reason = m.type === "rpc.failure" ? m.reason : `unexpected answer ${m.type} to dns_query`;
+  return { kind: "temp", reason };
 }
 
 /** Where mail for `domain` goes: mailertable, else MX, else A. */

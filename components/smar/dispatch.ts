@@ -13,6 +13,7 @@ import { expandAddress } from "./expand.ts";
 import { MapTempError } from "./maps.ts";
 import type { Policy } from "./policy.ts";
 import { resolveRoute, type RouteDeps } from "./routes.ts";
+import { answerDns } from "./stage_auth.ts";
 
 /** The maps and policy of one configuration, with the requests still using them. */
 export interface Generation {
@@ -65,6 +66,20 @@ async function answer(state: Generation, from: ComponentName, body: Message): Pr
           await state.policy.checkRcpt(body, body.context),
         ),
       );
+    case "smtps.check_auth":
+      return verdict(
+        logVerdict(
+          `check_auth ip=${body.ip} ${body.tags.join(" ")}`,
+          await state.policy.checkAuth(body.ip, body.tags, body.context),
+        ),
+      );
+    case "smtps.dns_query":
+      return {
+        type: "smar.dns_answer",
+        name: body.name,
+        rrtype: body.rrtype,
+        answer: await answerDns(state.policy.d.resolver, body.name, body.rrtype),
+      };
     case "qmgr.route": {
       const result: RouteResult = await resolveRoute(body.domain, state.routes);
       if (result.status !== "ok") {
@@ -96,6 +111,7 @@ async function answer(state: Generation, from: ComponentName, body: Message): Pr
     case "smar.verdict":
     case "smar.route":
     case "smar.expansion":
+    case "smar.dns_answer":
     case "smtpc.result":
     case "qmgr.disk_state":
     case "rpc.failure":
@@ -115,6 +131,7 @@ export function brokenHandler(reason: string): Handler {
       case "smtps.check_connect":
       case "smtps.check_mail":
       case "smtps.check_rcpt":
+      case "smtps.check_auth":
         return verdict({
           action: "tempfail",
           reply: { code: 451, status: "4.3.5", text: "Address resolver misconfigured" },

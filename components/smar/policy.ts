@@ -17,6 +17,7 @@ import { ipKeys, tagged } from "./keys.ts";
 import type { Mailertable } from "./mailertable.ts";
 import { MapTempError, type SmarMap } from "./maps.ts";
 import { refusal, REPLY, type StageOptions } from "./outcome.ts";
+import { checkAuth } from "./stage_auth.ts";
 import { checkConnect } from "./stage_connect.ts";
 import { checkMail } from "./stage_mail.ts";
 import { checkRcpt, type RcptQuestion } from "./stage_rcpt.ts";
@@ -71,6 +72,10 @@ export class Policy {
 
   checkRcpt(q: RcptQuestion, ctx: CheckContext = {}): Promise<Verdict> {
     return this.#guard(`check_rcpt to=<${q.recipient}>`, () => checkRcpt(this, q, ctx));
+  }
+
+  checkAuth(ip: string, tags: string[], ctx: CheckContext = {}): Promise<Verdict> {
+    return this.#guard(`check_auth ip=${ip}`, () => checkAuth(this, ip, tags, ctx));
   }
 
   async #guard(what: string, run: () => Promise<Verdict>): Promise<Verdict> {

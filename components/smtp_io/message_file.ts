@@ -50,7 +50,7 @@ class HopCounter {
 
 export class MessageFile implements ContentSink {
   readonly path: string;
-  readonly #file: Deno.FsFile;
+  #file: Deno.FsFile;
   readonly #maxSize: number;
   readonly #maxHops: number;
   readonly #buffer = new Uint8Array(WRITE_BUFFER);
@@ -90,6 +90,27 @@ export class MessageFile implements ContentSink {
     this.#hops.feed(run);
     if (this.#hops.count > this.#maxHops) return this.#refuse("too_many_hops");
     await this.#put(run);
+  }
+
+  /**
+   * Lets `edit` replace the content before the commit (mail authentication adds header fields): what is
+   * buffered is written out, the file closed, `edit(path)` rewrites it and gives its new size, and the
+   * new file is opened for the commit to sync. Throws when the content is not all written.
+   */
+  async edit(edit: (path: string) => Promise<number>): Promise<void> {
+    if (this.refusal) {
+      throw new Error(`Edit message file ${this.path}: content was refused (${this.refusal})`);
+    }
+    await this.#flush();
+    if (this.refusal) throw this.writeError ?? new Error(`Write message file ${this.path}: failed`);
+    this.fileSize = await edit(this.path);
+    this.#file.close();
+    this.#file = await Deno.open(this.path, { write: true });
+  }
+
+  /** Writes out what is buffered, so the content can be read from the file before the commit. */
+  async flush(): Promise<void> {
+    if (!this.refusal) await this.#flush();
   }
 
   /** Flushes, syncs the file and its directory, and closes it. Throws when the content is not on disk. */

@@ -116,6 +116,9 @@ export async function start(ctx: WorkerContext): Promise<Component> {
       case "smtps.check_connect":
       case "smtps.check_mail":
       case "smtps.check_rcpt":
+      case "smtps.dns_query":
+      case "smtps.check_auth":
+      case "smar.dns_answer":
       case "qmgr.conn_verdict":
       case "qmgr.committed":
       case "qmgr.commit_failed":

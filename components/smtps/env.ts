@@ -8,6 +8,19 @@ import type { SmtpsConfig } from "../../config/types.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { CredentialsMap } from "./auth_map.ts";
 import { loadTls, type TlsService } from "./tls.ts";
+import { KeyRing, type SigningKey } from "./mailauth/keys.ts";
+import { type MailauthResolver, smarResolver } from "./mailauth/resolver.ts";
+import type { AuthChecks } from "./mailauth/verify.ts";
+
+/** The section's mail authentication (`authentication { }`), prepared. */
+export interface MailauthEnv {
+  checks: AuthChecks;
+  authservId: string;
+  /** DNS through smar. */
+  resolver: MailauthResolver;
+  /** The ARC sealing key (`arc_seal { map }`): the entry for the authserv-id's domain, else the first. */
+  seal?: SigningKey;
+}
 
 export interface SessionEnv {
   server: SmtpsConfig;
@@ -18,6 +31,10 @@ export interface SessionEnv {
   tls?: TlsService;
   /** AUTH is possible when the section has an `auth { }` block. */
   credentials?: CredentialsMap;
+  /** Mail authentication of what arrives, when the section has `authentication { }`. */
+  mailauth?: MailauthEnv;
+  /** DKIM keys for what permitted clients send (`dkim_signing { map }`). */
+  signing?: KeyRing;
   /** The AUTH mechanisms offered, and those that allow relaying, upper case (PLAIN, LOGIN). */
   mechanisms: string[];
   trustedMechanisms: string[];
@@ -49,6 +66,24 @@ export async function sessionEnv(
     credentials = new CredentialsMap(server.auth.map_file);
     await credentials.check();
   }
+  const a = server.authentication;
+  let mailauth: MailauthEnv | undefined;
+  if (a) {
+    const seal = a.arc_seal ? await KeyRing.load(a.arc_seal.map) : undefined;
+    const sealKey = seal?.find(a.authserv_id) ?? seal?.all()[0];
+    mailauth = {
+      checks: {
+        spf: a.flags.includes("spf"),
+        dkim: a.flags.includes("dkim"),
+        dmarc: a.flags.includes("dmarc"),
+        arc: a.flags.includes("arc"),
+      },
+      authservId: a.authserv_id,
+      resolver: smarResolver(endpoint),
+      ...(sealKey ? { seal: sealKey } : {}),
+    };
+  }
+  const signing = server.dkim_signing ? await KeyRing.load(server.dkim_signing.map) : undefined;
   return {
     server,
     endpoint,
@@ -56,6 +91,8 @@ export async function sessionEnv(
     now,
     tls,
     credentials,
+    ...(mailauth ? { mailauth } : {}),
+    ...(signing ? { signing } : {}),
     mechanisms: (server.auth?.mechanisms ?? []).map((m) => m.toUpperCase()),
     trustedMechanisms: (server.auth?.trusted_mechs ?? []).map((m) => m.toUpperCase()),
     softBounce: server.flags.includes("soft_bounce"),

@@ -6,7 +6,9 @@
 // allows relaying). smar's answers may also say: keep this state, discard the message, drop just this
 // recipient (a transaction left with none is received and dropped), refuse at DATA.
 
-import { checkMail, checkRcpt } from "../smar/client.ts";
+import { checkAuth, checkMail, checkRcpt } from "../smar/client.ts";
+import { log } from "../util/log.ts";
+import { checkSpf, spfTags } from "./mailauth/verify.ts";
 import type { RecipientSpec } from "../protocol/messages.ts";
 import { tooManyTransactions } from "./limits.ts";
 import { checkContext } from "./policy.ts";
@@ -26,7 +28,25 @@ export async function mailStep(s: Session, mail: MailParams): Promise<void> {
   if (v.action !== "accept") {
     return s.refuse("MAIL", v.reply ?? defaultRefusal(v.action), `from=<${mail.sender}>`);
   }
+  const auth = s.env.mailauth;
+  const spf = auth?.checks.spf
+    ? await checkSpf(auth.resolver, { ip: s.ip, helo: s.helo, sender: mail.sender, mta: s.host })
+    : undefined;
+  if (spf) {
+    const helo = spf.helo ? ` helo=${spf.helo.result}` : "";
+    log.info("smtps", `SPF client=[${s.ip}], from=<${mail.sender}>, spf=${spf.result}${helo}`);
+    const a = await checkAuth(s.env.endpoint, {
+      ip: s.ip,
+      stage: "mail",
+      tags: spfTags(spf),
+      context: checkContext(s, v.state ?? s.policyState),
+    });
+    if (a.action !== "accept") {
+      return s.refuse("MAIL", a.reply ?? defaultRefusal(a.action), `from=<${mail.sender}> spf=${spf.result}`);
+    }
+  }
   const t = new Transaction(mail);
+  t.spf = spf;
   t.policyState = v.state;
   t.discard = v.discard === true;
   s.transaction = t;

@@ -13,6 +13,7 @@ import { log } from "../util/log.ts";
 import { printable } from "./auth.ts";
 import { MessageFile } from "../smtp_io/message_file.ts";
 import { R } from "./replies.ts";
+import { authenticateContent, hasAuthStep } from "./mailauth/step.ts";
 import type { Session } from "./session.ts";
 import type { ChunkedMessage, Transaction } from "./transaction.ts";
 
@@ -91,6 +92,28 @@ export async function commitMessage(
     log.info(COMPONENT, `${id}: discarded as the access map says: client=[${s.ip}], ${detail}`);
     s.reply(R.queued(id));
     return false;
+  }
+  if (hasAuthStep(s)) {
+    let step;
+    try {
+      step = await authenticateContent(s, t, id, file);
+    } catch (err) {
+      log.error(COMPONENT, `${id}: authentication step failed: ${(err as Error).message}`);
+      s.refuse(stage, R.writeError, detail);
+      return false;
+    }
+    if (step.action === "refuse") {
+      s.refuse(stage, step.reply, detail);
+      return false;
+    }
+    if (step.action === "discard") {
+      log.info(
+        COMPONENT,
+        `${id}: discarded as the access map says (authentication): client=[${s.ip}], ${detail}`,
+      );
+      s.reply(R.queued(id));
+      return false;
+    }
   }
   try {
     await file.commit();

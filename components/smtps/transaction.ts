@@ -5,6 +5,7 @@
 import { isNonAscii } from "../mail/address.ts";
 import type { Envelope, PolicyState, RecipientSpec, SmtpReply } from "../protocol/messages.ts";
 import type { MessageFile } from "../smtp_io/message_file.ts";
+import type { SpfOutcome } from "./mailauth/verify.ts";
 
 export type BodyType = "7BIT" | "8BITMIME";
 
@@ -43,6 +44,8 @@ export class Transaction {
   discard = false;
   /** The reply DATA (or the first BDAT) gets instead of going on (greylisting delayed until DATA). */
   dataReply: SmtpReply | undefined;
+  /** SPF as checked at MAIL (`authentication { flags = { spf } }`). */
+  spf: SpfOutcome | undefined;
   /** Counters for the max_*_per_transaction / max_nop_commands_in_transaction limits. */
   badCommands = 0;
   nopCommands = 0;

@@ -1,0 +1,17 @@
+# dkimpy (Debian python3-dkim) for the mail authentication tests: `sign KEYFILE SELECTOR DOMAIN` prints
+# the DKIM-Signature header for the message on stdin; `verify TXT` prints "pass" or "fail" for the
+# message on stdin, the selector's TXT record given (dnsfunc answers every question with it).
+import sys
+import dkim
+
+mode = sys.argv[1]
+msg = sys.stdin.buffer.read()
+if mode == "sign":
+    key = open(sys.argv[2], "rb").read()
+    sig = dkim.sign(msg, sys.argv[3].encode(), sys.argv[4].encode(), key,
+                    include_headers=[b"from", b"to", b"subject", b"date"])
+    sys.stdout.buffer.write(sig)
+elif mode == "verify":
+    txt = sys.argv[2].encode()
+    ok = dkim.verify(msg, dnsfunc=lambda name, timeout=5: txt)
+    print("pass" if ok else "fail")

@@ -1,0 +1,55 @@
+// Keys, DNS records and dkimpy for the mail authentication tests: an RSA key pair made now, its DKIM
+// TXT record, and dkimpy (python3-dkim, run as python3) signing and verifying messages.
+
+import { generateKeyPairSync } from "node:crypto";
+import { fileURLToPath } from "node:url";
+
+export interface KeyPair {
+  privatePem: string;
+  /** The TXT record value: `v=DKIM1; k=rsa; p=...`. */
+  txt: string;
+}
+
+export function rsaKeyPair(bits = 2048): KeyPair {
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: bits });
+  const der = publicKey.export({ type: "spki", format: "der" });
+  return {
+    privatePem: privateKey.export({ type: "pkcs8", format: "pem" }) as string,
+    txt: `v=DKIM1; k=rsa; p=${der.toString("base64")}`,
+  };
+}
+
+/** Debian's python3, which has python3-dkim (a python3 earlier on PATH may be another one). */
+const PYTHON = "/usr/bin/python3";
+const SCRIPT = fileURLToPath(new URL("./dkimpy.py", import.meta.url));
+
+async function python(args: string[], input: string): Promise<string> {
+  const p = new Deno.Command(PYTHON, {
+    args: [SCRIPT, ...args],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .spawn();
+  const w = p.stdin.getWriter();
+  await w.write(new TextEncoder().encode(input));
+  await w.close();
+  const out = await p.output();
+  if (!out.success) throw new Error(`dkimpy ${args[0]} failed: ${new TextDecoder().decode(out.stderr)}`);
+  return new TextDecoder().decode(out.stdout);
+}
+
+/** The DKIM-Signature header dkimpy makes for `message` (CRLF lines). */
+export function dkimpySign(
+  message: string,
+  keyFile: string,
+  selector: string,
+  domain: string,
+): Promise<string> {
+  return python(["sign", keyFile, selector, domain], message);
+}
+
+/** dkimpy's verdict on `message`, the key record given. */
+export async function dkimpyVerify(message: string, txt: string): Promise<"pass" | "fail"> {
+  return (await python(["verify", txt], message)).trim() as "pass" | "fail";
+}
