@@ -19,6 +19,7 @@ cltaddr:127.0.0.1	relay
 to:remote.test	relay
 dmarc:reject	error:550 5.7.1 Rejected by DMARC policy
 dmarc:temperror	error:550 5.7.1 Never permanent
+spf:fail	error:550 5.7.23 SPF check failed
 `;
 
 interface World {
@@ -45,6 +46,8 @@ async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
     { name: "client.test", type: "A", data: "127.0.0.2" },
     { name: "broken.test", type: "A", data: "192.0.2.3" },
     { name: "slow.test", type: "A", data: "192.0.2.4" },
+    { name: "strict.test", type: "A", data: "192.0.2.7" },
+    { name: "strict.test", type: "TXT", data: "v=spf1 -all" },
     { name: "nokey.test", type: "A", data: "192.0.2.5" },
     { name: "badkey.test", type: "A", data: "192.0.2.6" },
     { name: "s1._domainkey.badkey.test", type: "TXT", data: "v=DKIM1; k=rsa; p=bm90IGEga2V5" },
@@ -147,6 +150,10 @@ Deno.test("mail authentication end to end (one MTA, one DNS server, dkimpy)", as
         );
       },
     );
+    await t.step("mail authentication: an SPF failure is refused at MAIL from the access map", async () => {
+      const reply = await send(w.mta.port, "eve@strict.test", message("eve@strict.test"));
+      assert.match(reply, /^550 5\.7\.23 SPF check failed/);
+    });
     await t.step(
       "mail authentication: a changed body fails DKIM and DMARC p=reject refuses it from the access map",
       async () => {

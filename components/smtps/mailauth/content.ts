@@ -5,6 +5,7 @@
 
 import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
+import { PRIVATE_FILE } from "../../util/private_files.ts";
 
 /** The most bytes of a header section looked at for fields to remove. */
 export const MAX_HEADER_SCAN = 1024 * 1024;
@@ -145,7 +146,7 @@ export function editedStream(path: string, edit: ContentEdit): Readable {
  */
 export async function rewriteContent(path: string, edit: ContentEdit): Promise<number> {
   const tmp = `${path}.edit`;
-  const out = await Deno.open(tmp, { write: true, createNew: true });
+  const out = await Deno.open(tmp, { write: true, createNew: true, mode: PRIVATE_FILE });
   let size = 0;
   try {
     for await (const b of editedBytes(path, edit)) {
