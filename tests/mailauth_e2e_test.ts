@@ -16,7 +16,7 @@ import { dkimpySign, dkimpyVerify, type KeyPair, rsaKeyPair } from "./mailauth/f
 const AUTHSERV = "mx.example.org";
 const ACCESS = `
 cltaddr:127.0.0.1	relay
-to:remote.test	relay
+to:@remote.test	relay
 dmarc:reject	error:550 5.7.1 Rejected by DMARC policy
 dmarc:temperror	error:550 5.7.1 Never permanent
 spf:fail	error:550 5.7.23 SPF check failed
