@@ -4,17 +4,20 @@
 // msg/s, end-to-end msg/s (sink deliveries over the time from the first MAIL to the last delivery),
 // p50/p99 from the final dot to the 250, and peak RSS (the whole process: MCP, workers, load and sink).
 // Then the queue-at-scale figures (scripts/bench_queue.ts): scheduling rounds and a restart with 100,000
-// queued messages.
+// queued messages. With --compare-postfix: smx against a Postfix relay of its own, same sink, same load
+// (scripts/bench_postfix.ts).
 // The MTA's log lines go to stderr as usual. Touches the temporary directory and loopback ports.
 
 import { parseArgs } from "node:util";
 import { startTestMta } from "../tests/helpers/mta.ts";
 import { startSink } from "../tests/helpers/smtp_sink.ts";
 import { percentile, runLoad } from "./bench_load.ts";
+import { comparePostfix } from "./bench_postfix.ts";
 import { queueAtScale, queueLines } from "./bench_queue.ts";
 
 const USAGE =
-  "usage: deno task bench [-- --messages N (2000) --size KB (5) --sessions C (20) --queue N (100000, 0: skip)]";
+  "usage: deno task bench [-- --messages N (2000) --size KB (5) --sessions C (20) --queue N (100000, 0: skip)]\n" +
+  "       deno task bench --compare-postfix [--pairs N (3) --scale F (1) --rate MSG/S (400) --seconds S (10)]";
 /** Entries of the queue-at-scale figures (scripts/bench_queue.ts), measured after the relay figures. */
 let queueEntries = 100_000;
 
@@ -36,6 +39,11 @@ async function main(): Promise<number> {
         size: { type: "string", default: "5" },
         sessions: { type: "string", default: "20" },
         queue: { type: "string", default: "100000" },
+        "compare-postfix": { type: "boolean" },
+        pairs: { type: "string", default: "3" },
+        scale: { type: "string", default: "1" },
+        rate: { type: "string", default: "400" },
+        seconds: { type: "string", default: "10" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -48,6 +56,23 @@ async function main(): Promise<number> {
   } catch (e) {
     console.error(`bench: ${(e as Error).message}\n${USAGE}`);
     return 64;
+  }
+  if (args["compare-postfix"]) {
+    const scale = Number(args.scale);
+    if (!(scale > 0)) {
+      console.error(`bench: --scale ${JSON.stringify(args.scale)} is not a positive number\n${USAGE}`);
+      return 64;
+    }
+    try {
+      const pairs = positive("pairs", args.pairs);
+      const rate = positive("rate", args.rate);
+      const seconds = positive("seconds", args.seconds);
+      queueEntries = 0;
+      return await comparePostfix({ pairs, scale, rate, seconds });
+    } catch (e) {
+      console.error(`bench: ${(e as Error).message}\n${USAGE}`);
+      return e instanceof RangeError ? 64 : 1;
+    }
   }
   let messages, sizeKb, sessions;
   try {

@@ -1,5 +1,6 @@
 // The benchmark's load generator: C concurrent SMTP sessions over raw TCP, each sending messages (MAIL,
-// RCPT and DATA pipelined in one write, then the content after 354) until N have been sent in total.
+// RCPT and DATA pipelined in one write, then the content after 354) until N have been sent in total; as
+// fast as the server answers (closed loop) or, with a rate, each message at its scheduled time (open loop).
 // Records the time of the first MAIL, of each 250 after the final dot, and the latency from the final
 // dot to that 250. Opens only the connections to the server under test.
 
@@ -14,6 +15,8 @@ export interface LoadOptions {
   sessions: number;
   sender: string;
   recipient: string;
+  /** Open loop: message n starts no earlier than n / rate seconds after the first (msg/s). */
+  rate?: number;
 }
 
 export interface LoadResult {
@@ -67,6 +70,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const body = benchBody(opts.size);
   const result: LoadResult = { firstMail: 0, lastAccept: 0, accepted: 0, failed: 0, latencies: [] };
   let next = 0;
+  let start = 0;
   const envelope = encoder.encode(`MAIL FROM:<${opts.sender}>\r\nRCPT TO:<${opts.recipient}>\r\nDATA\r\n`);
 
   const session = async (s: number) => {
@@ -78,7 +82,11 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       expect(await r.reply(), "250");
       while (next < opts.messages) {
         const n = next++;
-        if (n === 0) result.firstMail = performance.now();
+        if (n === 0) result.firstMail = start = performance.now();
+        if (opts.rate !== undefined && n > 0) {
+          const wait = start + (n * 1000) / opts.rate - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
         await write(conn, envelope);
         const replies = [await r.reply(), await r.reply(), await r.reply()];
         if (!replies[0].startsWith("250") || !replies[1].startsWith("250") || !replies[2].startsWith("354")) {
