@@ -103,7 +103,7 @@ class Sink {
   }
 }
 
-function mainCf(dir: string, port: number, sinkPort: number): string {
+function mainCf(dir: string, port: number): string {
   return [
     "compatibility_level = 3.6",
     `queue_directory = ${join(dir, "spool")}`,
@@ -180,7 +180,7 @@ async function startPostfix(dir: string, port: number, sinkPort: number): Promis
   await Deno.mkdir(etc, { recursive: true });
   await Deno.mkdir(join(dir, "spool"), { recursive: true });
   await Deno.mkdir(join(dir, "data"), { recursive: true });
-  await Deno.writeTextFile(join(etc, "main.cf"), mainCf(dir, port, sinkPort));
+  await Deno.writeTextFile(join(etc, "main.cf"), mainCf(dir, port));
   await Deno.writeTextFile(join(etc, "master.cf"), masterCf(port));
   await Deno.writeTextFile(join(etc, "transport"), `bench.test smtp:[127.0.0.1]:${sinkPort}\n`);
   const owner = await postfixUser();
