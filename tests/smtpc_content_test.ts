@@ -101,3 +101,49 @@ Deno.test("no stored content ever sends an end of data before the end, nor a bar
     });
   }
 });
+
+/** The rule byte by byte, the obvious way: what DotStuffer's line-at-a-time copy must match. */
+function reference(input: Uint8Array): string {
+  let out = "";
+  let atLineStart = true;
+  let pendingCR = false;
+  for (const b of input) {
+    if (pendingCR) {
+      pendingCR = false;
+      out += "\r\n";
+      atLineStart = true;
+      if (b === 10) continue;
+    }
+    if (b === 13) pendingCR = true;
+    else if (b === 10) {
+      out += "\r\n";
+      atLineStart = true;
+    } else {
+      if (atLineStart && b === 46) out += ".";
+      out += String.fromCharCode(b);
+      atLineStart = false;
+    }
+  }
+  if (pendingCR || !atLineStart) out += "\r\n";
+  return out + ".\r\n";
+}
+
+Deno.test("DotStuffer equals the byte-by-byte rule on random content and random chunking", () => {
+  let seed = 13;
+  const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  const alphabet = [13, 10, 46, 97, 98, 32];
+  for (let round = 0; round < 500; round++) {
+    const input = Uint8Array.from({ length: rand(200) }, () => alphabet[rand(alphabet.length)]);
+    const s = new DotStuffer();
+    const out = new Uint8Array(DotStuffer.outputSize(input.length));
+    let o = 0;
+    for (let i = 0; i < input.length;) {
+      const size = 1 + rand(40);
+      o += s.transform(input.subarray(i, i + size), out.subarray(o));
+      i += size;
+    }
+    o += s.finish(out.subarray(o));
+    const got = String.fromCharCode(...out.subarray(0, o));
+    assert.equal(got, reference(input), JSON.stringify(String.fromCharCode(...input)));
+  }
+});

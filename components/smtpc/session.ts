@@ -221,7 +221,7 @@ export class Transaction {
   async #content(): Promise<void> {
     const { link, content } = this.p;
     this.#stage = "sending message content";
-    await sendContent(content, (bytes) => link.wire.write(bytes, link.deadlines.block));
+    await sendContent(content, (bytes) => link.wire.write(bytes, link.deadlines.block), this.p.ta.size);
     this.#afterDot = true;
     this.#stage = "waiting for the reply to end of data";
   }
