@@ -36,7 +36,8 @@ function summarise(name: string, p: Profile, top: number): string[] {
     if (!n) return;
     total += dt;
     const fn = n.callFrame.functionName || "(anonymous)";
-    if (fn === "(idle)") return void (idle += dt);
+    // A worker waiting at start for the profiler to attach is not work.
+    if (fn === "(idle)" || fn === "op_worker_maybe_wait_for_debugger") return void (idle += dt);
     if (fn === "(garbage collector)") gc += dt;
     const key = IDLE.has(fn) ? fn : `${fn} ${short(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
     self.set(key, (self.get(key) ?? 0) + dt);
@@ -46,8 +47,9 @@ function summarise(name: string, p: Profile, top: number): string[] {
   const owners = new Map<string, number>();
   for (const [key, t] of self) {
     const m = / components\/([a-z_]+)\//.exec(key);
-    if (m && m[1] !== "protocol" && m[1] !== "util" && m[1] !== "mail") {
-      owners.set(m[1], (owners.get(m[1]) ?? 0) + t);
+    const component = m?.[1] === "smtp_io" ? "smtps" : m?.[1];
+    if (component && !["protocol", "util", "mail"].includes(component)) {
+      owners.set(component, (owners.get(component) ?? 0) + t);
     }
   }
   const owner = [...owners].sort((a, b) => b[1] - a[1])[0]?.[0] ?? "?";
