@@ -12,6 +12,7 @@ import { buildMapSpec, declareMaps } from "./maps.ts";
 import { buildSmar } from "./build_smar.ts";
 import { buildMilter, buildPolicyService } from "./build_filters.ts";
 import { DSN_FLAGS, TOP } from "./schema.ts";
+import { FACILITIES, parseSyslogTarget } from "./log_settings.ts";
 import type { Config, LdaConfig, ListenSocket, MapSpec, QmgrConfig, SmtpsConfig } from "./types.ts";
 
 /** Parses smx.conf text into a Config (defaults for what it does not set); `source` names it in errors. */
@@ -36,6 +37,7 @@ export function parseConfig(text: string, source: string): Config {
         break;
       case "log":
         config.log = { ...config.log, ...block.values };
+        checkLog(config.log, block, fail);
         break;
       case "qmgr":
         buildQmgr(config.qmgr, block, resolve);
@@ -84,6 +86,23 @@ export async function loadConfig(path?: string): Promise<Config> {
 }
 
 type Fail = (pos: Pos, detail: string) => never;
+
+/** The log section's facility is one syslog(3) knows, its syslog server one we can send to. */
+function checkLog(log: NonNullable<Config["log"]>, block: Block, fail: Fail): void {
+  if (log.facility !== undefined && FACILITIES[log.facility.toLowerCase()] === undefined) {
+    fail(
+      block.node,
+      `unknown syslog facility ${log.facility}, expected one of ${Object.keys(FACILITIES).join(", ")}`,
+    );
+  }
+  if (log.syslog_server !== undefined) {
+    try {
+      parseSyslogTarget(log.syslog_server);
+    } catch (err) {
+      fail(block.node, (err as Error).message);
+    }
+  }
+}
 
 function buildQmgr(
   qmgr: QmgrConfig,

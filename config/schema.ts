@@ -349,7 +349,12 @@ export const SMTPC = section(
 );
 
 /** Where log lines go: stderr unless a directory is named. */
-export const LOG = section("log", { directory: "string" } satisfies { [K in keyof LogConfig]: Kind });
+export const LOG = section(
+  "log",
+  { directory: "string", facility: "string", syslog_server: "string" } satisfies {
+    [K in keyof LogConfig]: Kind;
+  },
+);
 
 export const SMAR = section(
   "smar",

@@ -343,6 +343,10 @@ export interface McpConfig {
 export interface LogConfig {
   /** `<directory>/<component>.log` for the MCP and each worker; stderr when absent. */
   directory?: string;
+  /** The syslog facility of every line sent to a syslog server (default `mail`). */
+  facility?: string;
+  /** A syslog server every component also sends its lines to: `udp:HOST[:PORT]` or `tcp:HOST[:PORT]`. */
+  syslog_server?: string;
 }
 
 export interface Config {

@@ -35,7 +35,7 @@ Deno.test("every acknowledged message is delivered while each worker in turn is 
     },
   });
   const mcpLines: string[] = [];
-  log.setSink((line) => line.includes(" mcp") && mcpLines.push(line));
+  log.setSink((line) => line.includes(" smx/mcp[") && mcpLines.push(line));
   const accepted = new Set<string>();
   let refused = 0;
   let running = true;
@@ -97,7 +97,7 @@ Deno.test("every acknowledged message is delivered while each worker in turn is 
         ),
         `the MCP logged the restart of ${name}`,
       );
-      assert.ok(mcpLines.some((l) => l.includes(`mcp [warn]: ${name}#`) && l.endsWith("died: killed")));
+      assert.ok(mcpLines.some((l) => l.includes(`: warning: ${name}#`) && l.endsWith("died: killed")));
     }
     console.log(`chaos: ${accepted.size} acknowledged, ${refused} refused, ${sink.count} deliveries`);
   } finally {

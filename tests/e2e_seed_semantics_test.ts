@@ -185,7 +185,7 @@ Deno.test("the README's access map, aliases, mailertable and protected list mean
         ["RCPT TO:<root@my.dom>", "551 5.7.1 No mail to root"],
         ["RCPT TO:<root@primary.domain>", "250 2.1.5"], // @primary.domain comes first (README 3.12.1)
         ["RCPT TO:<u@primary.domain>", "250 2.1.5"],
-        ["RCPT TO:<u@sub.primary.domain>", "550 5.7.1 Relaying denied"],
+        ["RCPT TO:<u@sub.primary.domain>", "550 5.7.1 Relay access denied"],
         ["RCPT TO:<blocked@local.host>", "550 5.7.0 Rejected."],
         ["RCPT TO:<abuse@local.host>", "250 2.1.5"],
       ]);

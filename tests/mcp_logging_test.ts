@@ -43,12 +43,13 @@ Deno.test("log writes one line per event at or above its level, escaped, to its 
     log.info("smtps", "after reopening");
     log.toFile(undefined);
     const lines = (await Deno.readTextFile(path)).trimEnd().split("\n");
-    const shape = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (\S+(?: \[\w+\])?): (.*)$/;
+    const shape = /^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d (\S+) (\S+)\[(\d+)\]: (.*)$/;
+    const pid = String(Deno.pid);
     assert.deepEqual(lines.map((l) => shape.exec(l)?.slice(1)), [
-      ["mcp [warn]", "a warning"],
-      ["mcp [error]", "forged\\x0d\\x0aline"],
-      ["qmgr [debug]", "details"],
-      ["smtps", "after reopening"],
+      ["localhost", "smx/mcp", pid, "warning: a warning"],
+      ["localhost", "smx/mcp", pid, "error: forged\\x0d\\x0aline"],
+      ["localhost", "smx/qmgr", pid, "details"],
+      ["localhost", "smx/smtpd", pid, "after reopening"],
     ]);
     assert.equal(escapeControls("tab\tstays"), "tab\tstays");
   } finally {
@@ -61,7 +62,7 @@ Deno.test("log writes one line per event at or above its level, escaped, to its 
 /** The `key=value` fields of a Postfix-style line `id: k=v, k=v, status=x (text)`. */
 function fields(line: string): Record<string, string> {
   const out: Record<string, string> = {};
-  const body = line.replace(/^\S+ \S+: [0-9A-F]+: /, "");
+  const body = line.replace(/^.*?\]: [0-9A-F]+: /, "");
   for (const m of body.matchAll(/(\w+)=(<[^>]*>|[^,]*?(?: \(.*\))?)(?:, |$)/g)) out[m[1]] = m[2];
   return out;
 }
@@ -81,11 +82,17 @@ Deno.test("each component logs to its own file and a relayed message leaves pars
     const reply = await smtpSend(mta.port, {
       from: "alice@sender.test",
       to: ["bob@example.com"],
-      body: "Subject: logged\r\n\r\nhello\r\n",
+      body: "Subject: logged\r\nMessage-ID:\r\n <logged@sender.test>\r\n\r\nhello\r\n",
     });
     id = /queued as ([0-9A-F]+)$/.exec(reply)?.[1] ?? "";
     assert.ok(id, reply);
     await sink.waitFor(1, 15_000);
+    // The message leaves the queue once its result is recorded.
+    for (const until = Date.now() + 10_000; Date.now() < until;) {
+      const text = await Deno.readTextFile(join(logDir, "qmgr.log")).catch(() => "");
+      if (text.includes(`${id}: removed`)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
   } finally {
     await mta.mta.stop();
     await sink.close();
@@ -93,30 +100,35 @@ Deno.test("each component logs to its own file and a relayed message leaves pars
   try {
     const read = async (name: string) => (await Deno.readTextFile(join(logDir, `${name}.log`))).split("\n");
     const [mcp, smtps, qmgr, smtpc] = await Promise.all(["mcp", "smtps", "qmgr", "smtpc"].map(read));
-    assert.ok(mcp.some((l) => l.endsWith("mcp: all components ready")), mcp.join("\n"));
-    assert.ok(mcp.some((l) => l.endsWith("mcp: stopped (exit code 0)")), mcp.join("\n"));
-    assert.ok(smtps.every((l) => l === "" || / smtps( \[\w+\])?: /.test(l)), "only smtps lines in smtps.log");
+    assert.ok(mcp.some((l) => /smx\/mcp\[\d+\]: all components ready$/.test(l)), mcp.join("\n"));
+    assert.ok(mcp.some((l) => /smx\/mcp\[\d+\]: stopped \(exit code 0\)$/.test(l)), mcp.join("\n"));
+    assert.ok(
+      smtps.every((l) => l === "" || / smx\/smtpd\[\d+\]: /.test(l)),
+      "only smtps lines in smtps.log",
+    );
 
-    const connect = smtps.filter((l) => / smtps: connect from \[127\.0\.0\.1\]( |$)/.test(l));
+    const connect = smtps.filter((l) => /: connect from unknown\[127\.0\.0\.1\]( |$)/.test(l));
     assert.equal(connect.length, 1, smtps.join("\n"));
-    const disconnect = smtps.find((l) => / smtps: disconnect from \[127\.0\.0\.1\]/.test(l));
+    const disconnect = smtps.find((l) => /: disconnect from unknown\[127\.0\.0\.1\]/.test(l));
     assert.match(disconnect ?? "", /commands=5\b/, "EHLO MAIL RCPT DATA QUIT");
 
-    const received = fields(smtps.find((l) => l.includes(`smtps: ${id}: `) && l.includes("from=<")) ?? "");
-    assert.equal(received.from, "<alice@sender.test>");
-    assert.equal(received.nrcpt, "1");
-    assert.match(received.size ?? "", /^\d+$/);
+    assert.ok(smtps.some((l) => l.endsWith(`]: ${id}: client=unknown[127.0.0.1]`)), smtps.join("\n"));
+    assert.ok(smtps.some((l) => l.endsWith(`]: ${id}: message-id=<logged@sender.test>`)), smtps.join("\n"));
 
-    const sent = qmgr.find((l) => l.includes(`qmgr: ${id}: to=<bob@example.com>`)) ?? "";
+    const sent = qmgr.find((l) => l.includes(`]: ${id}: to=<bob@example.com>`)) ?? "";
     const f = fields(sent);
     assert.equal(f.to, "<bob@example.com>", sent);
     assert.equal(f.relay, `127.0.0.1[127.0.0.1]:${sink.port}`, sent);
-    assert.match(f.delay ?? "", /^\d+\.\d\d$/, sent);
+    assert.match(f.delay ?? "", /^\d+(\.\d+)?$/, sent);
+    assert.match(f.delays ?? "", /^[\d.]+\/[\d.]+\/0\/[\d.]+$/, sent);
     assert.equal(f.dsn, "2.0.0", sent);
     assert.match(f.status ?? "", /^sent \(250 .*\)$/, sent);
-    const queued = fields(qmgr.find((l) => l.includes(`qmgr: ${id}: from=<`)) ?? "");
+    const queued = fields(qmgr.find((l) => l.includes(`]: ${id}: from=<`)) ?? "");
     assert.equal(queued.from, "<alice@sender.test>");
-    assert.ok(smtpc.some((l) => l.includes(`smtpc: ${id}: `)), smtpc.join("\n"));
+    assert.equal(queued.nrcpt, "1 (queue active)");
+    assert.match(queued.size ?? "", /^\d+$/);
+    assert.ok(qmgr.some((l) => l.endsWith(`]: ${id}: removed`)), qmgr.join("\n"));
+    assert.ok(smtpc.some((l) => l.includes(`]: ${id}: `)), smtpc.join("\n"));
   } finally {
     await mta.stop();
   }

@@ -77,11 +77,11 @@ Deno.test("SIGHUP applies a good configuration live", async () => {
     const result = await handleSignal(s.mta.mta, "SIGHUP") as ReloadResult;
     assert.equal(result.ok, true, JSON.stringify(result));
     assert.equal(s.mta.mta.supervisor.config.smtpc.log_level, 2);
-    assert.ok(await logged(s, "smtpc", `smtpc: ${before}: `), "smtpc logged the first delivery");
+    assert.ok(await logged(s, "smtpc", `]: ${before}: `), "smtpc logged the first delivery");
     const after = await relay(s, 2);
     // qmgr logs the result after smtpc has reported it: once qmgr's line is there, smtpc's would be too.
     assert.ok(
-      await logged(s, "qmgr", `qmgr: ${after}: to=<b@example.com>`),
+      await logged(s, "qmgr", `]: ${after}: to=<b@example.com>`),
       "qmgr logged the second delivery",
     );
     assert.ok(!(await logOf(s, "smtpc")).includes(after), "smtpc no longer logs deliveries at log_level 2");
@@ -102,7 +102,7 @@ Deno.test("SIGHUP refuses a broken configuration and keeps the running one", asy
     assert.match(reason, new RegExp(`^${s.conf.replaceAll(".", "\\.")}:\\d+:\\d+: `));
     assert.equal(s.mta.mta.supervisor.config, running);
     const id = await relay(s, 1);
-    assert.ok(await logged(s, "smtpc", `smtpc: ${id}: `), "smtpc still logs at its old level");
+    assert.ok(await logged(s, "smtpc", `]: ${id}: `), "smtpc still logs at its old level");
     assert.match(
       await logOf(s, "mcp"),
       /mcp \[error\]: reload refused, keeping the running configuration: .*smx\.conf:\d+:\d+: /,

@@ -91,7 +91,7 @@ Deno.test("a protected recipient takes mail only from whom its entry allows, exa
       "192.0.2.1",
       "x@example.net",
       "all+x@local.example",
-      "reject 550 5.1.1 all+x@local.example: User unknown",
+      "reject 550 5.1.1 <all+x@local.example>: User unknown",
     ],
   ];
   for (const [label, ip, sender, recipient, want] of cases) {

@@ -35,12 +35,12 @@ const ACCESS_FLAG = ["access"];
 
 Deno.test("RCPT from a client that may not relay: local domains and to: relay only", async (t) => {
   const p = policyOf({ access: ACCESS, mailertable: MAILERTABLE, users: USERS });
-  const denied = "reject 550 5.7.1 Relaying denied";
+  const denied = "reject 550 5.7.1 Relay access denied";
   const cases: [string, string, string][] = [
     ["a local user", "alice@local.example", "accept"],
     ["a local user with a detail", "alice+news@local.example", "accept"],
     ["a local subdomain", "alice@mail.localsub.example", "accept"],
-    ["an unknown local user", "carol@local.example", "reject 550 5.1.1 carol@local.example: User unknown"],
+    ["an unknown local user", "carol@local.example", "reject 550 5.1.1 <carol@local.example>: User unknown"],
     ["a to: relay domain", "u@relay.example", "accept"],
     ["a subdomain of a to: relay parent", "u@a.relayparent.example", "accept"],
     ["to: ok is not relay", "u@notrelay.example", denied],
@@ -78,7 +78,7 @@ Deno.test("RCPT from a client that may relay: anything, even smuggling forms", a
       state: OUTSIDE,
       cert: { verified: false, issuer: "/C=US/O=Example+20CA", subject: "/CN=x" },
       tlsFlags: ["allow_relaying_if_verified"],
-    }, "reject 550 5.7.1 Relaying denied"],
+    }, "reject 550 5.7.1 Relay access denied"],
     ["a certificate issuer with a relay entry", false, {
       state: OUTSIDE,
       cert: { verified: true, issuer: "/C=US/O=Example+20CA", subject: "/CN=x" },
@@ -93,7 +93,7 @@ Deno.test("RCPT from a client that may relay: anything, even smuggling forms", a
       state: OUTSIDE,
       cert: { verified: true, issuer: "/O=Other", subject: "/CN=other" },
       tlsFlags: ["allow_relaying_if_verified", "check_access_map_for_relaying"],
-    }, "reject 550 5.7.1 Relaying denied"],
+    }, "reject 550 5.7.1 Relay access denied"],
   ];
   for (const [label, authorized, ctx, want] of cases) {
     await t.step(label, async () => {
@@ -114,7 +114,7 @@ Deno.test("lmtp_does_not_imply_relaying: a local domain needs a to: relay entry"
       flags: ["lmtp_does_not_imply_relaying"],
       state: OUTSIDE,
     });
-  assert.equal(show(await ask("alice@local.example")), "reject 550 5.7.1 Relaying denied");
+  assert.equal(show(await ask("alice@local.example")), "reject 550 5.7.1 Relay access denied");
   assert.equal(show(await ask("alice@localhost")), "accept");
 });
 

@@ -34,7 +34,7 @@ export function formatReply(r: SmtpReply): string {
     .join("");
 }
 
-/** The reply on one line for logs and results, e.g. `550 5.7.1 Relaying denied`. */
+/** The reply on one line for logs and results, e.g. `550 5.7.1 Relay access denied`. */
 export function replyText(r: SmtpReply): string {
   return `${r.code}${r.status ? ` ${r.status}` : ""} ${r.text.replace(/\n/g, " / ")}`;
 }

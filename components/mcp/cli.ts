@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, formatConfig, loadConfig } from "../../config/mod.ts";
 import type { Config } from "../../config/types.ts";
 import { log } from "../util/log.ts";
+import { syslogTarget } from "../../config/log_settings.ts";
 import { describeDerived } from "./describe.ts";
 import { formatManifest, runCommand, shellWords } from "./manifest.ts";
 import { startMta } from "./mta.ts";
@@ -138,6 +139,16 @@ async function bestPermissions(config: Config, resolvConf?: string) {
 }
 
 async function run(config: Config, permissions: PermissionSets, resolvConf?: string): Promise<number> {
+  log.toSyslog(syslogTarget(config));
+  try {
+    return await runMta(config, permissions, resolvConf);
+  } finally {
+    await log.flushSyslog();
+    log.toSyslog(undefined);
+  }
+}
+
+async function runMta(config: Config, permissions: PermissionSets, resolvConf?: string): Promise<number> {
   log.info("mcp", `starting with ${config.source}`);
   let mta;
   try {

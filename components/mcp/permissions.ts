@@ -7,6 +7,7 @@ import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Config, LdaConfig } from "../../config/types.ts";
 import { logFile } from "../../config/service.ts";
+import { syslogNetPermissions, syslogTarget } from "../../config/log_settings.ts";
 import type { ComponentName, ServiceName } from "../protocol/messages.ts";
 import { controlSocketPath } from "../qmgr/control_protocol.ts";
 import { mailertablePorts } from "../smar/mailertable.ts";
@@ -83,10 +84,13 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
     },
     ...(config.lda ? { lda: ldaPermissions(config.lda) } : {}),
   };
-  // With a log directory, each worker appends to its own file there (and may touch no other).
+  // With a log directory, each worker appends to its own file there (and may touch no other); with a
+  // syslog server, each sends its lines there.
+  const syslog = syslogTarget(config);
   for (const [name, set] of Object.entries(sets) as [string, WorkerPermissions][]) {
     const file = logFile(config, name);
     if (file !== undefined) set.write = [...(set.write || []), file];
+    if (syslog) set.net = unique([...(set.net || []), ...syslogNetPermissions(syslog)]);
   }
   return sets;
 }

@@ -15,7 +15,7 @@ export const SERVICES: readonly ServiceName[] = ["lda"];
 /** Any worker the MCP starts: a core component or an optional service. */
 export type WorkerName = ComponentName | ServiceName;
 
-/** A reply as the SMTP server will send it: `code status text`, e.g. 550 5.7.1 Relaying denied. */
+/** A reply as the SMTP server will send it: `code status text`, e.g. 550 5.7.1 Relay access denied. */
 export interface SmtpReply {
   code: number;
   /** Enhanced status code (RFC 3463), e.g. "5.7.1". */

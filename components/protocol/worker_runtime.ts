@@ -9,7 +9,7 @@ import { logFile, serviceOptions } from "../../config/service.ts";
 import type { ComponentStatus, McpFrame, WorkerFrame } from "./frames.ts";
 import { PROTOCOL_VERSION, type WorkerName } from "./messages.ts";
 import { Endpoint } from "./endpoint.ts";
-import { log } from "../util/log.ts";
+import { applyLogIdentity, log } from "../util/log.ts";
 
 /** sysexits.h codes a worker reports with `fatal`: the MCP stops the MTA instead of restarting. */
 export const EX_NOPERM = 77;
@@ -60,6 +60,7 @@ const scope = self as any as {
 /** Sets this worker's log level and log file from the configuration; throws when the file cannot be opened. */
 function applyLog(name: WorkerName, config: Config): void {
   log.setLevel(serviceOptions(config, name).log_level);
+  applyLogIdentity(config);
   const path = logFile(config, name);
   try {
     log.toFile(path);
@@ -193,6 +194,7 @@ export function runWorker(name: WorkerName, start: StartFunction): void {
         } finally {
           endpoint.close();
           log.toFile(undefined);
+          log.toSyslog(undefined);
           post({ v: PROTOCOL_VERSION, kind: "stopped", generation });
         }
         return;

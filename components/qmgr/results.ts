@@ -52,6 +52,10 @@ export interface AttemptInfo {
   dsnOffered?: boolean;
   /** The route was LMTP: a success is a final delivery. */
   lmtp?: boolean;
+  /** When qmgr committed the message (known for messages received since qmgr started). */
+  committed?: number;
+  /** When the transaction went to smtpc. */
+  started?: number;
 }
 
 export interface Recorded {
@@ -130,11 +134,46 @@ export interface ResultLog {
   result: RecipientResult;
 }
 
-function logLine(ctx: ResultContext, m: StoredMessage, e: AqEntry, o: ResultLog): void {
-  const delay = ((ctx.now() - m.arrival) / 1000).toFixed(2);
-  const text = `${m.id}: to=<${e.address}>, relay=${relayText(o.relay)}, delay=${delay}, tries=${o.tries}, ` +
-    `dsn=${o.dsn}, status=${o.status} (${o.reply})`;
-  log.info("qmgr", text);
+/**
+ * Postfix's delivery line, which pflogsumm reads: `QID: to=<r>, orig_to=<o>, relay=host[addr]:port,
+ * delay=N, delays=a/b/c/d, dsn=X.Y.Z, status=sent (reply)`. orig_to is the address RCPT named when an
+ * alias or list expanded it (its ORCPT). delays: a before the queue (arrival to commit), b in the queue
+ * (commit to hand-off to smtpc), c connection set-up and d transmission; smtpc does not report when its
+ * connection was up, so c is 0 and d holds both (hand-off to result). Without a hand-off (a failed route
+ * lookup) c and d are 0; a message from before qmgr's start has a 0.
+ */
+export function deliveryLogLine(
+  now: number,
+  m: StoredMessage,
+  e: AqEntry,
+  info: AttemptInfo,
+  o: { relay?: Relay; dsn: string; status: string; reply: string },
+): string {
+  const s = (ms: number) => {
+    const v = Math.max(0, ms) / 1000;
+    return v < 0.1 ? v.toFixed(2).replace(/\.?0+$/, "") || "0" : v < 10 ? v.toFixed(1) : v.toFixed(0);
+  };
+  const committed = info.committed ?? m.arrival;
+  const started = info.started ?? now;
+  const delays = `${s(committed - m.arrival)}/${s(started - committed)}/0/${s(now - started)}`;
+  const original = originalRecipient(e);
+  const orig = original !== undefined && original.toLowerCase() !== e.address.toLowerCase()
+    ? `, orig_to=<${original}>`
+    : "";
+  return `${m.id}: to=<${e.address}>${orig}, relay=${relayText(o.relay)}, delay=${s(now - m.arrival)}, ` +
+    `delays=${delays}, dsn=${o.dsn}, status=${o.status} (${o.reply})`;
+}
+
+/** The address of a recipient's ORCPT (`rfc822;a@b`, xtext decoded as far as logs need), if it has one. */
+function originalRecipient(e: { orcpt?: string }): string | undefined {
+  if (e.orcpt === undefined) return undefined;
+  const semi = e.orcpt.indexOf(";");
+  const value = e.orcpt.slice(semi + 1).trim();
+  return value.replace(/\+([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
+}
+
+function logLine(ctx: ResultContext, m: StoredMessage, e: AqEntry, info: AttemptInfo, o: ResultLog): void {
+  log.info("qmgr", deliveryLogLine(ctx.now(), m, e, info, o));
 }
 
 /** The notice bits a failed recipient gets. */
@@ -174,7 +213,7 @@ export function recordResult(
   const text = replyLine(r.reply);
   const result = storedResult({ ...r, relay: relayInfo });
   const line = (status: ResultLog["status"], reply: string) =>
-    logLine(ctx, m, e, { relay: relayInfo, tries, dsn, status, reply, result: r });
+    logLine(ctx, m, e, info, { relay: relayInfo, tries, dsn, status, reply, result: r });
   try {
     if (r.status === "sent") {
       const success = m.sender !== "" && wants(e.notify, "SUCCESS") &&

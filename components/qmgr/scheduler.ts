@@ -79,6 +79,8 @@ export class Scheduler {
   #notices: Notices | undefined;
   /** Messages being removed (two results may find a message done at once). */
   readonly #removing = new Set<string>();
+  /** When each message received since this start was committed (the `a` of a log line's delays=a/b/c/d). */
+  readonly #committed = new Map<string, number>();
 
   constructor(deps: SchedulerDeps) {
     this.#d = deps;
@@ -112,6 +114,7 @@ export class Scheduler {
 
   /** A freshly committed message whose first `active` recipients hold AQ slots reserved before commit. */
   admit(env: Envelope, active: number): void {
+    this.#committed.set(env.id, this.#d.now());
     if (this.#stopped || active <= 0) return;
     const m = messageOf(env);
     const entries = env.recipients.slice(0, active).map((r, index) => ({
@@ -302,6 +305,7 @@ export class Scheduler {
     }
     ta = { ...ta, route: { ...route, hosts: plan.hosts } };
     let res: SmtpcResult;
+    const started = this.#d.now();
     try {
       res = await this.#d.deliver(ta);
       if (res.type !== "smtpc.result") throw new Error("no result");
@@ -323,6 +327,8 @@ export class Scheduler {
         dsnOffered: res.dsn,
         lmtp: ta.route.protocol === "lmtp",
         retryAt: res.relay === undefined && result.status === "temp" ? retryAt : undefined,
+        committed: this.#committed.get(m.id),
+        started,
       }) || owesNotice;
     }
     // Owed only once every result of the transaction is recorded, so its failures leave in one DSN
@@ -378,6 +384,7 @@ export class Scheduler {
         const path = cdbPath ?? this.#d.store.getMessage(id)?.cdbPath;
         if (path === undefined) return;
         this.#removing.add(id);
+        this.#committed.delete(id);
         void removeMessage(this.#ctx, { id, cdbPath: path }).finally(() => this.#removing.delete(id));
       } else if (this.#d.store.openCount(id) === 0) {
         this.#notices?.owe(id, true);

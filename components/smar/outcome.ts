@@ -9,7 +9,7 @@ export const REPLY = {
   rejected: { code: 550, status: "5.7.0", text: "Rejected." },
   /** `reject` for the client: before the greeting only 554 may refuse (RFC 5321 3.1). */
   connectRejected: { code: 554, status: "5.7.0", text: "Rejected." },
-  relayingDenied: { code: 550, status: "5.7.1", text: "Relaying denied" },
+  relayingDenied: { code: 550, status: "5.7.1", text: "Relay access denied" },
   badRecipient: { code: 501, status: "5.1.3", text: "Bad recipient address syntax" },
   userUnknown: { code: 550, status: "5.1.1", text: "User unknown" },
   senderUnknown: { code: 553, status: "5.1.8", text: "Domain of sender address does not exist" },

@@ -3,7 +3,7 @@
 //    `certissuer:`/`certsubject:` relay entry, a `relay` entry for the client) may send anywhere;
 //    anyone else only to local domains (lmtp: in the mailertable, unless lmtp_does_not_imply_relaying)
 //    or to recipients with a `to:` relay entry, and never with a local part that routes onward
-//    (`u%ext@us`, `ext!u@us`, `"u@ext"@us`): 550 5.7.1 Relaying denied;
+//    (`u%ext@us`, `ext!u@us`, `"u@ext"@us`): 550 5.7.1 Relay access denied;
 // 2. with the `access` flag and no `quick:` entry earlier: the `to:` entry (reject/error refuse; only
 //    quick:ok / quick:relay lift a refusal held back by delay_checks, which is answered now otherwise;
 //    discard drops this recipient, quick:discard the whole transaction), then protected recipients;
@@ -150,13 +150,13 @@ async function localRecipients(
       if (expanded) {
         log.warn("smar", `${rcpt}: alias member ${r.address} is not a local user`);
       } else if (user !== "postmaster") {
-        return { reply: { ...REPLY.userUnknown, text: `${rcpt}: User unknown` } };
+        return { reply: { ...REPLY.userUnknown, text: `<${rcpt}>: User unknown` } };
       }
     }
   } else if (aliases && local && !expanded && !bare) {
     // No local_user_map: the aliases map lists the valid local addresses (README 4.3.2, `user: local:`).
     const user = addressParts(rcpt, delimiter).user.replace(/^"(.*)"$/, "$1").toLowerCase();
-    if (user !== "postmaster") return { reply: { ...REPLY.userUnknown, text: `${rcpt}: User unknown` } };
+    if (user !== "postmaster") return { reply: { ...REPLY.userUnknown, text: `<${rcpt}>: User unknown` } };
   }
   return { recipients: list, expanded: expanded || bare };
 }

@@ -15,13 +15,21 @@ export const WRITE_BUFFER = 64 * 1024;
 
 export type Refusal = "too_big" | "too_many_hops" | "write_error";
 
-/** Counts Received: header fields in the header section of the content, which ends at the first empty line. */
-class HopCounter {
+/** Longest Message-ID value kept for the log. */
+const MAX_MESSAGE_ID = 250;
+
+/**
+ * Reads the header section of the content, which ends at the first empty line: counts its Received:
+ * fields and keeps the value of its first Message-ID: field (unfolded, cut at MAX_MESSAGE_ID).
+ */
+class HeaderScanner {
   count = 0;
+  #messageId: string | undefined;
   #inHeader = true;
-  #atLineStart = true;
-  #prefix = ""; // the first bytes of the current line, up to "received:".length
+  #prefix = ""; // the first bytes of the current line, up to "message-id:".length
   #lineLength = 0;
+  #id: string | undefined; // the Message-ID value being read (its line and continuations)
+  #inId = false;
 
   feed(run: Uint8Array): void {
     for (let i = 0; i < run.length && this.#inHeader; i++) {
@@ -30,21 +38,40 @@ class HopCounter {
         // An empty line (only CR before the LF, or nothing) ends the header section.
         if (this.#lineLength === 0 || (this.#lineLength === 1 && this.#prefix === "\r")) {
           this.#inHeader = false;
+          this.#endId();
         }
-        this.#atLineStart = true;
         this.#prefix = "";
         this.#lineLength = 0;
         continue;
       }
+      if (this.#lineLength === 0 && this.#inId && b !== 0x20 && b !== 0x09) this.#endId();
       this.#lineLength++;
-      if (this.#atLineStart && this.#prefix.length < 9) {
+      if (this.#inId) {
+        if (b !== 0x0d && this.#id!.length < MAX_MESSAGE_ID) this.#id += String.fromCharCode(b);
+        continue;
+      }
+      if (this.#prefix.length < 11 && this.#lineLength === this.#prefix.length + 1) {
         this.#prefix += String.fromCharCode(b).toLowerCase();
-        if (this.#prefix.length === 9) {
-          if (this.#prefix === "received:") this.count++;
-          this.#atLineStart = false;
+        if (this.#prefix === "received:") this.count++;
+        if (this.#prefix === "message-id:" && this.#messageId === undefined && this.#id === undefined) {
+          this.#id = "";
+          this.#inId = true;
         }
       }
     }
+  }
+
+  /** The first Message-ID value (one still being read when the content ended counts). */
+  get messageId(): string | undefined {
+    if (this.#messageId !== undefined || !this.#inId) return this.#messageId;
+    return this.#id!.replace(/\s+/g, " ").trim() || undefined;
+  }
+
+  #endId(): void {
+    if (!this.#inId) return;
+    this.#inId = false;
+    const value = this.#id!.replace(/\s+/g, " ").trim();
+    if (value !== "") this.#messageId = value;
   }
 }
 
@@ -54,7 +81,7 @@ export class MessageFile implements ContentSink {
   readonly #maxSize: number;
   readonly #maxHops: number;
   readonly #buffer = new Uint8Array(WRITE_BUFFER);
-  readonly #hops = new HopCounter();
+  readonly #hops = new HeaderScanner();
   #fill = 0;
   #closed = false;
   /** Bytes of content received from the client (after dot-unstuffing, before our Received: header). */
@@ -75,6 +102,11 @@ export class MessageFile implements ContentSink {
   static async create(path: string, maxSize: number, maxHops: number): Promise<MessageFile> {
     const file = await Deno.open(path, { write: true, createNew: true, mode: PRIVATE_FILE });
     return new MessageFile(path, file, maxSize, maxHops);
+  }
+
+  /** The content's Message-ID (as written, `<...>`), once its header section has been read. */
+  get messageId(): string | undefined {
+    return this.#hops.messageId;
   }
 
   /** Writes bytes we add ourselves (the Received: header); they do not count against the limits. */

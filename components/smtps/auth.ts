@@ -129,22 +129,30 @@ export async function authenticate(s: Session, arg: string): Promise<void> {
       ok = credentials !== undefined &&
         await s.env.credentials.verify(credentials.user, credentials.password);
     } catch (err) {
-      log.error(COMPONENT, `AUTH for [${s.ip}] failed: ${(err as Error).message}`);
+      log.error(COMPONENT, `AUTH for ${s.clientLabel} failed: ${(err as Error).message}`);
       return s.refuse("AUTH", R.authTemporaryFailure);
     }
     if (ok) {
       s.auth = { user: credentials!.user, mechanism, trusted: s.env.trustedMechanisms.includes(mechanism) };
-      log.info(COMPONENT, `[${s.ip}] authenticated as ${printable(credentials!.user)} with ${mechanism}`);
+      log.info(
+        COMPONENT,
+        `${s.clientLabel}: sasl_method=${mechanism}, sasl_username=${printable(credentials!.user)}`,
+      );
       return s.reply(R.authOk);
     }
     s.authFailures++;
     const delay = Math.min(cfg.failure_delay * s.authFailures, MAX_FAILURE_DELAY_MS);
     await new Promise((resolve) => setTimeout(resolve, delay));
-    const detail = `mechanism=${mechanism}${credentials ? ` user=${printable(credentials.user)}` : ""}`;
+    // Postfix's line, which fail2ban's postfix filter (mode auth) bans on.
+    const user = credentials ? `, sasl_username=${printable(credentials.user)}` : "";
+    log.warn(
+      COMPONENT,
+      `${s.clientLabel}: SASL ${mechanism} authentication failed: authentication failure${user}`,
+    );
     if (cfg.max_failures > 0 && s.authFailures >= cfg.max_failures) {
-      return s.end("AUTH", R.tooManyAuthFailures(s.host), detail);
+      return s.end("AUTH", R.tooManyAuthFailures(s.host), `after ${s.authFailures} failures`);
     }
-    s.refuse("AUTH", R.authFailed, detail);
+    s.refuse("AUTH", R.authFailed, "", { quiet: true });
   } finally {
     s.busy = false;
   }

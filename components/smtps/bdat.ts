@@ -47,7 +47,7 @@ export async function receiveChunk(s: Session, size: number, last: boolean): Pro
     const tooBig = max > 0 && m.file.contentSize + size > max;
     const complete = await readChunk(s.input, size, tooBig ? undefined : m.file, io);
     if (!complete) {
-      log.info(COMPONENT, `${m.id}: lost connection from [${s.ip}] during BDAT`);
+      log.info(COMPONENT, `${m.id}: lost connection after BDAT from ${s.clientLabel}`);
       return; // the session sees the end of input and drops the transaction with its file
     }
     if (tooBig || m.file.refusal) {

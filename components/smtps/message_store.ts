@@ -89,7 +89,10 @@ export async function commitMessage(
       return false;
   }
   if (s.discardAll || t.discard || t.recipients.length === 0) {
-    log.info(COMPONENT, `${id}: discarded as the access map says: client=[${s.ip}], ${detail}`);
+    log.info(
+      COMPONENT,
+      `${id}: discard: END-OF-MESSAGE from ${s.clientLabel}: the access map says so; ${detail}`,
+    );
     s.reply(R.queued(id));
     return false;
   }
@@ -132,11 +135,10 @@ export async function commitMessage(
   };
   const answer = await commitEnvelope(s.env.endpoint, envelope);
   if (answer.type === "qmgr.committed" && answer.id === id) {
+    // Postfix's smtpd and cleanup lines: pflogsumm counts a message received from its `client=` line.
     const auth = s.auth ? `, sasl_method=${s.auth.mechanism}, sasl_username=${printable(s.auth.user)}` : "";
-    log.info(
-      COMPONENT,
-      `${id}: client=[${s.ip}]${auth}, from=<${t.sender}>, size=${envelope.size}, nrcpt=${envelope.recipients.length}`,
-    );
+    log.info(COMPONENT, `${id}: client=${s.clientLabel}${auth}`);
+    if (file.messageId !== undefined) log.info(COMPONENT, `${id}: message-id=${file.messageId}`);
     s.reply(R.queued(id));
     return true;
   }

@@ -25,7 +25,7 @@ export async function receiveMessage(s: Session): Promise<void> {
     await s.flush();
     const result = await readData(s.input, m.file, s.env.server.io_timeout, s.strictNewlines);
     if (result === "eof") {
-      log.info(COMPONENT, `${m.id}: lost connection from [${s.ip}] during DATA`);
+      log.info(COMPONENT, `${m.id}: lost connection after DATA from ${s.clientLabel}`);
       return; // the session loop sees the end of input next
     }
     if (result === "bare_newline") {

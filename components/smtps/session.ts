@@ -25,6 +25,9 @@ import { clientIp, endSocket } from "../smtp_io/socket.ts";
 import { type TlsInfo, tlsInfo, upgrade } from "./tls.ts";
 import type { Transaction } from "./transaction.ts";
 
+/** The stages whose policy refusals are logged as Postfix's `reject:` lines. */
+const POLICY_STAGES = new Set(["CONNECT", "MAIL", "RCPT", "DATA", "BDAT"]);
+
 /** Where the session is in the dialogue; the transaction's content lives in `Session.transaction`. */
 export type State =
   /** Connected, no HELO/EHLO yet (again after STARTTLS). */
@@ -121,13 +124,36 @@ export class Session {
     this.#replies.push(formatReply(this.env.softBounce ? softBounce(r) : r));
   }
 
-  /** Sends a refusal and logs it the way operators grep for it. */
-  refuse(stage: string, r: SmtpReply, detail = ""): void {
+  /** The client as Postfix's logs name it: `name[address]`, `unknown[address]` without a confirmed name. */
+  get clientLabel(): string {
+    return `${this.policyState?.clientName ?? "unknown"}[${this.ip}]`;
+  }
+
+  /**
+   * Sends a refusal and logs it the way operators' tools read it. A policy refusal of a stage of the mail
+   * dialogue (CONNECT, MAIL, RCPT, DATA, BDAT) is Postfix's `NOQUEUE: reject: RCPT from host[addr]:
+   * REPLY; from=<..> to=<..> proto=ESMTP helo=<..>` (pflogsumm counts it, fail2ban bans on it); any
+   * other refusal (a syntax error, a limit, a timeout, AUTH) is `STAGE [DETAIL] from host[addr]: REPLY`;
+   * `quiet` refusals were logged by the caller.
+   */
+  refuse(stage: string, r: SmtpReply, detail = "", how: { policy?: boolean; quiet?: boolean } = {}): void {
     const sent = this.env.softBounce ? softBounce(r) : r;
-    log.info(
-      COMPONENT,
-      `reject: ${stage} from [${this.ip}]: ${replyText(sent)}${detail ? `; ${detail}` : ""}`,
-    );
+    if (how.quiet) {
+      // logged by the caller
+    } else if (how.policy !== false && POLICY_STAGES.has(stage)) {
+      const proto = `proto=${this.esmtp ? "ESMTP" : "SMTP"}${this.helo ? ` helo=<${this.helo}>` : ""}`;
+      log.info(
+        COMPONENT,
+        `NOQUEUE: reject: ${stage} from ${this.clientLabel}: ${replyText(sent)}; ${
+          detail ? `${detail} ` : ""
+        }${proto}`,
+      );
+    } else {
+      log.info(
+        COMPONENT,
+        `${stage}${detail ? ` ${detail}` : ""} from ${this.clientLabel}: ${replyText(sent)}`,
+      );
+    }
     this.reply(r);
     if (r.code === 421) this.#quit = true; // 421 closes the channel (RFC 5321 4.2.3), e.g. smar's greylisting
   }
@@ -136,7 +162,7 @@ export class Session {
   badCommand(stage: string, r: SmtpReply): void {
     this.badCommands++;
     if (this.transaction) this.transaction.badCommands++;
-    this.refuse(stage, r);
+    this.refuse(stage, r, "", { policy: false });
   }
 
   /** Counts an address refused for its syntax or by policy (max_invalid_addresses_*). */
@@ -152,8 +178,8 @@ export class Session {
   }
 
   /** Ends the session after `r` (a 421 or a 554 for a protocol violation), logged as a refusal. */
-  end(stage: string, r: SmtpReply, detail = ""): void {
-    this.refuse(stage, r, detail);
+  end(stage: string, r: SmtpReply, detail = "", how: { policy?: boolean; quiet?: boolean } = {}): void {
+    this.refuse(stage, r, detail, how);
     this.#quit = true;
   }
 
@@ -187,12 +213,14 @@ export class Session {
   async startTls(): Promise<boolean> {
     await this.flush();
     const dropped = this.input.detach();
-    if (dropped > 0) log.warn(COMPONENT, `dropped ${dropped} bytes sent with STARTTLS by [${this.ip}]`);
+    if (dropped > 0) {
+      log.warn(COMPONENT, `dropped ${dropped} bytes sent with STARTTLS by ${this.clientLabel}`);
+    }
     let secure: TLSSocket;
     try {
       secure = await upgrade(this.#socket, this.env.tls!, this.env.server.io_timeout);
     } catch (err) {
-      log.info(COMPONENT, `TLS handshake with [${this.ip}] failed: ${(err as Error).message}`);
+      log.info(COMPONENT, `SSL_accept error from ${this.clientLabel}: ${(err as Error).message}`);
       return false;
     }
     this.#socket = secure;
@@ -204,10 +232,11 @@ export class Session {
     this.auth = undefined;
     this.dropTransaction();
     const t = this.tls;
+    const trust = t.subject ? (t.verified ? "Trusted" : "Untrusted") : "Anonymous";
     log.info(
       COMPONENT,
-      `TLS with [${this.ip}]: ${t.version} ${t.cipher}, client certificate ${
-        t.subject ? `${t.subject} ${t.verified ? "verified" : "not verified"}` : "none"
+      `${trust} TLS connection established from ${this.clientLabel}: ${t.version} with cipher ${t.cipher}${
+        t.subject ? `, client certificate ${t.subject}` : ""
       }`,
     );
     return true;
@@ -215,12 +244,15 @@ export class Session {
 
   async #run(): Promise<void> {
     const server = this.env.server;
-    log.info(COMPONENT, `connect from [${this.ip}] to ${server.name}`);
     let qmgrAccepted = false;
+    let connected = false;
     try {
       const admission = await admit(this.env.endpoint, this.ip, this.host, checkContext(this));
       qmgrAccepted = admission.qmgrAccepted;
       this.policyState = admission.state;
+      // Logged once the client's name is known (smar's connect checks look it up when the access map asks).
+      log.info(COMPONENT, `connect from ${this.clientLabel} to ${server.name}`);
+      connected = true;
       this.discardAll = admission.discard === true;
       if (admission.refusal) {
         // Before the greeting only 421 and 554 are allowed (RFC 5321 3.1): soft_bounce makes it 421.
@@ -241,14 +273,15 @@ export class Session {
       } else if (err instanceof InputInterrupted) {
         this.reply(R.shuttingDown(this.host));
       } else {
-        log.error(COMPONENT, `session with [${this.ip}] failed: ${(err as Error).stack ?? err}`);
+        log.error(COMPONENT, `session with ${this.clientLabel} failed: ${(err as Error).stack ?? err}`);
         this.reply(R.unavailable(this.host));
       }
     } finally {
       if (this.transaction) this.dropTransaction();
       await this.#close();
       if (qmgrAccepted) connectionClosed(this.env.endpoint, this.ip);
-      log.info(COMPONENT, `disconnect from [${this.ip}] commands=${this.commands}`);
+      if (!connected) log.info(COMPONENT, `connect from ${this.clientLabel} to ${server.name}`);
+      log.info(COMPONENT, `disconnect from ${this.clientLabel} commands=${this.commands}`);
     }
   }
 
@@ -274,7 +307,7 @@ export class Session {
       switch (line.kind) {
         case "eof":
           this.commands--;
-          log.info(COMPONENT, `lost connection after ${this.lastVerb} from [${this.ip}]`);
+          log.info(COMPONENT, `lost connection after ${this.lastVerb} from ${this.clientLabel}`);
           return;
         case "too_long":
           this.badCommand("command", R.lineTooLong);

@@ -120,14 +120,14 @@ export class Target {
     let open = -1;
     for (const until = Date.now() + 10_000; open !== 0 && Date.now() < until;) {
       const lines = (await Deno.readTextFile(join(this.logDir, "smtps.log"))).split("\n");
-      open = lines.filter((l) => / smtps: connect from /.test(l)).length -
-        lines.filter((l) => / smtps: disconnect from /.test(l)).length;
+      open = lines.filter((l) => / smx\/smtpd\[\d+\]: connect from /.test(l)).length -
+        lines.filter((l) => / smx\/smtpd\[\d+\]: disconnect from /.test(l)).length;
       if (open !== 0) await new Promise((r) => setTimeout(r, 50));
     }
     assert.equal(open, 0, `${family}: smtps sessions still open after their clients left`);
     for (const name of ["smtps", "qmgr", "smar", "smtpc", "mcp"]) {
       const text = await Deno.readTextFile(join(this.logDir, `${name}.log`)).catch(() => "");
-      const errors = text.split("\n").filter((l) => / \[error\]: /.test(l));
+      const errors = text.split("\n").filter((l) => /\]: (error|fatal|panic): /.test(l));
       assert.deepEqual(errors, [], `${family}: ${name} logged errors`);
     }
     await this.closeAll();
@@ -162,7 +162,9 @@ export class Target {
     assert.match(reply, /^250 2\.0\.0 Ok: queued as [0-9A-F]+$/);
     await this.healthy("the normal message");
     const log = await Deno.readTextFile(join(this.logDir, "smtps.log"));
-    const logged = log.split("\n").filter((l) => l.includes(" smtps: reject: ")).length;
+    // Policy refusals (`NOQUEUE: reject: RCPT from host[addr]: 550 ...`) and the others (`RCPT from
+    // host[addr]: 501 ...`) both name the client and the reply.
+    const logged = log.split("\n").filter((l) => / from \S+\[[^\]]+\]: [45]\d\d /.test(l)).length;
     assert.ok(logged >= refusals, `${logged} refusals logged, expected at least ${refusals}`);
     // deno-lint-ignore no-control-regex
     assert.ok(!/[\x00-\x08\x0b-\x1f\x7f]/.test(log), "no raw control characters in the log");

@@ -89,7 +89,7 @@ export function policyOf(t: PolicyTexts): Policy & { dns: ReturnType<typeof fake
   return Object.assign(policy, { dns: resolver });
 }
 
-/** A verdict as one comparable line: `accept`, `reject 550 5.7.1 Relaying denied`, plus flags. */
+/** A verdict as one comparable line: `accept`, `reject 550 5.7.1 Relay access denied`, plus flags. */
 export function show(v: Verdict): string {
   const parts: string[] = [v.action];
   if (v.reply) parts.push(`${v.reply.code} ${v.reply.status} ${v.reply.text}`);
