@@ -93,7 +93,7 @@ Deno.test("every acknowledged message is delivered while each worker in turn is 
       assert.ok(sup.restarts(name) >= 1, `${name} restarts counted`);
       assert.ok(
         mcpLines.some((l) =>
-          new RegExp(`mcp: ${name} restarted as generation \\d+ \\(restart \\d+\\)`).test(l)
+          new RegExp(`smx\\/mcp\\[\\d+\\]: ${name} restarted as generation \\d+ \\(restart \\d+\\)`).test(l)
         ),
         `the MCP logged the restart of ${name}`,
       );

@@ -85,7 +85,7 @@ Deno.test("SIGHUP applies a good configuration live", async () => {
       "qmgr logged the second delivery",
     );
     assert.ok(!(await logOf(s, "smtpc")).includes(after), "smtpc no longer logs deliveries at log_level 2");
-    assert.match(await logOf(s, "mcp"), /mcp: configuration reloaded from .*smx\.conf\n/);
+    assert.match(await logOf(s, "mcp"), /smx\/mcp\[\d+\]: configuration reloaded from .*smx\.conf\n/);
   } finally {
     await teardown(s);
   }
@@ -105,7 +105,7 @@ Deno.test("SIGHUP refuses a broken configuration and keeps the running one", asy
     assert.ok(await logged(s, "smtpc", `]: ${id}: `), "smtpc still logs at its old level");
     assert.match(
       await logOf(s, "mcp"),
-      /mcp \[error\]: reload refused, keeping the running configuration: .*smx\.conf:\d+:\d+: /,
+      /smx\/mcp\[\d+\]: error: reload refused, keeping the running configuration: .*smx\.conf:\d+:\d+: /,
     );
   } finally {
     await teardown(s);
