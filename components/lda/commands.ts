@@ -97,7 +97,10 @@ async function rcpt(s: LmtpSession, arg: string): Promise<void> {
   if (t.rcpts.length >= MAX_RECIPIENTS) return s.reply(CR.tooManyRecipients);
   const checked = await s.store.check(parsed.recipient, t.size);
   if (!checked.ok) {
-    log.info("lda", `reject: RCPT from [${s.ip}]: to=<${parsed.recipient}>: ${checked.reply.code}`);
+    log.info(
+      "lda",
+      `NOQUEUE: reject: RCPT from unknown[${s.ip}]: ${checked.reply.code}; to=<${parsed.recipient}> proto=LMTP`,
+    );
     return s.reply(checked.reply);
   }
   t.rcpts.push(checked.rcpt);

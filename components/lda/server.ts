@@ -73,7 +73,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     socket.once("close", () => sockets.delete(socket));
     if (stopping) return void endSocket(socket, formatReply(closing));
     if (sessions.size >= lda.max_threads) {
-      log.info(COMPONENT, `reject: CONNECT from [${socket.remoteAddress}]: ${replyText(busy)}`);
+      log.info(COMPONENT, `CONNECT from unknown[${socket.remoteAddress}]: ${replyText(busy)}`);
       return void endSocket(socket, formatReply(busy));
     }
     const session = new LmtpSession(socket, store, lda.hostname, lda.io_timeout);

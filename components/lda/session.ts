@@ -84,7 +84,7 @@ export class LmtpSession {
   /** A syntax or sequence error: replied, logged, counted (too many end the session). */
   badCommand(verb: string, r: SmtpReply): void {
     this.badCommands++;
-    log.info(COMPONENT, `reject: ${verb} from [${this.ip}]: ${replyText(r)}`);
+    log.info(COMPONENT, `${verb} from unknown[${this.ip}]: ${replyText(r)}`);
     this.reply(r);
   }
 
@@ -102,18 +102,18 @@ export class LmtpSession {
   }
 
   async #run(): Promise<void> {
-    log.info(COMPONENT, `connect from [${this.ip}]`);
+    log.info(COMPONENT, `connect from unknown[${this.ip}]`);
     try {
       this.reply(SR.greeting(this.host));
       await this.#loop();
     } catch (err) {
       if (err instanceof InputTimeout) {
-        log.info(COMPONENT, `timeout after ${this.lastVerb} from [${this.ip}]`);
+        log.info(COMPONENT, `timeout after ${this.lastVerb} from unknown[${this.ip}]`);
         this.reply(SR.timeout(this.host));
       } else if (err instanceof InputInterrupted) {
         this.reply(SR.shuttingDown(this.host));
       } else {
-        log.error(COMPONENT, `session with [${this.ip}] failed: ${(err as Error).stack ?? err}`);
+        log.error(COMPONENT, `session with unknown[${this.ip}] failed: ${(err as Error).stack ?? err}`);
         this.reply(SR.unavailable(this.host));
       }
     } finally {
@@ -123,7 +123,7 @@ export class LmtpSession {
         // The client stopped reading; nothing more to tell it.
       }
       await endSocket(this.#socket);
-      log.info(COMPONENT, `disconnect from [${this.ip}] commands=${this.commands}`);
+      log.info(COMPONENT, `disconnect from unknown[${this.ip}] commands=${this.commands}`);
     }
   }
 

@@ -66,7 +66,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
         const r = R.tooManySessions(server.hostname);
         log.info(
           COMPONENT,
-          `reject: CONNECT from [${clientIp(socket)}]: ${replyText(r)}; server=${server.name}`,
+          `CONNECT from unknown[${clientIp(socket)}]: ${replyText(r)}; server=${server.name}`,
         );
         return void endSocket(socket, formatReply(r));
       }
