@@ -117,7 +117,7 @@ Deno.test({
         `local.test\t${local.port}^lmtp:[127.0.0.1]`,
         "",
       ].join("\n"),
-      access: "to:example.com\tRELAY\n",
+      access: "to:@example.com\tRELAY\n",
       adjust(c) {
         c.log = { directory: join(dir, "log"), syslog_server: `tcp:127.0.0.1:${syslog.port}` };
         c.smar.aliases = { name: "aliases", type: "hash", file: join(dir, "aliases") };
