@@ -11,7 +11,14 @@ import { type Sink, startSink } from "./helpers/smtp_sink.ts";
 import { freePort } from "./helpers/harness.ts";
 import { SmtpConnection } from "./helpers/smtp_client.ts";
 import { type DnsServer, startDnsServer } from "./helpers/dns_server.ts";
-import { dkimpySign, dkimpyVerify, type KeyPair, rsaKeyPair } from "./mailauth/fixtures.ts";
+import {
+  dkimpyArcSign,
+  dkimpyArcVerify,
+  dkimpySign,
+  dkimpyVerify,
+  type KeyPair,
+  rsaKeyPair,
+} from "./mailauth/fixtures.ts";
 
 const AUTHSERV = "mx.example.org";
 const ACCESS = `
@@ -68,7 +75,12 @@ smtps MSA {
 `,
       adjust(config) {
         config.smtps[0].flags = ["8bitmime", "access"];
-        config.smtps[0].authentication = { flags: ["spf", "dkim", "dmarc", "arc"], authserv_id: AUTHSERV };
+        config.smtps[0].authentication = {
+          flags: ["spf", "dkim", "dmarc", "arc"],
+          authserv_id: AUTHSERV,
+          // The seal uses the map's first key (signer.test s1): no entry for the authserv-id's domain.
+          arc_seal: { map: { name: "dkimkeys", type: "hash", file: join(dir, "dkimkeys") } },
+        };
         config.smar.DNS_timeout = 300;
       },
     });
@@ -204,6 +216,26 @@ Deno.test("mail authentication end to end (one MTA, one DNS server, dkimpy)", as
         assert.ok(got.includes("X-Filler-2999: "), "the whole header section is kept");
         assert.equal(authResults(got).filter((l) => l.includes(AUTHSERV)).length, 1);
         assert.doesNotMatch(authResults(got).join("\n"), /dmarc=pass/);
+      },
+    );
+    await t.step(
+      "ARC: what arrives is sealed (cv=none), and a chain dkimpy sealed is verified and sealed again (cv=pass)",
+      async () => {
+        const first = await delivered(w, "Step one.");
+        assert.match(first, /^ARC-Seal: i=1; /);
+        assert.match(first.replace(/\r\n[ \t]+/g, " "), /ARC-Seal: i=1; a=rsa-sha256; .*cv=none/);
+        assert.match(await dkimpyArcVerify(first, w.key.txt), /^pass/);
+
+        const plain = `Authentication-Results: relay.signer.test; spf=pass smtp.mailfrom=signer.test\r\n` +
+          message("alice@signer.test", "Relayed with ARC.\r\n");
+        const arcSet = await dkimpyArcSign(plain, w.keyFile, "s1", "signer.test", "relay.signer.test");
+        assert.match(arcSet, /ARC-Seal: i=1/);
+        assert.match(await send(w.mta.port, "alice@signer.test", arcSet + plain), /^250 /);
+        const got = await delivered(w, "Relayed with ARC.");
+        const ours = authResults(got).find((l) => l.includes(AUTHSERV))!;
+        assert.match(ours, /arc=pass/);
+        assert.match(got.replace(/\r\n[ \t]+/g, " "), /ARC-Seal: i=2; .*cv=pass/);
+        assert.match(await dkimpyArcVerify(got, w.key.txt), /^pass/);
       },
     );
     await t.step(

@@ -1,6 +1,8 @@
 # dkimpy (Debian python3-dkim) for the mail authentication tests: `sign KEYFILE SELECTOR DOMAIN` prints
 # the DKIM-Signature header for the message on stdin; `verify TXT` prints "pass" or "fail" for the
-# message on stdin, the selector's TXT record given (dnsfunc answers every question with it).
+# message on stdin, the selector's TXT record given (dnsfunc answers every question with it);
+# `arc-sign KEYFILE SELECTOR DOMAIN SRV_ID` prints the ARC set dkimpy adds (the message must carry an
+# Authentication-Results: of SRV_ID); `arc-verify TXT` prints the chain's cv (pass, fail, none).
 import sys
 import dkim
 
@@ -15,3 +17,12 @@ elif mode == "verify":
     txt = sys.argv[2].encode()
     ok = dkim.verify(msg, dnsfunc=lambda name, timeout=5: txt)
     print("pass" if ok else "fail")
+elif mode == "arc-sign":
+    key = open(sys.argv[2], "rb").read()
+    headers = dkim.arc_sign(msg, sys.argv[3].encode(), sys.argv[4].encode(), key, sys.argv[5].encode(),
+                            include_headers=[b"from", b"to", b"subject", b"date"])
+    sys.stdout.buffer.write(b"".join(headers))
+elif mode == "arc-verify":
+    txt = sys.argv[2].encode()
+    cv, results, comment = dkim.arc_verify(msg, dnsfunc=lambda name, timeout=5: txt)
+    print(cv.decode(), comment)

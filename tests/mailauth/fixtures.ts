@@ -53,3 +53,19 @@ export function dkimpySign(
 export async function dkimpyVerify(message: string, txt: string): Promise<"pass" | "fail"> {
   return (await python(["verify", txt], message)).trim() as "pass" | "fail";
 }
+
+/** The ARC set dkimpy adds to `message` (which carries an Authentication-Results: of `srvId`). */
+export function dkimpyArcSign(
+  message: string,
+  keyFile: string,
+  selector: string,
+  domain: string,
+  srvId: string,
+): Promise<string> {
+  return python(["arc-sign", keyFile, selector, domain, srvId], message);
+}
+
+/** dkimpy's ARC chain validation of `message`: its cv and comment. */
+export async function dkimpyArcVerify(message: string, txt: string): Promise<string> {
+  return (await python(["arc-verify", txt], message)).trim();
+}
