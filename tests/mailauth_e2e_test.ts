@@ -218,6 +218,19 @@ Deno.test("mail authentication end to end (one MTA, one DNS server, dkimpy)", as
         assert.doesNotMatch(authResults(got).join("\n"), /dmarc=pass/);
       },
     );
+    await t.step("mail authentication: of 200 DKIM signatures only the first 10 are verified", async () => {
+      const plain = message("frank@client.test", "Many signatures.\r\n");
+      const sigs = Array.from(
+        { length: 200 },
+        (_, i) => `DKIM-Signature: v=1; a=rsa-sha256; d=many.test; s=k${i}; h=from; bh=AAAA; b=AAAA\r\n`,
+      ).join("");
+      const before = w.dns.queries.length;
+      assert.match(await send(w.mta.port, "frank@client.test", sigs + plain), /^250 /);
+      const got = await delivered(w, "Many signatures.");
+      const asked = w.dns.queries.slice(before).filter((q) => /^k\d+\._domainkey\.many\.test$/i.test(q.name));
+      assert.ok(asked.length <= 10, `${asked.length} key lookups`);
+      assert.equal(got.split("\r\nDKIM-Signature: ").length - 1, 200, "every signature is stored");
+    });
     await t.step(
       "ARC: what arrives is sealed (cv=none), and a chain dkimpy sealed is verified and sealed again (cv=pass)",
       async () => {

@@ -25,6 +25,12 @@ import { authservIdOf, verifyContent } from "./verify.ts";
 const COMPONENT = "smtps";
 const encoder = new TextEncoder();
 
+/**
+ * Most DKIM-Signature fields verified per message (the topmost, newest ones): each costs a DNS question
+ * and a public key operation, so a message carrying thousands must not make us do thousands.
+ */
+export const MAX_DKIM_SIGNATURES = 10;
+
 /** What the step decided: go on (the file may have been rewritten), refuse with a reply, or discard. */
 export type StepResult = { action: "store" } | { action: "refuse"; reply: SmtpReply } | { action: "discard" };
 
@@ -54,7 +60,17 @@ export async function authenticateContent(
         `${id}: removed ${edit.drop.length} Authentication-Results: claiming ${auth.authservId}`,
       );
     }
-    const outcome = await verifyContent(editedStream(file.path, edit), {
+    // The signatures beyond the first MAX_DKIM_SIGNATURES are left out of what is verified, not stored.
+    const signatures = fields.filter((f) => f.name === "dkim-signature");
+    const unchecked = signatures.slice(MAX_DKIM_SIGNATURES);
+    if (unchecked.length > 0) {
+      log.info(
+        COMPONENT,
+        `${id}: ${signatures.length} DKIM signatures, the first ${MAX_DKIM_SIGNATURES} verified`,
+      );
+    }
+    const verified = { head: edit.head, drop: [...edit.drop, ...unchecked] };
+    const outcome = await verifyContent(editedStream(file.path, verified), {
       resolver: auth.resolver,
       checks: auth.checks,
       authservId: auth.authservId,
