@@ -80,8 +80,9 @@ export const DEFAULT_SOCKET_MAP_TIMEOUT = 5 * SECOND;
 export function defaultSmtpsAuth(map_file: string): SmtpsAuthConfig {
   return {
     map_file,
-    mechanisms: ["plain", "login"],
-    trusted_mechs: ["plain", "login"],
+    // Offered only as far as the flags and the credentials map allow (components/smtps/sasl_mechanisms.ts).
+    mechanisms: ["scram-sha-256", "scram-sha-1", "cram-md5", "plain", "login"],
+    trusted_mechs: ["scram-sha-256", "scram-sha-1", "cram-md5", "plain", "login"],
     max_failures: 3,
     failure_delay: SECOND,
     flags: [],

@@ -95,9 +95,21 @@ export const WORD_LISTS = {
   allow_by: ["sender", "client_ip"],
   match_type: ["generic_lookup", "implicitly_match_detail"],
   tls_flags: ["allow_relaying_if_verified", "check_access_map_for_relaying"],
-  auth_flags: ["allow_plaintext", "received_user"],
+  auth_flags: [
+    "allow_plaintext",
+    "received_user",
+    // Cyrus SASL's security properties (README 3.10 auth flags): they select the mechanisms offered.
+    "noplaintext",
+    "noactive",
+    "nodictionary",
+    "forward_secrecy",
+    "noanonymous",
+    "pass_credentials",
+    "mutual_auth",
+  ],
+  // Every mechanism name the README uses; DIGEST-MD5 (historic) is accepted and never offered.
+  sasl_mechs: ["plain", "login", "cram-md5", "digest-md5", "scram-sha-1", "scram-sha-256"],
   mailauth_flags: ["spf", "dkim", "dmarc", "arc"],
-  sasl_mechs: ["plain", "login"],
   milter_flags: ["abort", "accept_but_reconnect"],
   policy_stages: ["rcpt", "data", "end_of_data"],
 } as const satisfies Partial<Record<Kind, readonly string[]>>;

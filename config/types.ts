@@ -147,11 +147,14 @@ export interface SmtpsTlsConfig {
   flags: string[];
 }
 
-/** An smtps section's `auth { ... }`: SMTP AUTH with PLAIN and LOGIN against a credentials map. */
+/** An smtps section's `auth { ... }`: SMTP AUTH against a credentials map. */
 export interface SmtpsAuthConfig {
-  /** The credentials map (user and salted hash per entry) built by `deno task createmap auth`. */
+  /** The credentials map (user and secrets per entry) built by `deno task createmap auth`. */
   map_file: string;
-  /** Mechanisms offered, lower-case: "plain", "login". */
+  /**
+   * Mechanisms that may be offered, lower-case: "scram-sha-256", "scram-sha-1", "cram-md5", "plain",
+   * "login" ("digest-md5" is accepted and never offered); the flags and the map narrow them.
+   */
   mechanisms: string[];
   /** Mechanisms whose success lets the client relay. */
   trusted_mechs: string[];
@@ -159,7 +162,11 @@ export interface SmtpsAuthConfig {
   max_failures: number;
   /** The wait before answering a failed attempt, multiplied by the failures so far (ms). */
   failure_delay: number;
-  /** Lower-case: "allow_plaintext" (offer AUTH without TLS), "received_user" (the user in Received:). */
+  /**
+   * Lower-case: "allow_plaintext" (offer PLAIN and LOGIN without TLS), "received_user" (the user in
+   * Received:), and Cyrus SASL's "noplaintext", "noactive", "nodictionary", "forward_secrecy",
+   * "noanonymous", "pass_credentials", "mutual_auth" (each leaves only mechanisms with that property).
+   */
   flags: string[];
 }
 

@@ -2,21 +2,24 @@
 // hash files in sendmail X. Usage: `deno task createmap [-F aliases] [-e] hash <in.txt> <out.db>`:
 // `LHS<whitespace>RHS` lines (`# comments`), or with `-F aliases` the aliases format (`alias: RHS`,
 // continuation lines starting with whitespace); `-e` accepts keys without a value (a list of local
-// users). Type `auth` builds smtps's AUTH credentials map: `user password` lines become `user hash`
-// (scripts/createmap_auth.ts). Bad lines are reported as `file:line: problem` and nothing is written
+// users). Type `auth` builds smtps's AUTH credentials map: `user password` lines become `user secrets`
+// (scripts/createmap_auth.ts; `-m plain,scram-sha-1,scram-sha-256,cram-md5` chooses the secrets, the
+// default leaves out cram-md5). Bad lines are reported as `file:line: problem` and nothing is written
 // (exit 1). Reads the input, writes only the output file (through a temporary file beside it, renamed
 // into place so a running smar never sees half a map).
 
 import { DatabaseSync } from "node:sqlite";
 import { parseArgs } from "node:util";
 import { type MapFormat, parseMapText } from "../components/maps/map_text.ts";
-import { hashCredentials } from "./createmap_auth.ts";
+import { hashCredentials, type HashOptions } from "./createmap_auth.ts";
 
 export type CreateMapResult = { ok: true; entries: number } | { ok: false; errors: string[] };
 
 export interface CreateMapOptions {
   format?: MapFormat;
   emptyValues?: boolean;
+  /** For type auth: which secrets, how many iterations. */
+  auth?: HashOptions;
 }
 
 /** Builds `output` from the text map `input`; reports problems instead of throwing on bad input. */
@@ -37,7 +40,14 @@ export async function createMap(
   }
   const parsed = parseMapText(text, input, opts);
   if (parsed.errors.length > 0) return { ok: false, errors: parsed.errors };
-  const entries = type === "auth" ? await hashCredentials(parsed.entries) : parsed.entries;
+  let entries = parsed.entries;
+  if (type === "auth") {
+    try {
+      entries = await hashCredentials(parsed.entries, opts.auth);
+    } catch (err) {
+      return { ok: false, errors: [`Create map: ${(err as Error).message}`] };
+    }
+  }
   const tmp = `${output}.tmp-${crypto.randomUUID().slice(0, 8)}`;
   try {
     const db = new DatabaseSync(tmp);
@@ -58,7 +68,8 @@ export async function createMap(
   return { ok: true, entries: entries.size };
 }
 
-const USAGE = "Usage: deno task createmap [-F aliases] [-e] hash|auth <in.txt> <out.db>";
+const USAGE =
+  "Usage: deno task createmap [-F aliases] [-e] [-m plain,scram-sha-1,scram-sha-256,cram-md5] hash|auth <in.txt> <out.db>";
 
 if (import.meta.main) {
   let parsed;
@@ -66,7 +77,11 @@ if (import.meta.main) {
     parsed = parseArgs({
       args: Deno.args,
       allowPositionals: true,
-      options: { format: { type: "string", short: "F" }, "empty-values": { type: "boolean", short: "e" } },
+      options: {
+        format: { type: "string", short: "F" },
+        "empty-values": { type: "boolean", short: "e" },
+        mechanisms: { type: "string", short: "m" },
+      },
     });
   } catch (err) {
     console.error(`${(err as Error).message}\n${USAGE}`);
@@ -81,6 +96,9 @@ if (import.meta.main) {
   const result = await createMap(type, input, output, {
     format: format as MapFormat,
     emptyValues: parsed.values["empty-values"] === true,
+    ...(parsed.values.mechanisms
+      ? { auth: { kinds: parsed.values.mechanisms.toLowerCase().split(",") } }
+      : {}),
   });
   if (!result.ok) {
     for (const e of result.errors) console.error(e);

@@ -1,12 +1,18 @@
-// SMTP AUTH (RFC 4954) with the PLAIN (RFC 4616) and LOGIN mechanisms: offered after EHLO when the
-// section has an `auth { }` block, and only under TLS unless its flags allow plain text. Credentials are
-// checked against the section's credentials map (salted slow hashes). A failed attempt is answered 535
-// after a delay that grows with each failure; max_failures of them end the session with 421. A success
-// with one of trusted_mechs lets the client relay. Reads the client's responses itself (334 challenges).
+// SMTP AUTH (RFC 4954) with SCRAM-SHA-256 (RFC 7677), SCRAM-SHA-1 (RFC 5802), CRAM-MD5 (RFC 2195),
+// PLAIN (RFC 4616) and LOGIN: offered after EHLO when the section has an `auth { }` block, as
+// sasl_mechanisms.ts chooses them; PLAIN and LOGIN only under TLS unless the flags allow plain text.
+// Credentials are checked against the section's credentials map (sasl_secrets.ts: salted slow hashes,
+// SCRAM keys, CRAM-MD5's HMAC states). SCRAM's server signature goes out as a last 334 challenge, which
+// the client answers with an empty line (RFC 4954 4). A failed attempt is answered 535 after a delay that
+// grows with each failure; max_failures of them end the session with 421. A success with one of
+// trusted_mechs lets the client relay. Reads the client's responses itself (334 challenges).
 
 import { log } from "../util/log.ts";
 import { MAX_COMMAND_LINE, readLine } from "../smtp_io/line_reader.ts";
 import { R } from "./replies.ts";
+import { sendsNoPassword } from "./sasl_mechanisms.ts";
+import { ScramServer } from "./sasl_scram.ts";
+import { cramDigest, sameBytes } from "./sasl_secrets.ts";
 import type { Session } from "./session.ts";
 
 const COMPONENT = "smtps";
@@ -46,11 +52,17 @@ export function parsePlain(message: string): { user: string; password: string } 
   return { user, password };
 }
 
+/** The mechanisms offered to this session now (EHLO lists them; AUTH accepts only those). */
+export function sessionMechanisms(s: Session): string[] {
+  const auth = s.env.server.auth;
+  if (auth === undefined || s.auth !== undefined) return [];
+  const plaintext = s.tls !== undefined || auth.flags.includes("allow_plaintext");
+  return s.env.mechanisms.filter((m) => plaintext || sendsNoPassword(m));
+}
+
 /** Whether AUTH is offered to this session now (EHLO lists it). */
 export function authOffered(s: Session): boolean {
-  const auth = s.env.server.auth;
-  return auth !== undefined && s.auth === undefined &&
-    (s.tls !== undefined || auth.flags.includes("allow_plaintext"));
+  return sessionMechanisms(s).length > 0;
 }
 
 /** Sends a 334 challenge and reads the client's base64 answer, or answers the abort / bad line itself. */
@@ -81,26 +93,73 @@ async function challenge(s: Session, base64: string): Promise<string | Aborted> 
   return decoded;
 }
 
-/** The credentials of one exchange, or ABORTED (the reply is sent already). */
-async function exchange(
-  s: Session,
-  mechanism: string,
-  initial: string | undefined,
-): Promise<{ user: string; password: string } | Aborted | undefined> {
-  const first = initial === undefined ? undefined : decodeResponse(initial);
-  if (initial !== undefined && first === undefined) {
-    s.refuse("AUTH", R.badBase64);
-    return ABORTED;
-  }
+/** How one exchange ended: who, and whether the credentials hold; undefined when malformed (a failure). */
+type Outcome = { user: string; ok: boolean } | Aborted | undefined;
+
+/** The credentials of one PLAIN or LOGIN exchange, checked. */
+async function plainExchange(s: Session, mechanism: string, first: string | undefined): Promise<Outcome> {
+  let credentials: { user: string; password: string } | undefined;
   if (mechanism === "PLAIN") {
     const message = first ?? await challenge(s, "");
-    return typeof message === "string" ? parsePlain(message) : message;
+    if (typeof message !== "string") return message;
+    credentials = parsePlain(message);
+  } else {
+    const user = first ?? await challenge(s, btoa("Username:"));
+    if (typeof user !== "string") return user;
+    const password = await challenge(s, btoa("Password:"));
+    if (typeof password !== "string") return password;
+    credentials = user === "" || password === "" ? undefined : { user, password };
   }
-  const user = first ?? await challenge(s, btoa("Username:"));
-  if (typeof user !== "string") return user;
-  const password = await challenge(s, btoa("Password:"));
-  if (typeof password !== "string") return password;
-  return user === "" || password === "" ? undefined : { user, password };
+  if (!credentials) return undefined;
+  return {
+    user: credentials.user,
+    ok: await s.env.credentials!.verify(credentials.user, credentials.password),
+  };
+}
+
+/** CRAM-MD5: a challenge `<random.time@host>`, answered with `user hex(HMAC-MD5(secret, challenge))`. */
+async function cramExchange(s: Session, first: string | undefined): Promise<Outcome> {
+  if (first !== undefined) return undefined; // CRAM-MD5 has no initial response
+  const nonce = crypto.getRandomValues(new Uint32Array(2)).join("");
+  const text = `<${nonce}.${Date.now()}@${s.host}>`;
+  const answer = await challenge(s, btoa(text));
+  if (typeof answer !== "string") return answer;
+  const m = /^(\S+) ([0-9a-f]{32})$/i.exec(answer);
+  if (!m) return undefined;
+  const secrets = await s.env.credentials!.secrets(m[1]);
+  const secret = secrets?.find((x) => x.kind === "cram-md5");
+  const want = secret?.kind === "cram-md5" ? cramDigest(secret, text) : "0".repeat(32);
+  const enc = new TextEncoder();
+  return {
+    user: m[1],
+    ok: secret !== undefined && sameBytes(enc.encode(want), enc.encode(m[2].toLowerCase())),
+  };
+}
+
+/** SCRAM-SHA-1 / SCRAM-SHA-256: client-first, server-first, client-final, server-final, empty line. */
+async function scramExchange(s: Session, mechanism: string, first: string | undefined): Promise<Outcome> {
+  const scram = new ScramServer(
+    mechanism === "SCRAM-SHA-1" ? "SHA-1" : "SHA-256",
+    (user) => s.env.credentials!.secrets(user),
+  );
+  const clientFirst = first ?? await challenge(s, "");
+  if (typeof clientFirst !== "string") return clientFirst;
+  const serverFirst = await scram.first(clientFirst);
+  if (serverFirst.kind === "fail") return scram.user === "" ? undefined : { user: scram.user, ok: false };
+  const clientFinal = await challenge(s, btoa(serverFirst.text));
+  if (typeof clientFinal !== "string") return clientFinal;
+  const serverFinal = await scram.final(clientFinal);
+  if (serverFinal.kind === "fail") return { user: scram.user, ok: false };
+  const last = await challenge(s, btoa(serverFinal.text));
+  if (typeof last !== "string") return last;
+  return { user: scram.user, ok: last === "" };
+}
+
+/** Runs the exchange of `mechanism`. */
+function exchange(s: Session, mechanism: string, first: string | undefined): Promise<Outcome> {
+  if (mechanism === "CRAM-MD5") return cramExchange(s, first);
+  if (mechanism.startsWith("SCRAM-")) return scramExchange(s, mechanism, first);
+  return plainExchange(s, mechanism, first);
 }
 
 /** The AUTH command: `AUTH <mechanism> [initial-response]`. */
@@ -116,27 +175,27 @@ export async function authenticate(s: Session, arg: string): Promise<void> {
     return s.badCommand("AUTH", R.syntax("AUTH mechanism [initial-response]"));
   }
   if (!s.env.mechanisms.includes(mechanism)) return s.badCommand("AUTH", R.unknownMechanism);
-  if (!s.tls && !cfg.flags.includes("allow_plaintext")) return s.refuse("AUTH", R.encryptionRequired);
+  if (!sessionMechanisms(s).includes(mechanism)) return s.refuse("AUTH", R.encryptionRequired);
   if (initial !== undefined && initial.length > MAX_AUTH_LINE - MAX_COMMAND_LINE) {
     return s.refuse("AUTH", R.badBase64);
   }
-  const credentials = await exchange(s, mechanism, initial);
-  if (credentials && "aborted" in credentials) return;
+  const first = initial === undefined ? undefined : decodeResponse(initial);
+  if (initial !== undefined && first === undefined) return s.refuse("AUTH", R.badBase64);
   s.busy = true;
   try {
-    let ok = false;
+    let outcome: Outcome;
     try {
-      ok = credentials !== undefined &&
-        await s.env.credentials.verify(credentials.user, credentials.password);
+      outcome = await exchange(s, mechanism, first);
     } catch (err) {
       log.error(COMPONENT, `AUTH for ${s.clientLabel} failed: ${(err as Error).message}`);
       return s.refuse("AUTH", R.authTemporaryFailure);
     }
-    if (ok) {
-      s.auth = { user: credentials!.user, mechanism, trusted: s.env.trustedMechanisms.includes(mechanism) };
+    if (outcome && "aborted" in outcome) return;
+    if (outcome?.ok) {
+      s.auth = { user: outcome.user, mechanism, trusted: s.env.trustedMechanisms.includes(mechanism) };
       log.info(
         COMPONENT,
-        `${s.clientLabel}: sasl_method=${mechanism}, sasl_username=${printable(credentials!.user)}`,
+        `${s.clientLabel}: sasl_method=${mechanism}, sasl_username=${printable(outcome.user)}`,
       );
       return s.reply(R.authOk);
     }
@@ -144,7 +203,7 @@ export async function authenticate(s: Session, arg: string): Promise<void> {
     const delay = Math.min(cfg.failure_delay * s.authFailures, MAX_FAILURE_DELAY_MS);
     await new Promise((resolve) => setTimeout(resolve, delay));
     // Postfix's line, which fail2ban's postfix filter (mode auth) bans on.
-    const user = credentials ? `, sasl_username=${printable(credentials.user)}` : "";
+    const user = outcome ? `, sasl_username=${printable(outcome.user)}` : "";
     log.warn(
       COMPONENT,
       `${s.clientLabel}: SASL ${mechanism} authentication failed: authentication failure${user}`,

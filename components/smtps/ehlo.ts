@@ -6,7 +6,7 @@
 
 import { isDomainName, parseAddressLiteral } from "../mail/address.ts";
 import type { SmtpReply } from "../mail/reply.ts";
-import { authOffered } from "./auth.ts";
+import { sessionMechanisms } from "./auth.ts";
 import { R } from "./replies.ts";
 import type { Session } from "./session.ts";
 
@@ -44,6 +44,7 @@ export function ehloReply(s: Session): SmtpReply {
   lines.push(max > 0 ? `SIZE ${max}` : "SIZE", "ENHANCEDSTATUSCODES", "DSN", "CHUNKING");
   if (env.eightBit) lines.push("SMTPUTF8"); // RFC 6531 needs 8BITMIME
   if (env.tls && !s.tls) lines.push("STARTTLS");
-  if (authOffered(s)) lines.push(`AUTH ${env.mechanisms.join(" ")}`);
+  const mechanisms = sessionMechanisms(s);
+  if (mechanisms.length > 0) lines.push(`AUTH ${mechanisms.join(" ")}`);
   return { code: 250, status: "", text: lines.join("\n") };
 }

@@ -6,7 +6,9 @@
 import ipaddr from "ipaddr.js";
 import type { SmtpsConfig } from "../../config/types.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
+import { log } from "../util/log.ts";
 import { CredentialsMap } from "./auth_map.ts";
+import { chooseMechanisms } from "./sasl_mechanisms.ts";
 import { loadTls, type TlsService } from "./tls.ts";
 import { KeyRing, type SigningKey } from "./mailauth/keys.ts";
 import { type MailauthResolver, smarResolver } from "./mailauth/resolver.ts";
@@ -35,7 +37,10 @@ export interface SessionEnv {
   mailauth?: MailauthEnv;
   /** DKIM keys for what permitted clients send (`dkim_signing { map }`). */
   signing?: KeyRing;
-  /** The AUTH mechanisms offered, and those that allow relaying, upper case (PLAIN, LOGIN). */
+  /**
+   * The AUTH mechanisms offered (sasl_mechanisms.ts: configured, allowed by the Cyrus flags, served for
+   * every user of the map), strongest first, and those that allow relaying; upper case.
+   */
   mechanisms: string[];
   trustedMechanisms: string[];
   softBounce: boolean;
@@ -62,9 +67,17 @@ export async function sessionEnv(
 ): Promise<SessionEnv> {
   const tls = server.tls ? await loadTls(server.tls) : undefined;
   let credentials: CredentialsMap | undefined;
+  let mechanisms: string[] = [];
   if (server.auth) {
     credentials = new CredentialsMap(server.auth.map_file);
     await credentials.check();
+    const choice = chooseMechanisms(
+      server.auth.mechanisms,
+      server.auth.flags,
+      await credentials.servedByAll(),
+    );
+    for (const note of choice.notes) log.info("smtps", `${server.name}: AUTH ${note}`);
+    mechanisms = choice.offered;
   }
   const a = server.authentication;
   let mailauth: MailauthEnv | undefined;
@@ -93,7 +106,7 @@ export async function sessionEnv(
     credentials,
     ...(mailauth ? { mailauth } : {}),
     ...(signing ? { signing } : {}),
-    mechanisms: (server.auth?.mechanisms ?? []).map((m) => m.toUpperCase()),
+    mechanisms,
     trustedMechanisms: (server.auth?.trusted_mechs ?? []).map((m) => m.toUpperCase()),
     softBounce: server.flags.includes("soft_bounce"),
     eightBit: server.flags.includes("8bitmime"),
