@@ -17,6 +17,7 @@ import {
   dkimpySign,
   dkimpyVerify,
   type KeyPair,
+  opendkimSign,
   rsaKeyPair,
 } from "./mailauth/fixtures.ts";
 
@@ -216,6 +217,27 @@ Deno.test("mail authentication end to end (one MTA, one DNS server, dkimpy)", as
         assert.ok(got.includes("X-Filler-2999: "), "the whole header section is kept");
         assert.equal(authResults(got).filter((l) => l.includes(AUTHSERV)).length, 1);
         assert.doesNotMatch(authResults(got).join("\n"), /dmarc=pass/);
+      },
+    );
+    await t.step(
+      "mail authentication: OpenDKIM's rsa-sha1 signature verifies but counts as policy (RFC 8301)",
+      async () => {
+        const plain = message("alice@signer.test", "Signed by OpenDKIM.\r\n");
+        const signed = await opendkimSign(plain, w.keyFile, "s1", "signer.test");
+        assert.match(signed, /a=rsa-sha1/);
+        assert.match(await send(w.mta.port, "alice@signer.test", signed), /^250 /); // SPF aligns: DMARC passes
+        const ours = authResults(await delivered(w, "Signed by OpenDKIM.")).find((l) =>
+          l.includes(AUTHSERV)
+        )!;
+        assert.match(ours, /dkim=policy/);
+        assert.match(ours, /header\.d=signer\.test/);
+        // The body changed after OpenDKIM signed it: fail (the body hash is checked before the algorithm).
+        const changed = signed.replace("Signed by OpenDKIM.", "Signed by OpenDKIM, changed.");
+        await send(w.mta.port, "alice@signer.test", changed);
+        const bad = authResults(await delivered(w, "Signed by OpenDKIM, changed.")).find((l) =>
+          l.includes(AUTHSERV)
+        )!;
+        assert.match(bad, /dkim=fail/);
       },
     );
     await t.step("mail authentication: of 200 DKIM signatures only the first 10 are verified", async () => {

@@ -69,3 +69,30 @@ export function dkimpyArcSign(
 export async function dkimpyArcVerify(message: string, txt: string): Promise<string> {
   return (await python(["arc-verify", txt], message)).trim();
 }
+
+/** OpenDKIM's signer (opendkim-tools). */
+export const OPENDKIM_TESTMSG = "/usr/sbin/opendkim-testmsg";
+
+/** `message` signed by OpenDKIM's library (opendkim-testmsg), the whole signed message. */
+export async function opendkimSign(
+  message: string,
+  keyFile: string,
+  selector: string,
+  domain: string,
+): Promise<string> {
+  const p = new Deno.Command(OPENDKIM_TESTMSG, {
+    args: ["-C", "-d", domain, "-k", keyFile, "-s", selector],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = p.stdin.getWriter();
+  await w.write(new TextEncoder().encode(message));
+  await w.close();
+  const out = await p.output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success || !text.startsWith("DKIM-Signature:")) {
+    throw new Error(`opendkim-testmsg failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return text;
+}
