@@ -68,6 +68,9 @@ interface ComponentRow {
   uptime: number;
 }
 
+/** Destinations `status` prints at most (down and probing ones first). */
+export const MAX_DESTINATION_ROWS = 50;
+
 /** One destination (address:port) of the OCC as status reports it. */
 export interface DestinationRow {
   address: string;
@@ -129,7 +132,10 @@ export function formatStatus(s: StatusAnswer): string {
     ],
     ["per minute", Object.entries(s.perMinute).map(([k, v]) => `${k} ${v}`).join(", ")],
   ]));
-  const dests = s.occ.destinations;
+  // The destinations worth a look: not up, or with transactions running (--json lists every one).
+  const dests = s.occ.destinations?.filter((d) => d.state !== "up" || d.active > 0)
+    .sort((a, b) => (a.state === "up" ? 1 : 0) - (b.state === "up" ? 1 : 0))
+    .slice(0, MAX_DESTINATION_ROWS);
   if (dests && dests.length > 0) {
     parts.push(table(
       ["destination", "state", "window", "active", "failures", "until", "last error"],
