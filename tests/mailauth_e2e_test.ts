@@ -12,6 +12,7 @@ import { freePort } from "./helpers/harness.ts";
 import { SmtpConnection } from "./helpers/smtp_client.ts";
 import { type DnsServer, startDnsServer } from "./helpers/dns_server.ts";
 import {
+  authresParse,
   dkimpyArcSign,
   dkimpyArcVerify,
   dkimpySign,
@@ -37,6 +38,7 @@ interface World {
   key: KeyPair;
   keyFile: string;
   msaPort: number;
+  delayPort: number;
 }
 
 async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
@@ -61,6 +63,7 @@ async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
     { name: "s1._domainkey.badkey.test", type: "TXT", data: "v=DKIM1; k=rsa; p=bm90IGEga2V5" },
   ], { servfail: ["s1._domainkey.broken.test", "_dmarc.broken.test"], drop: ["s1._domainkey.slow.test"] });
   const msaPort = freePort();
+  const delayPort = freePort();
   let mta: TestMta | undefined;
   try {
     mta = await startTestMta({
@@ -72,6 +75,11 @@ async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
 smtps MSA {
   listen_socket { type = inet; address = 127.0.0.1; port = ${msaPort}; }
   dkim_signing { map = dkimkeys; }
+}
+smtps DELAY {
+  listen_socket { type = inet; address = 127.0.0.1; port = ${delayPort}; }
+  flags = { access, delay_checks };
+  authentication { flags = { spf }; authserv_id = "${AUTHSERV}"; }
 }
 `,
       adjust(config) {
@@ -85,7 +93,7 @@ smtps MSA {
         config.smar.DNS_timeout = 300;
       },
     });
-    await fn({ mta, sink, dns, key, keyFile, msaPort });
+    await fn({ mta, sink, dns, key, keyFile, msaPort, delayPort });
   } finally {
     await mta?.stop();
     await sink.close();
@@ -157,6 +165,15 @@ Deno.test("mail authentication end to end (one MTA, one DNS server, dkimpy)", as
         assert.match(ours, /spf=pass/);
         assert.match(ours, /dmarc=pass/);
         assert.doesNotMatch(got, /paypal\.test/);
+        // RFC 8601 syntax, as python3-authres reads it.
+        assert.deepEqual(await authresParse(ours), [
+          AUTHSERV,
+          "spf=pass",
+          "spf=none",
+          "dkim=pass",
+          "arc=none",
+          "dmarc=pass",
+        ]);
         assert.ok(
           got.indexOf("Authentication-Results: mx.example.org") < got.indexOf("Received:"),
           "ours on top",
@@ -166,6 +183,17 @@ Deno.test("mail authentication end to end (one MTA, one DNS server, dkimpy)", as
     await t.step("mail authentication: an SPF failure is refused at MAIL from the access map", async () => {
       const reply = await send(w.mta.port, "eve@strict.test", message("eve@strict.test"));
       assert.match(reply, /^550 5\.7\.23 SPF check failed/);
+      // With delay_checks the refusal waits for RCPT.
+      const c = await SmtpConnection.open(w.delayPort, { localAddress: "127.0.0.2" });
+      try {
+        await c.reply();
+        await c.command("EHLO client.test");
+        assert.match(await c.command("MAIL FROM:<eve@strict.test>"), /^250 /);
+        assert.match(await c.command("RCPT TO:<rcpt@remote.test>"), /^550 5\.7\.23 SPF check failed/);
+        await c.command("QUIT");
+      } finally {
+        await c.close();
+      }
     });
     await t.step(
       "mail authentication: a changed body fails DKIM and DMARC p=reject refuses it from the access map",

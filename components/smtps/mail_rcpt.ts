@@ -28,6 +28,8 @@ export async function mailStep(s: Session, mail: MailParams): Promise<void> {
   if (v.action !== "accept") {
     return s.refuse("MAIL", v.reply ?? defaultRefusal(v.action), `from=<${mail.sender}>`);
   }
+  let state = v.state;
+  let discard = v.discard === true;
   const auth = s.env.mailauth;
   const spf = auth?.checks.spf
     ? await checkSpf(auth.resolver, { ip: s.ip, helo: s.helo, sender: mail.sender, mta: s.host })
@@ -42,13 +44,19 @@ export async function mailStep(s: Session, mail: MailParams): Promise<void> {
       context: checkContext(s, v.state ?? s.policyState),
     });
     if (a.action !== "accept") {
-      return s.refuse("MAIL", a.reply ?? defaultRefusal(a.action), `from=<${mail.sender}> spf=${spf.result}`);
+      const reply = a.reply ?? defaultRefusal(a.action);
+      // delay_checks: the refusal waits for RCPT, as smar's own MAIL-stage refusals do.
+      if (!s.env.server.flags.includes("delay_checks")) {
+        return s.refuse("MAIL", reply, `from=<${mail.sender}> spf=${spf.result}`);
+      }
+      if (!state?.deferred) state = { ...state, deferred: reply };
     }
+    if (a.discard) discard = true;
   }
   const t = new Transaction(mail);
   t.spf = spf;
-  t.policyState = v.state;
-  t.discard = v.discard === true;
+  t.policyState = state;
+  t.discard = discard;
   s.transaction = t;
   s.transactions++;
   s.nopCommands = 0;

@@ -96,3 +96,8 @@ export async function opendkimSign(
   }
   return text;
 }
+
+/** python3-authres' reading of an Authentication-Results: field: its authserv-id, then `method=result`s. */
+export async function authresParse(field: string): Promise<string[]> {
+  return (await python(["authres"], field)).trim().split("\n");
+}
