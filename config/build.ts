@@ -171,6 +171,13 @@ function buildSmtps(
       (server.policy_service ??= []).push(buildPolicyService(sub, fail));
     } else if (sub.keyword === "authentication") {
       const { flags, authserv_id } = sub.values as { flags?: string[]; authserv_id?: string };
+      // RFC 8601 2.5: the authserv-id is a value (a token here: a host name, as is usual).
+      if (authserv_id !== undefined && !/^[A-Za-z0-9!#$%&'*+\-.^_`{|}~]+$/.test(authserv_id)) {
+        fail(
+          sub.node,
+          `bad authserv_id ${JSON.stringify(authserv_id)} in ${sub.label}, expected a host name`,
+        );
+      }
       server.authentication = {
         flags: flags ?? ["spf", "dkim", "dmarc", "arc"],
         authserv_id: authserv_id ?? "",

@@ -52,6 +52,10 @@ Deno.test("parseConfig() refuses an unknown check and a key map that is not a ha
     /expected a hash map with a file/,
   );
   assert.throws(() => parseConfig(`smtps { dkim_signing { } }`, "x"), /missing option map/);
+  assert.throws(
+    () => parseConfig(`smtps { authentication { authserv_id = "mx; dkim=pass"; } }`, "x"),
+    /bad authserv_id "mx; dkim=pass" in .*expected a host name/,
+  );
 });
 
 Deno.test("validateMessage() checks the DNS and authentication messages", () => {
