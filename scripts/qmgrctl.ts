@@ -1,7 +1,7 @@
 // qmgrctl (`deno task qmgrctl <command>`): inspects and steers the queue through qmgr's control socket.
 // Sends one JSON request line and prints the answer as a table (or the raw JSON with --json). The task
-// runs with exactly read, write and unix: net permission on the default socket; for another socket
-// (--socket, or --config naming a configuration) it says which deno run line grants what it needs.
+// may read files and use unix sockets (the socket's path is only known once `-f FILE` is read; Deno's
+// unix: permission names one path); run with less, it says which deno run line grants what it needs.
 // Exit codes: 0 ok, 1 qmgr refused the request (an unknown id ...), 64 usage, 69 no MTA running,
 // 77 missing permissions, 78 a bad configuration file. Touches: the control socket (and the configuration file with --config).
 
@@ -26,18 +26,25 @@ import {
   type StatusAnswer,
 } from "./qmgrctl_format.ts";
 
-export const USAGE = `usage: deno task qmgrctl [--socket PATH | --config FILE] [--json] COMMAND
+export const USAGE = `usage: deno task qmgrctl [-f FILE | --socket PATH] [--json] COMMAND
 commands:
   status                      components (uptime, restarts), queue sizes, rates
-  list [--sender S] [--recipient R] [--domain D] [--state incoming|active|deferred|hold]
-       [--age TIME] [--limit N]  messages, oldest first (age: older than, e.g. 1h)
-  show ID                     envelope, each recipient's state and history, the header
+  list [FILTER] [--limit N]   messages, oldest first
+  show ID [--body]            envelope, each recipient's state and history, the header (--body: the
+                              whole message, as postcat -bh shows it)
   flush [ID | @domain]        retry now (all deferred mail without an argument)
-  hold ID | release ID        keep a message from delivery, or let it go again
-  delete ID                   remove a message (no notice to the sender)
-  bounce ID                   return a message to its sender (with a DSN)
+  hold TARGET                 keep messages from delivery (postsuper -h)
+  release TARGET              let held messages go again (postsuper -H)
+  requeue TARGET              lift holds and retry now, down marks forgotten (postsuper -r)
+  delete TARGET               remove messages, no notice to the sender (postsuper -d)
+  bounce TARGET               return messages to their senders with a DSN
   stats                       received, delivered, deferred, bounced: totals and per-minute rates
-  reload                      read the configuration again (what SIGHUP does)`;
+  reload                      read the configuration again (what SIGHUP does)
+TARGET: one or more queue ids, ALL, - (queue ids read from standard input, one a line, as
+  postqueue -j | jq or mailq output gives them), @domain (like --domain), or a FILTER
+FILTER: --sender S  --recipient R (parts of the address)  --domain D (a recipient domain)
+  --state incoming|active|deferred|hold  --age TIME (older than, e.g. 1h)
+-f FILE: the configuration whose control socket to use (default: the built-in configuration's)`;
 
 export const EX_USAGE = 64;
 export const EX_UNAVAILABLE = 69;
@@ -47,9 +54,51 @@ export const EX_CONFIG = 78;
 export interface Io {
   out(text: string): void;
   err(text: string): void;
+  /** Standard input as text (for `-`); absent: the process's. */
+  stdin?(): Promise<string>;
 }
 
 const consoleIo: Io = { out: (t) => console.log(t), err: (t) => console.error(t) };
+
+async function readStdin(): Promise<string> {
+  return await new Response(Deno.stdin.readable).text();
+}
+
+/** Ids per request: a request line stays well inside the control socket's MAX_LINE. */
+const IDS_PER_REQUEST = 1000;
+/** Longest answer qmgrctl reads (show --body of a big message). */
+const MAX_ANSWER = 64 * 1024 * 1024;
+
+const FILTER_OPTIONS = {
+  sender: { type: "string" },
+  recipient: { type: "string" },
+  domain: { type: "string" },
+  state: { type: "string" },
+  age: { type: "string" },
+} as const;
+
+/** The filter options of list and the bulk commands as request arguments. */
+function filterArgs(command: string, values: Record<string, string | boolean | undefined>) {
+  const args: Record<string, unknown> = {};
+  for (const k of ["sender", "recipient", "domain", "state"] as const) {
+    if (values[k] !== undefined) args[k] = values[k];
+  }
+  if (values.age !== undefined) {
+    const age = parseTime(String(values.age));
+    if (age === undefined || age < 0) {
+      throw new UsageError(`${command} --age: bad time ${values.age}, e.g. 30m or 2h`);
+    }
+    args.age = age;
+  }
+  return args;
+}
+
+/** Queue ids in text: the first word of each line that is one (mailq-style lines, one id a line, JSON). */
+export function idsIn(text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(/(?<![0-9A-Za-z])([0-9A-F]{16,40})(?![0-9A-Za-z])/g)) out.push(m[1]);
+  return out;
+}
 
 /** Why the control socket could not be used. */
 export class ControlError extends Error {
@@ -94,8 +143,8 @@ export async function request(path: string, req: ControlRequest, timeoutMs = 30_
     const line = new TextEncoder().encode(JSON.stringify(req) + "\n");
     let off = 0;
     while (off < line.length) off += await conn.write(line.subarray(off));
-    const split = new LineSplitter();
-    const buf = new Uint8Array(64 * 1024);
+    const split = new LineSplitter(MAX_ANSWER);
+    const buf = new Uint8Array(256 * 1024);
     while (true) {
       const n = await conn.read(buf).catch(() => null);
       if (n === null) break;
@@ -117,22 +166,47 @@ class UsageError extends Error {}
 
 /** The request a command line asks for. */
 export function buildRequest(command: string, rest: string[]): ControlRequest {
-  const one = (what: string) => {
-    if (rest.length !== 1) throw new UsageError(`${command} takes one ${what}`);
-    return rest[0];
-  };
   switch (command) {
     case "status":
     case "stats":
     case "reload":
       if (rest.length > 0) throw new UsageError(`${command} takes no arguments`);
       return { command };
-    case "show":
+    case "show": {
+      const body = rest.includes("--body");
+      const ids = rest.filter((a) => a !== "--body");
+      if (ids.length !== 1) throw new UsageError("show takes one queue id");
+      return { command, args: { id: ids[0], ...(body ? { body: true } : {}) } };
+    }
     case "hold":
     case "release":
     case "delete":
     case "bounce":
-      return { command, args: { id: one("queue id") } };
+    case "requeue": {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: FILTER_OPTIONS,
+        strict: true,
+        allowPositionals: true,
+      });
+      const filter = filterArgs(command, values);
+      const domains = positionals.filter((p) => p.startsWith("@"));
+      const words = positionals.filter((p) => !p.startsWith("@"));
+      if (domains.length > 1) throw new UsageError(`${command} takes one @domain`);
+      if (domains.length === 1) filter.domain = domains[0].slice(1);
+      const hasFilter = Object.keys(filter).length > 0;
+      if (words.length === 0 && !hasFilter) {
+        throw new UsageError(`${command} needs queue ids, ALL, - or a filter`);
+      }
+      if (words.length > 0 && hasFilter) {
+        throw new UsageError(`${command}: give queue ids or a filter, not both`);
+      }
+      if (words.length === 1 && words[0] === "ALL") return { command, args: { all: true } };
+      if (words.includes("ALL")) throw new UsageError(`${command} ALL takes nothing else`);
+      if (hasFilter) return { command, args: { filter } };
+      if (words.length === 1 && words[0] !== "-") return { command, args: { id: words[0] } };
+      return { command, args: { ids: words } }; // "-" is replaced by the ids read from stdin
+    }
     case "flush": {
       if (rest.length > 1) throw new UsageError("flush takes at most one queue id or @domain");
       if (rest.length === 0) return { command };
@@ -143,29 +217,12 @@ export function buildRequest(command: string, rest: string[]): ControlRequest {
     case "list": {
       const { values, positionals } = parseArgs({
         args: rest,
-        options: {
-          sender: { type: "string" },
-          recipient: { type: "string" },
-          domain: { type: "string" },
-          state: { type: "string" },
-          age: { type: "string" },
-          limit: { type: "string" },
-        },
+        options: { ...FILTER_OPTIONS, limit: { type: "string" } },
         strict: true,
         allowPositionals: true,
       });
       if (positionals.length > 0) throw new UsageError(`list takes options only, not ${positionals[0]}`);
-      const args: Record<string, unknown> = {};
-      for (const k of ["sender", "recipient", "domain", "state"] as const) {
-        if (values[k] !== undefined) args[k] = values[k];
-      }
-      if (values.age !== undefined) {
-        const age = parseTime(values.age);
-        if (age === undefined || age < 0) {
-          throw new UsageError(`list --age: bad time ${values.age}, e.g. 30m or 2h`);
-        }
-        args.age = age;
-      }
+      const args = filterArgs("list", values);
       if (values.limit !== undefined) {
         const limit = Number(values.limit);
         if (!Number.isInteger(limit) || limit < 1) {
@@ -199,16 +256,37 @@ export function formatAnswer(req: ControlRequest, result: unknown): string {
     case "hold":
     case "release":
     case "delete":
-    case "bounce": {
+    case "bounce":
+    case "requeue": {
       const verb = {
         hold: "on hold",
         release: "released",
         delete: "deleted",
         bounce: "returned to the sender",
+        requeue: "requeued",
       };
-      return `${verb[command]}: ${(result as { recipients: number }).recipients} recipients`;
+      const r = result as { messages?: number; recipients: number; unknown?: string[] };
+      const lines = (r.unknown ?? []).map((id) => `${id}: no such message in the queue`);
+      const count = r.messages === undefined ? "" : `${r.messages} messages, `;
+      return [...lines, `${verb[command]}: ${count}${r.recipients} recipients`].join("\n");
     }
   }
+}
+
+/** Sends `req`; a long list of ids goes in several requests whose counts are added up. */
+async function sendBatched(socket: string, req: ControlRequest): Promise<ControlAnswer> {
+  const ids = req.args?.ids as string[] | undefined;
+  if (ids === undefined || ids.length <= IDS_PER_REQUEST) return await request(socket, req);
+  const sum = { messages: 0, recipients: 0, unknown: [] as string[] };
+  for (let i = 0; i < ids.length; i += IDS_PER_REQUEST) {
+    const a = await request(socket, { ...req, args: { ids: ids.slice(i, i + IDS_PER_REQUEST) } });
+    if (!a.ok) return a;
+    const r = a.result as typeof sum;
+    sum.messages += r.messages;
+    sum.recipients += r.recipients;
+    sum.unknown.push(...r.unknown);
+  }
+  return { ok: true, result: sum };
 }
 
 /** Runs qmgrctl with `args` (the command line after the task name); returns the exit code. */
@@ -253,9 +331,14 @@ export async function qmgrctl(args: string[], io: Io = consoleIo): Promise<numbe
     const name = (err as Error).name;
     return name === "NotCapable" ? EX_NOPERM : name === "ConfigError" ? EX_CONFIG : EX_USAGE;
   }
+  const ids = req.args?.ids as string[] | undefined;
+  if (ids?.includes("-")) {
+    const read = idsIn(await (io.stdin ?? readStdin)());
+    req = { ...req, args: { ids: [...ids.filter((i) => i !== "-"), ...read] } };
+  }
   let answer: ControlAnswer;
   try {
-    answer = await request(socket, req);
+    answer = await sendBatched(socket, req);
   } catch (err) {
     io.err(`qmgrctl: ${(err as Error).message}`);
     return err instanceof ControlError ? err.code : EX_UNAVAILABLE;
@@ -265,7 +348,8 @@ export async function qmgrctl(args: string[], io: Io = consoleIo): Promise<numbe
     return 1;
   }
   io.out(json ? JSON.stringify(answer.result, null, 2) : formatAnswer(req, answer.result));
-  return 0;
+  const unknown = (answer.result as { unknown?: unknown[] } | null)?.unknown;
+  return Array.isArray(unknown) && unknown.length > 0 ? 1 : 0;
 }
 
 if (import.meta.main) Deno.exit(await qmgrctl(Deno.args));

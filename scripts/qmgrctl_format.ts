@@ -205,6 +205,8 @@ export interface ShowAnswer {
   ret?: string;
   held: boolean;
   header?: string;
+  /** With `show --body`: the whole content (latin1), as the CDB file holds it. */
+  content?: { text: string; size: number; truncated: boolean };
   recipients: {
     index: number;
     address: string;
@@ -245,8 +247,14 @@ export function formatShow(m: ShowAnswer): string {
     "recipients:",
     ...rcpts.map((r) => `  ${r}`),
     "",
-    "header:",
-    m.header ?? "(content missing)",
+    ...(m.content
+      ? [
+        `content (${m.content.size} bytes${
+          m.content.truncated ? `, the first ${m.content.text.length} shown` : ""
+        }):`,
+        m.content.text.replace(/\r\n/g, "\n").replace(/\n$/, ""),
+      ]
+      : ["header:", m.header ?? "(content missing)"]),
   ]
     .join("\n");
 }

@@ -1,5 +1,6 @@
-// What each control socket command does (qmgrctl): status, list, show, flush, hold, release, delete,
-// bounce, stats, and reload (asks the MCP to read the configuration again, as SIGHUP does). Each takes the request's arguments, checks them (a bad or unknown queue id is a clear
+// What each control socket command does (qmgrctl): status, list, show (with the content on request),
+// flush, hold, release, delete, bounce and requeue (each of one message, a list, a filter's or all), stats,
+// and reload (asks the MCP to read the configuration again, as SIGHUP does). Each takes the request's arguments, checks them (a bad or unknown queue id is a clear
 // error, never a crash) and answers plain data; control.ts turns it into a JSON line.
 // Changes go through the group commit and wake the scheduler; `bounce` makes DSNs through notices.ts,
 // `delete` sends no notice. May touch: the store; read the CDB (headers for show), delete CDB files.
@@ -95,6 +96,25 @@ async function readHeader(path: string): Promise<string | undefined> {
   }
 }
 
+/** Longest content `show --body` returns. */
+export const MAX_SHOWN_CONTENT = 16 * 1024 * 1024;
+
+/** The whole content of a CDB file (what postcat shows), at most MAX_SHOWN_CONTENT bytes, as latin1 text. */
+async function readContent(
+  path: string,
+): Promise<{ text: string; size: number; truncated: boolean } | undefined> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch {
+    return undefined;
+  }
+  const cut = bytes.subarray(0, MAX_SHOWN_CONTENT);
+  let text = "";
+  for (let i = 0; i < cut.length; i += 8192) text += String.fromCharCode(...cut.subarray(i, i + 8192));
+  return { text, size: bytes.length, truncated: bytes.length > cut.length };
+}
+
 export class ControlCommands {
   readonly #d: ControlDeps;
   readonly #admin: QueueAdmin;
@@ -122,17 +142,15 @@ export class ControlCommands {
       case "list":
         return this.list(args);
       case "show":
-        return this.show(idArg("show", args));
+        return this.show(idArg("show", args), args);
       case "flush":
         return this.flush(args);
       case "hold":
-        return this.hold(idArg("hold", args));
       case "release":
-        return this.release(idArg("release", args));
       case "delete":
-        return this.delete(idArg("delete", args));
       case "bounce":
-        return this.bounce(idArg("bounce", args));
+      case "requeue":
+        return this.#bulk(command, args);
       case "stats":
         return { since: this.#d.stats.started, counters: this.#d.stats.view() };
       case "reload":
@@ -142,6 +160,61 @@ export class ControlCommands {
         throw new CommandError(`unknown command ${never}`);
       }
     }
+  }
+
+  /**
+   * hold, release, delete, bounce, requeue: of one message (`id`: an unknown one is an error), of a list
+   * (`ids`: unknown ones are reported, not an error), of those a filter selects (`filter`: sender,
+   * recipient, domain, state, age, as list takes them) or of all (`all: true`).
+   */
+  async #bulk(command: "hold" | "release" | "delete" | "bounce" | "requeue", args: Record<string, unknown>) {
+    const one = {
+      hold: (id: string) => this.hold(id),
+      release: (id: string) => this.release(id),
+      delete: (id: string) => this.delete(id),
+      bounce: (id: string) => this.bounce(id),
+      requeue: (id: string) => this.requeue(id),
+    }[command];
+    if (args.id !== undefined) return await one(idArg(command, args));
+    let ids: string[];
+    const unknown: string[] = [];
+    if (Array.isArray(args.ids)) {
+      if (args.ids.length > MAX_LIST) throw new CommandError(`${command}: more than ${MAX_LIST} ids at once`);
+      ids = [];
+      for (const raw of args.ids) {
+        const id = idArg(command, { id: raw });
+        if (this.#d.store.getMessage(id)) ids.push(id);
+        else unknown.push(id);
+      }
+    } else if (args.all === true || (args.filter !== null && typeof args.filter === "object")) {
+      const filter = args.all === true ? {} : args.filter as Record<string, unknown>;
+      ids = this.list({ ...filter, limit: Number.MAX_SAFE_INTEGER }, Number.MAX_SAFE_INTEGER).rows
+        .map((r) => r.id);
+    } else {
+      throw new CommandError(`${command}: name a queue id, ids, a filter or all`);
+    }
+    let messages = 0;
+    let recipients = 0;
+    for (const id of [...new Set(ids)]) {
+      if (!this.#d.store.getMessage(id)) continue; // gone meanwhile (delivered)
+      const n = (await one(id)).recipients;
+      recipients += n;
+      if (n > 0) messages++; // release ALL counts the messages it released, not every one it looked at
+    }
+    return { messages, recipients, unknown };
+  }
+
+  /** Lifts a hold and makes every open recipient due now (down marks of its destinations forgotten). */
+  async requeue(id: string) {
+    this.#message("requeue", id);
+    const now = this.#d.now();
+    const n = await this.#d.commit.runNow(() =>
+      this.#admin.release(id, now) + this.#admin.flush({ id }, now)
+    );
+    this.#d.occ.clearDown();
+    this.#d.scheduler.refill();
+    log.info("qmgr", `${id}: requeued by the administrator (${n} recipients due now)`);
+    return { recipients: n };
   }
 
   #message(command: string, id: string) {
@@ -180,7 +253,7 @@ export class ControlCommands {
     };
   }
 
-  list(args: Record<string, unknown>) {
+  list(args: Record<string, unknown>, max = MAX_LIST) {
     const state = optString(args, "state");
     if (state !== undefined && !LIST_STATES.includes(state as ListState)) {
       throw new CommandError(`list: unknown state ${state}, expected one of ${LIST_STATES.join(", ")}`);
@@ -199,12 +272,12 @@ export class ControlCommands {
       domain: optString(args, "domain")?.replace(/^@/, ""),
       state: state as ListState | undefined,
       minAge: num("age"),
-      limit: Math.min(MAX_LIST, Math.floor(num("limit", 1000)!)),
+      limit: Math.min(max, Math.floor(num("limit", 1000)!)),
     };
     return this.#admin.list(filter, this.#d.now());
   }
 
-  async show(id: string) {
+  async show(id: string, args: Record<string, unknown> = {}) {
     const m = this.#message("show", id);
     const history = this.#admin.history(id);
     const recipients = this.#d.store.recipientsOf(id).map((r) => ({
@@ -221,7 +294,14 @@ export class ControlCommands {
       noticePending: (r.notice & 7) !== 0,
       history: history.filter((h) => h.index === r.index).map(({ index: _, ...h }) => h),
     }));
-    return { ...m, held: this.#admin.isHeld(id), recipients, header: await readHeader(m.cdbPath) };
+    const body = args.body === true ? await readContent(m.cdbPath) : undefined;
+    return {
+      ...m,
+      held: this.#admin.isHeld(id),
+      recipients,
+      header: await readHeader(m.cdbPath),
+      ...(body !== undefined ? { content: body } : {}),
+    };
   }
 
   async flush(args: Record<string, unknown>) {

@@ -17,6 +17,7 @@ export const COMMANDS = [
   "release",
   "delete",
   "bounce",
+  "requeue",
   "stats",
   "reload",
 ] as const;
@@ -40,13 +41,16 @@ export class LineSplitter {
   #buf = "";
   readonly #decoder = new TextDecoder();
 
+  /** `max`: the longest line taken (qmgr's requests: MAX_LINE; qmgrctl reads longer answers). */
+  constructor(readonly max = MAX_LINE) {}
+
   /** The complete lines in `chunk`; throws a RangeError once a line grows beyond MAX_LINE. */
   push(chunk: Uint8Array): string[] {
     this.#buf += this.#decoder.decode(chunk, { stream: true });
     const lines = this.#buf.split("\n");
     this.#buf = lines.pop()!;
-    if (this.#buf.length > MAX_LINE || lines.some((l) => l.length > MAX_LINE)) {
-      throw new RangeError(`Read a control line: longer than ${MAX_LINE} bytes`);
+    if (this.#buf.length > this.max || lines.some((l) => l.length > this.max)) {
+      throw new RangeError(`Read a control line: longer than ${this.max} bytes`);
     }
     return lines.map((l) => l.replace(/\r$/, ""));
   }
