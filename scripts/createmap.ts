@@ -50,6 +50,11 @@ export async function createMap(
   }
   const tmp = `${output}.tmp-${crypto.randomUUID().slice(0, 8)}`;
   try {
+    // A credentials map holds password hashes: only its owner may read it (0600), whatever the umask.
+    if (type === "auth") {
+      await Deno.writeFile(tmp, new Uint8Array(), { mode: 0o600, createNew: true });
+      await Deno.chmod(tmp, 0o600);
+    }
     const db = new DatabaseSync(tmp);
     try {
       db.exec("CREATE TABLE map (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID");

@@ -29,6 +29,7 @@ async function credentials(): Promise<{ dir: string; text: string; sqlite: strin
   const sqlite = `${dir}/auth.db`;
   const built = await createMap("auth", `${dir}/plain.txt`, sqlite);
   assert.deepEqual(built, { ok: true, entries: 1 });
+  assert.equal((await Deno.stat(sqlite)).mode! & 0o777, 0o600, "the credentials map is for its owner only");
   return { dir, text, sqlite };
 }
 

@@ -11,8 +11,10 @@ export const EX_USAGE = 64;
 export const EX_NOPERM = 77;
 export const EX_CONFIG = 78;
 export const EX_SOFTWARE = 70;
+/** A service the component needs is taken (its listen address is in use by another program). */
+export const EX_UNAVAILABLE = 69;
 /** A `fatal` frame with one of these codes stops the MTA; any other code restarts the worker. */
-export const DO_NOT_RESTART: ReadonlySet<number> = new Set([EX_USAGE, EX_NOPERM, EX_CONFIG]);
+export const DO_NOT_RESTART: ReadonlySet<number> = new Set([EX_USAGE, EX_NOPERM, EX_CONFIG, EX_UNAVAILABLE]);
 
 /** Shutdown order: stop taking mail first, then deliveries, the queue manager last so the IBDB is flushed. */
 export const STOP_ORDER: readonly WorkerName[] = ["smtps", "smtpc", ...SERVICES, "smar", "qmgr"];

@@ -72,6 +72,7 @@ function applyLog(name: WorkerName, config: Config): void {
 /** The exit code for a start failure a restart cannot cure, or undefined when a restart may help. */
 function fatalCode(err: unknown): number | undefined {
   const name = (err as Error)?.name;
+  if (name === "ListenError") return (err as Error & { code: number }).code;
   if (name === "NotCapable") return EX_NOPERM;
   if (name === "ConfigError") return EX_CONFIG;
   return undefined;

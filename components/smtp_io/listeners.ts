@@ -15,10 +15,36 @@ export interface StoppableSession {
   abort(): void;
 }
 
+/**
+ * A listen socket that cannot be opened for a reason a restart cannot cure (the address is taken, not
+ * ours, or the port needs privileges): the worker reports it as fatal with `code`, a sysexits code, and
+ * the MTA stops with one line saying why instead of restarting the component in a loop.
+ */
+export class ListenError extends Error {
+  constructor(message: string, readonly code: number) {
+    super(message);
+    this.name = "ListenError";
+  }
+}
+
+/** sysexits.h codes and words for the listen failures a restart cannot cure. */
+const LISTEN_FAILURES: Record<string, [number, string]> = {
+  EADDRINUSE: [69, "address already in use"], // EX_UNAVAILABLE: another program has it
+  EACCES: [77, "permission denied"], // EX_NOPERM: a port below 1024 without the privilege
+  EADDRNOTAVAIL: [78, "address not available on this host"], // EX_CONFIG
+};
+
 /** Starts `server` listening on `host`:`port`; later listener errors are logged for `component`. */
 export function listen(server: net.Server, host: string, port: number, component: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(new Error(`Listen on ${host}:${port}: ${err.message}`));
+    const onError = (err: Error) => {
+      const known = LISTEN_FAILURES[(err as NodeJS.ErrnoException).code ?? ""];
+      reject(
+        known
+          ? new ListenError(`cannot listen on ${host}:${port}: ${known[1]}`, known[0])
+          : new Error(`Listen on ${host}:${port}: ${err.message}`),
+      );
+    };
     server.once("error", onError);
     server.listen({ host, port }, () => {
       server.off("error", onError);
