@@ -46,7 +46,7 @@ Deno.test("runMain() answers usage errors with 64 and -h with the usage and the 
   assert.equal(help.code, 0);
   assert.match(
     help.out,
-    /^usage: deno task start \[-f FILE\] \[-V\[V\[V\]\]\] \[--print-permissions\] \[-h\]\n {2}-f FILE/,
+    /^usage: deno task start \[-f FILE\] \[-V\[V\[V\]\]\] \[--print-permissions\] \[--print-command\] \[-h\]\n {2}-f FILE/,
   );
   const c = await loadConfig();
   const listen = `${c.smtps[0].listen_socket[0].address}:${c.smtps[0].listen_socket[0].port}`;

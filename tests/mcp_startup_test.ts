@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { StartError } from "../components/mcp/supervisor.ts";
+import { runMain } from "../components/mcp/cli.ts";
 import { startTestMta } from "./helpers/mta.ts";
 
 Deno.test("a listen address in use stops the MTA with one line and exit code 69, no restart loop", async () => {
@@ -22,5 +23,27 @@ Deno.test("a listen address in use stops the MTA with one line and exit code 69,
     assert.ok(!/\n|\bat /.test(err.end.reason), "no stack trace");
   } finally {
     holder.close();
+  }
+});
+
+Deno.test("--print-command prints the one deno run line a configuration outside the project needs", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "smx-etc-" });
+  try {
+    const file = `${dir}/smx.conf`;
+    await Deno.writeTextFile(
+      file,
+      `CDB_base_directory = "${dir}/spool/cdb";\nqmgr { IBDB { base_directory = "${dir}/spool/ibdb"; } ` +
+        `DEFEDB { base_directory = "${dir}/spool/defedb"; } }\n`,
+    );
+    const out: string[] = [];
+    const code = await runMain(["--print-command", "-f", file], { out: (t) => out.push(t), err: () => {} });
+    assert.equal(code, 0);
+    assert.equal(out.length, 1);
+    assert.match(out[0], /^deno run --unstable-worker-options --allow-read=\S*components,config,/);
+    assert.ok(out[0].includes(file) && out[0].includes(`${dir}/spool/ibdb`), out[0]);
+    assert.ok(out[0].endsWith(`components/mcp/main.ts -f ${file}`), out[0]);
+    assert.ok(!out[0].includes("--print-command"), out[0]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

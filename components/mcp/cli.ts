@@ -24,13 +24,14 @@ export async function usage(): Promise<string> {
   const c = await loadConfig();
   const listen = c.smtps.flatMap((s) => s.listen_socket.map((l) => `${l.address}:${l.port}`)).join(", ");
   const queue = [c.CDB_base_directory, c.qmgr.IBDB.base_directory, c.qmgr.DEFEDB.base_directory].join(", ");
-  return `usage: deno task start [-f FILE] [-V[V[V]]] [--print-permissions] [-h]
+  return `usage: deno task start [-f FILE] [-V[V[V]]] [--print-permissions] [--print-command] [-h]
   -f FILE              read the configuration from FILE (default: the built-in configuration: smtps on
                        ${listen}, queue in ${queue}, logs to stderr)
   -V                   print the effective configuration (every option, defaults included), then exit;
                        -VV adds what the MCP derives from it, -VVV each worker's permission set too
   --print-permissions  print each worker's permission set and the deno run / deno compile command lines
                        that give the main process what it needs, then exit
+  --print-command      print only that deno run line (what deno task start runs), then exit
   -h, --help           print this help, then exit
 signals: SIGTERM or SIGINT stop gracefully (a second one stops at once), SIGHUP reloads the configuration
 exit codes: 0 stopped, 64 usage, 70 a component keeps failing, 73 cannot create a queue directory,
@@ -62,6 +63,7 @@ export async function runMain(args: string[], deps: MainDeps = {}): Promise<numb
         file: { type: "string", short: "f" },
         V: { type: "boolean", multiple: true },
         "print-permissions": { type: "boolean" },
+        "print-command": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -99,6 +101,17 @@ export async function runMain(args: string[], deps: MainDeps = {}): Promise<numb
       parts.push(formatManifest(config.source, sets, cmdOpts) + (note ? `\n${note}` : ""));
     }
     out(parts.join("\n\n"));
+    return 0;
+  }
+
+  if (opts["print-command"]) {
+    // The launcher (scripts/start.sh, `deno task start`) runs this line: exactly what this configuration needs.
+    const { sets, note } = await bestPermissions(config, deps.resolvConf);
+    if (note) {
+      err(`smx: ${note.replace(/^# /, "")}`);
+      return EX_CONFIG;
+    }
+    out(shellWords(runCommand(sets, cmdOpts, args.filter((a) => a !== "--print-command"))));
     return 0;
   }
 
