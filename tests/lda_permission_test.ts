@@ -5,6 +5,7 @@
 // connection, no environment. Also: the set exists only when the configuration has an lda section.
 
 import assert from "node:assert/strict";
+import { runMain } from "../components/mcp/cli.ts";
 import { join } from "node:path";
 import { loadConfig, parseConfig } from "../config/mod.ts";
 import { computePermissions, mainProcessFlags } from "../components/mcp/permissions.ts";
@@ -98,7 +99,9 @@ Deno.test("deno task start grants the main process what the built-in configurati
   const sets = await computePermissions(config);
   assert.deepEqual(sets.lda?.write, ["var/mail"]);
   const deno = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-  const start: string = deno.tasks.start;
-  const flags = start.split(" ").filter((w) => w.startsWith("--"));
+  assert.equal(deno.tasks.start, "sh scripts/start.sh", "the launcher that runs the --print-command line");
+  const out: string[] = [];
+  assert.equal(await runMain(["--print-command"], { out: (t) => out.push(t), err: () => {} }), 0);
+  const flags = out[0].split(" ").filter((w) => w.startsWith("--"));
   assert.deepEqual(flags, mainProcessFlags(sets));
 });
