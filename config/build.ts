@@ -9,11 +9,22 @@ import { ConfigError, type Pos } from "./error.ts";
 import { parse } from "./parser.ts";
 import { type Block, readBlock } from "./read.ts";
 import { buildMapSpec, declareMaps } from "./maps.ts";
-import { buildSmar } from "./build_smar.ts";
+import { buildSmar, protectionOf } from "./build_smar.ts";
 import { buildMilter, buildPolicyService } from "./build_filters.ts";
 import { DSN_FLAGS, TOP } from "./schema.ts";
 import { FACILITIES, parseSyslogTarget } from "./log_settings.ts";
-import type { Config, LdaConfig, ListenSocket, MapSpec, QmgrConfig, SmtpsConfig } from "./types.ts";
+import { buildListenSocket, socketLabel, socketsClash } from "./listen.ts";
+import { seedNotes, unitWarnings } from "./seed_options.ts";
+import type {
+  ComponentLogConfig,
+  Config,
+  LdaConfig,
+  ListenSocket,
+  MapSpec,
+  QmgrConfig,
+  ServiceOptions,
+  SmtpsConfig,
+} from "./types.ts";
 
 /** Parses smx.conf text into a Config (defaults for what it does not set); `source` names it in errors. */
 export function parseConfig(text: string, source: string): Config {
@@ -22,10 +33,14 @@ export function parseConfig(text: string, source: string): Config {
   };
   const top = readBlock(parse(text, source), TOP, source);
   const config = defaultConfig();
-  Object.assign(config, top.values);
+  const { SMAR_socket: _smar, SMTPC_socket: _smtpc, SMTPS_socket: _smtps, ...globals } = top.values;
+  Object.assign(config, globals);
   config.source = source;
 
-  const declared = declareMaps(top.blocks.filter((b) => b.keyword === "map"), fail);
+  // Map declarations at the top level and, as the README places them, inside smar.
+  const smarMaps = top.blocks.filter((b) => b.keyword === "smar").flatMap((b) => b.blocks)
+    .filter((b) => b.keyword === "map");
+  const declared = declareMaps([...top.blocks.filter((b) => b.keyword === "map"), ...smarMaps], fail);
   const resolve = declared.resolve;
 
   const servers: { server: SmtpsConfig; block: Block; sockets: Pos[] }[] = [];
@@ -40,17 +55,22 @@ export function parseConfig(text: string, source: string): Config {
         checkLog(config.log, block, fail);
         break;
       case "qmgr":
-        buildQmgr(config.qmgr, block, resolve);
+        buildQmgr(config.qmgr, block, resolve, fail);
         break;
       case "smtpc":
         Object.assign(config.smtpc, block.values);
-        for (const sub of block.blocks) Object.assign(config.smtpc.tls, sub.values); // tls { }
+        for (const sub of block.blocks) {
+          if (sub.keyword === "tls") Object.assign(config.smtpc.tls, sub.values);
+        }
+        applyLog(config.smtpc, block);
         break;
       case "smar":
         buildSmar(config.smar, block, resolve, declared.lookup, fail);
         break;
       case "smtps":
         servers.push(buildSmtps(block, config.hostname, resolve, fail));
+        break;
+      case "map": // declared above
         break;
       case "lda":
         lda = block;
@@ -61,7 +81,50 @@ export function parseConfig(text: string, source: string): Config {
   checkServers(servers, fail);
   if (lda) checkLdaSockets(config.lda!, lda, servers, fail);
   config.smtps = servers.length > 0 ? servers.map((s) => s.server) : [defaultSmtps("smtps", config.hostname)];
+  shareProtection(config, servers, fail);
+  const warnings = [...unitWarnings(top, source), ...seedNotes(top, source)].sort((a, b) =>
+    position(a.message, source) - position(b.message, source)
+  );
+  if (warnings.length > 0) config.warnings = warnings;
   return config;
+}
+
+/** A warning's `line:col` after `source:` as one sortable number. */
+function position(message: string, source: string): number {
+  const [line, col] = message.slice(source.length + 1).split(":").map(Number);
+  return line * 10_000 + col;
+}
+
+/** A component section's `log { facility; ident; options; }`, onto its ServiceOptions. */
+function applyLog(service: ServiceOptions, block: Block): void {
+  for (const sub of block.blocks) {
+    if (sub.keyword === "log") service.log = { ...service.log, ...sub.values } as ComponentLogConfig;
+  }
+}
+
+/**
+ * protected_recipients written in smtps (where the README places it) is applied by smar, which serves
+ * every smtps section: smar takes it unless its own section sets one; two smtps sections that disagree
+ * are an error (smx keeps one protected_recipients for all servers).
+ */
+function shareProtection(
+  config: Config,
+  servers: { server: SmtpsConfig; block: Block }[],
+  fail: Fail,
+): void {
+  const set = servers.filter((s) => s.server.protected_recipients !== undefined);
+  if (set.length === 0 || config.smar.protected_recipients !== undefined) return;
+  const first = set[0].server.protected_recipients!;
+  const other = set.find((s) => JSON.stringify(s.server.protected_recipients) !== JSON.stringify(first));
+  if (other) {
+    const pos = other.block.blocks.find((b) => b.keyword === "protected_recipients")!.node;
+    fail(
+      pos,
+      `protected_recipients of smtps ${other.server.name} differs from smtps ${set[0].server.name}'s, ` +
+        "expected the same protected_recipients in every smtps section (smar applies one for all)",
+    );
+  }
+  config.smar.protected_recipients = structuredClone(first);
 }
 
 /**
@@ -108,16 +171,33 @@ function buildQmgr(
   qmgr: QmgrConfig,
   block: Block,
   resolve: (ref: unknown, option: string) => MapSpec | undefined,
+  fail: Fail,
 ): void {
   const { conf, ...rest } = block.values;
   Object.assign(qmgr, rest);
   if (conf !== undefined) qmgr.conf = resolve(conf, "conf");
+  applyLog(qmgr, block);
   for (const sub of block.blocks) {
+    if (sub.keyword === "log") continue;
     const values = { ...sub.values };
     if (sub.keyword === "DSN_handling" && Array.isArray(values.flags)) {
       // A list of flag names becomes an object of booleans: the flags named are on, the others off.
       const named = values.flags as string[];
       values.flags = Object.fromEntries(DSN_FLAGS.map((f) => [f, named.includes(f)]));
+    }
+    if (sub.keyword === "DSN_handling" && values.max_errors_per_DSN !== undefined) {
+      qmgr.max_errors_per_DSN = values.max_errors_per_DSN as number; // the README's place for it
+      delete values.max_errors_per_DSN;
+    }
+    if (sub.keyword === "IQDB" && values.max_cache_entries !== undefined) {
+      if (values.max_entries !== undefined) {
+        fail(
+          sub.node,
+          `both max_entries and max_cache_entries in ${sub.label}, expected one of them (they are the same)`,
+        );
+      }
+      values.max_entries = values.max_cache_entries; // the README's name
+      delete values.max_cache_entries;
     }
     Object.assign(
       qmgr[sub.keyword as "IBDB" | "DEFEDB" | "IQDB" | "DSN_handling" | "smtpc" | "smtps"],
@@ -147,13 +227,11 @@ function buildSmtps(
 ) {
   const server = defaultSmtps(block.name ?? "smtps", hostname);
   Object.assign(server, block.values);
+  applyLog(server, block);
   const sockets: Pos[] = [block.node];
   const listen = block.blocks.filter((sub) => sub.keyword === "listen_socket");
   if (listen.length > 0) {
-    server.listen_socket = listen.map((sub): ListenSocket => {
-      requireOptions(sub, ["address", "port"], fail);
-      return { type: "inet", address: sub.values.address as string, port: sub.values.port as number };
-    });
+    server.listen_socket = listen.map((sub) => buildListenSocket(sub, fail));
     sockets.splice(0, 1, ...listen.map((sub) => sub.node));
   }
   for (const sub of block.blocks) {
@@ -161,8 +239,8 @@ function buildSmtps(
       requireOptions(sub, ["cert_file", "key_file"], fail);
       server.tls = { cert_file: "", key_file: "", flags: [], ...sub.values };
     } else if (sub.keyword === "auth") {
-      requireOptions(sub, ["map_file"], fail);
-      const auth = { ...defaultSmtpsAuth(sub.values.map_file as string), ...sub.values };
+      // Without map_file (the README leaves passwords to Cyrus SASL) the section is kept, AUTH not offered.
+      const auth = { ...defaultSmtpsAuth((sub.values.map_file as string | undefined) ?? ""), ...sub.values };
       if (sub.values.trusted_mechs === undefined) auth.trusted_mechs = auth.mechanisms; // all offered ones
       server.auth = auth;
     } else if (sub.keyword === "policy_milter") {
@@ -186,6 +264,8 @@ function buildSmtps(
       if (seal) server.authentication.arc_seal = { map: keyMap(seal, resolve, fail) };
     } else if (sub.keyword === "dkim_signing") {
       server.dkim_signing = { map: keyMap(sub, resolve, fail) };
+    } else if (sub.keyword === "protected_recipients") {
+      server.protected_recipients = protectionOf(sub);
     }
   }
   if (server.authentication && server.authentication.authserv_id === "") {
@@ -221,11 +301,9 @@ function checkServers(servers: { server: SmtpsConfig; block: Block; sockets: Pos
     }
     names.add(key);
     server.listen_socket.forEach((socket, i) => {
-      const clash = bound.find((b) =>
-        b.socket.port === socket.port && overlaps(b.socket.address, socket.address)
-      );
+      const clash = bound.find((b) => socketsClash(b.socket, socket));
       if (clash) {
-        const at = `${socket.address}:${socket.port}`;
+        const at = socketLabel(socket);
         fail(
           sockets[i],
           `listen socket ${at} of smtps ${server.name} is already used by smtps ${clash.owner}, expected another address or port`,
@@ -245,14 +323,10 @@ function buildLda(
   const lda = defaultLda(hostname);
   const { local_user_map, ...rest } = block.values;
   Object.assign(lda, rest);
+  applyLog(lda, block);
   if (local_user_map !== undefined) lda.local_user_map = resolve(local_user_map, "local_user_map");
   const sockets = block.blocks.filter((b) => b.keyword === "listen_socket");
-  if (sockets.length > 0) {
-    lda.listen_socket = sockets.map((sub): ListenSocket => {
-      requireOptions(sub, ["address", "port"], fail);
-      return { type: "inet", address: sub.values.address as string, port: sub.values.port as number };
-    });
-  }
+  if (sockets.length > 0) lda.listen_socket = sockets.map((sub) => buildListenSocket(sub, fail));
   for (const sub of block.blocks.filter((b) => b.keyword === "local_user_map")) {
     lda.local_user_map = mapSpec(sub, sub.keyword, fail);
   }
@@ -269,17 +343,14 @@ function checkLdaSockets(
   const sockets = block.blocks.filter((b) => b.keyword === "listen_socket");
   lda.listen_socket.forEach((socket, i) => {
     for (const { server } of servers) {
-      if (server.listen_socket.some((s) => s.port === socket.port && overlaps(s.address, socket.address))) {
+      if (server.listen_socket.some((s) => socketsClash(s, socket))) {
         fail(
           sockets[i]?.node ?? block.node,
-          `listen socket ${socket.address}:${socket.port} of lda is already used by smtps ${server.name}, expected another address or port`,
+          `listen socket ${
+            socketLabel(socket)
+          } of lda is already used by smtps ${server.name}, expected another address or port`,
         );
       }
     }
   });
-}
-
-function overlaps(a: string, b: string): boolean {
-  const wildcard = (x: string) => x === "0.0.0.0" || x === "::";
-  return a === b || wildcard(a) || wildcard(b);
 }

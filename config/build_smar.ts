@@ -1,12 +1,15 @@
-// Builds the smar section of the Config: its options, map references and inline maps (mailertable,
-// access_map, aliases, local_user_map), dnsbl sections, greylisting and protected_recipients. Touches
-// nothing. Throws ConfigError through `fail`.
+// Builds the smar section of the Config: its options, map references and map subsections (mailertable,
+// access_map, aliases, local_user_map) in the README's forms (`mailertable { file = "mt"; }`, `{ name =
+// NAME; }`, `aliases { file = ...; flags = { ... }; }`) and smx's (`{ type = hash; file = ...; }`), dnsbl
+// sections, greylisting and protected_recipients. Map declarations inside smar are read with the top
+// level's (config/build.ts). Touches nothing. Throws ConfigError through `fail`.
 
 import { defaultGreylisting } from "./defaults.ts";
 import type { Pos } from "./error.ts";
 import { buildMapSpec, type MapLookup } from "./maps.ts";
-import type { Block } from "./read.ts";
-import type { MapSpec, SmarConfig } from "./types.ts";
+import { type Block, MapRef } from "./read.ts";
+import { SMAR_MAP_FILES } from "./schema.ts";
+import type { ComponentLogConfig, MapSpec, ProtectedRecipientsConfig, SmarConfig } from "./types.ts";
 
 type Fail = (pos: Pos, detail: string) => never;
 const MAP_OPTIONS = ["mailertable", "access_map", "aliases", "local_user_map"] as const;
@@ -29,12 +32,23 @@ export function buildSmar(
     fail(sub.node, `missing option ${option} in ${sub.label}, expected ${option} = value;`);
   for (const sub of block.blocks) {
     switch (sub.keyword) {
+      case "map": // declared with the top level's maps
+        break;
+      case "log":
+        smar.log = { ...smar.log, ...sub.values } as ComponentLogConfig;
+        break;
       case "mailertable":
       case "access_map":
       case "aliases":
-      case "local_user_map":
-        smar[sub.keyword] = buildMapSpec(sub, sub.keyword, fail, lookup);
+      case "local_user_map": {
+        const { flags, ...map } = sub.values;
+        smar[sub.keyword] = smarMap({ ...sub, values: map }, lookup, fail);
+        if (sub.keyword === "aliases" && flags !== undefined) smar.alias_flags = flags as string[];
+        if (sub.keyword === "local_user_map" && flags !== undefined) {
+          smar.local_user_flags = flags as string[];
+        }
         break;
+      }
       case "dnsbl": {
         const domain = sub.values.domain as string | undefined;
         if (domain === undefined) missing(sub, "domain");
@@ -46,7 +60,7 @@ export function buildSmar(
         smar.greylisting = { ...defaultGreylisting(), ...sub.values } as SmarConfig["greylisting"];
         break;
       case "protected_recipients":
-        smar.protected_recipients = { allow_by: ["sender", "client_ip"], match_type: [], ...sub.values };
+        smar.protected_recipients = protectionOf(sub);
         break;
     }
   }
@@ -62,4 +76,48 @@ export function buildSmar(
       `bad address_delimiter ${JSON.stringify(smar.address_delimiter)}, expected one character`,
     );
   }
+}
+
+/**
+ * A map subsection of smar: `name = NAME;` names a declared map; else a map of its own, of type hash
+ * unless it says otherwise, whose file defaults to the README's name (`mt`, `access.db`, `aliases.db`).
+ */
+function smarMap(block: Block, lookup: MapLookup, fail: Fail): MapSpec {
+  const { name, ...own } = block.values;
+  if (name instanceof MapRef) {
+    const other = Object.keys(own)[0];
+    if (other !== undefined) {
+      fail(
+        block.node,
+        `both name and ${other} in ${block.label}, expected either name = MAP; or the map's own options`,
+      );
+    }
+    return lookup(name, block.keyword);
+  }
+  const values = { ...own };
+  if (values.type === undefined) values.type = "hash";
+  if (values.type === "hash" && values.file === undefined) {
+    const file = SMAR_MAP_FILES[block.keyword];
+    if (file === undefined) {
+      fail(
+        block.node,
+        `missing option file or name in ${block.label}, expected file = "..."; or name = MAP;`,
+      );
+    }
+    values.file = file;
+  }
+  return buildMapSpec({ ...block, values }, block.keyword, fail, lookup);
+}
+
+/** protected_recipients as read, the 3.10.2 flag names (allow_by_sender ...) folded into the 3.10 ones. */
+export function protectionOf(block: Block): ProtectedRecipientsConfig {
+  const v = block.values as { allow_by?: string[]; match_type?: string[]; flags?: string[] };
+  const flags = v.flags ?? [];
+  const allowNamed = [...(v.allow_by ?? []), ...flags.filter((f) => f.startsWith("allow_by_"))];
+  const allow = allowNamed.map((f) => f.replace(/^allow_by_/, ""));
+  const match = [...(v.match_type ?? []), ...flags.filter((f) => !f.startsWith("allow_by_"))];
+  return {
+    allow_by: allowNamed.length === 0 ? ["sender", "client_ip"] : [...new Set(allow)],
+    match_type: [...new Set(match)],
+  };
 }

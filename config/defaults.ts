@@ -17,8 +17,13 @@ const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 const MB = 1024 * 1024;
 
+/** smtpc's LMTP socket for `lmtp:` routes without a host (README 3.11), relative to the working directory. */
+export const DEFAULT_LMTP_SOCKET = "lmtpsock";
+
 /** The MCP's defaults for every component: log events (9, as sendmail), no dependencies, start at once. */
-export function defaultService(): Required<ServiceOptions> {
+export function defaultService(): Required<
+  Pick<ServiceOptions, "log_level" | "restart_dependencies" | "start_action">
+> {
   return { log_level: 9, restart_dependencies: [], start_action: "wait" };
 }
 
@@ -69,7 +74,7 @@ export function defaultGreylisting(): Omit<GreylistConfig, "main_DB_name"> {
     white_expire: 36 * DAY,
     white_timeout: HOUR,
     expire_limit: 100,
-    netmask: 24,
+    netmask: 32,
   };
 }
 
@@ -115,18 +120,19 @@ export function defaultConfig(): Config {
       queue_delay_timeout: 4 * HOUR,
       AQ_max_entries: 1000,
       smtpc: {
-        initial_connections: 2,
-        max_connections: 20,
+        initial_connections: 10,
+        max_connections: 100,
         smtp_max_rcpts_per_transaction: 100,
         lmtp_max_rcpts_per_transaction: 100,
       },
-      smtps: { max_connections: 50, max_connection_rate: 0 },
+      smtps: { max_connections: 100, max_connection_rate: 0 },
       ...defaultService(),
     },
     smtps: [defaultSmtps()],
     smtpc: {
       io_timeout: 5 * MINUTE,
       ports: [25],
+      LMTP_socket: DEFAULT_LMTP_SOCKET,
       connection_cache_time_limit: 2 * SECOND,
       connection_reuse_time_limit: 5 * MINUTE,
       connection_reuse_count_limit: 100,

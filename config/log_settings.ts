@@ -61,14 +61,19 @@ export function syslogTarget(config: Config): SyslogTarget | undefined {
   return s === undefined ? undefined : parseSyslogTarget(s);
 }
 
-/** The `log { ident }` of each component section that has one (the seed's per-component log section). */
+/**
+ * The `log { ident }` of each component section that has one (the seed's per-component log section);
+ * smtps, one worker for every smtps section, takes the first section's that sets one; the MCP takes the
+ * top-level log section's.
+ */
 export function logIdents(config: Config): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const name of ["mcp", "qmgr", "smtps", "smtpc", "smar", "lda"]) {
+  if (config.log?.ident) out.mcp = config.log.ident;
+  for (const name of ["qmgr", "smtps", "smtpc", "smar", "lda"]) {
     const value = (config as unknown as Record<string, unknown>)[name];
-    const first = (Array.isArray(value) ? value[0] : value) as { log?: { ident?: unknown } } | undefined;
-    const ident = first?.log?.ident;
-    if (typeof ident === "string" && ident !== "") out[name] = ident;
+    const sections = (Array.isArray(value) ? value : value ? [value] : []) as { log?: { ident?: unknown } }[];
+    const ident = sections.map((s) => s.log?.ident).find((i) => typeof i === "string" && i !== "");
+    if (typeof ident === "string") out[name] = ident;
   }
   return out;
 }

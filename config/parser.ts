@@ -45,7 +45,19 @@ export interface SectionNode {
   col: number;
 }
 
-export type Entry = OptionNode | SectionNode;
+/**
+ * A bare word ended by `;`, as in the README's `allow_by { sender; client_ip; }`: a flag that is on.
+ * config/read.ts accepts it only inside the section form of a list option.
+ */
+export interface FlagNode {
+  kind: "flag";
+  name: string;
+  token: Token;
+  line: number;
+  col: number;
+}
+
+export type Entry = OptionNode | SectionNode | FlagNode;
 
 /** Parses configuration text into the top-level section; `file` only names the text in errors. */
 export function parse(text: string, file: string): SectionNode {
@@ -102,6 +114,10 @@ class Parser {
       const value = this.#value(key);
       this.#terminator(key);
       return { kind: "option", name: key.text, value, line: key.line, col: key.col };
+    }
+    if (after.kind === ";") {
+      this.#next();
+      return { kind: "flag", name: key.text, token: key, line: key.line, col: key.col };
     }
     if (after.kind === "{") {
       if (!this.#listAhead()) return this.#section(key);

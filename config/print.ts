@@ -16,7 +16,7 @@ import {
   SMTPC,
   SMTPS,
 } from "./schema.ts";
-import type { Config, MapSpec } from "./types.ts";
+import type { Config, ListenSocket, MapSpec } from "./types.ts";
 import { formatSize, formatTime } from "./values.ts";
 
 const BARE = /^[A-Za-z0-9._\-/:@+\[\]]+$/;
@@ -25,6 +25,7 @@ const BARE = /^[A-Za-z0-9._\-/:@+\[\]]+$/;
 export function formatConfig(config: Config): string {
   const out: string[] = [
     `# Effective configuration from ${config.source.replace(/\n/g, " ")}: every option, defaults included.`,
+    ...warningLines(config),
     `hostname = ${quote(config.hostname)};`,
     `CDB_base_directory = ${quote(config.CDB_base_directory)};`,
   ];
@@ -75,11 +76,14 @@ export function formatConfig(config: Config): string {
   out.push("", ...section(LOG, log, undefined, stderr));
   out.push("", ...section(QMGR, config.qmgr, undefined, qmgrRefs.map((r) => `  ${r}`)));
   for (const server of config.smtps) {
-    const sockets = server.listen_socket.map((socket) =>
-      `  listen_socket { type = ${socket.type}; address = ${word(socket.address)}; port = ${socket.port}; }`
-    );
-    for (const sub of SMTPS.sections) { // tls { } and auth { }, when configured
-      const values = sub.keyword === "tls" ? server.tls : sub.keyword === "auth" ? server.auth : undefined;
+    const sockets = server.listen_socket.map(listenSocket);
+    for (const sub of SMTPS.sections) { // log { }, protected_recipients { }, tls { } and auth { }, when configured
+      const values = ({
+        log: server.log,
+        protected_recipients: server.protected_recipients,
+        tls: server.tls,
+        auth: server.auth,
+      } as Record<string, object | undefined>)[sub.keyword];
       if (values) sockets.push(...section(sub, values, undefined, [], "  "));
     }
     for (const filter of [...server.policy_milter ?? [], ...server.policy_service ?? []]) {
@@ -117,15 +121,40 @@ export function formatConfig(config: Config): string {
   );
   if (config.lda) {
     const lines = [
-      ...config.lda.listen_socket.map((socket) =>
-        `  listen_socket { type = ${socket.type}; address = ${word(socket.address)}; port = ${socket.port}; }`
-      ),
+      ...config.lda.listen_socket.map(listenSocket),
       ...ldaRefs.map((r) => `  ${r}`),
       ...ldaInline.map(([option, spec]) => `  ${option} ${mapBody(spec)}`),
     ];
     out.push("", ...section(LDA, config.lda, undefined, lines));
   }
   return out.join("\n") + "\n";
+}
+
+/**
+ * The configuration's notes and warnings (config/seed_options.ts) as comments: sendmail X options that
+ * smx maps to something else or ignores, and plain numbers read in an implausible unit.
+ */
+function warningLines(config: Config): string[] {
+  const all = config.warnings ?? [];
+  if (all.length === 0) return [];
+  return [
+    "# As smx reads it (a warning is also logged once at start):",
+    ...all.map((w) => `#   ${w.level}: ${w.message.replace(/\n/g, " ")}`),
+  ];
+}
+
+/** A listen_socket line. */
+function listenSocket(socket: ListenSocket): string {
+  if (socket.type === "inet") {
+    return `  listen_socket { type = inet; address = ${word(socket.address)}; port = ${socket.port}; }`;
+  }
+  const owner = [
+    socket.user === undefined ? "" : ` user = ${word(socket.user)};`,
+    socket.group === undefined ? "" : ` group = ${word(socket.group)};`,
+  ].join("");
+  return `  listen_socket { type = unix; path = ${quote(socket.path)}; umask = 0${
+    socket.umask.toString(8)
+  };${owner} }`;
 }
 
 /** A map's braces: its type and the options that type takes. */
@@ -168,13 +197,19 @@ function section(
   for (const [option, kind] of Object.entries(spec.options)) {
     if (kind === "map_ref" || kind === "map_refs") continue; // written by formatConfig (declared maps)
     if (record[option] === undefined) continue; // an optional option that is not set
+    if (kind === "string" && record[option] === "") continue; // none (an auth section without map_file)
     if (kind === "time_ms") lines.push(`${indent}  # A plain number here means milliseconds.`);
+    if (kind === "time_us") lines.push(`${indent}  # A plain number here means microseconds.`);
+    if (kind === "size_kb" || kind === "size0_kb") lines.push(`${indent}  # A plain number here means KB.`);
     lines.push(`${indent}  ${option} = ${format(kind, record[option])};`);
   }
-  if (spec !== SMTPS && spec !== SMAR && spec !== LDA && spec !== POLICY_MILTER && spec !== POLICY_SERVICE) {
-    for (const sub of spec.sections) {
-      lines.push(...section(sub, record[sub.keyword] as object, undefined, [], `${indent}  `));
-    }
+  for (const sub of spec.sections) {
+    // smtps, smar and lda write their subsections themselves, except their log { }; so do the filters.
+    if ((spec === SMTPS || spec === SMAR || spec === LDA) && sub.keyword !== "log") continue;
+    if (spec === SMTPS && sub.keyword === "log") continue; // with the server's other subsections
+    if (spec === POLICY_MILTER || spec === POLICY_SERVICE) continue;
+    if (record[sub.keyword] === undefined) continue; // an optional section that is not there (log { })
+    lines.push(...section(sub, record[sub.keyword] as object, undefined, [], `${indent}  `));
   }
   lines.push(...extra, `${indent}}`);
   return lines;
@@ -183,11 +218,16 @@ function section(
 function format(kind: Kind, value: unknown): string {
   switch (kind) {
     case "time":
+    case "time0":
     case "time_ms":
+    case "time_us":
       return formatTime(value as number);
     case "size":
-    case "size0":
+    case "size_kb":
+    case "size0_kb":
       return formatSize(value as number);
+    case "mode":
+      return `0${(value as number).toString(8)}`;
     case "dsn_flags": {
       const on = Object.entries(value as Record<string, boolean>).filter(([, v]) => v).map(([f]) => f);
       return on.length > 0 ? `{ ${on.join(", ")} }` : "{ }";
@@ -206,6 +246,9 @@ function format(kind: Kind, value: unknown): string {
     case "sasl_mechs":
     case "milter_flags":
     case "policy_stages":
+    case "log_options":
+    case "protected_flags":
+    case "local_user_flags":
     case "networks": {
       const items = (value as string[]).map(word);
       return items.length > 0 ? `{ ${items.join(", ")} }` : "{ }";

@@ -20,6 +20,10 @@ import {
   WORD_LISTS,
 } from "./schema.ts";
 import {
+  formatSize,
+  formatTime,
+  isPlainNumber,
+  parseBoolean,
   parseIpAddress,
   parseNameserver,
   parseNetmask,
@@ -27,6 +31,29 @@ import {
   parseSize,
   parseTime,
 } from "./values.ts";
+
+const KB = 1024;
+const GB = KB * KB * KB;
+/**
+ * Plain numbers read in the README's unit that an operator hardly means: an old byte count read as KB,
+ * an old millisecond count read as seconds or microseconds. `[lowest plausible, highest plausible]` of
+ * the value in its internal unit (bytes, ms), by option.
+ */
+const PLAUSIBLE: Record<string, [number, number]> = {
+  max_message_size: [0, GB],
+  min_disk_space: [0, 10 * GB],
+  ok_disk_space: [0, 10 * GB],
+  max_commit_delay: [1, Infinity],
+  merge_delay_max: [0, 24 * 3600 * 1000],
+};
+/** The default unit of a plain number, by kind, for the warning. */
+const PLAIN_UNIT: Partial<Record<Kind, string>> = {
+  size_kb: "KB",
+  size0_kb: "KB",
+  time_us: "microseconds",
+  time0: "seconds",
+  time: "seconds",
+};
 
 /** A `mailertable = NAME;` reference, resolved once every map declaration is known. */
 export class MapRef {
@@ -42,6 +69,8 @@ export interface Block {
   label: string;
   values: Record<string, unknown>;
   blocks: Block[];
+  /** Values read in an implausible unit (a plain number that looks like an old byte count): warnings. */
+  warnings: { pos: Pos; text: string }[];
 }
 
 const EXPECTED: Record<Kind, string> = {
@@ -49,11 +78,20 @@ const EXPECTED: Record<Kind, string> = {
   count: "a number like 100",
   positive: "a number like 100",
   time: "a time like 30s, 5m or 1h 30m",
+  time0: "a time like 30s, 5m or 0s",
   time_ms: "a time like 10ms or 1s (a plain number means milliseconds)",
+  time_us: "a time like 10ms or 500us (a plain number means microseconds)",
   size: "a size like 10MB or 65536",
+  size_kb: "a size like 10MB (a plain number means KB)",
+  size0_kb: "a size like 100MB, or 0 for none (a plain number means KB)",
+  mode: "a mode like 077 (octal with the leading 0)",
+  log_facility: `a syslog facility among ${WORD_LISTS.log_facility.join(", ")}`,
+  log_options: `openlog options among ${WORD_LISTS.log_options.join(", ")}`,
+  protected_flags: `flags among ${WORD_LISTS.protected_flags.join(", ")}`,
+  local_user_flags: `flags among ${WORD_LISTS.local_user_flags.join(", ")}`,
   port: "a port number like 25",
   address: "an IPv4 or IPv6 address like 127.0.0.1",
-  socket_type: "inet",
+  socket_type: "inet or unix",
   map_type: `one of ${MAP_TYPES.join(", ")}`,
   map_ref: "a map name",
   map_refs: "map names like { local, remote }",
@@ -64,8 +102,7 @@ const EXPECTED: Record<Kind, string> = {
   flags: `flags among ${SMTPS_FLAGS.join(", ")}`,
   nameservers: "an IP address like 127.0.0.1 or 10.0.0.1:5353",
   components: `component names among ${COMPONENT_NAMES.join(", ")}`,
-  start_action: "wait (or pass, which means the same for a worker)",
-  size0: "a size like 100MB, or 0 for none",
+  start_action: `one of ${START_ACTIONS.join(", ")}`,
   dsn_flags: `flags among ${DSN_FLAGS.join(", ")}`,
   security_level: `one of ${SECURITY_LEVELS.join(", ")}`,
   tls_flags: `flags among ${WORD_LISTS.tls_flags.join(", ")}`,
@@ -88,7 +125,16 @@ export function readBlock(node: SectionNode, spec: SectionSpec, file: string, pa
   const label = spec.keyword === ""
     ? "the top level"
     : `section ${keywordPath}${node.name ? ` ${node.name.text}` : ""}`;
-  const block: Block = { keyword: spec.keyword, name: node.name?.text, node, label, values: {}, blocks: [] };
+  const block: Block = {
+    keyword: spec.keyword,
+    name: node.name?.text,
+    node,
+    label,
+    values: {},
+    blocks: [],
+    warnings: [],
+  };
+  const warn = (pos: Pos, text: string) => block.warnings.push({ pos, text });
   const options = new Map(Object.keys(spec.options).map((name) => [name.toLowerCase(), name]));
   const sections = new Map(spec.sections.map((s) => [s.keyword.toLowerCase(), s]));
   const seen = new Set<string>();
@@ -101,13 +147,25 @@ export function readBlock(node: SectionNode, spec: SectionSpec, file: string, pa
   const where = label === "the top level" ? "at the top level" : `in ${label}`;
 
   for (const entry of node.entries) {
+    if (entry.kind === "flag") {
+      const option = options.get(entry.name.toLowerCase());
+      fail(
+        entry,
+        option
+          ? `unexpected ${entry.name}; ${where}, expected ${option} = value;`
+          : `unknown option ${entry.name} ${where}, expected ${
+            oneOf(Object.keys(spec.options), "no options")
+          }`,
+      );
+      continue;
+    }
     const written = entry.kind === "option" ? entry.name : entry.keyword;
     const option = options.get(written.toLowerCase());
     const sub = sections.get(written.toLowerCase());
     if (entry.kind === "option") {
       if (option) {
         once(option, entry);
-        block.values[option] = convert(spec.options[option], entry, fail);
+        block.values[option] = convert(spec.options[option], entry, fail, warn);
       } else if (sub) {
         fail(entry, `${sub.keyword} is a section, expected ${sub.keyword} { ... }`);
       } else {
@@ -125,9 +183,11 @@ export function readBlock(node: SectionNode, spec: SectionSpec, file: string, pa
       }
       if (!sub.repeat) once(sub.keyword, entry);
       block.blocks.push(readBlock(entry, sub, file, keywordPath));
-    } else if (option && LIST_KINDS.has(spec.options[option]) && !entry.name && entry.entries.length === 0) {
+    } else if (option && LIST_KINDS.has(spec.options[option]) && !entry.name) {
+      // `flags { }`, or the README's `allow_by { sender; client_ip; }`: a list written as a section of
+      // flags (`word;`, or `word = true;` / `word = false;`).
       once(option, entry);
-      block.values[option] = []; // `flags { }`: an empty list written without `=`
+      block.values[option] = convert(spec.options[option], flagList(entry, option, fail), fail, warn);
     } else if (option) {
       fail(entry, `${option} is an option, expected ${option} = value;`);
     } else {
@@ -141,13 +201,58 @@ export function readBlock(node: SectionNode, spec: SectionSpec, file: string, pa
   return block;
 }
 
+/** The flags of a section-form list option (`allow_by { sender; client_ip = true; }`) as its list value. */
+function flagList(
+  section: SectionNode,
+  option: string,
+  fail: (pos: Pos, detail: string) => never,
+): OptionNode {
+  const items: Scalar[] = [];
+  for (const entry of section.entries) {
+    const scalar = (token: { text: string; line: number; col: number }): Scalar => ({
+      kind: "scalar",
+      text: token.text,
+      quoted: false,
+      tokens: [{ kind: "word", ...token }],
+      line: token.line,
+      col: token.col,
+    });
+    if (entry.kind === "flag") {
+      items.push(scalar(entry.token));
+    } else if (entry.kind === "option" && entry.value.kind === "scalar") {
+      const on = parseBoolean(entry.value.text);
+      if (on === undefined) {
+        fail(
+          entry.value,
+          `bad value ${JSON.stringify(entry.value.text)} for ${entry.name}, expected true or false`,
+        );
+      }
+      if (on) items.push(scalar({ text: entry.name, line: entry.line, col: entry.col }));
+    } else {
+      fail(entry, `unexpected ${entry.kind} in ${option} { }, expected flags like name;`);
+    }
+  }
+  return {
+    kind: "option",
+    name: option,
+    value: { kind: "list", items, line: section.line, col: section.col },
+    line: section.line,
+    col: section.col,
+  };
+}
+
 function oneOf(names: string[], none: string): string {
   if (names.length === 0) return none;
   return names.length === 1 ? names[0] : `one of ${names.join(", ")}`;
 }
 
 /** Converts an option's value to its kind, or fails at the offending token. */
-function convert(kind: Kind, option: OptionNode, fail: (pos: Pos, detail: string) => never): unknown {
+function convert(
+  kind: Kind,
+  option: OptionNode,
+  fail: (pos: Pos, detail: string) => never,
+  warn: (pos: Pos, text: string) => void,
+): unknown {
   const { name, value } = option;
   if (LIST_KINDS.has(kind)) {
     const items = value.kind === "list" ? value.items : [single(value)];
@@ -155,12 +260,31 @@ function convert(kind: Kind, option: OptionNode, fail: (pos: Pos, detail: string
     return [...new Set(converted)];
   }
   if (value.kind === "list") fail(value, `unexpected list for ${name}, expected ${EXPECTED[kind]}`);
-  return convertScalar(kind, value);
+  const converted = convertScalar(kind, value);
+  checkPlausible(converted);
+  return converted;
+
+  /** Warns when a plain number, read in the option's default unit, gives an implausible value. */
+  function checkPlausible(converted: unknown): void {
+    const bounds = PLAUSIBLE[name.toLowerCase() === "max_commit_delay" ? "max_commit_delay" : name];
+    const unit = PLAIN_UNIT[kind];
+    if (!bounds || !unit || typeof converted !== "number" || value.kind !== "scalar") return;
+    if (!isPlainNumber(value.text) || converted === 0) return;
+    if (converted >= bounds[0] && converted <= bounds[1]) return;
+    const shown = kind.startsWith("size") ? formatSize(converted) : formatTime(converted);
+    warn(
+      value,
+      `plain number ${value.text} for ${name} is read in ${unit} (${shown}), which looks implausible; ` +
+        `write the unit (e.g. ${kind.startsWith("size") ? "10MB" : kind === "time_us" ? "10ms" : "5m"}) ` +
+        `if another was meant`,
+    );
+  }
 
   /** A scalar made of one word, or of several words where the kind allows it (a time, a size). */
   function single(value: Value): Scalar {
     if (value.kind === "list") return fail(value, `unexpected list for ${name}, expected ${EXPECTED[kind]}`);
-    const joins = kind === "time" || kind === "time_ms" || kind === "size";
+    const joins = kind === "time" || kind === "time0" || kind === "time_ms" || kind === "time_us" ||
+      kind === "size" || kind === "size_kb" || kind === "size0_kb";
     if (!value.quoted && value.tokens.length > 1 && !joins) {
       fail(value.tokens[1], `unexpected word ${value.tokens[1].text} after the value of ${name}, expected ;`);
     }
@@ -188,12 +312,26 @@ function convert(kind: Kind, option: OptionNode, fail: (pos: Pos, detail: string
         return range(parseNumber(text), 1, MAX, "a number of 1 or more");
       case "time":
         return range(parseTime(text), 1, MAX, "a time longer than 0s");
+      case "time0":
+        return range(parseTime(text), 0, MAX, "a time of 0s or more");
       case "time_ms":
         return range(parseTime(text, 1), 0, MAX, "a time of 0ms or more");
+      case "time_us": {
+        const ms = parseTime(text, 1 / 1000);
+        if (ms === undefined) return bad();
+        if (!Number.isFinite(ms) || ms < 0 || ms > MAX) {
+          fail(scalar, `value ${text} of ${name} out of range, expected a time of 0us or more`);
+        }
+        return ms;
+      }
       case "size":
         return range(parseSize(text), 1, MAX, "a size of 1 byte or more");
-      case "size0":
-        return range(parseSize(text), 0, MAX, "a size of 0 bytes or more");
+      case "size_kb":
+        return range(parseSize(text, KB), 1, MAX, "a size of 1 byte or more");
+      case "size0_kb":
+        return range(parseSize(text, KB), 0, MAX, "a size of 0 bytes or more");
+      case "mode": // numeric as the README says: a leading 0 makes it octal (`umask = 077;`)
+        return range(parseNumber(text), 0, 0o777, "a mode from 0 to 0777");
       case "dsn_flags": {
         const flag = DSN_FLAGS.find((f) => f.toLowerCase() === text.toLowerCase());
         if (flag) return flag;
@@ -213,8 +351,12 @@ function convert(kind: Kind, option: OptionNode, fail: (pos: Pos, detail: string
       case "alias_flags":
       case "allow_by":
       case "match_type":
+      case "protected_flags":
+      case "local_user_flags":
       case "tls_flags":
       case "auth_flags":
+      case "log_facility":
+      case "log_options":
       case "sasl_mechs":
       case "mailauth_flags":
       case "milter_flags":
@@ -233,10 +375,11 @@ function convert(kind: Kind, option: OptionNode, fail: (pos: Pos, detail: string
         if (ip === undefined || more.length > 0 || badBits) return bad();
         return bits === undefined ? ip : `${ip}/${Number(bits)}`;
       }
-      case "socket_type":
-        return text.toLowerCase() === EXPECTED[kind]
-          ? EXPECTED[kind]
-          : fail(scalar, `unknown ${kind.replace("_", " ")} ${text} for ${name}, expected ${EXPECTED[kind]}`);
+      case "socket_type": {
+        const type = text.toLowerCase();
+        if (type === "inet" || type === "unix") return type;
+        return fail(scalar, `unknown socket type ${text} for ${name}, expected ${EXPECTED[kind]}`);
+      }
       case "filter_socket_type":
       case "milter_action": {
         const word = text.toLowerCase();

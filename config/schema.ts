@@ -9,7 +9,6 @@ import type {
   LdaConfig,
   LogConfig,
   McpConfig,
-  ProtectedRecipientsConfig,
   QmgrConfig,
   SmarConfig,
   SmtpcConfig,
@@ -21,18 +20,30 @@ import type {
 } from "./types.ts";
 
 /**
- * What an option's value must be. Counts are integers >= 0, "positive" >= 1; times are in ms and > 0,
- * except "time_ms" (>= 0, and a plain number means MILLISECONDS, not seconds: used by max_commit_delay,
- * whose useful values are a few ms); sizes are bytes > 0, "size0" sizes >= 0 (0: off). "dsn_flags" is a
- * list of DSN_FLAGS read into an object of booleans (QmgrConfig["DSN_handling"]["flags"]).
+ * What an option's value must be. Counts are integers >= 0, "positive" >= 1. Times come out in ms: "time"
+ * > 0 and "time0" >= 0 read a plain number as seconds (the README's default unit), "time_ms" (>= 0) as
+ * milliseconds (smx's own auth failure_delay), "time_us" (>= 0) as MICROSECONDS (the README's unit of
+ * max_commit_delay; the ms may be fractional). Sizes come out in bytes: "size" > 0 reads a plain number
+ * as bytes, "size_kb" > 0 and "size0_kb" >= 0 (0: off) as KB (the README's unit of max_message_size,
+ * min_disk_space, ok_disk_space). Explicit units work for every time and size. "dsn_flags" is a list of
+ * DSN_FLAGS read into an object of booleans (QmgrConfig["DSN_handling"]["flags"]).
  */
 export type Kind =
   | "string"
   | "count"
   | "positive"
   | "time"
+  | "time0"
   | "time_ms"
+  | "time_us"
   | "size"
+  | "size_kb"
+  | "size0_kb"
+  | "mode"
+  | "log_facility"
+  | "log_options"
+  | "protected_flags"
+  | "local_user_flags"
   | "port"
   | "address"
   | "socket_type"
@@ -49,7 +60,6 @@ export type Kind =
   | "nameservers"
   | "components"
   | "start_action"
-  | "size0"
   | "dsn_flags"
   | "security_level"
   | "tls_flags"
@@ -77,6 +87,9 @@ export const LIST_KINDS: ReadonlySet<Kind> = new Set([
   "networks",
   "milter_flags",
   "policy_stages",
+  "log_options",
+  "protected_flags",
+  "local_user_flags",
 ]);
 
 /** The map types a map declaration may name. */
@@ -92,8 +105,11 @@ export const WORD_LISTS = {
     "replace_macros",
     "preserve_domain",
   ],
-  allow_by: ["sender", "client_ip"],
+  // The 3.10.2 flag names (allow_by_sender ...) are read as the 3.10 ones (config/build.ts).
+  allow_by: ["sender", "client_ip", "allow_by_sender", "allow_by_client_ip"],
   match_type: ["generic_lookup", "implicitly_match_detail"],
+  protected_flags: ["allow_by_sender", "allow_by_client_ip", "generic_lookup", "implicitly_match_detail"],
+  local_user_flags: ["implicitly_match_detail"],
   tls_flags: ["allow_relaying_if_verified", "check_access_map_for_relaying"],
   auth_flags: [
     "allow_plaintext",
@@ -109,6 +125,29 @@ export const WORD_LISTS = {
   ],
   // Every mechanism name the README uses; DIGEST-MD5 (historic) is accepted and never offered.
   sasl_mechs: ["plain", "login", "cram-md5", "digest-md5", "scram-sha-1", "scram-sha-256"],
+  log_facility: [
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+  ],
+  log_options: ["pid", "cons", "ndelay", "odelay", "nowait", "perror"],
   mailauth_flags: ["spf", "dkim", "dmarc", "arc"],
   milter_flags: ["abort", "accept_but_reconnect"],
   policy_stages: ["rcpt", "data", "end_of_data"],
@@ -123,14 +162,41 @@ export const COMPONENT_NAMES = ["qmgr", "smtps", "smtpc", "smar", "lda"];
 /** smtpc's TLS security levels (SmtpcTlsConfig["security_level"]). */
 export const SECURITY_LEVELS = ["none", "may", "encrypt", "verify"];
 
-/** The start actions a worker supports (`pass` is sendmail X's fd passing: a worker listens itself). */
-export const START_ACTIONS = ["wait", "pass"];
+/**
+ * sendmail X's start actions (README 3.7). In smx each component is a worker started with the MTA that
+ * opens its own sockets, so all four mean that (config/seed_options.ts says so in -V).
+ */
+export const START_ACTIONS = ["wait", "pass", "accept", "nostartaccept"];
+
+/** The syslog-style `log { }` section of a component (README 3.4). */
+export const COMPONENT_LOG_OPTIONS = {
+  facility: "log_facility",
+  ident: "string",
+  options: "log_options",
+} as const satisfies Record<string, Kind>;
+
+/**
+ * sendmail X's options for running a component as a Unix process (README 3.7): accepted; what each
+ * does in smx (usually nothing: Deno permissions take the place of uids) is in config/seed_options.ts.
+ */
+export const PROCESS_OPTIONS = {
+  user: "string",
+  group: "string",
+  path: "string",
+  arguments: "string",
+  pass_fd_socket: "string",
+  pass_id: "string",
+  umask: "mode",
+  min_processes: "positive",
+  max_processes: "positive",
+} as const satisfies Record<string, Kind>;
 
 /** The MCP's options for a component, present in each component's section as in sendmail X. */
 const SERVICE_OPTIONS = {
   log_level: "count",
   restart_dependencies: "components",
   start_action: "start_action",
+  ...PROCESS_OPTIONS,
 } as const satisfies Record<string, Kind>;
 
 export interface SectionSpec {
@@ -166,9 +232,29 @@ function section(
 }
 
 /** A map declaration or an inline map section (`mailertable { type = hash; file = "..."; }`). */
-export function mapSection(keyword: string, more: Partial<SectionSpec> = {}): SectionSpec {
-  return section(keyword, MAP_OPTIONS, [], more);
+export function mapSection(
+  keyword: string,
+  more: Partial<SectionSpec> = {},
+  options: Record<string, Kind> = {},
+): SectionSpec {
+  return section(keyword, { ...MAP_OPTIONS, ...options }, [], more);
 }
+
+/**
+ * smar's map subsections as the README writes them: `file` (type hash unless given), or `name` naming a
+ * declared map; aliases and local_user_map also take `flags`.
+ */
+const SMAR_MAP_OPTIONS = { name: "map_ref" } as const satisfies Record<string, Kind>;
+
+/** The README's default file of each smar map subsection written without `file` or `name`. */
+export const SMAR_MAP_FILES: Record<string, string> = {
+  mailertable: "mt",
+  access_map: "access.db",
+  aliases: "aliases.db",
+};
+
+/** A component's `log { facility; ident; options; }`. */
+const COMPONENT_LOG = section("log", COMPONENT_LOG_OPTIONS);
 
 /** The options of a map declaration; which apply depends on its type (config/build.ts checks). */
 export const MAP_OPTIONS = {
@@ -182,9 +268,18 @@ export const MAP_OPTIONS = {
   timeout: "time",
 } as const satisfies Record<string, Kind>;
 
+/** `type = inet` takes port and address (none: 0.0.0.0), `type = unix` path, umask, user, group. */
 export const LISTEN_SOCKET = section(
   "listen_socket",
-  { type: "socket_type", address: "address", port: "port" },
+  {
+    type: "socket_type",
+    address: "address",
+    port: "port",
+    path: "string",
+    umask: "mode",
+    user: "string",
+    group: "string",
+  },
   [],
   {
     repeat: true,
@@ -217,14 +312,22 @@ export const POLICY_SERVICE = section(
   { repeat: true },
 );
 
+/** `protected_recipients { allow_by { sender; client_ip; } match_type { ... } flags = { ... }; }`. */
+const PROTECTED_RECIPIENTS = section(
+  "protected_recipients",
+  { allow_by: "allow_by", match_type: "match_type", flags: "protected_flags" },
+);
+
 export const SMTPS = section(
   "smtps",
   {
     hostname: "string",
     id: "count",
     io_timeout: "time",
-    max_message_size: "size",
+    max_message_size: "size_kb",
     max_threads: "positive",
+    processes: "positive",
+    CDB_gid: "count",
     max_recipients_per_transaction: "positive",
     max_recipients_per_session: "positive",
     max_bad_commands_per_session: "count",
@@ -241,6 +344,8 @@ export const SMTPS = section(
   } satisfies { [K in keyof SmtpsConfig]?: Kind },
   [
     LISTEN_SOCKET,
+    COMPONENT_LOG,
+    PROTECTED_RECIPIENTS,
     section(
       "tls",
       {
@@ -286,8 +391,8 @@ export const QMGR = section(
     AQ_max_entries: "positive",
     conf: "map_ref",
     max_errors_per_DSN: "positive",
-    min_disk_space: "size0",
-    ok_disk_space: "size0",
+    min_disk_space: "size0_kb",
+    ok_disk_space: "size0_kb",
     OCC_max_entries: "positive",
     wait_for_client: "time",
     wait_for_server: "time",
@@ -299,17 +404,30 @@ export const QMGR = section(
       "IBDB",
       {
         base_directory: "string",
-        max_commit_delay: "time_ms",
+        max_commit_delay: "time_us",
         max_open_TAs: "positive",
         size: "size",
       } satisfies { [K in keyof QmgrConfig["IBDB"]]: Kind },
     ),
-    section("DEFEDB", { base_directory: "string" } satisfies { [K in keyof QmgrConfig["DEFEDB"]]: Kind }),
-    section("IQDB", { max_entries: "positive" } satisfies { [K in keyof QmgrConfig["IQDB"]]: Kind }),
+    COMPONENT_LOG,
+    section(
+      "DEFEDB",
+      { base_directory: "string", log_directory: "string" } satisfies {
+        [K in keyof QmgrConfig["DEFEDB"]]: Kind;
+      },
+    ),
+    // max_cache_entries is the README's name of max_entries (config/build.ts).
+    section(
+      "IQDB",
+      { max_entries: "positive", max_cache_entries: "positive", hash_table_entries: "positive" } satisfies {
+        [K in keyof QmgrConfig["IQDB"] | "max_cache_entries"]: Kind;
+      },
+    ),
+    // max_errors_per_DSN here is qmgr's max_errors_per_DSN (config/build.ts).
     section(
       "DSN_handling",
-      { merge_delay_max: "time_ms", flags: "dsn_flags" } satisfies {
-        [K in keyof QmgrConfig["DSN_handling"]]: Kind;
+      { merge_delay_max: "time0", flags: "dsn_flags", max_errors_per_DSN: "positive" } satisfies {
+        [K in keyof QmgrConfig["DSN_handling"] | "max_errors_per_DSN"]: Kind;
       },
     ),
     section(
@@ -341,12 +459,14 @@ export const SMTPC = section(
   {
     io_timeout: "time",
     LMTP_socket: "string",
+    wait_for_server: "time",
     connection_cache_time_limit: "time",
     connection_reuse_time_limit: "time",
     connection_reuse_count_limit: "positive",
     ...SERVICE_OPTIONS,
   } satisfies { [K in keyof SmtpcConfig]?: Kind },
   [
+    COMPONENT_LOG,
     section(
       "tls",
       {
@@ -360,10 +480,10 @@ export const SMTPC = section(
   ],
 );
 
-/** Where log lines go: stderr unless a directory is named. */
+/** Where log lines go (stderr unless a directory is named, a syslog server too), and the components' defaults. */
 export const LOG = section(
   "log",
-  { directory: "string", facility: "string", syslog_server: "string" } satisfies {
+  { directory: "string", syslog_server: "string", ...COMPONENT_LOG_OPTIONS } satisfies {
     [K in keyof LogConfig]: Kind;
   },
 );
@@ -378,14 +498,18 @@ export const SMAR = section(
     aliases: "map_ref",
     alias_flags: "alias_flags",
     local_user_map: "map_ref",
+    local_user_flags: "local_user_flags",
     address_delimiter: "string",
     ...SERVICE_OPTIONS,
   } satisfies { [K in keyof SmarConfig]: Kind },
   [
-    mapSection("mailertable"),
-    mapSection("access_map"),
-    mapSection("aliases"),
-    mapSection("local_user_map"),
+    COMPONENT_LOG,
+    // Map declarations inside smar, as the README places them (README 3.9.1), as well as at the top level.
+    mapSection("map", { name: "required", repeat: true }),
+    mapSection("mailertable", {}, SMAR_MAP_OPTIONS),
+    mapSection("access_map", {}, SMAR_MAP_OPTIONS),
+    mapSection("aliases", {}, { ...SMAR_MAP_OPTIONS, flags: "alias_flags" }),
+    mapSection("local_user_map", {}, { ...SMAR_MAP_OPTIONS, flags: "local_user_flags" }),
     section("dnsbl", { domain: "string", tag: "string" } satisfies { [K in keyof DnsblSpec]: Kind }, [], {
       repeat: true,
     }),
@@ -402,12 +526,7 @@ export const SMAR = section(
         netmask: "netmask",
       } satisfies { [K in keyof GreylistConfig]: Kind },
     ),
-    section(
-      "protected_recipients",
-      { allow_by: "allow_by", match_type: "match_type" } satisfies {
-        [K in keyof ProtectedRecipientsConfig]: Kind;
-      },
-    ),
+    PROTECTED_RECIPIENTS,
   ],
 );
 
@@ -420,15 +539,25 @@ export const LDA = section(
     local_user_map: "map_ref",
     postmaster: "string",
     io_timeout: "time",
-    max_message_size: "size",
+    max_message_size: "size_kb",
     max_threads: "positive",
     ...SERVICE_OPTIONS,
   } satisfies { [K in keyof LdaConfig]?: Kind },
-  [LISTEN_SOCKET, mapSection("local_user_map")],
+  [LISTEN_SOCKET, COMPONENT_LOG, mapSection("local_user_map")],
 );
+
+/**
+ * sendmail X's global socket options (README 3.3): accepted without effect, the components talk over the
+ * MCP's worker channels (config/seed_options.ts reports them).
+ */
+export const GLOBAL_SOCKETS = ["SMAR_socket", "SMTPC_socket", "SMTPS_socket"];
 
 export const TOP = section(
   "",
-  { hostname: "string", CDB_base_directory: "string" },
+  {
+    hostname: "string",
+    CDB_base_directory: "string",
+    ...Object.fromEntries(GLOBAL_SOCKETS.map((o) => [o, "string" as const])),
+  },
   [mapSection("map", { name: "required", repeat: true }), MCP, QMGR, SMTPS, SMTPC, SMAR, LDA, LOG],
 );

@@ -9,7 +9,10 @@ import { defaultService } from "./defaults.ts";
 import type { Config, ServiceOptions } from "./types.ts";
 
 /** A component's MCP options with defaults; `mcp` gives the MCP's own log level. */
-export function serviceOptions(config: Config, name: string): Required<ServiceOptions> {
+export function serviceOptions(
+  config: Config,
+  name: string,
+): Required<Pick<ServiceOptions, "log_level" | "restart_dependencies" | "start_action">> {
   const defaults = defaultService();
   if (name === "mcp") return { ...defaults, log_level: config.mcp.log_level ?? defaults.log_level };
   const value = (config as unknown as Record<string, unknown>)[name];

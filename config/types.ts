@@ -3,11 +3,27 @@
 // All durations are in milliseconds, all sizes in bytes; paths are as written (relative to the
 // working directory the MTA was started in). The object is plain data (structured-clonable).
 
-/** A socket a server listens on (`listen_socket { type = inet; address = ...; port = ...; }`). */
-export interface ListenSocket {
+/**
+ * A socket a server listens on: `listen_socket { type = inet; [address = ...;] port = ...; }` (no address:
+ * every local IPv4 address, 0.0.0.0) or `listen_socket { type = unix; path = ...; [umask; user; group;] }`.
+ */
+export type ListenSocket = InetListenSocket | UnixListenSocket;
+
+export interface InetListenSocket {
   type: "inet";
   address: string;
   port: number;
+}
+
+export interface UnixListenSocket {
+  type: "unix";
+  /** The socket's path (relative to the working directory). */
+  path: string;
+  /** The socket file's mode is 0777 & ~umask (default 0o077: only the owner may connect). */
+  umask: number;
+  /** sendmail X's socket owner and group: accepted, no effect (smx does not change file owners). */
+  user?: string;
+  group?: string;
 }
 
 /** A map declaration (`map NAME { type = hash; file = ...; }`) or an inline map section. */
@@ -44,8 +60,37 @@ export interface ServiceOptions {
   log_level?: number;
   /** Components the MCP restarts whenever it restarts this one (their state depends on it). */
   restart_dependencies?: string[];
-  /** `wait`: started with the MTA, serving its own sockets; `pass` (sendmail X's fd passing) means the same. */
-  start_action?: "wait" | "pass";
+  /**
+   * sendmail X's start actions; in smx every component is started with the MTA and opens its own sockets,
+   * so `wait`, `pass`, `accept` and `nostartaccept` all mean that (see config/seed_options.ts).
+   */
+  start_action?: "wait" | "pass" | "accept" | "nostartaccept";
+  /** The component's `log { facility; ident; options; }` section. */
+  log?: ComponentLogConfig;
+  /**
+   * sendmail X's options for running the component as a Unix process (user, group, path, arguments,
+   * pass_fd_socket, pass_id, umask, min_processes, max_processes): accepted and kept as written; each is
+   * mapped to what smx does instead or reported once at start (config/seed_options.ts seedNotes()).
+   */
+  user?: string;
+  group?: string;
+  path?: string;
+  arguments?: string;
+  pass_fd_socket?: string;
+  pass_id?: string;
+  umask?: number;
+  min_processes?: number;
+  max_processes?: number;
+}
+
+/** A component's `log { }` section (sendmail X README 3.4): openlog(3)'s facility, ident and options. */
+export interface ComponentLogConfig {
+  /** The syslog facility (daemon, mail, auth, local0 ...), lower-case; for syslog output. */
+  facility?: string;
+  /** The name the component's log lines carry (default: the component's name, e.g. `smtps`). */
+  ident?: string;
+  /** openlog(3) options without LOG_ (pid, ndelay, cons, odelay, nowait, perror), lower-case. */
+  options?: string[];
 }
 
 /** One `smtps [name] { ... }` section. */
@@ -60,6 +105,15 @@ export interface SmtpsConfig extends ServiceOptions {
   max_message_size: number;
   /** Concurrent sessions this server accepts; more get 421. */
   max_threads: number;
+  /** sendmail X's processes: how many smtps processes to start (1 until several workers exist). */
+  processes?: number;
+  /** sendmail X's CDB_gid (the group of the CDB files): accepted, no effect. */
+  CDB_gid?: number;
+  /**
+   * `protected_recipients { allow_by { sender; client_ip; } match_type { ... } }` as the README places it
+   * (in smtps); config/build.ts also hands it to smar (SmarConfig.protected_recipients), which applies it.
+   */
+  protected_recipients?: ProtectedRecipientsConfig;
   max_recipients_per_transaction: number;
   max_recipients_per_session: number;
   max_bad_commands_per_session: number;
@@ -149,14 +203,20 @@ export interface SmtpsTlsConfig {
 
 /** An smtps section's `auth { ... }`: SMTP AUTH against a credentials map. */
 export interface SmtpsAuthConfig {
-  /** The credentials map (user and secrets per entry) built by `deno task createmap auth`. */
+  /**
+   * The credentials map (user and secrets per entry) built by `deno task createmap auth`; "" when the
+   * section names none (the README's examples leave it to Cyrus SASL): then AUTH is not offered.
+   */
   map_file: string;
   /**
    * Mechanisms that may be offered, lower-case: "scram-sha-256", "scram-sha-1", "cram-md5", "plain",
    * "login" ("digest-md5" is accepted and never offered); the flags and the map narrow them.
    */
   mechanisms: string[];
-  /** Mechanisms whose success lets the client relay. */
+  /**
+   * Mechanisms whose success lets the client relay, lower-case; the README's names are accepted:
+   * plain, login, cram-md5, digest-md5, scram-sha-1, scram-sha-256.
+   */
   trusted_mechs: string[];
   /** Failed attempts that end the session with 421 (0: no limit). */
   max_failures: number;
@@ -186,9 +246,14 @@ export interface QmgrConfig extends ServiceOptions {
     /** The write-ahead log's size at which SQLite checkpoints it into the queue file (bytes). */
     size: number;
   };
-  DEFEDB: { base_directory: string };
-  /** The incoming queue: envelopes from smtps whose commit is under way; more get a temporary failure. */
-  IQDB: { max_entries: number };
+  /** log_directory: sendmail X's separate log directory of the DEFEDB, accepted (SQLite keeps its WAL beside). */
+  DEFEDB: { base_directory: string; log_directory?: string };
+  /**
+   * The incoming queue: envelopes from smtps whose commit is under way; more get a temporary failure.
+   * max_cache_entries is the README's name for max_entries (the two are the same number); hash_table_entries
+   * is accepted (a JavaScript Map sizes itself).
+   */
+  IQDB: { max_entries: number; hash_table_entries?: number };
   /** The qmgr_conf map (oci:, ocm:, octo:, icr:, icm: per IP address or net); none: the options alone. */
   conf?: MapSpec;
   DSN_handling: {
@@ -196,7 +261,10 @@ export interface QmgrConfig extends ServiceOptions {
     merge_delay_max: number;
     flags: DsnFlags;
   };
-  /** Recipients one DSN reports at most; more make more DSNs. */
+  /**
+   * Recipients one DSN reports at most; more make more DSNs. Written in qmgr or, as the README lists it,
+   * in `DSN_handling { max_errors_per_DSN }`: the same number.
+   */
   max_errors_per_DSN: number;
   /** Below this much free space in the queue's file system smtps refuses MAIL (bytes; 0: no guard). */
   min_disk_space: number;
@@ -247,8 +315,10 @@ export interface SmtpcConfig extends ServiceOptions {
   io_timeout: number;
   /** Ports smtpc may connect to (derived: 25 plus every port the mailertable names). */
   ports: number[];
-  /** The unix socket of the LMTP server for `lmtp:` mailertable entries without a host. */
+  /** The unix socket of the LMTP server for `lmtp:` mailertable entries without a host (`lmtpsock`). */
   LMTP_socket?: string;
+  /** sendmail X's wait for QMGR (ms): accepted; smtpc's channel to qmgr exists before it starts. */
+  wait_for_server?: number;
   /** How long an idle connection is kept for the next transaction to the same server (ms). */
   connection_cache_time_limit: number;
   /** A connection opened longer ago than this (ms) is not reused. */
@@ -266,10 +336,15 @@ export interface SmarConfig extends ServiceOptions {
   access_map?: MapSpec;
   /** The aliases map (`alias: addr, addr, ...`), looked up as alias_flags say. */
   aliases?: MapSpec;
-  /** localpart, local_domains, all_domains, implicitly_match_detail, replace_macros, preserve_domain. */
+  /**
+   * localpart, local_domains, all_domains, implicitly_match_detail, replace_macros, preserve_domain: from
+   * `aliases { flags = { ... }; }` (the README's form) or the smx option `alias_flags`.
+   */
   alias_flags: string[];
   /** Local users: a recipient at a local domain must be one (or an alias), else 550 5.1.1. */
   local_user_map?: MapSpec;
+  /** `local_user_map { flags = { implicitly_match_detail }; }`: user+detail finds user in the map. */
+  local_user_flags?: string[];
   /** Separates user and detail in a local part (`user+detail`); "" for none. */
   address_delimiter: string;
   /** DNS blacklists queried at connect, answers looked up in the access map as `tag:A.B.C.D`. */
@@ -303,11 +378,14 @@ export interface GreylistConfig {
   secondary_DB_name?: string;
   /** Most expired entries removed in one go. */
   expire_limit: number;
-  /** The prefix length of client IPv4 addresses compared (24 = 255.255.255.0); IPv6 uses /64. */
+  /** The prefix length of client IPv4 addresses compared (default 32: the whole address); IPv6 uses /64. */
   netmask: number;
 }
 
-/** `protected_recipients { allow_by = {...}; match_type = {...}; }` in smar. */
+/**
+ * `protected_recipients { allow_by { sender; client_ip; } match_type { ... } }` (in smtps as the README
+ * places it, or in smar).
+ */
 export interface ProtectedRecipientsConfig {
   /** Which restrictions of a `protectedrcpt:` entry may lift it: sender (from:, list:), client_ip (cltaddr:). */
   allow_by: string[];
@@ -346,14 +424,28 @@ export interface McpConfig {
   log_level?: number;
 }
 
-/** Where log lines go (`log { directory = ...; }`): stderr, or one file per component in `directory`. */
-export interface LogConfig {
+/**
+ * The top-level `log { }`: where log lines go (stderr, or one file per component in `directory`), and the
+ * facility/ident/options every component's own `log { }` section may override.
+ */
+export interface LogConfig extends ComponentLogConfig {
   /** `<directory>/<component>.log` for the MCP and each worker; stderr when absent. */
   directory?: string;
   /** The syslog facility of every line sent to a syslog server (default `mail`). */
   facility?: string;
   /** A syslog server every component also sends its lines to: `udp:HOST[:PORT]` or `tcp:HOST[:PORT]`. */
   syslog_server?: string;
+}
+
+/**
+ * Something the configuration says that smx reads differently or ignores (config/seed_options.ts): a
+ * "warning" (no effect here, or an implausible plain number) is logged once at start; a "note" says what
+ * smx does instead of a sendmail X option. `-V` prints both.
+ */
+export interface ConfigWarning {
+  level: "warning" | "note";
+  /** `file:line:col: text`. */
+  message: string;
 }
 
 export interface Config {
@@ -369,4 +461,6 @@ export interface Config {
   smtpc: SmtpcConfig;
   smar: SmarConfig;
   lda?: LdaConfig;
+  /** What the MCP reports once at start and `-V` prints (sendmail X options without effect, odd units). */
+  warnings?: ConfigWarning[];
 }

@@ -10,6 +10,7 @@ const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 const WEEK = 7 * DAY;
+const MICROSECOND = 1 / 1000;
 const TIME_UNITS: [string, number][] = [
   ["w", WEEK],
   ["d", DAY],
@@ -17,8 +18,9 @@ const TIME_UNITS: [string, number][] = [
   ["m", MINUTE],
   ["s", SECOND],
   ["ms", 1],
+  ["us", MICROSECOND],
 ];
-const TIME_UNIT = new Map(TIME_UNITS);
+const TIME_UNIT = new Map<string, number>([...TIME_UNITS, ["µs", MICROSECOND]]);
 
 const KB = 1024;
 const SIZE_UNITS: [string, number][] = [["GB", KB * KB * KB], ["MB", KB * KB], ["KB", KB]];
@@ -54,25 +56,35 @@ export function parseBoolean(text: string): boolean | undefined {
 }
 
 /**
- * A time in milliseconds: units `w d h m s ms` in any sequence (`1h5m12s`; the parser joins `1h 5m 12s`
- * into that), or a plain number counted in `plainUnit` milliseconds (seconds unless told otherwise).
+ * A time in milliseconds: units `w d h m s ms us` (`µs` too) in any sequence (`1h5m12s`; the parser joins
+ * `1h 5m 12s` into that), or a plain number counted in `plainUnit` milliseconds (seconds unless told
+ * otherwise). Microseconds give fractional milliseconds.
  */
 export function parseTime(text: string, plainUnit = SECOND): number | undefined {
   const plain = parseNumber(text);
   if (plain !== undefined) return plain * plainUnit;
-  const m = /^([+-]?)((?:\d+(?:ms|w|d|h|m|s))+)$/i.exec(text);
+  const m = /^([+-]?)((?:\d+(?:ms|us|µs|w|d|h|m|s))+)$/i.exec(text);
   if (!m) return undefined;
-  let total = 0;
-  for (const [, count, unit] of m[2].matchAll(/(\d+)(ms|w|d|h|m|s)/gi)) {
-    total += Number(count) * TIME_UNIT.get(unit.toLowerCase())!;
+  let micros = 0;
+  for (const [, count, unit] of m[2].matchAll(/(\d+)(ms|us|µs|w|d|h|m|s)/gi)) {
+    micros += Number(count) * Math.round(TIME_UNIT.get(unit.toLowerCase())! * 1000);
   }
+  const total = micros / 1000;
   return m[1] === "-" ? -total : total;
 }
 
-/** A size in bytes: a plain number of bytes or a decimal count with a unit (`10MB`, `512K`, `64 KB`). */
-export function parseSize(text: string): number | undefined {
+/** Whether `text` is a plain number (no unit): the option's default unit applies. */
+export function isPlainNumber(text: string): boolean {
+  return parseNumber(text) !== undefined;
+}
+
+/**
+ * A size in bytes: a decimal count with a unit (`10MB`, `512K`, `64 KB`), or a plain number counted in
+ * `plainUnit` bytes (bytes unless told otherwise).
+ */
+export function parseSize(text: string, plainUnit = 1): number | undefined {
   const plain = parseNumber(text);
-  if (plain !== undefined) return plain;
+  if (plain !== undefined) return plain * plainUnit;
   const m = /^([+-]?)(\d+)([a-z]+)$/i.exec(text);
   const unit = m ? SIZE_UNIT.get(m[3].toLowerCase()) : undefined;
   if (!m || unit === undefined) return undefined;
@@ -116,22 +128,26 @@ export function parseNetmask(text: string): number | undefined {
   return /^1*0*$/.test(bits) ? bits.indexOf("0") < 0 ? 32 : bits.indexOf("0") : undefined;
 }
 
-/** A time with units, largest first (`1h 30m`, `5m`, `10ms`, `0s`); parseTime() reads it back. */
+/** A time with units, largest first (`1h 30m`, `5m`, `10ms`, `500us`, `0s`); parseTime() reads it back. */
 export function formatTime(ms: number): string {
   const parts: string[] = [];
-  let rest = ms;
+  let rest = Math.round(ms * 1000); // in microseconds, so fractions of a millisecond stay exact
   for (const [unit, size] of TIME_UNITS) {
-    const count = Math.floor(rest / size);
+    const micros = Math.round(size * 1000);
+    const count = Math.floor(rest / micros);
     if (count > 0) parts.push(`${count}${unit}`);
-    rest -= count * size;
+    rest -= count * micros;
   }
   return parts.length > 0 ? parts.join(" ") : "0s";
 }
 
-/** A size with the largest unit that divides it exactly (`10MB`), else in bytes; parseSize() reads it back. */
+/**
+ * A size with the largest unit that divides it exactly (`10MB`), else in bytes (`1000B`: with its unit,
+ * as options whose plain numbers mean KB need); parseSize() reads it back. 0 is `0`.
+ */
 export function formatSize(bytes: number): string {
   for (const [unit, size] of SIZE_UNITS) {
     if (bytes > 0 && bytes % size === 0) return `${bytes / size}${unit}`;
   }
-  return String(bytes);
+  return bytes === 0 ? "0" : `${bytes}B`;
 }

@@ -20,7 +20,7 @@ Deno.test("parseConfig() maps every section to the typed config", async (t) => {
     log { directory = "/var/log/smx"; }
     map routes { type = hash; file = "etc/mailertable"; }
     qmgr {
-      IBDB { base_directory = "q/ibdb"; max_commit_delay = 20; max_open_TAs = 7; size = 8MB; }
+      IBDB { base_directory = "q/ibdb"; max_commit_delay = 20000; max_open_TAs = 7; size = 8MB; }
       DEFEDB { base_directory = "q/defedb"; }
       IQDB { max_entries = 64; }
       DSN_handling { merge_delay_max = 30s; flags = { HEADER_ONLY }; }
@@ -216,7 +216,7 @@ Deno.test("loadConfig() reads a file and names it in errors", async (t) => {
         assert.ok(err instanceof ConfigError);
         assert.equal(
           err.message,
-          `${path}:2:1: unknown option bogus at the top level, expected one of hostname, CDB_base_directory`,
+          `${path}:2:1: unknown option bogus at the top level, expected one of hostname, CDB_base_directory, SMAR_socket, SMTPC_socket, SMTPS_socket`,
         );
         return true;
       });

@@ -76,8 +76,16 @@ Deno.test("parseConfig() reads times with units, sequences and plain seconds", a
   }
 });
 
-Deno.test("parseConfig() reads max_commit_delay with a plain number as milliseconds", async (t) => {
-  const cases: [string, number][] = [["10", 10], ["0", 0], ["1s", 1000], ["1s 5ms", 1005]];
+Deno.test("parseConfig() reads max_commit_delay with a plain number as microseconds (README 3.8)", async (t) => {
+  const cases: [string, number][] = [
+    ["10000", 10],
+    ["500", 0.5],
+    ["0", 0],
+    ["1s", 1000],
+    ["1s 5ms", 1005],
+    ["250us", 0.25],
+    ["10ms", 10],
+  ];
   for (const [text, want] of cases) {
     await t.step(text, () => {
       assert.equal(parse(`qmgr { IBDB { max_commit_delay = ${text}; } }`).qmgr.IBDB.max_commit_delay, want);
@@ -85,9 +93,10 @@ Deno.test("parseConfig() reads max_commit_delay with a plain number as milliseco
   }
 });
 
-Deno.test("parseConfig() reads sizes in bytes and with units", async (t) => {
+Deno.test("parseConfig() reads max_message_size in KB when plain (README 3.10) and with units", async (t) => {
   const cases: [string, number][] = [
-    ["1000", 1000],
+    ["1000", 1_024_000],
+    ["1000B", 1000],
     ["100B", 100],
     ["64KB", 65_536],
     ["64K", 65_536],

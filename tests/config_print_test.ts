@@ -62,7 +62,10 @@ Deno.test("formatConfig() prints every option so that it parses back to the same
     ["a config with odd strings, names and units", custom],
   ];
   for (const [label, config] of cases) {
-    await t.step(label, () => assert.deepEqual(parseConfig(formatConfig(config), config.source), config));
+    // Notes about the printed text (e.g. start_action pass) name its lines: they are not the configuration.
+    const { warnings: _, ...back } = parseConfig(formatConfig(config), config.source);
+    const { warnings: __, ...want } = config;
+    await t.step(label, () => assert.deepEqual(back, want));
   }
   await t.step("times and sizes are printed with units", () => {
     const text = formatConfig(custom);
@@ -71,7 +74,7 @@ Deno.test("formatConfig() prints every option so that it parses back to the same
       "retry_min_delay = 5m;",
       "queue_return_timeout = 2w 1s 500ms;",
       "io_timeout = 250ms;",
-      "max_message_size = 1000;",
+      "max_message_size = 1000B;",
       "max_message_size = 3KB;",
       "max_commit_delay = 0s;",
     ];

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadConfig } from "../config/mod.ts";
+import type { InetListenSocket } from "../config/types.ts";
 import { mailertablePorts } from "../components/smar/mailertable.ts";
 import { startTestMta } from "./helpers/mta.ts";
 import { freePort } from "./helpers/harness.ts";
@@ -113,7 +114,7 @@ Deno.test("the built-in configuration routes localhost with lmtp: to its own lda
   const route = text.split("\n").find((l) =>
     l.startsWith(`${config.hostname}\t`) || l.startsWith("localhost\t")
   );
-  const [socket] = config.lda.listen_socket;
+  const socket = config.lda.listen_socket[0] as InetListenSocket;
   assert.equal(route, `localhost\t${socket.port}^lmtp:[${socket.address}]`);
   assert.equal(config.hostname, "localhost", "the configured hostname is the routed one");
   const ports = await mailertablePorts({

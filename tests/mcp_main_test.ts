@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { formatConfig, loadConfig } from "../config/mod.ts";
+import type { InetListenSocket } from "../config/types.ts";
 import { runMain } from "../components/mcp/cli.ts";
 import { workerModules } from "../components/mcp/manifest.ts";
 
@@ -49,7 +50,8 @@ Deno.test("runMain() answers usage errors with 64 and -h with the usage and the 
     /^usage: deno task start \[-f FILE\] \[-V\[V\[V\]\]\] \[--print-permissions\] \[--print-command\] \[-h\]\n {2}-f FILE/,
   );
   const c = await loadConfig();
-  const listen = `${c.smtps[0].listen_socket[0].address}:${c.smtps[0].listen_socket[0].port}`;
+  const first = c.smtps[0].listen_socket[0] as InetListenSocket;
+  const listen = `${first.address}:${first.port}`;
   assert.ok(help.out.includes(`(default: the built-in configuration: smtps on\n`), help.out);
   assert.ok(help.out.includes(`${listen}, queue in ${c.CDB_base_directory}, `), help.out);
   assert.deepEqual(await main(["--help"], nothing), help);

@@ -42,9 +42,9 @@ Deno.test("logFile() puts each component's file in the log directory, or none fo
 Deno.test("parseConfig() refuses MCP options a worker cannot honour, at the offending token", () => {
   const cases: [string, string, string][] = [
     [
-      "smar { start_action = nostartaccept; }",
+      "smar { start_action = fork; }",
       "1:23",
-      "unsupported start action nostartaccept for start_action, expected wait",
+      "unsupported start action fork for start_action, expected one of wait, pass, accept, nostartaccept",
     ],
     [
       "qmgr { restart_dependencies = { smtps, postfix }; }",

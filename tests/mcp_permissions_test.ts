@@ -125,22 +125,33 @@ Deno.test("computePermissions() gives smar its aliases, users, socket maps and g
 });
 
 Deno.test("computePermissions() lets smtpc read its TLS files and reach its LMTP socket, nothing more", async () => {
-  const config = parseConfig(
-    `smtpc {
+  const dir = await Deno.makeTempDir();
+  try {
+    const mt = join(dir, "mt");
+    await Deno.writeTextFile(mt, "local.test lmtp:\n");
+    const smtpc = `smtpc {
       LMTP_socket = "var/lmtp.sock";
       tls { CAcert_file = "etc/ca.pem"; CAcert_directory = "/etc/ssl/certs"; cert_file = "etc/c.pem"; key_file = "etc/c.key"; }
-    }`,
-    "t.conf",
-  );
-  const sets = await computePermissions(config, { readFiles: false });
-  assert.deepEqual(sets.smtpc, {
-    ...NONE,
-    read: ["var/cdb", "etc/ca.pem", "/etc/ssl/certs", "etc/c.pem", "etc/c.key", "var/lmtp.sock"],
-    write: ["var/lmtp.sock"],
-    net: ["0.0.0.0/0:25", `unix:${join(Deno.cwd(), "var/lmtp.sock")}`],
-  });
-  const plain = await computePermissions(parseConfig("", "t.conf"), { readFiles: false });
-  assert.deepEqual(plain.smtpc, { ...NONE, read: ["var/cdb"], write: false, net: ["0.0.0.0/0:25"] });
+    }`;
+    const config = parseConfig(
+      `${smtpc} smar { nameserver = 127.0.0.1; mailertable { file = ${JSON.stringify(mt)}; } }`,
+      "t.conf",
+    );
+    const sets = await computePermissions(config);
+    assert.deepEqual(sets.smtpc, {
+      ...NONE,
+      read: ["var/cdb", "etc/ca.pem", "/etc/ssl/certs", "etc/c.pem", "etc/c.key", "var/lmtp.sock"],
+      write: ["var/lmtp.sock"],
+      net: ["0.0.0.0/0:24", "0.0.0.0/0:25", `unix:${join(Deno.cwd(), "var/lmtp.sock")}`],
+    });
+    // The default socket (lmtpsock) only when a route uses it.
+    const unused = await computePermissions(parseConfig("", "t.conf"), { resolvConf: "/etc/resolv.conf" });
+    assert.deepEqual(unused.smtpc.write, false);
+    const plain = await computePermissions(parseConfig("", "t.conf"), { readFiles: false });
+    assert.deepEqual(plain.smtpc, { ...NONE, read: ["var/cdb"], write: false, net: ["0.0.0.0/0:25"] });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("computePermissions() gives qmgr its control socket, its conf map and statfs only when needed", async () => {

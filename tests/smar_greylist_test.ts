@@ -25,6 +25,7 @@ async function withGreylist(
     white_expire: 24 * 60 * MIN,
     white_timeout: 10 * MIN,
     main_DB_name: join(dir, "grey.db"),
+    netmask: 24, // not the default (32, the whole address): so neighbours share an entry
     ...more,
   };
   const g = new Greylist(cfg, () => clock.now);

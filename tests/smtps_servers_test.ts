@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { formatConfig, parseConfig } from "../config/mod.ts";
-import type { Config } from "../config/types.ts";
+import type { Config, InetListenSocket } from "../config/types.ts";
 import { PROTOCOL_VERSION } from "../components/protocol/messages.ts";
 import { runDialogue, SmtpClient, type Smtps, startSmtps, tlsFile } from "./helpers/smtps_dialogue.ts";
 
@@ -137,7 +137,7 @@ Deno.test("the configuration reads and prints the smtps options, tls and auth se
   await t.step("errors name what is wrong", () => {
     const bad: [string, RegExp][] = [
       ["smtps { tls { key_file = k; } }", /missing option cert_file in section smtps\.tls/],
-      ["smtps { auth { } }", /missing option map_file/],
+      ["smtps { auth { flags = { nosuchflag }; } }", /unknown value nosuchflag/],
       ["smtps { auth { map_file = a; mechanisms = { NTLM }; } }", /unknown value NTLM/],
       ["smtps { tls { cert_file = c; key_file = k; flags = { verify }; } }", /unknown value verify/],
       ["smtps { bare_newline_clients = { 10.0.0.0/33 }; }", /bad value "10\.0\.0\.0\/33"/],
@@ -180,7 +180,7 @@ Deno.test("smtps reloads its sections' settings for new sessions, not its socket
       });
       await t.step("other sockets, or a TLS file that cannot be read, are refused", async () => {
         const moved = structuredClone(s.config);
-        moved.smtps[0].listen_socket[0].port += 1;
+        (moved.smtps[0].listen_socket[0] as InetListenSocket).port += 1;
         assert.match((await reload(s, moved)) ?? "", /listen sockets changed/);
         const broken = structuredClone(s.config);
         broken.smtps[0].tls = {

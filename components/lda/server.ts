@@ -10,8 +10,9 @@ import { formatReply, reply, replyText } from "../mail/reply.ts";
 import { failure } from "../protocol/endpoint.ts";
 import type { Config, LdaConfig } from "../../config/types.ts";
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
-import { listen, stopServing } from "../smtp_io/listeners.ts";
-import { endSocket } from "../smtp_io/socket.ts";
+import { listenOn, stopServing } from "../smtp_io/listeners.ts";
+import { socketLabel } from "../../config/listen.ts";
+import { clientIp, endSocket } from "../smtp_io/socket.ts";
 import { log } from "../util/log.ts";
 import { PRIVATE_DIR } from "../util/private_files.ts";
 import { MailStore } from "./delivery.ts";
@@ -73,7 +74,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     socket.once("close", () => sockets.delete(socket));
     if (stopping) return void endSocket(socket, formatReply(closing));
     if (sessions.size >= lda.max_threads) {
-      log.info(COMPONENT, `CONNECT from unknown[${socket.remoteAddress}]: ${replyText(busy)}`);
+      log.info(COMPONENT, `CONNECT from unknown[${clientIp(socket)}]: ${replyText(busy)}`);
       return void endSocket(socket, formatReply(busy));
     }
     const session = new LmtpSession(socket, store, lda.hostname, lda.io_timeout);
@@ -84,9 +85,9 @@ export async function start(ctx: WorkerContext): Promise<Component> {
   try {
     for (const ls of lda.listen_socket) {
       const listener = net.createServer({ allowHalfOpen: true }, onConnection);
-      await listen(listener, ls.address, ls.port, COMPONENT);
+      await listenOn(listener, ls, COMPONENT);
       listeners.push(listener);
-      log.info(COMPONENT, `listening for LMTP on ${ls.address}:${ls.port}, mail root ${lda.mail_root}`);
+      log.info(COMPONENT, `listening for LMTP on ${socketLabel(ls)}, mail root ${lda.mail_root}`);
     }
   } catch (err) {
     for (const l of listeners) l.close();

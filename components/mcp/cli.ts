@@ -6,6 +6,7 @@
 
 import { parseArgs } from "node:util";
 import { ConfigError, formatConfig, loadConfig } from "../../config/mod.ts";
+import { socketLabel } from "../../config/listen.ts";
 import type { Config } from "../../config/types.ts";
 import { log } from "../util/log.ts";
 import { syslogTarget } from "../../config/log_settings.ts";
@@ -22,7 +23,7 @@ export const EX_CANTCREAT = 73;
 /** The usage text, with the defaults of the built-in configuration. */
 export async function usage(): Promise<string> {
   const c = await loadConfig();
-  const listen = c.smtps.flatMap((s) => s.listen_socket.map((l) => `${l.address}:${l.port}`)).join(", ");
+  const listen = c.smtps.flatMap((s) => s.listen_socket.map(socketLabel)).join(", ");
   const queue = [c.CDB_base_directory, c.qmgr.IBDB.base_directory, c.qmgr.DEFEDB.base_directory].join(", ");
   return `usage: deno task start [-f FILE] [-V[V[V]]] [--print-permissions] [--print-command] [-h]
   -f FILE              read the configuration from FILE (default: the built-in configuration: smtps on

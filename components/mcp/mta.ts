@@ -65,6 +65,8 @@ export async function startMta(config: Config, opts: MtaOptions = {}): Promise<M
   await ensurePrivateDir(config.qmgr.IBDB.base_directory);
   await ensurePrivateDir(config.qmgr.DEFEDB.base_directory);
   const restoreLog = await mcpLog(config);
+  // Once at start: what the configuration says that has no effect here, or reads oddly (seed_options.ts).
+  for (const w of config.warnings ?? []) if (w.level === "warning") log.warn("mcp", w.message);
   const supervisor = new Supervisor(config, {
     ...opts,
     permissions,

@@ -5,12 +5,13 @@
 
 import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Config, LdaConfig } from "../../config/types.ts";
+import type { Config, LdaConfig, ListenSocket } from "../../config/types.ts";
+import { DEFAULT_LMTP_SOCKET } from "../../config/defaults.ts";
 import { logFile } from "../../config/service.ts";
 import { syslogNetPermissions, syslogTarget } from "../../config/log_settings.ts";
 import type { ComponentName, ServiceName } from "../protocol/messages.ts";
 import { controlSocketPath } from "../qmgr/control_protocol.ts";
-import { mailertablePorts } from "../smar/mailertable.ts";
+import { mailertablePorts, mailertableUsesLmtpSocket } from "../smar/mailertable.ts";
 import { smarNeeds } from "../smar/needs.ts";
 import { configuredNameservers, hostPort, nameserverNetPermissions } from "../smar/dns/nameservers.ts";
 import type { WorkerPermissions } from "./spawn.ts";
@@ -45,11 +46,15 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
   const cdb = config.CDB_base_directory;
   const queue = [config.qmgr.IBDB.base_directory, config.qmgr.DEFEDB.base_directory, cdb];
 
-  const listen = config.smtps.flatMap((s) => s.listen_socket.map((l) => hostPort(l.address, l.port)));
+  const listen = listenPermissions(config.smtps.flatMap((s) => s.listen_socket));
 
   const ports = new Set([25, ...config.smtpc.ports]);
+  // The LMTP socket when a route uses it (`lmtp:` without a host), or when it is not the default (a
+  // configuration naming its own socket means to use it): every configuration has the default one.
+  let lmtpSocket = config.smtpc.LMTP_socket !== DEFAULT_LMTP_SOCKET;
   if (readFiles && config.smar.mailertable) {
     for (const p of await mailertablePorts(config.smar.mailertable)) ports.add(p);
+    lmtpSocket ||= await mailertableUsesLmtpSocket(config.smar.mailertable);
   }
 
   // smar's UDP sockets bind a random local port, which Deno checks as `<bind address>:0`: the same
@@ -69,13 +74,14 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
         cdb,
         ...smtpsFiles(config),
         ...filters.paths,
+        ...listen.paths,
         ...(readFiles ? await smtpsKeyFiles(config) : []),
       ]),
-      write: unique([cdb, ...filters.paths]),
-      net: orFalse(unique([...listen, ...filters.net])),
+      write: unique([cdb, ...filters.paths, ...listen.paths]),
+      net: orFalse(unique([...listen.net, ...filters.net])),
     },
     qmgr: qmgrPermissions(config, queue),
-    smtpc: smtpcPermissions(config, [...ports]),
+    smtpc: smtpcPermissions(config, [...ports], lmtpSocket),
     smar: {
       ...NONE,
       read: orFalse(unique([...smar.read, ...(useResolvConf ? [resolvConf] : [])])),
@@ -127,7 +133,7 @@ function smtpsFiles(config: Config): string[] {
       s.auth?.map_file,
       s.dkim_signing?.map.file,
       s.authentication?.arc_seal?.map.file,
-    ].filter((f) => f !== undefined)
+    ].filter((f): f is string => f !== undefined && f !== "")
   );
 }
 
@@ -160,13 +166,14 @@ function smtpsFilterSockets(config: Config): { net: string[]; paths: string[] } 
 }
 
 /**
- * smtpc: connect to any IPv4 host on its ports, read the CDB and its TLS files; with an LMTP_socket,
- * connect to it (Deno asks read, write and `unix:<absolute path>` net permission for that).
+ * smtpc: connect to any IPv4 host on its ports, read the CDB and its TLS files; when the mailertable
+ * routes to the LMTP_socket (`lmtp:` without a host), connect to it (Deno asks read, write and
+ * `unix:<absolute path>` net permission for that).
  */
-function smtpcPermissions(config: Config, ports: number[]): WorkerPermissions {
+function smtpcPermissions(config: Config, ports: number[], lmtpSocket: boolean): WorkerPermissions {
   const { tls, LMTP_socket } = config.smtpc;
   const tlsFiles = [tls?.CAcert_file, tls?.CAcert_directory, tls?.cert_file, tls?.key_file];
-  const socket = LMTP_socket === undefined ? [] : [LMTP_socket];
+  const socket = LMTP_socket === undefined || !lmtpSocket ? [] : [LMTP_socket];
   const net = ports.sort((a, b) => a - b).map((p) => `0.0.0.0/0:${p}`);
   return {
     ...NONE,
@@ -176,15 +183,34 @@ function smtpcPermissions(config: Config, ports: number[]): WorkerPermissions {
   };
 }
 
+/**
+ * What listening on `sockets` takes: `host:port` net permission for a TCP socket; for a unix socket,
+ * read and write on its path (Deno asks both to bind it, write also to replace a stale one and set its
+ * mode) and `unix:<absolute path>` net permission.
+ */
+function listenPermissions(sockets: ListenSocket[]): { net: string[]; paths: string[] } {
+  const net: string[] = [];
+  const paths: string[] = [];
+  for (const s of sockets) {
+    if (s.type === "inet") {
+      net.push(hostPort(s.address, s.port));
+    } else {
+      paths.push(s.path);
+      net.push(`unix:${resolve(s.path)}`);
+    }
+  }
+  return { net, paths };
+}
+
 /** The local delivery agent: listen for LMTP, read and write the mail root, read the users map; no more. */
 function ldaPermissions(lda: LdaConfig): WorkerPermissions {
-  const listen = lda.listen_socket.map((l) => hostPort(l.address, l.port));
+  const listen = listenPermissions(lda.listen_socket);
   const usersMap = lda.local_user_map ? [lda.local_user_map.file] : [];
   return {
     ...NONE,
-    read: unique([lda.mail_root, ...usersMap]),
-    write: [lda.mail_root],
-    net: orFalse(unique(listen)),
+    read: unique([lda.mail_root, ...usersMap, ...listen.paths]),
+    write: unique([lda.mail_root, ...listen.paths]),
+    net: orFalse(unique(listen.net)),
   };
 }
 

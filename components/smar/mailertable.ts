@@ -120,3 +120,16 @@ export async function mailertablePorts(spec: MapSpec): Promise<number[]> {
   }
   return [...ports].sort((a, b) => a - b);
 }
+
+/** Whether an entry of the mailertable is `lmtp:` without a host (smtpc's LMTP_socket). */
+export async function mailertableUsesLmtpSocket(spec: MapSpec): Promise<boolean> {
+  const map = await loadMap(spec);
+  try {
+    for (const [key, rhs] of map.entries()) {
+      if (checkEntry(spec, key, rhs).hosts.some((h) => h.kind === "lmtp_socket")) return true;
+    }
+    return false;
+  } finally {
+    map.close();
+  }
+}

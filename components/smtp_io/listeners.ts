@@ -1,9 +1,14 @@
-// The listening side of the SMTP and LMTP servers: opening a listen socket (a failure to listen rejects,
-// naming the address; a later listener error is logged) and the graceful stop they share. Touches only
-// the listeners, sessions and sockets it is given.
+// The listening side of the SMTP and LMTP servers: opening a listen socket, TCP or unix (a failure to
+// listen rejects, naming the address; a later listener error is logged), and the graceful stop they
+// share. A unix socket replaces a stale socket file at its path (never another kind of file) and gets the
+// mode its umask gives. Touches only the listeners, sessions and sockets it is given, and the unix
+// socket's path.
 
 import type net from "node:net";
+import type { ListenSocket } from "../../config/types.ts";
+import { socketLabel } from "../../config/listen.ts";
 import { log } from "../util/log.ts";
+import { markLocal } from "./socket.ts";
 
 /** What stopServing() needs of a session. */
 export interface StoppableSession {
@@ -52,6 +57,36 @@ export function listen(server: net.Server, host: string, port: number, component
       resolve();
     });
   });
+}
+
+/** Starts `server` listening on `socket` (TCP or unix) for `component`. */
+export async function listenOn(server: net.Server, socket: ListenSocket, component: string): Promise<void> {
+  if (socket.type === "inet") return listen(server, socket.address, socket.port, component);
+  const label = socketLabel(socket);
+  try {
+    const info = await Deno.lstat(socket.path);
+    if (!info.isSocket) throw new Error(`Listen on ${label}: a file that is not a socket is there`);
+    await Deno.remove(socket.path); // a stale socket of an earlier run
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  // A client of a unix socket is on this host: it counts as 127.0.0.1 (clientIp()).
+  server.prependListener("connection", (s: net.Socket) => markLocal(s));
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(new Error(`Listen on ${label}: ${err.message}`));
+    server.once("error", onError);
+    server.listen({ path: socket.path }, () => {
+      server.off("error", onError);
+      server.on("error", (err) => log.error(component, `listener ${label} failed: ${err.message}`));
+      resolve();
+    });
+  });
+  try {
+    await Deno.chmod(socket.path, 0o777 & ~socket.umask);
+  } catch (err) {
+    server.close();
+    throw new Error(`Listen on ${label}: set its mode: ${(err as Error).message}`);
+  }
 }
 
 /**

@@ -26,8 +26,20 @@ export function endSocket(socket: Socket, text?: string): Promise<void> {
   });
 }
 
-/** The client address as logs and headers show it (IPv4-mapped IPv6 addresses unwrapped). */
+/** Sockets accepted on a unix listen socket: their client is on this host. */
+const local = new WeakSet<Socket>();
+
+/** Marks `socket` as accepted on a unix socket (clientIp() then gives 127.0.0.1). */
+export function markLocal(socket: Socket): void {
+  local.add(socket);
+}
+
+/**
+ * The client address as logs and headers show it (IPv4-mapped IPv6 addresses unwrapped); 127.0.0.1 for a
+ * client of a unix socket, which can only be on this host.
+ */
 export function clientIp(socket: Socket): string {
+  if (local.has(socket)) return "127.0.0.1";
   const a = socket.remoteAddress ?? "unknown";
   return a.startsWith("::ffff:") && a.includes(".") ? a.slice(7) : a;
 }

@@ -68,7 +68,7 @@ export async function sessionEnv(
   const tls = server.tls ? await loadTls(server.tls) : undefined;
   let credentials: CredentialsMap | undefined;
   let mechanisms: string[] = [];
-  if (server.auth) {
+  if (server.auth && server.auth.map_file !== "") { // no map_file: AUTH is not offered
     credentials = new CredentialsMap(server.auth.map_file);
     await credentials.check();
     const choice = chooseMechanisms(

@@ -12,7 +12,8 @@ import { formatReply, replyText } from "../mail/reply.ts";
 import { failure } from "../protocol/endpoint.ts";
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
 import type { Config } from "../../config/types.ts";
-import { listen, stopServing } from "../smtp_io/listeners.ts";
+import { listenOn, stopServing } from "../smtp_io/listeners.ts";
+import { socketLabel } from "../../config/listen.ts";
 import { log } from "../util/log.ts";
 import { R } from "./replies.ts";
 import { type QueueStatus, type SessionEnv, sessionEnv } from "./env.ts";
@@ -25,8 +26,7 @@ export const STOP_GRACE_MS = 3_000;
 
 /** The sections and their sockets, which a reload cannot change. */
 function layout(c: Config): string {
-  return c.smtps.map((s) => `${s.name}@${s.listen_socket.map((l) => `${l.address}:${l.port}`).join(",")}`)
-    .join(" ");
+  return c.smtps.map((s) => `${s.name}@${s.listen_socket.map(socketLabel).join(",")}`).join(" ");
 }
 
 /** Starts every configured SMTP server; the returned stop() ends them gracefully. */
@@ -103,9 +103,9 @@ export async function start(ctx: WorkerContext): Promise<Component> {
       const onConnection = serve(holder);
       for (const ls of server.listen_socket) {
         const listener = net.createServer({ allowHalfOpen: true }, onConnection);
-        await listen(listener, ls.address, ls.port, COMPONENT);
+        await listenOn(listener, ls, COMPONENT);
         listeners.push(listener);
-        log.info(COMPONENT, `${server.name} (id ${server.id}): listening on ${ls.address}:${ls.port}`);
+        log.info(COMPONENT, `${server.name} (id ${server.id}): listening on ${socketLabel(ls)}`);
       }
     }
   } catch (err) {

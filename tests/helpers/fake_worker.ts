@@ -5,7 +5,7 @@
 // connection with the text of smar's verdict on the client, "smar" answers with `smar#<generation>`.
 // It touches only what its permission set allows (the test gives smtps its listen address).
 
-import type { Config } from "../../config/types.ts";
+import type { Config, InetListenSocket } from "../../config/types.ts";
 import type { WorkerFrame } from "../../components/protocol/frames.ts";
 import { type Message, PROTOCOL_VERSION, type WorkerName } from "../../components/protocol/messages.ts";
 import { type Component, runWorker, type WorkerContext } from "../../components/protocol/worker_runtime.ts";
@@ -107,7 +107,7 @@ function start(ctx: WorkerContext): Promise<Component> {
     };
   });
   if (ctx.name !== "smtps") return Promise.resolve({ stop: () => Promise.resolve() });
-  const sock = ctx.config.smtps[0].listen_socket[0];
+  const sock = ctx.config.smtps[0].listen_socket[0] as InetListenSocket;
   const listener = Deno.listen({ hostname: sock.address, port: sock.port });
   (async () => {
     for await (const conn of listener) {

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { defaultConfig, defaultSmtps } from "../../config/defaults.ts";
-import type { Config, SmtpsConfig } from "../../config/types.ts";
+import type { Config, InetListenSocket, SmtpsConfig } from "../../config/types.ts";
 import type {
   Envelope,
   Message,
@@ -92,7 +92,9 @@ export async function startSmtps(
       ...more,
     });
   }
-  const ports = Object.fromEntries(config.smtps.map((s) => [s.name, s.listen_socket[0].port]));
+  const ports = Object.fromEntries(
+    config.smtps.map((s) => [s.name, (s.listen_socket[0] as InetListenSocket).port]),
+  );
   const p: Policy = {
     connection: "accept",
     connect: "accept",
