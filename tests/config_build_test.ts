@@ -183,7 +183,7 @@ Deno.test("loadConfig() without a path parses the built-in default", async () =>
     address: "127.0.0.1",
     port: 2525,
   }]]]);
-  assert.deepEqual(c.smar.access_map, { name: "access", type: "hash", file: "config/default/access" });
+  assert.deepEqual(c.smar.access_map, { name: "access_map", type: "hash", file: "config/default/access" });
   assert.deepEqual(c.smar.mailertable, {
     name: "mailertable",
     type: "hash",

@@ -54,6 +54,7 @@ Deno.test("formatConfig() prints every option so that it parses back to the same
   changed.qmgr.restart_dependencies = ["smtps", "smar"];
   changed.smar.start_action = "pass";
   changed.smar.address_delimiter = "-"; // one character, so not perturbed
+  changed.smar.alias_flags = ["all_domains"]; // words of a list, so not perturbed
   changed.log = { directory: "var/log" };
   const cases: [string, Config][] = [
     ["the built-in default", await loadConfig()],

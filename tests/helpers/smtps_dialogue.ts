@@ -232,6 +232,11 @@ export class SmtpClient {
     return new SmtpClient(await Deno.connect({ hostname: "127.0.0.1", port }));
   }
 
+  /** Connects to a server's unix socket. */
+  static async connectUnix(path: string): Promise<SmtpClient> {
+    return new SmtpClient(await Deno.connect({ transport: "unix", path }));
+  }
+
   /** Starts TLS on the connection (after the server's 220 to STARTTLS), trusting the fixtures' CA. */
   async startTls(hostname = "localhost"): Promise<void> {
     assert.equal(this.#buffered, "", "bytes after the 220 to STARTTLS");
