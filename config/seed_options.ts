@@ -8,6 +8,7 @@
 
 import type { Pos } from "./error.ts";
 import type { Block } from "./read.ts";
+import { WORD_LISTS } from "./schema.ts";
 import type { ConfigWarning } from "./types.ts";
 
 const UIDS = "Deno permissions (each worker's own set) take the place of separate Unix users";
@@ -93,7 +94,29 @@ export function seedNotes(top: Block, source: string): ConfigWarning[] {
     }
     for (const sub of block.blocks) subNotes(sub, name, add, where);
   }
+  identNotes(top, add);
   return out;
+}
+
+/** One smtps worker serves every smtps section: its lines carry the first ident any section sets. */
+function identNotes(top: Block, add: (level: ConfigWarning["level"], pos: Pos, text: string) => void): void {
+  const idents = top.blocks.filter((b) => b.keyword === "smtps").flatMap((b) =>
+    b.blocks.filter((s) => s.keyword === "log" && s.values.ident !== undefined).map((log) => ({
+      name: b.name ? `smtps ${b.name}` : "smtps",
+      ident: log.values.ident as string,
+      pos: log.node,
+    }))
+  );
+  for (const other of idents.slice(1)) {
+    if (other.ident === idents[0].ident) continue;
+    add(
+      "note",
+      other.pos,
+      `log ident ${other.ident} of ${other.name}: one smtps worker serves every smtps section, its lines carry ${
+        idents[0].ident
+      } (of ${idents[0].name}), connections name their section`,
+    );
+  }
 }
 
 function subNotes(
@@ -140,6 +163,15 @@ function subNotes(
       }
       break;
     case "auth":
+      for (const mech of (sub.values.trusted_mechs as string[] | undefined) ?? []) {
+        if ((WORD_LISTS.sasl_offered as readonly string[]).includes(mech)) continue;
+        const why = mech === "digest-md5" ? " (historic, RFC 6331)" : "";
+        add(
+          "warning",
+          where(sub, "trusted_mechs"),
+          `trusted_mechs ${mech.toUpperCase()} in ${name}: smtps does not offer ${mech.toUpperCase()}${why}, so no ${"client authenticates with it"}`,
+        );
+      }
       if (sub.values.map_file === undefined) {
         add(
           "warning",

@@ -86,6 +86,11 @@ Deno.test("-V shows which sendmail X options smx maps and which have no effect",
   assert.match(v.out, /# {3}warning: .*auth in smtps MSA names no map_file: AUTH is not offered/);
   assert.match(v.out, /log \{\n {4}facility = mail;\n {4}ident = "?smX-MSA"?;/);
   assert.match(v.out, /trusted_mechs = \{ cram-md5, digest-md5 \};/);
+  assert.match(
+    v.out,
+    /warning: .*trusted_mechs DIGEST-MD5 in smtps MSA: smtps does not offer DIGEST-MD5 \(historic, RFC 6331\)/,
+  );
+  assert.match(v.out, /note: .*log ident smX-MSA of smtps MSA: one smtps worker serves every smtps section/);
 });
 
 Deno.test("the README's MTA/MSA example: two servers, their log idents, auth flags and mechanisms", async () => {

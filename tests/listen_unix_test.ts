@@ -41,9 +41,11 @@ Deno.test("smtps and the lda listen on unix sockets: SMTP in on one, LMTP out on
       mailertable: "localhost lmtp:\n", // the README's form: LMTP over smtpc's LMTP_socket
       access: "",
       configText: `map local_users { type = hash; file = ${q(join(dir, "local_users"))}; }
+log { directory = ${q(join(dir, "log"))}; ident = smX-mcp; }
 smtps LOCAL {
   listen_socket { type = unix; path = ${q(smtpsSock)}; umask = 007; }
   user = smxs;
+  log { facility = mail; ident = smX-LOCAL; }
 }
 smtpc { LMTP_socket = ${q(lmtpSock)}; }
 lda {
@@ -64,7 +66,7 @@ lda {
     assert.ok(lmtpInfo.isSocket, "the lda listens on its unix socket");
     assert.equal(lmtpInfo.mode! & 0o777, 0o700, "the default umask, 077: only the owner may connect");
     const warned = lines.filter((l) =>
-      /\[warn\]: .*user in smtps LOCAL has no effect: .*Deno permissions/.test(l)
+      / smX-mcp \[warn\]: .*user in smtps LOCAL has no effect: .*Deno permissions/.test(l)
     );
     assert.equal(warned.length, 1, `warned once at start:\n${lines.join("\n")}`);
 
@@ -96,6 +98,10 @@ lda {
       "the client counts as 127.0.0.1",
     );
     assert.match(text, /\nSubject: over a unix socket\n\nHello\.\n$/);
+    // The log ident names the component in its lines (README 3.4).
+    const smtpsLog = await Deno.readTextFile(join(dir, "log/smtps.log"));
+    assert.match(smtpsLog, /^\S+ smX-LOCAL: connect from \[127\.0\.0\.1\] to LOCAL$/m);
+    assert.doesNotMatch(smtpsLog, / smtps: /);
   } finally {
     await mta.stop();
   }
