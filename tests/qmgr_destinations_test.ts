@@ -85,7 +85,13 @@ Deno.test("qmgr tracks destinations per address and port", async (t) => {
   await t.step(
     "a dead first MX with a live second: the second takes the mail, the first is skipped",
     async () => {
-      const q = await startInProcessQmgr({ adjust: (c) => c.qmgr.retry_min_delay = HOUR, downMin: HOUR });
+      const q = await startInProcessQmgr({
+        adjust: (c) => {
+          c.qmgr.retry_min_delay = HOUR;
+          c.qmgr.smtpc.initial_connections = 2; // not the default (10), so the growth shows
+        },
+        downMin: HOUR,
+      });
       const first = { name: "mx1.two.test", address: "192.0.2.31" };
       const second = { name: "mx2.two.test", address: "192.0.2.32" };
       q.routes["two.test"] = { status: "ok", protocol: "esmtp", port: 25, hosts: [first, second] };
