@@ -138,10 +138,15 @@ function subNotes(
       }
       break;
     case "log":
-      for (const option of ["facility", "options"]) {
-        if (sub.values[option] !== undefined) {
-          add("note", where(sub, option), `log ${option} in ${name} is kept for syslog output`);
-        }
+      if (sub.values.facility !== undefined) {
+        add(
+          "note",
+          where(sub, "facility"),
+          `log facility in ${name}: smx sends every component's lines with the top-level log section's facility`,
+        );
+      }
+      if (sub.values.options !== undefined) {
+        add("note", where(sub, "options"), `log options in ${name} are kept; smx does not call openlog(3)`);
       }
       break;
     case "DEFEDB":

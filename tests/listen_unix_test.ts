@@ -66,7 +66,7 @@ lda {
     assert.ok(lmtpInfo.isSocket, "the lda listens on its unix socket");
     assert.equal(lmtpInfo.mode! & 0o777, 0o700, "the default umask, 077: only the owner may connect");
     const warned = lines.filter((l) =>
-      / smX-mcp \[warn\]: .*user in smtps LOCAL has no effect: .*Deno permissions/.test(l)
+      / smX-mcp\[\d+\]: warning: .*user in smtps LOCAL has no effect: .*Deno permissions/.test(l)
     );
     assert.equal(warned.length, 1, `warned once at start:\n${lines.join("\n")}`);
 
@@ -100,8 +100,9 @@ lda {
     assert.match(text, /\nSubject: over a unix socket\n\nHello\.\n$/);
     // The log ident names the component in its lines (README 3.4).
     const smtpsLog = await Deno.readTextFile(join(dir, "log/smtps.log"));
-    assert.match(smtpsLog, /^\S+ smX-LOCAL: connect from \[127\.0\.0\.1\] to LOCAL$/m);
-    assert.doesNotMatch(smtpsLog, / smtps: /);
+    assert.match(smtpsLog, / smX-LOCAL\[\d+\]: LOCAL \(id 0\): listening on unix:/);
+    assert.match(smtpsLog, / smX-LOCAL\[\d+\]: connect from \S*\[127\.0\.0\.1\]/);
+    assert.doesNotMatch(smtpsLog, / smx\/smtpd\[/, "no line under the default ident");
   } finally {
     await mta.stop();
   }
