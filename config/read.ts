@@ -355,7 +355,6 @@ function convert(
       case "local_user_flags":
       case "tls_flags":
       case "auth_flags":
-      case "log_facility":
       case "log_options":
       case "sasl_mechs":
       case "mailauth_flags":
@@ -364,6 +363,16 @@ function convert(
         const word = text.toLowerCase();
         if ((WORD_LISTS[kind] as readonly string[]).includes(word)) return word;
         return fail(scalar, `unknown value ${text} for ${name}, expected ${EXPECTED[kind]}`);
+      }
+      case "log_facility": {
+        const word = text.toLowerCase();
+        if ((WORD_LISTS.log_facility as readonly string[]).includes(word)) return word;
+        return fail(
+          scalar,
+          `unknown syslog facility ${text} for ${name}, expected one of ${
+            WORD_LISTS.log_facility.join(", ")
+          }`,
+        );
       }
       case "netmask":
         return parseNetmask(text) ?? bad();

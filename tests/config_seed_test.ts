@@ -444,7 +444,7 @@ Deno.test("a configuration the README does not allow exits 78 with file:line:col
       [
         "an unknown syslog facility",
         `qmgr { log { facility = mial; } }`,
-        /unknown value mial for facility, expected a syslog facility/,
+        /unknown syslog facility mial for facility, expected one of kern,/,
       ],
       [
         "a bad umask",
