@@ -61,7 +61,9 @@ Deno.test("runMain() -V prints the configuration as understood, more Vs add more
   const r = await main(["-V"]);
   assert.equal(r.code, 0);
   assert.deepEqual(await main(["--", "-V"]), r);
-  assert.equal(r.out, formatConfig(await loadConfig()).trimEnd());
+  // With the ports smtpc may reach, which the built-in mailertable's lmtp: route (2424) adds to 25.
+  const c = await loadConfig();
+  assert.equal(r.out, formatConfig({ ...c, smtpc: { ...c.smtpc, ports: [25, 2424] } }).trimEnd());
   assert.match(r.out, /port = 2525;/);
 
   const vv = await main(["-VV"]);

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { StartError } from "../components/mcp/supervisor.ts";
 import { runMain } from "../components/mcp/cli.ts";
-import { startTestMta } from "./helpers/mta.ts";
+import { join } from "node:path";
+import { startTestMta, testConfigText } from "./helpers/mta.ts";
 
 Deno.test("a listen address in use stops the MTA with one line and exit code 69, no restart loop", async () => {
   const holder = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -45,5 +46,29 @@ Deno.test("--print-command prints the one deno run line a configuration outside 
     assert.ok(!out[0].includes("--print-command"), out[0]);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("smtpc's start line and -V show the ports the mailertable routes to, not only 25", async () => {
+  let logDir = "";
+  const mta = await startTestMta({
+    mailertable: "example.com\t2526^esmtp:[127.0.0.1]\nlocal.test\t2424^lmtp:[127.0.0.1]\n",
+    adjust: (c) => {
+      logDir = join(c.CDB_base_directory, "..", "log");
+      c.log = { directory: logDir };
+    },
+  });
+  try {
+    const smtpc = await Deno.readTextFile(join(logDir, "smtpc.log"));
+    assert.match(smtpc, /\]: started: io_timeout=\d+ ms, ports=25,2424,2526, /);
+    const out: string[] = [];
+    await Deno.writeTextFile(join(mta.dir, "smx.conf"), testConfigText(mta.dir, 2525));
+    assert.equal(
+      await runMain(["-V", "-f", join(mta.dir, "smx.conf")], { out: (t) => out.push(t), err: () => {} }),
+      0,
+    );
+    assert.match(out.join("\n"), /# ports \(derived from the mailertable, not an option\): 25, 2424, 2526\n/);
+  } finally {
+    await mta.stop();
   }
 });

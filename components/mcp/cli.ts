@@ -9,6 +9,7 @@ import { ConfigError, formatConfig, loadConfig } from "../../config/mod.ts";
 import { socketLabel } from "../../config/listen.ts";
 import type { Config } from "../../config/types.ts";
 import { log } from "../util/log.ts";
+import { mailertablePorts } from "../smar/mailertable.ts";
 import { syslogTarget } from "../../config/log_settings.ts";
 import { describeDerived } from "./describe.ts";
 import { formatManifest, runCommand, shellWords } from "./manifest.ts";
@@ -95,7 +96,15 @@ export async function runMain(args: string[], deps: MainDeps = {}): Promise<numb
   const cmdOpts = { configFile, logDirectory: config.log?.directory };
   if (verbosity > 0 || opts["print-permissions"]) {
     const parts: string[] = [];
-    if (verbosity > 0) parts.push(formatConfig(config).trimEnd());
+    if (verbosity > 0) {
+      // The ports smtpc may reach are derived: 25, smtpc's own and every port the mailertable names.
+      const ports = new Set([25, ...config.smtpc.ports]);
+      if (config.smar.mailertable) {
+        for (const p of await mailertablePorts(config.smar.mailertable).catch(() => [])) ports.add(p);
+      }
+      const shown = { ...config, smtpc: { ...config.smtpc, ports: [...ports].sort((a, b) => a - b) } };
+      parts.push(formatConfig(shown).trimEnd());
+    }
     if (verbosity > 1) parts.push(await describeDerived(config, deps.resolvConf));
     if (verbosity > 2 || opts["print-permissions"]) {
       const { sets, note } = await bestPermissions(config, deps.resolvConf);

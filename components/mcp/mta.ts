@@ -64,6 +64,10 @@ export async function startMta(config: Config, opts: MtaOptions = {}): Promise<M
   await ensureCdbDirs(config.CDB_base_directory);
   await ensurePrivateDir(config.qmgr.IBDB.base_directory);
   await ensurePrivateDir(config.qmgr.DEFEDB.base_directory);
+  // smtpc's ports are 25, its own and the mailertable's: the ones its permission set names (it logs them).
+  const ports = (Array.isArray(permissions.smtpc?.net) ? permissions.smtpc.net : [])
+    .map((h) => /^0\.0\.0\.0\/0:(\d+)$/.exec(h)?.[1]).filter((p) => p !== undefined).map(Number);
+  if (ports.length > 0) config = { ...config, smtpc: { ...config.smtpc, ports } };
   const restoreLog = await mcpLog(config);
   // Once at start: what the configuration says that has no effect here, or reads oddly (seed_options.ts).
   for (const w of config.warnings ?? []) if (w.level === "warning") log.warn("mcp", w.message);
