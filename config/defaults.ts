@@ -49,6 +49,9 @@ export function defaultSmtps(name = "smtps", hostname = "localhost"): SmtpsConfi
     max_nop_commands_in_transaction: 20,
     max_transactions: 0,
     bare_newline_clients: [],
+    stress_threshold: 80,
+    stress_timeout: 10 * SECOND,
+    stress_client_share: 10,
     ...defaultService(),
   };
 }

@@ -340,6 +340,9 @@ export const SMTPS = section(
     max_nop_commands_in_transaction: "count",
     max_transactions: "count",
     bare_newline_clients: "networks",
+    stress_threshold: "count",
+    stress_timeout: "time",
+    stress_client_share: "count",
     ...SERVICE_OPTIONS,
   } satisfies { [K in keyof SmtpsConfig]?: Kind },
   [

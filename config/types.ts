@@ -130,6 +130,12 @@ export interface SmtpsConfig extends ServiceOptions {
   max_transactions: number;
   /** Clients (IP addresses or CIDR networks) allowed to end lines with a bare LF or send bare CRs. */
   bare_newline_clients: string[];
+  /** Stress mode (server.ts) starts when this percentage of max_threads is in use; 0 turns it off. */
+  stress_threshold: number;
+  /** In stress mode, the longest wait for a command (the greeting's first included). */
+  stress_timeout: number;
+  /** In stress mode, the percentage of max_threads one client address may hold (at least one session). */
+  stress_client_share: number;
   /** STARTTLS (`tls { ... }`): offered only when present. */
   tls?: SmtpsTlsConfig;
   /** SMTP AUTH (`auth { ... }`): offered only when present. */

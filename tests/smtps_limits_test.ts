@@ -63,7 +63,8 @@ Deno.test("smtps admits a connection only when qmgr and smar agree", async (t) =
 });
 
 Deno.test("smtps refuses sessions over max_threads with 421 and admits again when one ends", async () => {
-  const s = await startSmtps({ max_threads: 2 });
+  // The plain limit: no stress mode, which would give an idle session's slot to the newcomer.
+  const s = await startSmtps({ max_threads: 2, stress_threshold: 0 });
   const clients: SmtpClient[] = [];
   try {
     for (let i = 0; i < 2; i++) {

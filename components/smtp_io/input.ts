@@ -1,7 +1,8 @@
 // The receiving side of one client connection as a pull source of byte chunks, with bounded buffering:
 // the socket is paused while more than `highWater` bytes wait unread, so a client that sends faster than
 // we consume (a pipelining flood, a fast DATA) never grows our memory. Waits have deadlines and can be
-// interrupted (graceful stop). detach() lets go of the socket (STARTTLS: what was not read yet is dropped
+// interrupted (graceful stop) and capped by a second deadline that may move while a wait is under way (the
+// shorter command timeout of stress mode, server.ts). detach() lets go of the socket (STARTTLS: what was not read yet is dropped
 // and the socket handed to TLS). Receives: a socket's data/end/error events. Touches nothing else.
 
 import type { Socket } from "node:net";
@@ -25,6 +26,10 @@ export class SocketInput {
   #paused = false;
   #wake: (() => void) | undefined;
   #interrupt: ((err: Error) => void) | undefined;
+  /** No wait lasts past this (ms since the epoch), whatever deadline it was given. */
+  #cap = Infinity;
+  /** Re-arms the timer of the wait under way (its deadline or the cap changed). */
+  #rearm: (() => void) | undefined;
   readonly #onData: (b: Uint8Array) => void;
   readonly #onEnd: () => void;
 
@@ -99,23 +104,40 @@ export class SocketInput {
   }
 
   /** Makes a wait in progress reject with InputInterrupted; returns false when nobody is waiting. */
-  interrupt(): boolean {
+  interrupt(why = "server is stopping"): boolean {
     if (!this.#interrupt) return false;
-    this.#interrupt(new InputInterrupted("Stop waiting for input: server is stopping"));
+    this.#interrupt(new InputInterrupted(`Stop waiting for input: ${why}`));
     return true;
+  }
+
+  /** Caps every wait, the one under way included, at `deadline` (Infinity lifts the cap). */
+  setCap(deadline: number): void {
+    this.#cap = deadline;
+    this.#rearm?.();
+  }
+
+  /** True while someone waits for input. */
+  get waiting(): boolean {
+    return this.#interrupt !== undefined;
   }
 
   #wait(deadline: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const done = () => {
         clearTimeout(timer);
         this.#wake = undefined;
         this.#interrupt = undefined;
+        this.#rearm = undefined;
       };
-      const timer = setTimeout(() => {
-        done();
-        reject(new InputTimeout("Wait for input: deadline passed"));
-      }, Math.max(0, deadline - Date.now()));
+      this.#rearm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          done();
+          reject(new InputTimeout("Wait for input: deadline passed"));
+        }, Math.max(0, Math.min(deadline, this.#cap) - Date.now()));
+      };
+      this.#rearm();
       this.#wake = () => {
         done();
         resolve();

@@ -1,6 +1,6 @@
 // The smtps component: listens on every listen_socket of every `smtps` section (one worker serves them
 // all, each section with its own limits, TLS context and AUTH map, prepared once in env.ts), enforces
-// max_threads per section, and runs one Session per connection. stop() stops listening, sends 421 to idle
+// max_threads per section with its stress mode (stress.ts), and runs one Session per connection. stop() stops listening, sends 421 to idle
 // sessions and gives busy ones (in DATA or commit) a short grace time. reload() gives new sessions a new
 // configuration of the same sections on the same sockets (limits, flags, TLS files re-read, AUTH map);
 // sessions already open keep theirs. Receives connections; sends nothing to peers itself (sessions use the
@@ -18,6 +18,7 @@ import { log } from "../util/log.ts";
 import { R } from "./replies.ts";
 import { type QueueStatus, type SessionEnv, sessionEnv } from "./env.ts";
 import { Session } from "./session.ts";
+import { SessionSlots } from "./stress.ts";
 import { clientIp, endSocket } from "../smtp_io/socket.ts";
 
 const COMPONENT = "smtps";
@@ -54,7 +55,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
 
   /** Each section's current environment; reload() swaps it for the sessions that start afterwards. */
   const serve = (holder: { env: SessionEnv }) => {
-    let active = 0;
+    const slots = new SessionSlots(() => holder.env.server);
     return (socket: net.Socket) => {
       const env = holder.env;
       const server = env.server;
@@ -62,19 +63,21 @@ export async function start(ctx: WorkerContext): Promise<Component> {
       sockets.add(socket);
       socket.once("close", () => sockets.delete(socket));
       if (stopping) return void endSocket(socket, formatReply(R.shuttingDown(server.hostname)));
-      if (active >= server.max_threads) {
-        const r = R.tooManySessions(server.hostname);
+      const admitted = slots.admit(clientIp(socket));
+      if (!admitted.ok) {
         log.info(
           COMPONENT,
-          `CONNECT from unknown[${clientIp(socket)}]: ${replyText(r)}; server=${server.name}`,
+          `CONNECT from unknown[${clientIp(socket)}]: ${
+            replyText(admitted.reply)
+          }; server=${server.name}; ${admitted.reason}`,
         );
-        return void endSocket(socket, formatReply(r));
+        return void endSocket(socket, formatReply(admitted.reply));
       }
-      active++;
       const session = new Session(socket, env);
       sessions.add(session);
+      slots.add(session);
       session.run().finally(() => {
-        active--;
+        slots.remove(session, session.evicted);
         sessions.delete(session);
       });
     };

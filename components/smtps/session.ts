@@ -83,6 +83,11 @@ export class Session {
   #quit = false;
   #stopping = false;
   #waitingForCommand = false;
+  /** When the wait for the current command began (Date.now()), while waiting for one. */
+  #commandSince = 0;
+  /** Stress mode's cap on a wait for a command (ms), set by the section's slots (stress.ts). */
+  #stressTimeout: number | undefined;
+  #evicted = false;
   #done: Promise<void> | undefined;
 
   constructor(socket: Socket, env: SessionEnv) {
@@ -112,6 +117,34 @@ export class Session {
   requestStop(): void {
     this.#stopping = true;
     if (this.#waitingForCommand) this.input.interrupt();
+  }
+
+  /** How long the session has waited for its current command (ms), or -1 when it is not waiting. */
+  idleFor(now: number): number {
+    return this.#waitingForCommand ? now - this.#commandSince : -1;
+  }
+
+  /** Stress mode: every wait for a command lasts at most `timeout` ms (undefined: io_timeout alone). */
+  stress(timeout: number | undefined): void {
+    this.#stressTimeout = timeout;
+    if (this.#waitingForCommand) this.#capCommandWait();
+  }
+
+  /** Gives up the slot under stress: a session waiting for a command ends as timed out. */
+  evict(): boolean {
+    if (!this.#waitingForCommand || this.#evicted) return false;
+    this.#evicted = true;
+    return this.input.interrupt("its slot went to a new client");
+  }
+
+  /** True once evict() ended the session. */
+  get evicted(): boolean {
+    return this.#evicted;
+  }
+
+  #capCommandWait(): void {
+    const t = this.#stressTimeout;
+    this.input.setCap(t === undefined ? Infinity : this.#commandSince + t);
   }
 
   /** Hard stop: drops the connection (a message in progress is discarded by its reader seeing EOF). */
@@ -270,6 +303,8 @@ export class Session {
     } catch (err) {
       if (err instanceof InputTimeout) {
         this.refuse("timeout", R.timeout(this.host), `after ${this.lastVerb}`);
+      } else if (err instanceof InputInterrupted && this.#evicted) {
+        this.refuse("timeout", R.timeout(this.host), `after ${this.lastVerb} (stress mode, slot needed)`);
       } else if (err instanceof InputInterrupted) {
         this.reply(R.shuttingDown(this.host));
       } else {
@@ -297,11 +332,14 @@ export class Session {
         if (this.#stopping) continue; // a stop came while the replies drained
       }
       this.#waitingForCommand = true;
+      this.#commandSince = Date.now();
+      this.#capCommandWait();
       let line;
       try {
-        line = await readLine(this.input, Date.now() + io, this.strictNewlines);
+        line = await readLine(this.input, this.#commandSince + io, this.strictNewlines);
       } finally {
         this.#waitingForCommand = false;
+        this.input.setCap(Infinity); // DATA and BDAT keep their io_timeout
       }
       this.commands++;
       switch (line.kind) {

@@ -67,6 +67,8 @@ export interface StartOptions {
   more?: Partial<SmtpsConfig>[];
   /** Files the worker may read besides the CDB and the TLS fixtures (an AUTH map). */
   read?: string[];
+  /** A log directory: smtps writes its lines to `<dir>/smtps.log` instead of stderr. */
+  logDirectory?: string;
 }
 
 /** Starts smtps on a free port with a fresh CDB directory; `overrides` change the smtps section. */
@@ -80,6 +82,7 @@ export async function startSmtps(
   const config = structuredClone(defaultConfig());
   config.CDB_base_directory = cdbDir;
   config.mcp.heartbeat_interval = 60_000;
+  if (options.logDirectory !== undefined) config.log = { directory: options.logDirectory };
   config.smtps = [{
     ...defaultSmtps("MTA", HOST),
     listen_socket: [{ type: "inet", address: "127.0.0.1", port }],
@@ -174,7 +177,7 @@ export async function startSmtps(
       {
         net: Object.values(ports).map((p) => `127.0.0.1:${p}`),
         read: [cdbDir, TLS_DIR, ...(options.read ?? [])],
-        write: [cdbDir],
+        write: [cdbDir, ...(options.logDirectory !== undefined ? [`${options.logDirectory}/smtps.log`] : [])],
       },
       { qmgr, smar },
     );
