@@ -39,6 +39,9 @@ const CASES: { name: string; stored: string; sent: string }[] = [
     sent: "a\r\n..\r\nb\r\n.\r\n",
   },
   { name: "a dot inside a line is left alone", stored: "a.b\r\n", sent: "a.b\r\n.\r\n" },
+  { name: "NUL bytes are removed", stored: "\0a\0b\0\r\n\0", sent: "ab\r\n.\r\n" },
+  { name: "a NUL between CR and LF is removed first", stored: "a\r\0\nb", sent: "a\r\nb\r\n.\r\n" },
+  { name: "a dot behind a NUL at a line start is doubled", stored: "\0.\r\n", sent: "..\r\n.\r\n" },
 ];
 
 Deno.test("DotStuffer sends every stored content as CRLF lines with leading dots doubled", async (t) => {

@@ -80,7 +80,7 @@ export class Spool implements ContentSink {
   /** Why the content cannot be delivered (too big, a write error), or undefined. */
   get refusal(): "too_big" | "write_error" | undefined {
     const r = this.#file.refusal;
-    return r === "too_many_hops" ? undefined : r;
+    return r === "too_many_hops" || r === "nul" ? undefined : r; // the lda checks neither
   }
 
   /** Bytes in the file (the size recorded in Maildir names). */

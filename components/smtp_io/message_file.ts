@@ -2,7 +2,8 @@
 // tmp/): created new (never overwriting), written in bounded chunks through a fixed 64 KiB buffer, then
 // synced together with its directory (before smtps asks qmgr to commit). While writing it watches the
 // limits that make us refuse the message: the size limit and the number of Received: headers in the
-// header section (a mail loop). Once a limit is hit or a write fails, the rest of the content is only
+// header section (a mail loop), and, for smtps, NUL bytes (RFC 5321 2.3.8 allows none in text; a next
+// hop that strips them would see a different message than the one we checked). Once a limit is hit or a write fails, the rest of the content is only
 // counted, never written; the caller removes the file.
 // Touches: the one file it creates and its directory (opened only to fsync it).
 
@@ -13,7 +14,7 @@ import type { ContentSink } from "./data_reader.ts";
 
 export const WRITE_BUFFER = 64 * 1024;
 
-export type Refusal = "too_big" | "too_many_hops" | "write_error";
+export type Refusal = "too_big" | "too_many_hops" | "nul" | "write_error";
 
 /** Longest Message-ID value kept for the log. */
 const MAX_MESSAGE_ID = 250;
@@ -80,6 +81,7 @@ export class MessageFile implements ContentSink {
   #file: Deno.FsFile;
   readonly #maxSize: number;
   readonly #maxHops: number;
+  readonly #refuseNul: boolean;
   readonly #buffer = new Uint8Array(WRITE_BUFFER);
   readonly #hops = new HeaderScanner();
   #fill = 0;
@@ -91,17 +93,26 @@ export class MessageFile implements ContentSink {
   refusal: Refusal | undefined;
   writeError: Error | undefined;
 
-  private constructor(path: string, file: Deno.FsFile, maxSize: number, maxHops: number) {
+  private constructor(path: string, file: Deno.FsFile, maxSize: number, maxHops: number, refuseNul: boolean) {
     this.path = path;
     this.#file = file;
     this.#maxSize = maxSize;
     this.#maxHops = maxHops;
+    this.#refuseNul = refuseNul;
   }
 
-  /** Creates the file; fails when it already exists. `maxSize` 0 means no size limit. */
-  static async create(path: string, maxSize: number, maxHops: number): Promise<MessageFile> {
+  /**
+   * Creates the file; fails when it already exists. `maxSize` 0 means no size limit; with `refuseNul`,
+   * content holding a NUL byte is refused ("nul").
+   */
+  static async create(
+    path: string,
+    maxSize: number,
+    maxHops: number,
+    refuseNul = false,
+  ): Promise<MessageFile> {
     const file = await Deno.open(path, { write: true, createNew: true, mode: PRIVATE_FILE });
-    return new MessageFile(path, file, maxSize, maxHops);
+    return new MessageFile(path, file, maxSize, maxHops, refuseNul);
   }
 
   /** The content's Message-ID (as written, `<...>`), once its header section has been read. */
@@ -121,6 +132,7 @@ export class MessageFile implements ContentSink {
     if (this.#maxSize > 0 && this.contentSize > this.#maxSize) return this.#refuse("too_big");
     this.#hops.feed(run);
     if (this.#hops.count > this.#maxHops) return this.#refuse("too_many_hops");
+    if (this.#refuseNul && run.includes(0)) return this.#refuse("nul");
     await this.#put(run);
   }
 

@@ -1,8 +1,9 @@
 // Sending message content after DATA's 354: the content is read in chunks of at most 64 KiB (memory stays
 // bounded whatever the message size) and transformed on the way out, line by line with indexOf(): every
-// bare CR or bare LF becomes CRLF (so no SMTP smuggling sequence such as <LF>.<LF> ever leaves us), a line
-// starting with "." gets another "." (RFC 5321 section 4.5.2), the content is made to end with CRLF, and
-// ".\r\n" ends it.
+// bare CR or bare LF becomes CRLF (so no SMTP smuggling sequence such as <LF>.<LF> ever leaves us), a NUL
+// byte is removed first (RFC 5321 allows none; smtps refuses content holding one, so only a file queued by
+// an older version can), a line starting with "." gets another "." (RFC 5321 section 4.5.2), the content
+// is made to end with CRLF, and ".\r\n" ends it.
 // Reads only the CDB file it is given.
 
 const CR = 13;
@@ -15,6 +16,8 @@ export const CHUNK_SIZE = 64 * 1024;
 export class DotStuffer {
   #atLineStart = true;
   #pendingCR = false;
+  /** NUL bytes removed so far. */
+  nuls = 0;
 
   /** The output space `transform` of `n` input bytes followed by `finish` may need. */
   static outputSize(n: number): number {
@@ -28,6 +31,11 @@ export class DotStuffer {
    * Whole lines are copied with indexOf() and set(), not byte by byte: the per-byte work is native.
    */
   transform(input: Uint8Array, out: Uint8Array): number {
+    if (input.includes(0)) { // rare: removed before anything else, as if they had never been there
+      const kept = input.filter((b) => b !== 0);
+      this.nuls += input.length - kept.length;
+      input = kept;
+    }
     let o = 0;
     let i = 0;
     const n = input.length;
@@ -92,14 +100,15 @@ export class DotStuffer {
 
 /**
  * Streams the content of `file` (from its current position) through the transform to `write`, final
- * ".\r\n" included; `size` (the expected content size) only sizes the buffers. Errors of `file.read` or
- * `write` propagate; the caller then drops the connection so the server never sees an end of data.
+ * ".\r\n" included, and resolves to the number of NUL bytes removed; `size` (the expected content size) only
+ * sizes the buffers. Errors of `file.read` or `write` propagate; the caller then drops the connection so the
+ * server never sees an end of data.
  */
 export async function sendContent(
   file: { read(p: Uint8Array): Promise<number | null> },
   write: (bytes: Uint8Array) => Promise<void>,
   size = CHUNK_SIZE,
-): Promise<void> {
+): Promise<number> {
   // Buffers sized for the message (a 5 KB message needs no 192 KB of buffers: less garbage to collect).
   const input = new Uint8Array(Math.max(1024, Math.min(CHUNK_SIZE, size + 1)));
   const out = new Uint8Array(DotStuffer.outputSize(input.length));
@@ -114,4 +123,5 @@ export async function sendContent(
   }
   pending += stuffer.finish(out.subarray(pending));
   await write(out.subarray(0, pending));
+  return stuffer.nuls;
 }

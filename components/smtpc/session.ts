@@ -221,7 +221,14 @@ export class Transaction {
   async #content(): Promise<void> {
     const { link, content } = this.p;
     this.#stage = "sending message content";
-    await sendContent(content, (bytes) => link.wire.write(bytes, link.deadlines.block), this.p.ta.size);
+    const nuls = await sendContent(
+      content,
+      (bytes) => link.wire.write(bytes, link.deadlines.block),
+      this.p.ta.size,
+    );
+    if (nuls > 0) {
+      log.warn("smtpc", `${this.p.ta.messageId}: removed ${nuls} NUL byte(s) from the content sent`);
+    }
     this.#afterDot = true;
     this.#stage = "waiting for the reply to end of data";
   }

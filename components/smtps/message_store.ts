@@ -52,7 +52,7 @@ export async function openMessage(
   const arrival = s.env.now();
   let file: MessageFile | undefined;
   try {
-    file = await MessageFile.create(path, cfg.max_message_size, cfg.max_hops);
+    file = await MessageFile.create(path, cfg.max_message_size, cfg.max_hops, true);
     await file.prepend(encoder.encode(received(s, t, id, arrival)));
     return { id, file, arrival };
   } catch (err) {
@@ -82,6 +82,9 @@ export async function commitMessage(
       return false;
     case "too_many_hops":
       s.refuse(stage, R.tooManyHops, detail);
+      return false;
+    case "nul":
+      s.refuse(stage, R.nulInContent, detail);
       return false;
     case "write_error":
       log.error(COMPONENT, `${id}: write ${file.path} failed: ${file.writeError?.message}`);

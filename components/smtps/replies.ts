@@ -57,6 +57,7 @@ export const R = {
   authInTransaction: reply(503, "5.5.1", "Error: AUTH not allowed in a mail transaction"),
   unknownMechanism: reply(504, "5.5.4", "Unrecognized authentication type"),
   authFailed: reply(535, "5.7.8", "Authentication credentials invalid"),
+  nulInContent: reply(554, "5.6.0", "Message content contains NUL characters"),
   encryptionRequired: reply(538, "5.7.11", "Encryption required for requested authentication mechanism"),
   tooBig: reply(552, "5.3.4", "Message size exceeds fixed maximum message size"),
   addressNotAllowed: (role: "sender" | "recipient", why: string) =>
