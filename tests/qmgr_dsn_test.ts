@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { dsnHead, type DsnReport, dsnTail, rfc5322Date } from "../components/mail/dsn.ts";
+import { describeDuration, dsnHead, type DsnReport, dsnTail, rfc5322Date } from "../components/mail/dsn.ts";
 import { controlSocketPath } from "../components/qmgr/control_protocol.ts";
 import { qmgrctl } from "../scripts/qmgrctl.ts";
 import { type InProcessQmgr, MX, startInProcessQmgr, until } from "./helpers/qmgr_inprocess.ts";
@@ -93,6 +93,11 @@ Deno.test("a bounce carries every RFC 3464 field, and they parse back one by one
         "Diagnostic-Code",
         dsn.status[1].get("diagnostic-code"),
         "smtp; 550 5.1.1 <bob@dest.test>: Recipient address rejected",
+      ],
+      [
+        "Last-Attempt-Date",
+        dsn.status[1].get("last-attempt-date"),
+        /^[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} /,
       ],
     ];
     for (const [field, got, want] of cases) {
@@ -219,8 +224,24 @@ Deno.test("failures of one message are merged into one DSN, up to max_errors_per
   });
 });
 
+Deno.test("describeDuration() names a duration in its largest units, rounded down", () => {
+  const cases: [ms: number, text: string][] = [
+    [0, "0 seconds"],
+    [1_000, "1 second"],
+    [59_999, "59 seconds"],
+    [30 * 60_000 + 5_000, "30 minutes"],
+    [3_600_000, "1 hour"],
+    [90 * 60_000, "1 hour 30 minutes"],
+    [4 * 3_600_000 + 1_000, "4 hours"],
+    [5 * 86_400_000, "5 days"],
+    [36 * 3_600_000, "1 day 12 hours"],
+  ];
+  for (const [ms, text] of cases) assert.equal(describeDuration(ms), text, `${ms} ms`);
+});
+
 Deno.test("a delay notice goes out once at queue_delay_timeout, as NOTIFY allows", async () => {
-  const q = await startInProcessQmgr();
+  // Under an hour: the notice says 30 minutes (it used to say "for more than 0 hour(s)").
+  const q = await startInProcessQmgr({ adjust: (cfg) => cfg.qmgr.queue_delay_timeout = 30 * 60_000 });
   const socket = controlSocketPath(q.config);
   const quiet = { out: () => {}, err: () => {} };
   try {
@@ -241,6 +262,8 @@ Deno.test("a delay notice goes out once at queue_delay_timeout, as NOTIFY allows
     const block = dsn.status[1];
     assert.equal(block.get("action"), "delayed");
     assert.equal(block.get("status"), "4.3.0");
+    assert.match(dsn.parts[0].body, /could not be delivered for more than 30 minutes\./);
+    assert.ok(block.get("last-attempt-date"), "Last-Attempt-Date");
     assert.equal(
       block.get("will-retry-until"),
       rfc5322Date(env.arrival + q.config.qmgr.queue_return_timeout),
@@ -252,6 +275,33 @@ Deno.test("a delay notice goes out once at queue_delay_timeout, as NOTIFY allows
     await until(() => q.delivered.length > attempts, "the next attempt");
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(q.delivered.filter((d) => d.ta.sender === "").length, 1, "one delay notice per recipient");
+  } finally {
+    await q.stop();
+  }
+});
+
+Deno.test("a recipient still deferred at queue_return_timeout fails with 4.4.7 and how long it was tried", async () => {
+  const q = await startInProcessQmgr();
+  const socket = controlSocketPath(q.config);
+  const quiet = { out: () => {}, err: () => {} };
+  try {
+    q.script.answer = (ta) =>
+      ta.sender === "" ? "sent" : { status: "temp", reply: "451 4.7.1 Try again later" };
+    await q.submit([{ address: "slow@dest.test", notify: ["FAILURE"] }]);
+    await until(() => q.delivered.length === 1, "the first attempt");
+    q.clock.offset += q.config.qmgr.queue_return_timeout + 1_000;
+    assert.equal(await qmgrctl(["--socket", socket, "flush"], quiet), 0);
+    const [dsn] = await deliveredDsns(q, 1);
+    assert.equal(dsn.headers.get("subject"), "Undelivered Mail Returned to Sender");
+    const block = dsn.status[1];
+    assert.equal(block.get("action"), "failed");
+    assert.equal(block.get("status"), "4.4.7");
+    assert.equal(block.get("diagnostic-code"), "smtp; 451 4.7.1 Try again later");
+    assert.ok(block.get("last-attempt-date"), "Last-Attempt-Date");
+    assert.match(
+      dsn.parts[0].body,
+      /<slow@dest\.test>: delivery time expired: tried for 5 days \(2 attempts\), last error: 451 4\.7\.1/,
+    );
   } finally {
     await q.stop();
   }

@@ -79,6 +79,7 @@ Deno.test("smtps authenticates with PLAIN and LOGIN against the credentials map"
             const [ehlo] = await runDialogue(c, [["EHLO client.example", 250]]);
             assert.equal(ehlo.lines.at(-1), "250 AUTH PLAIN LOGIN");
             await runDialogue(c, [
+              ["HELP", "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP AUTH"],
               [`AUTH PLAIN ${plain("alice", "secret")}`, "235 2.7.0 Authentication successful"],
               [`AUTH PLAIN ${plain("alice", "secret")}`, "503 5.5.1 Error: already authenticated"],
               ["MAIL FROM:<alice@example.org> AUTH=<>", 250],

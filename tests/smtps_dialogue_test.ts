@@ -34,7 +34,8 @@ const cases: [label: string, steps: Step[]][] = [
     ["NOOP anything", "250 2.0.0"],
     ["RSET", "250 2.0.0"],
     ["VRFY someone", "252 2.5.2 Cannot VRFY user, but will accept message"],
-    ["HELP", "214 2.0.0"],
+    ["HELP", "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP"],
+    ["EXPN staff", "502 5.5.1 Command not implemented"],
     ["QUIT", "221 2.0.0"],
   ]],
   ["mail commands before HELO are out of sequence", [

@@ -34,10 +34,13 @@ Deno.test("smtps speaks TLS after STARTTLS and forgets the plaintext session", a
       try {
         const [, before] = await runDialogue(c, [[null, 220], ["EHLO client.example", 250]]);
         assert.ok(before.lines.some((l) => /^250[- ]STARTTLS$/.test(l)), before.lines.join(" | "));
-        await runDialogue(c, [["STARTTLS", 220]]);
+        const help = "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP";
+        await runDialogue(c, [["HELP", `${help} STARTTLS`], ["STARTTLS", 220]]);
         await c.startTls();
         const [after] = await runDialogue(c, [["EHLO client.example", 250]]);
         assert.ok(!after.lines.some((l) => l.includes("STARTTLS")), after.lines.join(" | "));
+        const [helpAfter] = await runDialogue(c, [["HELP", help]]);
+        assert.ok(!helpAfter.lines[0].includes("STARTTLS"), "HELP names no STARTTLS under TLS");
         await runDialogue(c, [["QUIT", 221]]);
       } finally {
         c.close();

@@ -59,6 +59,34 @@ export function rfc5322Date(ms: number): string {
   return new Date(ms).toUTCString().replace(/ GMT$/, " +0000");
 }
 
+/** The reason recorded for a recipient that stayed in the queue past queue_return_timeout (DSN 4.4.7). */
+export const EXPIRED = "delivery time expired";
+
+const UNITS: [name: string, ms: number][] = [
+  ["day", 86_400_000],
+  ["hour", 3_600_000],
+  ["minute", 60_000],
+  ["second", 1_000],
+];
+
+/**
+ * A duration for people, in its largest whole unit, rounded down: `5 days`, `1 hour`, `30 minutes`,
+ * `1 day 6 hours` (the next unit too when the first is below 10 and the rest is not 0).
+ */
+export function describeDuration(ms: number): string {
+  const name = (n: number, unit: string) => `${n} ${unit}${n === 1 ? "" : "s"}`;
+  const left = Math.max(0, ms);
+  for (let i = 0; i < UNITS.length; i++) {
+    const [unit, size] = UNITS[i];
+    const n = Math.floor(left / size);
+    if (n === 0 && i < UNITS.length - 1) continue;
+    const next = UNITS[i + 1];
+    const rest = next && n < 10 ? Math.floor((left - n * size) / next[1]) : 0;
+    return rest > 0 ? `${name(n, unit)} ${name(rest, next[0])}` : name(n, unit);
+  }
+  return "0 seconds";
+}
+
 /** One line of printable text: line breaks and controls become spaces, long text is cut. */
 function oneLine(text: string, max = 900): string {
   // deno-lint-ignore no-control-regex
@@ -111,13 +139,12 @@ function humanText(r: DsnReport): string {
       "For further assistance, please send mail to postmaster.",
     );
   } else if (kind === "delayed") {
-    const hours = Math.max(0, Math.round((r.date - r.arrival) / 3_600_000));
     lines.push(
       "####################################################################",
       "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #",
       "####################################################################",
       "",
-      `Your message could not be delivered for more than ${hours} hour(s).`,
+      `Your message could not be delivered for more than ${describeDuration(r.date - r.arrival)}.`,
       "It will be retried until it is too old; you will be told if it fails.",
     );
   } else {
@@ -130,7 +157,9 @@ function humanText(r: DsnReport): string {
   }
   lines.push("");
   for (const x of r.recipients) {
-    const why = x.remoteMta && x.diagnostic
+    const why = x.reason?.startsWith(EXPIRED) // it names how long and the last error itself
+      ? `${oneLine(x.reason)}${x.remoteMta ? ` (from ${x.remoteMta})` : ""}`
+      : x.remoteMta && x.diagnostic
       ? `host ${x.remoteMta} said: ${oneLine(x.diagnostic)}`
       : oneLine(x.reason ?? x.diagnostic ?? `${x.action} (${x.status})`);
     lines.push(`<${oneLine(x.address, 500)}>: ${why}`, "");

@@ -14,7 +14,7 @@
 
 import type { Config } from "../../config/types.ts";
 import { cdbPath } from "../mail/cdb.ts";
-import type { DsnAction, DsnRecipient, DsnReport } from "../mail/dsn.ts";
+import { type DsnAction, type DsnRecipient, type DsnReport, EXPIRED } from "../mail/dsn.ts";
 import { newQueueId } from "../mail/queue_id.ts";
 import { enhancedOf, replyLine } from "../mail/result.ts";
 import type { Envelope } from "../protocol/messages.ts";
@@ -207,10 +207,12 @@ export class Notices {
         address: r.address,
         orcpt: r.orcpt,
         action: action === "relayed" && r.notice & DELIVERED ? "delivered" : action,
-        status: statusOf(result, action),
+        // RFC 3463 4.4.7: delivery time expired (the last error, a temporary one, is the Diagnostic-Code).
+        status: action === "failed" && r.lastReply?.startsWith(EXPIRED) ? "4.4.7" : statusOf(result, action),
         remoteMta: remoteMta(result),
         diagnostic: diagnosticOf(result),
         reason: r.lastReply,
+        lastAttempt: store.lastAttempt(m.id, r.index) ?? at,
         willRetryUntil: action === "delayed" ? m.arrival + q.queue_return_timeout : undefined,
       };
     });

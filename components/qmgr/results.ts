@@ -16,6 +16,7 @@
 import type { QmgrConfig } from "../../config/types.ts";
 import { enhancedOf, relayText, replyLine } from "../mail/result.ts";
 import type { RecipientResult, Relay } from "../protocol/messages.ts";
+import { describeDuration, EXPIRED } from "../mail/dsn.ts";
 import { log } from "../util/log.ts";
 import type { AqEntry } from "./active_queue.ts";
 import type { GroupCommit } from "./group_commit.ts";
@@ -256,7 +257,11 @@ export function recordResult(
       ctx.stats?.add("deferred");
       return { next: changed ? next : undefined, notice: changed && delayNow };
     }
-    const reason = r.status === "temp" ? `message expired in queue: ${text}` : text;
+    const reason = r.status === "temp"
+      ? `${EXPIRED}: tried for ${describeDuration(now - m.arrival)} (${tries} attempt${
+        tries === 1 ? "" : "s"
+      }), last error: ${text}`
+      : text;
     const notice = failureNotice(ctx.hostname, m, e);
     const changed = ctx.commit.apply(() => {
       ctx.store.addHistory(m.id, e.index, now, "bounced", relay, reason);

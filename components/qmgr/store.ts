@@ -95,6 +95,7 @@ export class QueueStore {
          WHERE message_id = ? AND idx = ? AND state IN ${OPEN}`,
       ),
       history: p(`INSERT INTO history VALUES (?, ?, ?, ?, ?, ?)`),
+      lastAttempt: p(`SELECT MAX(at) AS at FROM history WHERE message_id = ? AND idx = ?`),
       undone: p(
         `SELECT COUNT(*) AS n FROM recipients
          WHERE message_id = ? AND (state IN ${OPEN} OR (notice & ${PENDING}) != 0)`,
@@ -218,6 +219,12 @@ export class QueueStore {
   /** Appends one attempt to a recipient's history. */
   addHistory(messageId: string, index: number, at: number, status: string, relay: string, reply: string) {
     this.#s.history.run(messageId, index, at, status, relay, reply);
+  }
+
+  /** When the last attempt for a recipient ended (its newest history row), or undefined before any. */
+  lastAttempt(messageId: string, index: number): number | undefined {
+    const at = (this.#s.lastAttempt.get(messageId, index) as Row | undefined)?.at;
+    return at === null || at === undefined ? undefined : Number(at);
   }
 
   /** How many recipients of a message still need work or owe a DSN. */

@@ -9,7 +9,7 @@ import type { SmtpReply } from "../mail/reply.ts";
 import { parseMailArgs, parseRcptArgs } from "./arguments.ts";
 import { authenticate, authOffered } from "./auth.ts";
 import { parseBdat, receiveChunk } from "./bdat.ts";
-import { checkHelo, ehloReply, greet } from "./ehlo.ts";
+import { checkHelo, ehloReply, greet, helpReply } from "./ehlo.ts";
 import { mailStep, rcptStep } from "./mail_rcpt.ts";
 import { receiveMessage } from "./receive.ts";
 import { R } from "./replies.ts";
@@ -166,8 +166,13 @@ const VERBS: Record<string, Row> = {
     parse: anyArgument,
     proceed(s) {
       s.nop();
-      s.reply(R.help);
+      s.reply(helpReply(s));
     },
+  }),
+  // RFC 5321 3.5.2 lets EXPN go unimplemented; like the other commands we do not offer: 502 5.5.1.
+  EXPN: row({
+    parse: anyArgument,
+    proceed: (s) => s.badCommand("EXPN", R.notImplemented),
   }),
 };
 

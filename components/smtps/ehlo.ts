@@ -35,6 +35,14 @@ export function greet(s: Session, helo: string, esmtp: boolean): void {
   s.dropTransaction();
 }
 
+/** HELP: the commands this session can use now, STARTTLS and AUTH only where EHLO would offer them. */
+export function helpReply(s: Session): SmtpReply {
+  const verbs = ["EHLO", "HELO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "HELP"];
+  if (s.env.tls && !s.tls) verbs.push("STARTTLS");
+  if (sessionMechanisms(s).length > 0) verbs.push("AUTH");
+  return R.help(verbs);
+}
+
 /** The EHLO reply: our name, then one extension per line. */
 export function ehloReply(s: Session): SmtpReply {
   const env = s.env;

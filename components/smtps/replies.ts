@@ -9,7 +9,8 @@ export const R = {
   startTls: reply(220, "2.0.0", "Ready to start TLS"),
   bye: reply(221, "2.0.0", "Bye"),
   authOk: reply(235, "2.7.0", "Authentication successful"),
-  help: reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH"),
+  /** HELP: the commands this session is offered (ehlo.ts helpReply() decides). */
+  help: (verbs: string[]) => reply(214, "2.0.0", `Commands: ${verbs.join(" ")}`),
   helo: (host: string) => reply(250, "", host),
   ok: reply(250, "2.0.0", "Ok"),
   senderOk: reply(250, "2.1.0", "Ok"),
