@@ -129,3 +129,57 @@ Deno.test("with a log directory each worker may write its own log file and no ot
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("smar's UDP bind entry is the one net right Deno cannot narrow: a listener on an ephemeral port", async () => {
+  // Deno's net permission names host:port only, never UDP or TCP, connect or bind or listen. smar's UDP
+  // sockets must bind `<bind address>:0`, so that entry also lets it listen on TCP at a port the kernel
+  // picks (never a port it chooses), on that address only: 127.0.0.1 for loopback nameservers, every
+  // address for others. Nothing else: no fixed port, no other address, no other destination.
+  const dir = await Deno.makeTempDir({ prefix: "smx-perm-smar-" });
+  const open = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const other = (open.addr as Deno.NetAddr).port;
+  try {
+    await Deno.writeTextFile(join(dir, "mailertable"), "");
+    await Deno.writeTextFile(join(dir, "access"), "");
+    const fixed = freePort();
+    const cases: { label: string; nameserver: string; probes: [Probe, string][] }[] = [
+      {
+        label: "a loopback nameserver",
+        nameserver: "127.0.0.1:5353",
+        probes: [
+          [{ op: "query_net", host: "127.0.0.1:5353" }, "granted"], // UDP and TCP queries
+          [{ op: "listen", hostname: "127.0.0.1", port: 0 }, "ok"], // what remains
+          [{ op: "listen", hostname: "127.0.0.1", port: fixed }, "NotCapable"],
+          [{ op: "query_net", host: "0.0.0.0:0" }, "prompt"],
+          [{ op: "connect", hostname: "127.0.0.1", port: other }, "NotCapable"],
+        ],
+      },
+      {
+        label: "a nameserver elsewhere",
+        nameserver: "192.0.2.53",
+        probes: [
+          [{ op: "query_net", host: "192.0.2.53:53" }, "granted"],
+          [{ op: "query_net", host: "0.0.0.0:0" }, "granted"], // what remains: any address, ephemeral port
+          [{ op: "query_net", host: `0.0.0.0:${fixed}` }, "prompt"],
+          [{ op: "listen", hostname: "127.0.0.1", port: 0 }, "NotCapable"],
+          [{ op: "listen", hostname: "127.0.0.1", port: fixed }, "NotCapable"],
+          [{ op: "query_net", host: "192.0.2.54:53" }, "prompt"],
+        ],
+      },
+    ];
+    for (const c of cases) {
+      const sets = await computePermissions(
+        parseConfig(testConfigText(dir, freePort(), [c.nameserver]), "t.conf"),
+      );
+      const got = await runProbes(sets.smar as Deno.PermissionOptionsObject, c.probes.map(([p]) => p));
+      const describe = (p: Probe, r: string) => `${c.label}: ${JSON.stringify(p)} -> ${r}`;
+      assert.deepEqual(
+        got.map((r, i) => describe(c.probes[i][0], r)),
+        c.probes.map(([p, r]) => describe(p, r)),
+      );
+    }
+  } finally {
+    open.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

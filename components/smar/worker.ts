@@ -6,7 +6,12 @@
 // - net: each nameserver as `<ip>:<port>` (UDP queries, TCP when an answer is truncated), plus
 //   `<bind address>:0` so a UDP socket can bind an ephemeral port: `127.0.0.1:0` for loopback nameservers,
 //   `0.0.0.0:0` (IPv6: `[::1]:0` / `[::]:0`) for others. Deno checks a UDP bind as net access to the local
-//   address and port; with port 0 this grants no listening port anyone could connect to on purpose.
+//   address and port. What Deno 2.9 cannot express: its net permission names host:port only, with no
+//   protocol (UDP, TCP) and no operation (connect, bind, listen), so `<bind address>:0` also lets smar
+//   open a TCP listener on a port the kernel picks (never one it chooses: `0.0.0.0:25` is refused), on
+//   that address (loopback only for loopback nameservers). There is no narrower entry that still lets a
+//   UDP socket bind; tests/mcp_least_privilege_test.ts shows what remains. (DNS over TCP alone would need
+//   no bind entry, at the price of a connection per query; smar uses UDP as resolvers are expected to.)
 //   dns/nameservers.ts `nameserverNetPermissions()` computes the list. Socket maps: `<address>:<port>`, or
 //   `unix:<path>` (with read and write on the path) for a unix domain socket.
 // - read: its map files (mailertable, access map, aliases, local users, members of sequences, a passwd

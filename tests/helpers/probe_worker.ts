@@ -10,7 +10,9 @@ export type Probe =
   | { op: "connect_unix"; path: string }
   | { op: "listen_unix"; path: string }
   | { op: "statfs"; path: string }
-  | { op: "env"; key: string };
+  | { op: "env"; key: string }
+  /** Answers the permission state ("granted", "prompt", "denied") of net access to `host` (host:port). */
+  | { op: "query_net"; host: string };
 
 import { statfs } from "node:fs/promises";
 
@@ -41,6 +43,8 @@ async function attempt(p: Probe): Promise<string> {
       case "env":
         Deno.env.get(p.key);
         break;
+      case "query_net":
+        return Deno.permissions.querySync({ name: "net", host: p.host }).state;
       default: {
         const never: never = p;
         throw new TypeError(`Run a probe: unknown operation ${JSON.stringify(never)}`);
