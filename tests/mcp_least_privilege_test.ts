@@ -43,7 +43,7 @@ Deno.test("each component's computed permission set allows its job and refuses t
     // qmgr's disk guard needs sys statfs; a test process started without it cannot hand it out.
     const statfsHeld = Deno.permissions.querySync({ name: "sys", kind: "statfs" as "hostname" }).state ===
       "granted";
-    if (!statfsHeld) sets.qmgr.sys = false;
+    if (!statfsHeld) sets.qmgr.sys = sets.smtps.sys = false;
     const ibdb = join(dir, "var/ibdb");
 
     const cases: { name: ComponentName; probe: Probe; expect: string }[] = [
@@ -81,6 +81,13 @@ Deno.test("each component's computed permission set allows its job and refuses t
       { name: "qmgr", probe: { op: "listen_unix", path: join(ibdb, "other.sock") }, expect: "NotCapable" },
       ...(statfsHeld
         ? [{ name: "qmgr" as const, probe: { op: "statfs", path: ibdb } as Probe, expect: "ok" }]
+        : []),
+      ...(statfsHeld
+        ? [{
+          name: "smtps" as const,
+          probe: { op: "statfs", path: join(dir, "var/cdb") } as Probe,
+          expect: "ok",
+        }]
         : []),
       { name: "smtps", probe: { op: "statfs", path: ibdb }, expect: "NotCapable" },
       { name: "smtps", probe: { op: "listen_unix", path: join(ibdb, "qmgr.sock") }, expect: "NotCapable" },

@@ -52,6 +52,7 @@ Deno.test("computePermissions() gives each component exactly its own set", async
         read: ["var/cdb"],
         write: ["var/cdb"],
         net: ["127.0.0.1:2525", "[::1]:2525", "0.0.0.0:2587"],
+        sys: ["statfs"], // its own disk checks before each message
       },
       qmgr: {
         ...NONE,
@@ -168,6 +169,7 @@ Deno.test("computePermissions() gives qmgr its control socket, its conf map and 
     net: ["unix:/run/smx/ctl.sock"],
     sys: false,
   });
+  assert.equal(sets.smtps.sys, false, "min_disk_space 0: smtps needs no statfs either");
   const guarded: PermissionSets = { ...sets, qmgr: { ...sets.qmgr, sys: ["statfs"] } };
   assert.equal(mainProcessFlags(guarded).at(-1), "--allow-sys=statfs");
   const query = (d: Deno.PermissionDescriptor) => ({ state: d.name === "sys" ? "prompt" : "granted" });
@@ -246,5 +248,6 @@ Deno.test("computePermissions() lets smtps read each section's TLS files and AUT
     read: ["var/cdb", "etc/s.pem", "etc/s.key", "etc/ca.pem", "etc/ca.d", "etc/auth.db"],
     write: ["var/cdb"],
     net: ["127.0.0.1:25", "127.0.0.1:587"],
+    sys: ["statfs"],
   });
 });

@@ -80,7 +80,7 @@ export class Spool implements ContentSink {
   /** Why the content cannot be delivered (too big, a write error), or undefined. */
   get refusal(): "too_big" | "write_error" | undefined {
     const r = this.#file.refusal;
-    return r === "too_many_hops" || r === "nul" ? undefined : r; // the lda checks neither
+    return r === "too_many_hops" || r === "nul" || r === "no_space" ? undefined : r; // never checked here
   }
 
   /** Bytes in the file (the size recorded in Maildir names). */

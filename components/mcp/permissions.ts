@@ -79,6 +79,8 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
       ]),
       write: unique([cdb, ...filters.paths, ...listen.paths]),
       net: orFalse(unique([...listen.net, ...filters.net])),
+      // statfs for its own disk checks before each message and while writing it (smtps/disk_space.ts).
+      sys: config.qmgr.min_disk_space > 0 ? ["statfs"] : false,
     },
     qmgr: qmgrPermissions(config, queue),
     smtpc: smtpcPermissions(config, [...ports], lmtpSocket),

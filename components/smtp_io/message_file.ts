@@ -2,7 +2,7 @@
 // tmp/): created new (never overwriting), written in bounded chunks through a fixed 64 KiB buffer, then
 // synced together with its directory (before smtps asks qmgr to commit). While writing it watches the
 // limits that make us refuse the message: the size limit and the number of Received: headers in the
-// header section (a mail loop), and, for smtps, NUL bytes (RFC 5321 2.3.8 allows none in text; a next
+// header section (a mail loop), the free space it is told to leave (smtps: disk_space.ts), and, for smtps, NUL bytes (RFC 5321 2.3.8 allows none in text; a next
 // hop that strips them would see a different message than the one we checked). Once a limit is hit or a write fails, the rest of the content is only
 // counted, never written; the caller removes the file.
 // Touches: the one file it creates and its directory (opened only to fsync it).
@@ -14,7 +14,14 @@ import type { ContentSink } from "./data_reader.ts";
 
 export const WRITE_BUFFER = 64 * 1024;
 
-export type Refusal = "too_big" | "too_many_hops" | "nul" | "write_error";
+export type Refusal = "too_big" | "too_many_hops" | "nul" | "no_space" | "write_error";
+
+export interface MessageFileOptions {
+  /** Refuse content holding a NUL byte ("nul"). */
+  refuseNul?: boolean;
+  /** Asked before each buffer is written whether that many bytes may go to disk; no: "no_space". */
+  room?: (bytes: number) => Promise<boolean>;
+}
 
 /** Longest Message-ID value kept for the log. */
 const MAX_MESSAGE_ID = 250;
@@ -82,6 +89,7 @@ export class MessageFile implements ContentSink {
   readonly #maxSize: number;
   readonly #maxHops: number;
   readonly #refuseNul: boolean;
+  readonly #room: ((bytes: number) => Promise<boolean>) | undefined;
   readonly #buffer = new Uint8Array(WRITE_BUFFER);
   readonly #hops = new HeaderScanner();
   #fill = 0;
@@ -93,26 +101,32 @@ export class MessageFile implements ContentSink {
   refusal: Refusal | undefined;
   writeError: Error | undefined;
 
-  private constructor(path: string, file: Deno.FsFile, maxSize: number, maxHops: number, refuseNul: boolean) {
+  private constructor(
+    path: string,
+    file: Deno.FsFile,
+    maxSize: number,
+    maxHops: number,
+    o: MessageFileOptions,
+  ) {
     this.path = path;
     this.#file = file;
     this.#maxSize = maxSize;
     this.#maxHops = maxHops;
-    this.#refuseNul = refuseNul;
+    this.#refuseNul = o.refuseNul === true;
+    this.#room = o.room;
   }
 
   /**
-   * Creates the file; fails when it already exists. `maxSize` 0 means no size limit; with `refuseNul`,
-   * content holding a NUL byte is refused ("nul").
+   * Creates the file; fails when it already exists. `maxSize` 0 means no size limit.
    */
   static async create(
     path: string,
     maxSize: number,
     maxHops: number,
-    refuseNul = false,
+    opts: MessageFileOptions = {},
   ): Promise<MessageFile> {
     const file = await Deno.open(path, { write: true, createNew: true, mode: PRIVATE_FILE });
-    return new MessageFile(path, file, maxSize, maxHops, refuseNul);
+    return new MessageFile(path, file, maxSize, maxHops, opts);
   }
 
   /** The content's Message-ID (as written, `<...>`), once its header section has been read. */
@@ -198,6 +212,10 @@ export class MessageFile implements ContentSink {
   async #flush(): Promise<void> {
     let offset = 0;
     try {
+      if (this.#fill > 0 && this.#room && !await this.#room(this.#fill)) {
+        this.#refuse("no_space"); // stop before the disk is full: nothing more is written
+        return;
+      }
       while (offset < this.#fill) offset += await this.#file.write(this.#buffer.subarray(offset, this.#fill));
       this.fileSize += this.#fill;
     } catch (err) {

@@ -8,6 +8,7 @@ import type { SmtpsConfig } from "../../config/types.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { log } from "../util/log.ts";
 import { CredentialsMap } from "./auth_map.ts";
+import { DiskSpace } from "./disk_space.ts";
 import { chooseMechanisms } from "./sasl_mechanisms.ts";
 import { loadTls, type TlsService } from "./tls.ts";
 import { KeyRing, type SigningKey } from "./mailauth/keys.ts";
@@ -52,9 +53,17 @@ export interface SessionEnv {
   queue: QueueStatus;
 }
 
-/** qmgr's notices, shared by every section of the worker. */
+/** The state of the queue's disk, shared by every section of the worker. */
 export interface QueueStatus {
+  /** qmgr's last notice said the disk is low. */
   diskLow: boolean;
+  /** smtps's own checks of the CDB's file system, before each message and while it is written. */
+  space: DiskSpace;
+}
+
+/** The queue status of a worker whose CDB is `cdbBase`, with qmgr's thresholds. */
+export function queueStatus(cdbBase: string, min: number, ok: number): QueueStatus {
+  return { diskLow: false, space: new DiskSpace({ path: cdbBase, min, ok }) };
 }
 
 /** Builds the environment of one smtps section; throws an Error naming a file that cannot be read. */

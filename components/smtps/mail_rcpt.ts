@@ -23,7 +23,9 @@ export async function mailStep(s: Session, mail: MailParams): Promise<void> {
   if (mail.size !== undefined && max > 0 && mail.size > max) {
     return s.refuse("MAIL", R.tooBig, `from=<${mail.sender}> size=${mail.size}`);
   }
-  if (s.env.queue.diskLow) return s.refuse("MAIL", R.diskFull, `from=<${mail.sender}>`);
+  if (s.env.queue.diskLow || await s.env.queue.space.low()) {
+    return s.refuse("MAIL", R.diskFull, `from=<${mail.sender}>`);
+  }
   const v = await checkMail(s.env.endpoint, s.ip, mail.sender, undefined, checkContext(s, s.policyState));
   if (v.action !== "accept") {
     return s.refuse("MAIL", v.reply ?? defaultRefusal(v.action), `from=<${mail.sender}>`);

@@ -52,7 +52,10 @@ export async function openMessage(
   const arrival = s.env.now();
   let file: MessageFile | undefined;
   try {
-    file = await MessageFile.create(path, cfg.max_message_size, cfg.max_hops, true);
+    file = await MessageFile.create(path, cfg.max_message_size, cfg.max_hops, {
+      refuseNul: true,
+      room: (bytes) => s.env.queue.space.room(bytes),
+    });
     await file.prepend(encoder.encode(received(s, t, id, arrival)));
     return { id, file, arrival };
   } catch (err) {
@@ -85,6 +88,10 @@ export async function commitMessage(
       return false;
     case "nul":
       s.refuse(stage, R.nulInContent, detail);
+      return false;
+    case "no_space":
+      log.warn(COMPONENT, `${id}: stopped writing ${file.path}: the disk is nearly full`);
+      s.refuse(stage, R.diskFull, detail);
       return false;
     case "write_error":
       log.error(COMPONENT, `${id}: write ${file.path} failed: ${file.writeError?.message}`);

@@ -16,7 +16,7 @@ import { listenOn, stopServing } from "../smtp_io/listeners.ts";
 import { socketLabel } from "../../config/listen.ts";
 import { log } from "../util/log.ts";
 import { R } from "./replies.ts";
-import { type QueueStatus, type SessionEnv, sessionEnv } from "./env.ts";
+import { type QueueStatus, queueStatus, type SessionEnv, sessionEnv } from "./env.ts";
 import { Session } from "./session.ts";
 import { SessionSlots } from "./stress.ts";
 import { clientIp, endSocket } from "../smtp_io/socket.ts";
@@ -33,7 +33,8 @@ function layout(c: Config): string {
 /** Starts every configured SMTP server; the returned stop() ends them gracefully. */
 export async function start(ctx: WorkerContext): Promise<Component> {
   const { config, endpoint } = ctx;
-  const queue: QueueStatus = { diskLow: false };
+  const q = config.qmgr;
+  const queue: QueueStatus = queueStatus(config.CDB_base_directory, q.min_disk_space, q.ok_disk_space);
   // smtps answers no requests (everything it needs it asks for); it listens to qmgr's disk notices.
   endpoint.handle((from, body) => {
     if (body.type === "qmgr.disk_state") {

@@ -69,6 +69,10 @@ export interface StartOptions {
   read?: string[];
   /** A log directory: smtps writes its lines to `<dir>/smtps.log` instead of stderr. */
   logDirectory?: string;
+  /** Give the worker sys "statfs", as the MCP does (its own disk checks); without it they stay off. */
+  statfs?: boolean;
+  /** Changes to the whole configuration (e.g. qmgr's min_disk_space, which smtps reads too). */
+  adjust?: (config: Config) => void;
 }
 
 /** Starts smtps on a free port with a fresh CDB directory; `overrides` change the smtps section. */
@@ -83,6 +87,7 @@ export async function startSmtps(
   config.CDB_base_directory = cdbDir;
   config.mcp.heartbeat_interval = 60_000;
   if (options.logDirectory !== undefined) config.log = { directory: options.logDirectory };
+  options.adjust?.(config);
   config.smtps = [{
     ...defaultSmtps("MTA", HOST),
     listen_socket: [{ type: "inet", address: "127.0.0.1", port }],
@@ -178,6 +183,7 @@ export async function startSmtps(
         net: Object.values(ports).map((p) => `127.0.0.1:${p}`),
         read: [cdbDir, TLS_DIR, ...(options.read ?? [])],
         write: [cdbDir, ...(options.logDirectory !== undefined ? [`${options.logDirectory}/smtps.log`] : [])],
+        ...(options.statfs ? { sys: ["statfs"] } : {}),
       },
       { qmgr, smar },
     );
