@@ -147,7 +147,7 @@ Deno.test("computePermissions() lets smtps reach its milters and policy services
   const clamav = "/run/milter/clamav.sock";
   assert.deepEqual(sets.smtps, {
     env: false,
-    sys: false,
+    sys: ["statfs"], // its own disk checks (min_disk_space)
     run: false,
     ffi: false,
     import: false,
