@@ -225,6 +225,9 @@ export async function startTarget(): Promise<Target> {
     mailertable: `example.com\t${sink.port}^esmtp:[127.0.0.1]\n`,
     adjust: (c) => {
       c.log = { directory: logDir };
+      // The MCP shares this thread with the attackers, which build megabytes of junk: on a busy machine a
+      // 200 ms heartbeat (three missed = dead) reads that as every worker dying at once.
+      c.mcp.heartbeat_interval = 1_000;
       const s = c.smtps[0];
       s.max_message_size = MAX_SIZE;
       s.tls = { cert_file: tlsFile("server.pem"), key_file: tlsFile("server.key"), flags: [] };
