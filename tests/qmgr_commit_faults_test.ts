@@ -6,7 +6,7 @@
 // commits (a single change is committed without waiting for max_commit_delay) and shared WAL syncs.
 
 import assert from "node:assert/strict";
-import type { DatabaseSync } from "node:sqlite";
+import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import { defaultConfig } from "../config/defaults.ts";
 import { cdbPath, ensureCdbDirs } from "../components/mail/cdb.ts";
@@ -19,6 +19,7 @@ import { commitEnvelope } from "../components/qmgr/incoming.ts";
 import { RouteCache } from "../components/qmgr/route_cache.ts";
 import { Scheduler } from "../components/qmgr/scheduler.ts";
 import { ACTIVE, QueueStore, SENT } from "../components/qmgr/store.ts";
+import { isCorruption } from "../components/qmgr/store_health.ts";
 import { log } from "../components/util/log.ts";
 
 const T0 = 1_700_000_000_000;
@@ -313,5 +314,43 @@ Deno.test("a delivery result whose commit failed is recorded again: nothing stay
     await commit.synced();
     store.close();
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a corruption error met while running reaches onError, where qmgr asks for a rebuild", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "qmgr_faults_" });
+  const store = QueueStore.open(dir);
+  const seen: boolean[] = [];
+  const gc = new GroupCommit(store.db, {
+    maxDelay: HOUR,
+    maxOpen: 10,
+    onError: (e) => seen.push(isCorruption(e)),
+  });
+  // A real SQLITE_CORRUPT: a damaged page of another database, read inside a change.
+  const broken = join(dir, "broken.sqlite");
+  const other = new DatabaseSync(broken);
+  other.exec("CREATE TABLE t (a TEXT); BEGIN;");
+  const ins = other.prepare("INSERT INTO t VALUES (?)");
+  for (let i = 0; i < 500; i++) ins.run("x".repeat(100));
+  other.exec("COMMIT");
+  other.close();
+  const f = await Deno.open(broken, { write: true });
+  await f.seek(4096, Deno.SeekMode.Start);
+  await f.write(new Uint8Array(4096).fill(0x33));
+  f.close();
+  const damaged = new DatabaseSync(broken);
+  log.setSink(() => {});
+  try {
+    await assert.rejects(gc.run(() => damaged.prepare("SELECT COUNT(*) FROM t WHERE a > ''").get()));
+    assert.deepEqual(seen, [true]);
+    const ok = envelope(dir);
+    await gc.run(() => store.insertEnvelope(ok, 0, T0));
+    assert.ok(store.hasMessage(ok.id), "the queue's own transaction goes on");
+  } finally {
+    log.setSink(undefined);
+    damaged.close();
+    gc.close();
+    store.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
