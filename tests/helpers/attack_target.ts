@@ -225,6 +225,7 @@ export async function startTarget(): Promise<Target> {
     mailertable: `example.com\t${sink.port}^esmtp:[127.0.0.1]\n`,
     adjust: (c) => {
       c.log = { directory: logDir };
+      c.qmgr.smtps.max_connections = 50; // the crowd test holds exactly this many sessions at once
       const s = c.smtps[0];
       s.max_message_size = MAX_SIZE;
       s.tls = { cert_file: tlsFile("server.pem"), key_file: tlsFile("server.key"), flags: [] };
