@@ -332,9 +332,23 @@ export async function comparePostfix(opts: CompareOptions): Promise<number> {
     );
     return failed ? 1 : 0;
   } finally {
-    await smx?.stop();
-    if (etc) await run(POSTFIX, ["-c", etc, "stop"]);
+    // Each step on its own: Postfix must never be left running because smx failed to stop.
+    await smx?.stop().catch((err) => console.error(`compare-postfix: stop smx: ${(err as Error).message}`));
+    let postfixStopped = etc === undefined;
+    if (etc) {
+      const stopped = await run(POSTFIX, ["-c", etc, "stop"]).catch((err) => ({
+        ok: false,
+        out: String(err),
+      }));
+      postfixStopped = stopped.ok;
+      if (!stopped.ok) {
+        console.error(
+          `compare-postfix: Postfix did not stop (${stopped.out.trim()}): postfix -c ${etc} stop`,
+        );
+      }
+    }
     await sink.close();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    // Postfix's own directory stays while its master may still run (the stop command above names it).
+    if (postfixStopped) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }

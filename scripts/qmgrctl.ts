@@ -2,7 +2,8 @@
 // Sends one JSON request line and prints the answer as a table (or the raw JSON with --json). The task
 // may read files and use unix sockets (the socket's path is only known once `-f FILE` is read; Deno's
 // unix: permission names one path); run with less, it says which deno run line grants what it needs.
-// Exit codes: 0 ok, 1 qmgr refused the request (an unknown id ...), 64 usage, 69 no MTA running,
+// Exit codes: 0 ok, 1 qmgr refused the request (an unknown id ...), 2 check found problems (and did
+// not repair them), 64 usage, 69 no MTA running,
 // 77 missing permissions, 78 a bad configuration file. Touches: the control socket (and the configuration file with --config).
 
 import { resolve } from "node:path";
@@ -15,7 +16,10 @@ import {
   controlSocketPath,
   LineSplitter,
 } from "../components/qmgr/control_protocol.ts";
+import type { CheckReport } from "../components/qmgr/queue_check.ts";
 import {
+  checkClean,
+  formatCheck,
   formatList,
   formatShow,
   formatStats,
@@ -40,6 +44,9 @@ commands:
   bounce TARGET               return messages to their senders with a DSN
   stats                       received, delivered, deferred, bounced: totals and per-minute rates
   reload                      read the configuration again (what SIGHUP does)
+  check [--repair]            compare the database with the queue files (an fsck for the queue);
+                              --repair queues orphans again, fails lost messages with a DSN,
+                              removes unfinished files, rebuilds a damaged database
 TARGET: one or more queue ids, ALL, - (queue ids read from standard input, one a line, as
   postqueue -j | jq or mailq output gives them), @domain (like --domain), or a FILTER
 FILTER: --sender S  --recipient R (parts of the address)  --domain D (a recipient domain)
@@ -172,6 +179,9 @@ export function buildRequest(command: string, rest: string[]): ControlRequest {
     case "reload":
       if (rest.length > 0) throw new UsageError(`${command} takes no arguments`);
       return { command };
+    case "check":
+      if (rest.some((a) => a !== "--repair")) throw new UsageError("check takes only --repair");
+      return { command, args: { repair: rest.includes("--repair") } };
     case "show": {
       const body = rest.includes("--body");
       const ids = rest.filter((a) => a !== "--body");
@@ -253,6 +263,8 @@ export function formatAnswer(req: ControlRequest, result: unknown): string {
       return `${(result as { recipients: number }).recipients} recipients due now`;
     case "reload":
       return "configuration reloaded";
+    case "check":
+      return formatCheck(result as CheckReport);
     case "hold":
     case "release":
     case "delete":
@@ -348,6 +360,7 @@ export async function qmgrctl(args: string[], io: Io = consoleIo): Promise<numbe
     return 1;
   }
   io.out(json ? JSON.stringify(answer.result, null, 2) : formatAnswer(req, answer.result));
+  if (req.command === "check" && !checkClean(answer.result as CheckReport)) return 2;
   const unknown = (answer.result as { unknown?: unknown[] } | null)?.unknown;
   return Array.isArray(unknown) && unknown.length > 0 ? 1 : 0;
 }

@@ -1,6 +1,8 @@
 // qmgrctl's human-readable output: aligned tables and short key/value blocks for the answers of qmgr's
 // control socket (scripts/qmgrctl.ts prints them, or the raw JSON with --json). Pure: touches nothing.
 
+import type { CheckReport } from "../components/qmgr/queue_check.ts";
+
 const MINUTE = 60_000;
 
 /** `2024-05-01 12:00:00` (UTC), or "-" for no time. */
@@ -275,4 +277,46 @@ export function formatStats(s: StatsAnswer): string {
       v.perMinute.last60,
     ]),
   );
+}
+
+/** True when a check found nothing wrong, or repaired what it found. */
+export function checkClean(c: CheckReport): boolean {
+  if (c.repaired) return !c.repaired.rebuild;
+  const n = c.counts;
+  return c.database === "ok" && n.lost + n.orphans + n.unfinished + n.unusable + n.differs === 0;
+}
+
+/** `qmgrctl check`: the database's verdict, then each kind of disagreement with the files it concerns. */
+export function formatCheck(c: CheckReport): string {
+  const lines = [
+    `database: ${c.database}`,
+    `${c.messages} messages in the database, ${c.files} queue files` +
+    (c.young > 0 ? ` (${c.young} younger than a minute not judged)` : ""),
+  ];
+  const kinds: [keyof CheckReport["counts"], string][] = [
+    ["lost", "lost (the database has them, their file is missing or unfinished)"],
+    ["orphans", "orphans (complete files the database does not know)"],
+    ["unfinished", "unfinished files (sessions cut before their 250)"],
+    ["unusable", "unusable files (no envelope, or an unreadable one)"],
+    ["differs", "differ (the file's envelope and the database disagree)"],
+  ];
+  for (const [k, what] of kinds) {
+    if (c.counts[k] === 0) continue;
+    lines.push(`${c.counts[k]} ${what}:`);
+    for (const x of c[k]) lines.push(`  ${x}`);
+    if (c[k].length < c.counts[k]) lines.push(`  ... ${c.counts[k] - c[k].length} more`);
+  }
+  if (c.repaired) {
+    const r = c.repaired;
+    lines.push(
+      r.rebuild
+        ? "repair: the database is rebuilt from the queue files (qmgr restarts)"
+        : `repair: ${r.requeued} queued again, ${r.failed} failed with a DSN, ${r.removed} unfinished removed`,
+    );
+  } else if (!checkClean(c)) {
+    lines.push("run `qmgrctl check --repair` to repair");
+  } else {
+    lines.push("the queue is consistent");
+  }
+  return lines.join("\n");
 }

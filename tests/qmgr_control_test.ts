@@ -8,7 +8,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { ComponentStatus } from "../components/protocol/frames.ts";
 import { controlSocketPath, MAX_LINE } from "../components/qmgr/control_protocol.ts";
+import { cdbPath } from "../components/mail/cdb.ts";
 import { newQueueId } from "../components/mail/queue_id.ts";
+import type { Envelope } from "../components/protocol/messages.ts";
+import { writeQueueFile } from "./helpers/cdb.ts";
 import { EX_UNAVAILABLE, EX_USAGE, qmgrctl, request } from "../scripts/qmgrctl.ts";
 import { startTestMta, testConfigText } from "./helpers/mta.ts";
 import { type InProcessQmgr, startInProcessQmgr, until } from "./helpers/qmgr_inprocess.ts";
@@ -169,6 +172,40 @@ Deno.test("qmgrctl, every command end to end", async (t) => {
       assert.equal(q.delivered.filter((d) => d.ta.sender === "").length, dsnsBefore);
     });
 
+    await t.step("check compares database and queue files; --repair queues an orphan again", async () => {
+      const clean = await ctl(socket, "check");
+      assert.equal(clean.code, 0, clean.out);
+      assert.match(clean.out, /^database: ok\n.*\nthe queue is consistent$/s);
+      const id = newQueueId();
+      const orphan: Envelope = {
+        id,
+        cdbPath: cdbPath(q.config.CDB_base_directory, id),
+        size: 0,
+        arrival: Date.now(),
+        sender: "orphan@sender.test",
+        recipients: [{ address: "found@dest.test" }],
+        client: { ip: "192.0.2.7", helo: "h" },
+      };
+      await writeQueueFile(orphan, "Subject: orphan\r\n\r\nbody\r\n");
+      const hourAgo = new Date(Date.now() - 3_600_000);
+      await Deno.utime(orphan.cdbPath, hourAgo, hourAgo);
+      const found = await ctl(socket, "check");
+      assert.equal(found.code, 2, "problems found: exit 2");
+      assert.match(
+        found.out,
+        new RegExp(`\n1 orphans \\(complete files the database does not know\\):\n  ${id}\n`),
+      );
+      assert.match(found.out, /run `qmgrctl check --repair` to repair$/);
+      const repaired = await ctl(socket, "check", "--repair");
+      assert.equal(repaired.code, 0, repaired.out);
+      assert.match(repaired.out, /\nrepair: 1 queued again, 0 failed with a DSN, 0 unfinished removed$/);
+      await until(() => q.delivered.some((d) => d.ta.messageId === id), "the orphan's delivery");
+      assert.equal(
+        q.delivered.find((d) => d.ta.messageId === id)!.ta.recipients[0].address,
+        "found@dest.test",
+      );
+    });
+
     await t.step(
       "bounce returns a message to its sender with a DSN; list then says the queue is empty",
       async () => {
@@ -197,7 +234,11 @@ Deno.test("qmgrctl, every command end to end", async (t) => {
         assert.equal(s.counters.bounced.total, 1);
         assert.equal(s.counters.dsn.total, 1);
         assert.ok(s.counters.deferred.total >= 8, `deferred ${s.counters.deferred.total}`);
-        assert.equal(s.counters.delivered.total, 3, "two held recipients and the DSN");
+        assert.equal(
+          s.counters.delivered.total,
+          4,
+          "two held recipients, the DSN and the orphan queued again",
+        );
         assert.ok(s.counters.deferred.perMinute.last1 > 0);
         const text = await ctl(socket, "stats");
         assert.match(text.out, /\ncounter\s+total\s+last 1 min/);

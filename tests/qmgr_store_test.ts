@@ -1,8 +1,9 @@
 // The queue store, its group commit and restart recovery, used directly in-process on a temp directory.
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { cdbPath, ensureCdbDirs } from "../components/mail/cdb.ts";
+import { cdbText, writeQueueFile } from "./helpers/cdb.ts";
 import { newQueueId } from "../components/mail/queue_id.ts";
 import type { Envelope } from "../components/protocol/messages.ts";
 import { GroupCommit } from "../components/qmgr/group_commit.ts";
@@ -52,7 +53,7 @@ Deno.test("group commit", async (t) => {
   await t.step("many concurrent commits share one transaction", async () => {
     await withStore(async ({ dir, store, gc }) => {
       const envs = Array.from({ length: 50 }, () => envelope(dir));
-      await Promise.all(envs.map((e) => gc.run(() => store.insertEnvelope(e, 0, T0), true)));
+      await Promise.all(envs.map((e) => gc.run(() => store.insertEnvelope(e, 0, T0), { envelope: true })));
       assert.equal(gc.commits, 1);
       for (const e of envs) assert.ok(store.hasMessage(e.id));
     });
@@ -62,13 +63,13 @@ Deno.test("group commit", async (t) => {
     await withStore(async ({ dir, store, gc }) => {
       const first = Array.from(
         { length: 10 },
-        () => gc.run(() => store.insertEnvelope(envelope(dir), 0, T0), true),
+        () => gc.run(() => store.insertEnvelope(envelope(dir), 0, T0), { envelope: true }),
       );
       // The tenth envelope committed synchronously, before any timer could fire.
       assert.equal(gc.commits, 1);
       const rest = Array.from(
         { length: 5 },
-        () => gc.run(() => store.insertEnvelope(envelope(dir), 0, T0), true),
+        () => gc.run(() => store.insertEnvelope(envelope(dir), 0, T0), { envelope: true }),
       );
       await Promise.all([...first, ...rest]);
       assert.equal(gc.commits, 2);
@@ -80,9 +81,11 @@ Deno.test("group commit", async (t) => {
       const a = envelope(dir);
       const b = envelope(dir);
       const results = await Promise.allSettled([
-        gc.run(() => store.insertEnvelope(a, 0, T0), true),
-        gc.run(() => store.insertEnvelope({ ...a, recipients: [{ address: "x@y.test" }] }, 0, T0), true),
-        gc.run(() => store.insertEnvelope(b, 0, T0), true),
+        gc.run(() => store.insertEnvelope(a, 0, T0), { envelope: true }),
+        gc.run(() => store.insertEnvelope({ ...a, recipients: [{ address: "x@y.test" }] }, 0, T0), {
+          envelope: true,
+        }),
+        gc.run(() => store.insertEnvelope(b, 0, T0), { envelope: true }),
       ]);
       assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
       assert.deepEqual(store.recipientsOf(a.id).map((r) => r.address), [
@@ -101,7 +104,7 @@ Deno.test("the store", async (t) => {
       const env = envelope(dir, 3);
       let store = QueueStore.open(dir);
       let gc = new GroupCommit(store.db, { maxDelay: 5, maxOpen: 100 });
-      await gc.run(() => store.insertEnvelope(env, 1, T0 + 5), true);
+      await gc.run(() => store.insertEnvelope(env, 1, T0 + 5), { envelope: true });
       gc.close();
       store.close();
 
@@ -144,7 +147,7 @@ Deno.test("the store", async (t) => {
     async () => {
       await withStore(async ({ dir, store, gc }) => {
         const env = envelope(dir, 5);
-        await gc.run(() => store.insertEnvelope(env, 5, T0), true);
+        await gc.run(() => store.insertEnvelope(env, 5, T0), { envelope: true });
         const later = { tries: 1, reply: "451 4.3.0 later", notice: 0 };
         await gc.run(() => {
           store.markDeferred(env.id, 0, T0 + 300, later);
@@ -186,7 +189,7 @@ Deno.test("the store", async (t) => {
   await t.step("a finished message leaves no rows", async () => {
     await withStore(async ({ dir, store, gc }) => {
       const env = envelope(dir, 2);
-      await gc.run(() => store.insertEnvelope(env, 2, T0), true);
+      await gc.run(() => store.insertEnvelope(env, 2, T0), { envelope: true });
       await gc.run(() => {
         store.markDone(env.id, 0, SENT, { tries: 1, reply: "250 ok", notice: 0 });
         store.markDone(env.id, 1, FAILED, { tries: 1, reply: "550 no", notice: 0 });
@@ -200,44 +203,112 @@ Deno.test("the store", async (t) => {
 });
 
 Deno.test("recovery", async (t) => {
-  await t.step("removes orphan CDB files, keeps named ones, drops messages without content", async () => {
+  await t.step(
+    "keeps named files, removes old unfinished orphans, reports messages without content",
+    async () => {
+      await withStore(async ({ dir, store, gc }) => {
+        const cdb = join(dir, "cdb");
+        await ensureCdbDirs(cdb);
+        const kept = envelope(cdb, 2);
+        const lost = envelope(cdb, 1);
+        await gc.run(() => {
+          store.insertEnvelope(kept, 2, T0);
+          store.insertEnvelope(lost, 1, T0);
+        });
+        await Deno.writeTextFile(kept.cdbPath, "kept\r\n");
+        const oldOrphan = cdbPath(cdb, newQueueId(T0));
+        const youngOrphan = cdbPath(cdb, newQueueId(T0));
+        const notOurs = join(cdb, "0", "README");
+        for (const p of [oldOrphan, youngOrphan, notOurs]) await Deno.writeTextFile(p, "x");
+        const unfinished = envelope(cdb, 1);
+        await writeQueueFile(unfinished, "Subject: cut\r\n\r\nhalf", false);
+        const now = Date.now();
+        for (const p of [oldOrphan, unfinished.cdbPath]) {
+          await Deno.utime(p, new Date(now - 3_600_000), new Date(now - 3_600_000));
+        }
+
+        const report = await recover(store, gc, { cdbBase: cdb, now, orphanGrace: 600_000 });
+
+        assert.deepEqual(
+          report.removed.map((p) => p.slice(-20)).sort(),
+          [oldOrphan, unfinished.cdbPath].map((p) => p.slice(-20)).sort(),
+        );
+        assert.deepEqual(report.young.map(([, p]) => p.endsWith(youngOrphan.slice(-22))), [true]);
+        assert.deepEqual(report.missing, [lost.id]);
+        assert.equal(report.messages, 1);
+        assert.equal(report.reset, 3);
+        await assert.rejects(Deno.stat(oldOrphan), Deno.errors.NotFound);
+        await assert.rejects(Deno.stat(unfinished.cdbPath), Deno.errors.NotFound);
+        await Deno.stat(youngOrphan);
+        await Deno.stat(notOurs);
+        await Deno.stat(kept.cdbPath);
+        assert.equal(
+          store.hasMessage(lost.id),
+          true,
+          "a message without content stays until its DSN is made",
+        );
+        assert.deepEqual(
+          store.due(T0, 10).filter((d) => d.message.id === kept.id).map((d) => d.recipient.index),
+          [0, 1],
+          "active recipients are due again",
+        );
+
+        assert.equal(await removeLateOrphans(store, gc, cdb, report.young), 1);
+        await assert.rejects(Deno.stat(youngOrphan), Deno.errors.NotFound);
+      });
+    },
+  );
+
+  await t.step("queues a complete orphan again from its own envelope, at any age", async () => {
     await withStore(async ({ dir, store, gc }) => {
       const cdb = join(dir, "cdb");
       await ensureCdbDirs(cdb);
-      const kept = envelope(cdb, 2);
-      const lost = envelope(cdb, 1);
-      await gc.run(() => {
-        store.insertEnvelope(kept, 2, T0);
-        store.insertEnvelope(lost, 1, T0);
+      const env = envelope(cdb, 3);
+      env.recipients[2].errorsTo = "owner-list@example.test";
+      await writeQueueFile(env, "Subject: orphan\r\n\r\nbody\r\n");
+      const young = envelope(cdb, 1);
+      await writeQueueFile(young, "Subject: young\r\n\r\n");
+
+      const report = await recover(store, gc, { cdbBase: cdb, now: Date.now(), orphanGrace: 600_000 });
+
+      assert.deepEqual(report.requeued.sort(), [env.id, young.id].sort());
+      assert.deepEqual(report.young, []);
+      assert.deepEqual(store.getMessage(env.id), {
+        id: env.id,
+        cdbPath: resolve(env.cdbPath),
+        size: env.size,
+        arrival: T0,
+        sender: "alice@sender.test",
+        clientIp: "192.0.2.1",
+        clientHelo: "client.test",
+        bodyType: "8BITMIME",
+        smtputf8: true,
+        envid: "ENV-1",
+        ret: "HDRS",
       });
-      await Deno.writeTextFile(kept.cdbPath, "kept\r\n");
-      const oldOrphan = cdbPath(cdb, newQueueId(T0));
-      const youngOrphan = cdbPath(cdb, newQueueId(T0));
-      const notOurs = join(cdb, "0", "README");
-      for (const p of [oldOrphan, youngOrphan, notOurs]) await Deno.writeTextFile(p, "x");
-      const now = Date.now();
-      await Deno.utime(oldOrphan, new Date(now - 3_600_000), new Date(now - 3_600_000));
-
-      const report = await recover(store, gc, { cdbBase: cdb, now, orphanGrace: 600_000 });
-
-      assert.deepEqual(report.removed.map((p) => p.endsWith(oldOrphan.slice(-22))), [true]);
-      assert.deepEqual(report.young.map(([, p]) => p.endsWith(youngOrphan.slice(-22))), [true]);
-      assert.deepEqual(report.missing, [lost.id]);
-      assert.equal(report.messages, 1);
-      assert.equal(report.reset, 3);
-      await assert.rejects(Deno.stat(oldOrphan), Deno.errors.NotFound);
-      await Deno.stat(youngOrphan);
-      await Deno.stat(notOurs);
-      await Deno.stat(kept.cdbPath);
-      assert.equal(store.hasMessage(lost.id), false);
       assert.deepEqual(
-        store.due(T0, 10).map((d) => d.recipient.index),
-        [0, 1],
-        "active recipients are due again",
+        store.recipientsOf(env.id).map((r) => [r.address, r.state, r.notify, r.orcpt, r.errorsTo]),
+        [
+          ["rcpt0@example.test", WAITING, ["SUCCESS", "FAILURE"], "rfc822;orig@example.test", undefined],
+          ["rcpt1@example.test", WAITING, undefined, undefined, undefined],
+          ["rcpt2@example.test", WAITING, undefined, undefined, "owner-list@example.test"],
+        ],
       );
+      assert.equal(await cdbText(env.cdbPath), "Subject: orphan\r\n\r\nbody\r\n");
+    });
+  });
 
-      assert.equal(await removeLateOrphans(store, report.young), 1);
-      await assert.rejects(Deno.stat(youngOrphan), Deno.errors.NotFound);
+  await t.step("keeps an orphan without an envelope when the database was rebuilt", async () => {
+    await withStore(async ({ dir, store, gc }) => {
+      const cdb = join(dir, "cdb");
+      await ensureCdbDirs(cdb);
+      const old = cdbPath(cdb, newQueueId(T0));
+      await Deno.writeTextFile(old, "Subject: written by an older smx\r\n\r\n");
+      const now = Date.now();
+      await Deno.utime(old, new Date(now - 3_600_000), new Date(now - 3_600_000));
+      const report = await recover(store, gc, { cdbBase: cdb, now, orphanGrace: 600_000, rebuilt: true });
+      assert.deepEqual(report.kept.map((p) => p.slice(-20)), [old.slice(-20)]);
+      await Deno.stat(old);
     });
   });
 });

@@ -10,6 +10,7 @@ import { hashPassword, verifyPassword } from "../components/smtps/password_hash.
 import { decodeResponse, parsePlain } from "../components/smtps/auth.ts";
 import { createMap } from "../scripts/createmap.ts";
 import { HOST, runDialogue, SmtpClient, type Smtps, startSmtps, tlsFile } from "./helpers/smtps_dialogue.ts";
+import { cdbText } from "./helpers/cdb.ts";
 
 const TLS = { cert_file: tlsFile("server.pem"), key_file: tlsFile("server.key"), flags: [] };
 const b64 = (s: string) => btoa(String.fromCharCode(...new TextEncoder().encode(s)));
@@ -91,7 +92,7 @@ Deno.test("smtps authenticates with PLAIN and LOGIN against the credentials map"
             const m = s.rcptMessages.at(-1)!;
             assert.equal(m.authorized, true);
             assert.equal(m.context?.authUser, "alice");
-            const content = await Deno.readTextFile(s.envelopes.at(-1)!.cdbPath);
+            const content = await cdbText(s.envelopes.at(-1)!.cdbPath);
             assert.match(content, / with ESMTPA id /);
             assert.ok(!content.includes("authenticated user"), "the user is named only when configured");
           }),
@@ -210,7 +211,7 @@ Deno.test("smtps offers AUTH only under TLS unless plain text is allowed", async
               ["Subject: x\r\n\r\ny\r\n.", 250],
               ["QUIT", 221],
             ]);
-            const content = await Deno.readTextFile(s.envelopes.at(-1)!.cdbPath);
+            const content = await cdbText(s.envelopes.at(-1)!.cdbPath);
             assert.match(content, /\r\n\t\(authenticated user alice\)\r\n\tby .* with ESMTPSA id /);
           }),
       );

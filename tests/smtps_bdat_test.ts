@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { cdbFiles, runDialogue, SmtpClient, type Smtps, startSmtps } from "./helpers/smtps_dialogue.ts";
+import { cdbText } from "./helpers/cdb.ts";
 
 /** Opens a session and a transaction with one recipient. */
 async function open(s: Smtps): Promise<SmtpClient> {
@@ -32,7 +33,7 @@ const chunk = (text: string, expect: string | number, last = false): [string, st
 
 /** The content of a stored message after our Received: header. */
 async function body(path: string): Promise<string> {
-  const text = await Deno.readTextFile(path);
+  const text = await cdbText(path);
   const end = text.indexOf("\r\n", text.indexOf("; ", text.indexOf("\tby "))) + 2;
   return text.slice(end);
 }
@@ -56,7 +57,7 @@ Deno.test("smtps receives a message in BDAT chunks", async (t) => {
         const e = s.envelopes.at(-1)!;
         assert.ok(r.lines[0].endsWith(e.id));
         assert.equal(await body(e.cdbPath), "Subject: chunks\r\n\r\n.a\nb\r\n.\r\n");
-        assert.match(await Deno.readTextFile(e.cdbPath), /with ESMTP id /);
+        assert.match(await cdbText(e.cdbPath), /with ESMTP id /);
       } finally {
         c.close();
       }

@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { cdbPath } from "../components/mail/cdb.ts";
 import { cdbFiles, HOST, runDialogue, SmtpClient, type Smtps, startSmtps } from "./helpers/smtps_dialogue.ts";
+import { cdbText } from "./helpers/cdb.ts";
+import { readCdbContent } from "../components/mail/cdb.ts";
 
 const DATE = /[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}/;
 
@@ -41,7 +43,7 @@ Deno.test("smtps stores the content behind its Received: header, byte for byte",
           const env = s.envelopes.at(-1)!;
           assert.equal(r.lines[0], `250 2.0.0 Ok: queued as ${env.id}`);
           assert.equal(env.cdbPath, cdbPath(s.cdbDir, env.id));
-          const bytes = await Deno.readTextFile(env.cdbPath);
+          const bytes = await cdbText(env.cdbPath);
           const received = `Received: from client.example ([127.0.0.1])\r\n` +
             `\tby ${HOST} (smX) with ESMTP id ${env.id}\r\n\tfor <rcpt@example.com>; `;
           assert.ok(bytes.startsWith(received), JSON.stringify(bytes.slice(0, 200)));
@@ -72,7 +74,7 @@ Deno.test("smtps stores the content behind its Received: header, byte for byte",
       try {
         await runDialogue(c, [["hi\r\n.", 250]]);
         const env = s.envelopes.at(-1)!;
-        const bytes = await Deno.readTextFile(env.cdbPath);
+        const bytes = await cdbText(env.cdbPath);
         assert.match(
           bytes,
           new RegExp(
@@ -100,7 +102,7 @@ Deno.test("smtps stores the content behind its Received: header, byte for byte",
         const env = s.envelopes.at(-1)!;
         assert.equal(env.bodyType, "8BITMIME");
         assert.equal(env.sender, "");
-        const bytes = await Deno.readFile(env.cdbPath);
+        const bytes = await readCdbContent(env.cdbPath);
         assert.deepEqual([...bytes.subarray(-4)], [0xc3, 0xa9, 0x0d, 0x0a]);
       } finally {
         c.close();
@@ -114,7 +116,7 @@ Deno.test("smtps stores the content behind its Received: header, byte for byte",
         for (let off = 0; off < body.length; off += 7919) await c.send(body.subarray(off, off + 7919));
         await runDialogue(c, [[".", 250]]);
         const env = s.envelopes.at(-1)!;
-        const text = await Deno.readTextFile(env.cdbPath);
+        const text = await cdbText(env.cdbPath);
         assert.equal(text.slice(text.indexOf("\r\nstart\r\n") + 2), "start\r\n" + line.repeat(16_000));
       } finally {
         c.close();

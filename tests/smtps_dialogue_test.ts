@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { cdbFiles, HOST, runDialogue, SmtpClient, startSmtps, type Step } from "./helpers/smtps_dialogue.ts";
+import { cdbText } from "./helpers/cdb.ts";
 
 const MAIL = "MAIL FROM:<sender@example.org>";
 const RCPT = "RCPT TO:<rcpt@example.com>";
@@ -311,7 +312,7 @@ Deno.test("smtps stores the DSN and SMTPUTF8 parameters in the envelope", async 
         assert.equal(e.smtputf8, true);
         assert.equal(e.sender, "jörg@bücher.example");
         assert.deepEqual(e.recipients, [{ address: "用户@例子.广告" }]);
-        const content = await Deno.readTextFile(e.cdbPath);
+        const content = await cdbText(e.cdbPath);
         assert.match(content, /with UTF8SMTP id /);
       } finally {
         c.close();

@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { cdbFiles, HOST, runDialogue, SmtpClient, type Smtps, startSmtps } from "./helpers/smtps_dialogue.ts";
+import { cdbText } from "./helpers/cdb.ts";
 
 const SMUGGLED = "MAIL FROM:<evil@example.net>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\n" +
   "Subject: smuggled\r\n\r\nevil\r\n";
@@ -80,7 +81,7 @@ Deno.test("smtps never turns one DATA into two messages, whatever the line ends"
               assert.deepEqual(replies, ["250 2.0.0", "221 2.0.0"]);
               assert.equal(added.length, 1);
               assert.deepEqual(added[0].recipients, [{ address: "rcpt@example.com" }]);
-              const content = await Deno.readTextFile(added[0].cdbPath);
+              const content = await cdbText(added[0].cdbPath);
               assert.ok(
                 content.includes("RCPT TO:<victim@example.com>"),
                 "the smuggled commands are content",
@@ -268,7 +269,7 @@ Deno.test("smtps keeps long data lines intact", async () => {
       [`Subject: long\r\n\r\n${line}\r\n.`, 250],
       ["QUIT", 221],
     ]);
-    const content = await Deno.readTextFile(s.envelopes[0].cdbPath);
+    const content = await cdbText(s.envelopes[0].cdbPath);
     assert.ok(content.endsWith(`Subject: long\r\n\r\n${line}\r\n`));
   } finally {
     c.close();

@@ -8,6 +8,7 @@ import { formatConfig, parseConfig } from "../config/mod.ts";
 import type { Config, InetListenSocket } from "../config/types.ts";
 import { PROTOCOL_VERSION } from "../components/protocol/messages.ts";
 import { runDialogue, SmtpClient, type Smtps, startSmtps, tlsFile } from "./helpers/smtps_dialogue.ts";
+import { cdbText } from "./helpers/cdb.ts";
 
 Deno.test("smtps serves several named sections, each with its own settings", async (t) => {
   const s = await startSmtps(
@@ -76,7 +77,7 @@ Deno.test("smtps serves several named sections, each with its own settings", asy
           ["QUIT", 221],
         ]);
         assert.match(
-          await Deno.readTextFile(s.envelopes.at(-1)!.cdbPath),
+          await cdbText(s.envelopes.at(-1)!.cdbPath),
           /\tby submit\.example \(smX\) with ESMTP/,
         );
       } finally {

@@ -11,6 +11,7 @@ import { X509Certificate } from "node:crypto";
 import { encodeDn, onelineDn, verifyChain } from "../components/smtps/tls.ts";
 import { HOST, runDialogue, SmtpClient, type Smtps, startSmtps, tlsFile } from "./helpers/smtps_dialogue.ts";
 import { RawClient } from "./helpers/hostile_client.ts";
+import { cdbText } from "./helpers/cdb.ts";
 
 const TLS = { cert_file: tlsFile("server.pem"), key_file: tlsFile("server.key"), flags: [] };
 const CA = Deno.readTextFileSync(tlsFile("ca.pem"));
@@ -59,7 +60,7 @@ Deno.test("smtps speaks TLS after STARTTLS and forgets the plaintext session", a
           ["STARTTLS", "503 5.5.1 Error: TLS already active"],
           ["QUIT", 221],
         ]);
-        const content = await Deno.readTextFile(s.envelopes.at(-1)!.cdbPath);
+        const content = await cdbText(s.envelopes.at(-1)!.cdbPath);
         assert.match(
           content,
           /^Received: from client\.example \(\[127\.0\.0\.1\]\)\r\n\t\(using TLSv1\.[23] with cipher \S+\)\r\n\tby /,
@@ -210,7 +211,7 @@ Deno.test("smtps takes mail from nodemailer over STARTTLS and verifies client ce
       const m = s.rcptMessages.at(-1)!;
       assert.equal(m.authorized, false);
       assert.equal(m.context?.cert, undefined);
-      assert.match(await Deno.readTextFile(s.envelopes.at(-1)!.cdbPath), / with ESMTPS id /);
+      assert.match(await cdbText(s.envelopes.at(-1)!.cdbPath), / with ESMTPS id /);
     });
     await t.step("a certificate our CA signed: verified, DN-encoded for smar, allowed to relay", async () => {
       await sendWithNodemailer(s, "client");

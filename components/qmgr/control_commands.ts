@@ -1,11 +1,13 @@
 // What each control socket command does (qmgrctl): status, list, show (with the content on request),
 // flush, hold, release, delete, bounce and requeue (each of one message, a list, a filter's or all), stats,
-// and reload (asks the MCP to read the configuration again, as SIGHUP does). Each takes the request's arguments, checks them (a bad or unknown queue id is a clear
+// reload (asks the MCP to read the configuration again, as SIGHUP does), and check (compares the
+// database with the queue files, queue_check.ts). Each takes the request's arguments, checks them (a bad or unknown queue id is a clear
 // error, never a crash) and answers plain data; control.ts turns it into a JSON line.
 // Changes go through the group commit and wake the scheduler; `bounce` makes DSNs through notices.ts,
 // `delete` sends no notice. May touch: the store; read the CDB (headers for show), delete CDB files.
 
 import type { Config } from "../../config/types.ts";
+import { CdbContent } from "../mail/cdb.ts";
 import { isQueueId } from "../mail/queue_id.ts";
 import type { ComponentStatus } from "../protocol/frames.ts";
 import { log } from "../util/log.ts";
@@ -18,6 +20,7 @@ import type { Occ } from "./occ.ts";
 import { LIST_STATES, type ListFilter, type ListState, QueueAdmin } from "./queue_admin.ts";
 import { reasonReply, replyLine } from "../mail/result.ts";
 import type { Destinations } from "./destinations.ts";
+import { checkQueue } from "./queue_check.ts";
 import { failureNotice, removeMessage, storedResult } from "./results.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { Stats } from "./stats.ts";
@@ -43,6 +46,8 @@ export interface ControlDeps {
   now: () => number;
   /** Every worker's uptime and restarts, from the MCP (undefined: not known). */
   mcpStatus?: () => Promise<ComponentStatus[] | undefined>;
+  /** Has the database rebuilt from the queue files (qmgr restarts); absent: not possible here. */
+  rebuild?: (reason: string) => void;
   /** Asks the MCP to reload the configuration (undefined: no MCP to ask, or no answer). */
   mcpReload?: () => Promise<{ ok: boolean; reason?: string } | undefined>;
 }
@@ -74,9 +79,9 @@ function optString(args: Record<string, unknown>, key: string): string | undefin
 
 /** The header section of a CDB file (up to the empty line), at most MAX_SHOWN_HEADER bytes. */
 async function readHeader(path: string): Promise<string | undefined> {
-  let file: Deno.FsFile;
+  let file: CdbContent;
   try {
-    file = await Deno.open(path, { read: true });
+    file = await CdbContent.open(path);
   } catch {
     return undefined;
   }
@@ -155,6 +160,8 @@ export class ControlCommands {
         return { since: this.#d.stats.started, counters: this.#d.stats.view() };
       case "reload":
         return this.reload();
+      case "check":
+        return this.check(args.repair === true);
       default: {
         const never: never = command;
         throw new CommandError(`unknown command ${never}`);
@@ -358,6 +365,23 @@ export class ControlCommands {
     await removeMessage({ ...this.#d, hostname: this.#d.config.hostname, config: this.#d.config.qmgr }, m);
     log.info("qmgr", `${id}: deleted by the administrator (${n} recipients, no notice)`);
     return { recipients: n };
+  }
+
+  /** Compares the database with the queue files; with `repair`, mends what it can (queue_check.ts). */
+  check(repair: boolean) {
+    const { store, commit, scheduler, config, now } = this.#d;
+    return checkQueue({
+      store,
+      commit,
+      cdbBase: config.CDB_base_directory,
+      now,
+      failLost: (m) => scheduler.checkContent(m),
+      rebuild: (reason) => {
+        if (!this.#d.rebuild) throw new CommandError("check --repair: cannot rebuild the database here");
+        this.#d.rebuild(reason);
+      },
+      wake: () => scheduler.refill(),
+    }, repair);
   }
 
   /** Fails every recipient still open, with DSNs as NOTIFY asks. */

@@ -20,6 +20,7 @@ export const COMMANDS = [
   "requeue",
   "stats",
   "reload",
+  "check",
 ] as const;
 export type Command = typeof COMMANDS[number];
 

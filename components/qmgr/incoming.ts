@@ -73,6 +73,8 @@ export async function commitEnvelope(
     log.error("qmgr", `${env.id.slice(0, 40)}: refused an envelope from smtps: ${problem}`);
     return failed(`invalid envelope: ${problem}`);
   }
+  // Already queued (recovery found its complete file before this commit came): committed it is.
+  if (d.store.hasMessage(env.id)) return { type: "qmgr.committed", id: env.id };
   if (d.iqdb && d.iqdb.size >= d.iqdb.max) {
     log.warn("qmgr", `${env.id}: incoming queue full (${d.iqdb.max} commits under way): try later`);
     return failed("incoming queue full");
@@ -80,7 +82,7 @@ export async function commitEnvelope(
   const active = d.aq.reserve(env.recipients.length);
   if (d.iqdb) d.iqdb.size++;
   try {
-    await d.commit.run(() => d.store.insertEnvelope(env, active, d.now()), true);
+    await d.commit.run(() => d.store.insertEnvelope(env, active, d.now()), { envelope: true });
   } catch (err) {
     if (d.iqdb) d.iqdb.size--;
     d.aq.release(active);

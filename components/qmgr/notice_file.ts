@@ -1,12 +1,15 @@
 // Writes one DSN as a new CDB file: the text from components/mail/dsn.ts with the original message (or its
-// header) streamed in between from the original's CDB file through a fixed buffer, then synced with its
-// directory, as smtps does for received mail, before the DSN's envelope is committed. On any failure
-// the half-written file is removed and the error thrown.
+// header) streamed in between from the original's CDB file through a fixed buffer, framed with its own
+// envelope like any queue file (mail/cdb.ts), then synced with its directory, as smtps does for received
+// mail, before the DSN's envelope is committed. On any failure the half-written file is removed and the
+// error thrown.
 // May touch: create one file in the CDB directory; read the original's CDB file.
 
 import { dirname } from "node:path";
+import { CdbContent, CdbFrame } from "../mail/cdb.ts";
 import { dsnHead, type DsnReport, dsnTail } from "../mail/dsn.ts";
 import { PRIVATE_FILE } from "../util/private_files.ts";
+import type { Envelope } from "../protocol/messages.ts";
 import { syncDir } from "../util/sync_dir.ts";
 
 const CHUNK = 64 * 1024;
@@ -32,9 +35,9 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
 
 /** Copies the original (all of it, or its header section) into `out`; returns the bytes written. */
 async function copyOriginal(out: Deno.FsFile, path: string, returns: DsnReport["returns"]): Promise<number> {
-  let src: Deno.FsFile;
+  let src: CdbContent;
   try {
-    src = await Deno.open(path, { read: true });
+    src = await CdbContent.open(path);
   } catch {
     const note = encoder.encode("(the original message is no longer available)\r\n");
     await writeAll(out, note);
@@ -80,16 +83,22 @@ async function copyOriginal(out: Deno.FsFile, path: string, returns: DsnReport["
   }
 }
 
-/** Creates `path` (never overwriting) holding the DSN `report` around `originalPath`; returns its size. */
+/**
+ * Creates `env.cdbPath` (never overwriting) holding the DSN `report` around `originalPath` and the
+ * envelope `env`; sets and returns `env.size`.
+ */
 export async function writeNoticeFile(
-  path: string,
+  env: Envelope,
   report: DsnReport,
   originalPath: string,
 ): Promise<number> {
+  const path = env.cdbPath;
   const file = await Deno.open(path, { write: true, createNew: true, mode: PRIVATE_FILE });
+  const frame = new CdbFrame();
   let size = 0;
   try {
     try {
+      await writeAll(file, frame.head());
       const head = encoder.encode(dsnHead(report));
       await writeAll(file, head);
       size += head.length;
@@ -97,6 +106,8 @@ export async function writeNoticeFile(
       const tail = encoder.encode(dsnTail(report));
       await writeAll(file, tail);
       size += tail.length;
+      env.size = size;
+      await writeAll(file, frame.tail(env, size));
       await file.sync();
     } finally {
       file.close();

@@ -234,11 +234,10 @@ export class Notices {
     };
     const rcpts = await this.#expand(to);
     const path = cdbPath(config.CDB_base_directory, id);
-    const size = await writeNoticeFile(path, report, m.cdbPath);
     const env: Envelope = {
       id,
       cdbPath: path,
-      size,
+      size: 0,
       arrival: at,
       sender: "",
       recipients: rcpts.map((address) => address === to ? { address } : { address, orcpt: `rfc822;${to}` }),
@@ -246,12 +245,13 @@ export class Notices {
       bodyType: m.bodyType === "8BITMIME" || m.smtputf8 ? "8BITMIME" : undefined,
       smtputf8: m.smtputf8,
     };
+    await writeNoticeFile(env, report, m.cdbPath);
     const active = aq.reserve(rcpts.length);
     try {
       await commit.run(() => {
         store.insertEnvelope(env, active, at);
         clear();
-      }, true);
+      }, { envelope: true });
     } catch (err) {
       aq.release(active);
       await Deno.remove(path).catch(() => {});

@@ -27,10 +27,11 @@ import { commitEnvelope, type IncomingDeps } from "./incoming.ts";
 import { Notices } from "./notices.ts";
 import { Occ } from "./occ.ts";
 import { ORPHAN_GRACE, recover, removeLateOrphans } from "./recovery.ts";
+import { isCorruption, openCheckedStore, requestRebuild } from "./store_health.ts";
 import { RouteCache } from "./route_cache.ts";
 import { Scheduler } from "./scheduler.ts";
 import { Stats } from "./stats.ts";
-import { QueueStore } from "./store.ts";
+import type { QueueStore } from "./store.ts";
 
 /** Concurrent delivery transactions over all destinations. */
 export const MAX_TOTAL_TRANSACTIONS = 100;
@@ -43,6 +44,11 @@ export interface QmgrOptions {
   diskInterval?: number;
   /** The first down interval of a destination (tests; occ.ts DOWN_MIN otherwise). */
   downMin?: number;
+  /**
+   * What happens when the database turns out damaged while running (SQLITE_CORRUPT): by default the
+   * worker ends with an error, the MCP restarts it, and the start rebuilds the database (tests replace it).
+   */
+  onCorrupt?: (err: Error) => void;
 }
 
 /** Resolves once `ctx.endpoint` has a port to `peer`, or after `ms` (a peer may be starting). */
@@ -93,27 +99,52 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
 
   let store: QueueStore | undefined;
   let commit: GroupCommit | undefined;
+  let lost: string[] = [];
+  // A database found damaged while running: leave the rebuild mark and end (the MCP restarts qmgr, the
+  // start moves the database aside and rebuilds it). Commits fail meanwhile: no 250 without the index.
+  let rebuilding = false;
+  const rebuild = (reason: string) => {
+    if (rebuilding || stopping) return;
+    rebuilding = true;
+    log.error("qmgr", `queue database is damaged (${reason}): qmgr restarts to rebuild it`);
+    requestRebuild(q.IBDB.base_directory, reason);
+    (opts.onCorrupt ?? ((e) =>
+      setTimeout(() => {
+        throw new Error(`queue database is damaged: ${e.message}`);
+      })))(new Error(reason));
+  };
   try {
     await ensurePrivateDir(q.IBDB.base_directory);
     await ensurePrivateDir(q.DEFEDB.base_directory);
-    store = QueueStore.open(q.IBDB.base_directory, q.IBDB.size);
-    commit = new GroupCommit(store.db, { maxDelay: q.IBDB.max_commit_delay, maxOpen: q.IBDB.max_open_TAs });
+    const opened = openCheckedStore(q.IBDB.base_directory, q.IBDB.size);
+    store = opened.store;
+    commit = new GroupCommit(store.db, {
+      maxDelay: q.IBDB.max_commit_delay,
+      maxOpen: q.IBDB.max_open_TAs,
+      wal: store.wal,
+      onError: (err) => {
+        if (isCorruption(err)) rebuild(err.message);
+      },
+    });
     const started = performance.now();
     const report = await recover(store, commit, {
       cdbBase: config.CDB_base_directory,
       now: now(),
       orphanGrace: opts.orphanGrace,
+      rebuilt: opened.replaced !== undefined,
     });
+    lost = report.missing;
     log.info(
       "qmgr",
       `recovered the queue in ${((performance.now() - started) / 1000).toFixed(2)} s: ${report.messages} ` +
-        `messages, ${report.reset} recipients were in flight, ${report.removed.length} orphan CDB files ` +
-        `removed, ${report.missing.length} messages lost their CDB file`,
+        `messages, ${report.reset} recipients were in flight, ${report.requeued.length} messages queued ` +
+        `again from their own files, ${report.removed.length} unfinished CDB files removed, ` +
+        `${report.kept.length} unusable CDB files kept, ${report.missing.length} messages lost their CDB file`,
     );
     if (report.young.length > 0) {
-      const s = store;
+      const [s, c] = [store, commit];
       orphanTimer = setTimeout(() => {
-        if (!stopping) void removeLateOrphans(s, report.young);
+        if (!stopping) void removeLateOrphans(s, c, config.CDB_base_directory, report.young);
       }, opts.orphanGrace ?? ORPHAN_GRACE);
     }
   } catch (err) {
@@ -179,12 +210,16 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     scheduler,
     cdbBase: config.CDB_base_directory,
     now,
-    stopping: stopped,
+    stopping: () => stopping || rebuilding,
     iqdb: { size: 0, max: q.IQDB.max_entries },
     stats,
   });
   scheduler.start();
   notices.recover();
+  for (const id of lost) {
+    const m = store.getMessage(id);
+    if (m) void scheduler.checkContent(m);
+  }
   await disk.start();
 
   const commands = new ControlCommands({
@@ -199,6 +234,7 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     disk,
     config,
     now,
+    rebuild,
     mcpStatus: ctx.mcpStatus ? () => ctx.mcpStatus!(1_000) : undefined,
     mcpReload: ctx.mcpReload ? () => ctx.mcpReload!() : undefined,
   });

@@ -14,7 +14,7 @@
 // Receives: recipient results from the scheduler. May touch: the store; delete in the CDB directory.
 
 import type { QmgrConfig } from "../../config/types.ts";
-import { enhancedOf, relayText, replyLine } from "../mail/result.ts";
+import { enhancedOf, reasonReply, relayText, replyLine } from "../mail/result.ts";
 import type { RecipientResult, Relay } from "../protocol/messages.ts";
 import { describeDuration, EXPIRED } from "../mail/dsn.ts";
 import { log } from "../util/log.ts";
@@ -64,6 +64,8 @@ export interface Recorded {
   next?: number;
   /** The recipient now owes a DSN (notices.ts makes it). */
   notice: boolean;
+  /** The store refused the change: the recipient keeps its previous state there; record it again later. */
+  failed?: boolean;
 }
 
 /** The wait before try number `tries + 1`, given `tries` attempts so far (at least one). */
@@ -194,8 +196,9 @@ export function failureNotice(
 }
 
 /**
- * Records one recipient's result (see the file header). Store failures are logged; the recipient then
- * keeps its previous state and is retried after a restart.
+ * Records one recipient's result (see the file header). A store failure is logged and reported as
+ * `failed`; `lost` is called when the transaction that carried the change fails later. Either way the
+ * store still has the recipient in its previous state, and the caller records the result again.
  */
 export function recordResult(
   ctx: ResultContext,
@@ -203,6 +206,7 @@ export function recordResult(
   e: AqEntry,
   r: RecipientResult,
   info: AttemptInfo = {},
+  lost?: () => void,
 ): Recorded {
   const tries = e.tries + 1;
   const now = ctx.now();
@@ -229,7 +233,7 @@ export function recordResult(
           notice,
           result,
         });
-      });
+      }, lost);
       line("sent", text);
       ctx.stats?.add("delivered");
       return { notice: changed && notice !== 0 };
@@ -252,7 +256,7 @@ export function recordResult(
           notice: 0,
           delayNotice: delayNow ? NOTICE_DELAYED | DELAY_SENT : 0,
         });
-      });
+      }, lost);
       line("deferred", text);
       ctx.stats?.add("deferred");
       return { next: changed ? next : undefined, notice: changed && delayNow };
@@ -272,14 +276,17 @@ export function recordResult(
         notice,
         result,
       });
-    });
+    }, lost);
     line("bounced", reason);
     ctx.stats?.add("bounced");
     return { notice: changed && notice !== 0 };
   } catch (err) {
-    log.error("qmgr", `${m.id}: record the result for <${e.address}>: ${(err as Error).message}`);
+    log.error(
+      "qmgr",
+      `${m.id}: record the result for <${e.address}>: ${(err as Error).message}: tried again`,
+    );
   }
-  return { notice: false };
+  return { notice: false, failed: true };
 }
 
 /** True when every recipient of the message is sent or failed and owes no DSN (open transaction). */
@@ -287,13 +294,46 @@ export function isMessageDone(ctx: ResultContext, id: string): boolean {
   return ctx.store.undoneCount(id) === 0;
 }
 
-/** Deletes a finished message: rows first (waits for the commit), then the CDB file. */
-export async function removeMessage(ctx: ResultContext, m: { id: string; cdbPath: string }): Promise<void> {
+/**
+ * Fails every open recipient of a message whose content file is lost (missing or unfinished), so the
+ * sender gets a DSN (from the envelope, which the store still has) and the postmaster a log line.
+ * Returns how many recipients were failed; the caller has notices.ts make the DSN.
+ */
+export async function failLostMessage(ctx: ResultContext, id: string, why: string): Promise<number> {
+  const m = ctx.store.getMessage(id);
+  if (!m) return 0;
+  const reply = reasonReply(`message content lost in the queue: ${why}`, undefined, "5.3.0");
+  const reason = replyLine(reply);
+  const result = storedResult({ origin: "agent", reply });
+  const open = ctx.store.recipientsOf(id).filter((r) => r.state !== SENT && r.state !== FAILED);
+  if (open.length === 0) return 0; // failed already (a delivery attempt and recovery both noticed)
+  await ctx.commit.run(() => {
+    for (const r of open) {
+      ctx.store.addHistory(id, r.index, ctx.now(), "bounced", "none", reason);
+      ctx.store.failOpen(id, r.index, reason, failureNotice(ctx.hostname, m, r), result);
+    }
+  });
+  log.error(
+    "qmgr",
+    `${id}: postmaster: ${why}: the message from <${m.sender}> to ${open.length} recipient(s) ` +
+      `(${open.map((r) => `<${r.address}>`).join(", ")}) cannot be delivered; the sender is told by a DSN. ` +
+      `If the file can be restored from a backup, put it back before the DSN leaves`,
+  );
+  ctx.stats?.add("bounced", open.length);
+  return open.length;
+}
+
+/** Deletes a finished message: rows first (durably), then the CDB file. False when the store refused. */
+export async function removeMessage(
+  ctx: ResultContext,
+  m: { id: string; cdbPath: string },
+): Promise<boolean> {
   try {
-    await ctx.commit.run(() => ctx.store.deleteMessage(m.id));
+    // Durable: once the file is gone, the rows must not come back after a power cut.
+    await ctx.commit.run(() => ctx.store.deleteMessage(m.id), { durable: true });
   } catch (err) {
     log.error("qmgr", `${m.id}: remove the message from the queue: ${(err as Error).message}`);
-    return;
+    return false;
   }
   try {
     await Deno.remove(m.cdbPath);
@@ -303,4 +343,5 @@ export async function removeMessage(ctx: ResultContext, m: { id: string; cdbPath
     }
   }
   log.info("qmgr", `${m.id}: removed`);
+  return true;
 }

@@ -27,8 +27,10 @@ import type { Destinations, TaskOutcome } from "./destinations.ts";
 import type { GroupCommit } from "./group_commit.ts";
 import type { Notices } from "./notices.ts";
 import type { Occ } from "./occ.ts";
+import { readCdbFile } from "../mail/cdb.ts";
 import {
   type AttemptInfo,
+  failLostMessage,
   isMessageDone,
   recordResult,
   removeMessage,
@@ -54,6 +56,8 @@ type Plan = { dest: string; hosts: Host[] } | { reply: string; retryAt?: number 
 
 /** Longest the scheduler sleeps between looks at the store (ms). */
 export const MAX_SLEEP = 5_000;
+/** How soon a result the store refused is recorded again (ms). */
+export const RECORD_RETRY = 1_000;
 
 export interface SchedulerDeps {
   store: QueueStore;
@@ -76,6 +80,7 @@ export class Scheduler {
   #timerAt = Infinity;
   #stopped = false;
   #taSeq = 0;
+  readonly #retries = new Set<ReturnType<typeof setTimeout>>();
   #notices: Notices | undefined;
   /** Messages being removed (two results may find a message done at once). */
   readonly #removing = new Set<string>();
@@ -109,6 +114,8 @@ export class Scheduler {
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    for (const t of this.#retries) clearTimeout(t);
+    this.#retries.clear();
     this.#d.destinations.stop();
   }
 
@@ -135,11 +142,23 @@ export class Scheduler {
     this.#timerAt = Infinity;
     const { store, commit, aq } = this.#d;
     try {
-      const rows = store.due(this.#d.now(), aq.room);
+      // A recipient already in the active queue (its ACTIVE mark was lost with a failed commit) is not
+      // loaded twice.
+      const rows = store.due(this.#d.now(), aq.room).filter((d) =>
+        !aq.has(d.recipient.messageId, d.recipient.index)
+      );
       if (rows.length > 0) {
-        commit.apply(() => {
-          for (const { recipient: r } of rows) store.markActive(r.messageId, r.index);
-        });
+        // Lost with a failed commit: marked again in the next one (the store would offer them again),
+        // as far as they are still in the active queue.
+        const mark = (all: boolean) => () => {
+          for (const { recipient: r } of rows) {
+            if (all || aq.has(r.messageId, r.index)) store.markActive(r.messageId, r.index);
+          }
+        };
+        const again = () => {
+          if (!this.#stopped) commit.apply(mark(false), again);
+        };
+        commit.apply(mark(true), again);
       }
       const byMessage = new Map<string, { m: StoredMessage; entries: AqEntry[] }>();
       for (const { message, recipient } of rows) {
@@ -155,6 +174,7 @@ export class Scheduler {
       this.#wake(earliest ?? Infinity);
     } catch (err) {
       log.error("qmgr", `Load due recipients from the queue: ${(err as Error).message}`);
+      commit.report(err as Error);
       this.#wake(this.#d.now() + MAX_SLEEP);
     }
   }
@@ -335,6 +355,8 @@ export class Scheduler {
     // even when merge_delay_max is 0.
     if (owesNotice) this.#notices?.owe(m.id, false);
     this.#afterResults(m);
+    // No host was reached: perhaps smtpc could not read the content. A lost file is not retried.
+    if (res.relay === undefined && res.results.some((r) => r.status === "temp")) void this.checkContent(m);
     return "none";
   }
 
@@ -359,12 +381,64 @@ export class Scheduler {
     return "reply" in plan ? plan.retryAt : undefined;
   }
 
+  /**
+   * Fails the message when its content file is missing or unfinished (the sender gets a DSN, the
+   * postmaster a log line); resolves true when it did.
+   */
+  async checkContent(m: { id: string; cdbPath: string }): Promise<boolean> {
+    let why: string | undefined;
+    try {
+      const f = await readCdbFile(m.cdbPath, { envelope: false });
+      if (f.state === "incomplete") why = `its content file ${m.cdbPath} is damaged (incomplete)`;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) why = `its content file ${m.cdbPath} is missing`;
+      else return false;
+    }
+    if (why === undefined || this.#stopped) return false;
+    try {
+      if (await failLostMessage(this.#ctx, m.id, why) === 0) return false;
+    } catch (err) {
+      log.error("qmgr", `${m.id}: fail the recipients of a lost message: ${(err as Error).message}`);
+      return false;
+    }
+    this.#notices?.owe(m.id, true);
+    return true;
+  }
+
   /** Records one recipient's result; true when the recipient now owes a DSN. */
   #finish(m: StoredMessage, e: AqEntry, r: RecipientResult, info: AttemptInfo): boolean {
     this.#d.aq.remove(m.id, e.index);
-    const recorded = recordResult(this.#ctx, m, e, r, info);
+    const again = () => this.#recordAgain(m, e, r, info);
+    const recorded = recordResult(this.#ctx, m, e, r, info, again);
+    if (recorded.failed) again();
     if (recorded.next !== undefined) this.#wake(recorded.next);
     return recorded.notice === true;
+  }
+
+  /**
+   * A result the store did not take (the change failed, or the commit that carried it): the row is still
+   * ACTIVE on disk, owned by no one in memory. Records it again shortly, until the store takes it.
+   */
+  #recordAgain(m: StoredMessage, e: AqEntry, r: RecipientResult, info: AttemptInfo): void {
+    if (this.#stopped) return;
+    this.#later(() => {
+      if (this.#finish(m, e, r, info)) this.#notices?.owe(m.id, false);
+      this.#afterResults(m);
+    });
+  }
+
+  /** Runs `fn` after RECORD_RETRY unless the scheduler stops first. */
+  #later(fn: () => void): void {
+    const timer = setTimeout(() => {
+      this.#retries.delete(timer);
+      if (!this.#stopped) fn();
+    }, RECORD_RETRY);
+    this.#retries.add(timer);
+  }
+
+  /** Store changes waiting to be tried again (tests, status). */
+  get pendingRetries(): number {
+    return this.#retries.size;
   }
 
   /** After results: remove the message when it is done, and refill the room that was freed. */
@@ -385,7 +459,10 @@ export class Scheduler {
         if (path === undefined) return;
         this.#removing.add(id);
         this.#committed.delete(id);
-        void removeMessage(this.#ctx, { id, cdbPath: path }).finally(() => this.#removing.delete(id));
+        void removeMessage(this.#ctx, { id, cdbPath: path }).then((removed) => {
+          this.#removing.delete(id);
+          if (!removed) this.#later(() => this.settle(id, path)); // the store refused: later
+        });
       } else if (this.#d.store.openCount(id) === 0) {
         this.#notices?.owe(id, true);
       }

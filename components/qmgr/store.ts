@@ -1,5 +1,5 @@
-// The queue store: one SQLite database (node:sqlite, WAL, synchronous=FULL) holding every envelope qmgr
-// owns and the state of each recipient. It plays both sendmail X roles in one file:
+// The queue store: one SQLite database (node:sqlite, WAL, synchronous=NORMAL: group_commit.ts syncs the
+// WAL where needed) holding every envelope qmgr owns and the state of each recipient. It plays both sendmail X roles in one file:
 // - the IBDB: envelopes are appended here by the group commit (group_commit.ts) before smtps may say 250;
 // - the DEFEDB: each recipient row carries its delivery state, tries, next retry time, last reply and
 //   relay, and the DSNs it still owes (notice bits, store_schema.ts); a history row per attempt.
@@ -64,10 +64,13 @@ const nul = <T>(v: T | undefined): T | null => v === undefined ? null : v;
 
 export class QueueStore {
   readonly db: DatabaseSync;
+  /** The database's write-ahead log (group_commit.ts syncs it). */
+  readonly wal: string;
   readonly #s: Record<string, StatementSync>;
 
-  private constructor(db: DatabaseSync) {
+  private constructor(db: DatabaseSync, path: string) {
     this.db = db;
+    this.wal = `${path}-wal`;
     const p = (sql: string) => db.prepare(sql);
     const ifActive = `WHERE message_id = ? AND idx = ? AND state = ${ACTIVE}`;
     this.#s = {
@@ -131,16 +134,19 @@ export class QueueStore {
   static open(dir: string, walSize?: number): QueueStore {
     // The busy timeout covers a restart inside one process: a crashed worker's connection (and its lock)
     // goes away shortly after the isolate is torn down, not at once.
-    prepareDatabaseFileSync(join(dir, DB_FILE)); // mode 0600, and so its -wal and -shm
-    const db = new DatabaseSync(join(dir, DB_FILE), { timeout: BUSY_TIMEOUT });
+    const path = join(dir, DB_FILE);
+    prepareDatabaseFileSync(path); // mode 0600, and so its -wal and -shm
+    const db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT });
     try {
-      db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;");
+      // synchronous=NORMAL: commits do not sync the WAL; group_commit.ts syncs it for the changes that
+      // need it (the queue files carry the envelopes: see there).
+      db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;");
       if (walSize !== undefined) {
         const pageSize = Number(db.prepare("PRAGMA page_size").get()?.page_size ?? 4096);
         db.exec(`PRAGMA wal_autocheckpoint = ${Math.max(1, Math.ceil(walSize / pageSize))}`);
       }
       applySchema(db);
-      return new QueueStore(db);
+      return new QueueStore(db, path);
     } catch (err) {
       db.close();
       throw err;

@@ -2,9 +2,11 @@
 // tmp/): created new (never overwriting), written in bounded chunks through a fixed 64 KiB buffer, then
 // synced together with its directory (before smtps asks qmgr to commit). While writing it watches the
 // limits that make us refuse the message: the size limit and the number of Received: headers in the
-// header section (a mail loop), the free space it is told to leave (smtps: disk_space.ts), and, for smtps, NUL bytes (RFC 5321 2.3.8 allows none in text; a next
-// hop that strips them would see a different message than the one we checked). Once a limit is hit or a write fails, the rest of the content is only
-// counted, never written; the caller removes the file.
+// header section (a mail loop), the free space it is told to leave (smtps: disk_space.ts), and, for smtps,
+// NUL bytes (RFC 5321 2.3.8 allows none in text; a next hop that strips them would see a different message
+// than the one we checked). Once a limit is hit or a write fails, the rest of the content is only counted,
+// never written; the caller removes the file. A queue file (mail/cdb.ts) is framed: its head is written at
+// create(), its envelope record and completion mark by commit(); neither counts as content.
 // Touches: the one file it creates and its directory (opened only to fsync it).
 
 import { dirname } from "node:path";
@@ -17,6 +19,8 @@ export const WRITE_BUFFER = 64 * 1024;
 export type Refusal = "too_big" | "too_many_hops" | "nul" | "no_space" | "write_error";
 
 export interface MessageFileOptions {
+  /** A queue file's frame head (mail/cdb.ts), written first; not content. */
+  head?: Uint8Array;
   /** Refuse content holding a NUL byte ("nul"). */
   refuseNul?: boolean;
   /** Asked before each buffer is written whether that many bytes may go to disk; no: "no_space". */
@@ -94,9 +98,11 @@ export class MessageFile implements ContentSink {
   readonly #hops = new HeaderScanner();
   #fill = 0;
   #closed = false;
+  /** A queue file's frame head, before the content (empty: none). */
+  #head: Uint8Array = new Uint8Array(0);
   /** Bytes of content received from the client (after dot-unstuffing, before our Received: header). */
   contentSize = 0;
-  /** Bytes written to the file, our Received: header included. */
+  /** Bytes of content written to the file, our Received: header included (not the frame). */
   fileSize = 0;
   refusal: Refusal | undefined;
   writeError: Error | undefined;
@@ -117,7 +123,8 @@ export class MessageFile implements ContentSink {
   }
 
   /**
-   * Creates the file; fails when it already exists. `maxSize` 0 means no size limit.
+   * Creates the file, opening with `head` (a queue file's frame head; not content); fails when it already
+   * exists. `maxSize` 0 means no size limit.
    */
   static async create(
     path: string,
@@ -126,7 +133,18 @@ export class MessageFile implements ContentSink {
     opts: MessageFileOptions = {},
   ): Promise<MessageFile> {
     const file = await Deno.open(path, { write: true, createNew: true, mode: PRIVATE_FILE });
-    return new MessageFile(path, file, maxSize, maxHops, opts);
+    const f = new MessageFile(path, file, maxSize, maxHops, opts);
+    if (opts.head) {
+      f.#head = opts.head;
+      await f.#put(opts.head);
+      f.fileSize -= opts.head.length;
+    }
+    return f;
+  }
+
+  /** Where the content starts in the file: after a queue file's frame head (mail/cdb.ts), else 0. */
+  get contentStart(): number {
+    return this.#head.length;
   }
 
   /** The content's Message-ID (as written, `<...>`), once its header section has been read. */
@@ -152,18 +170,20 @@ export class MessageFile implements ContentSink {
 
   /**
    * Lets `edit` replace the content before the commit (mail authentication adds header fields): what is
-   * buffered is written out, the file closed, `edit(path)` rewrites it and gives its new size, and the
-   * new file is opened for the commit to sync. Throws when the content is not all written.
+   * buffered is written out, the file closed, `edit(path, contentStart, head)` rewrites it and gives its
+   * new content size, and the new file is opened for the commit to append the rest and sync. A queue
+   * file's content starts after its frame head (`contentStart` bytes, `head`): the rewrite keeps that head
+   * in front and edits only what follows. Throws when the content is not all written.
    */
-  async edit(edit: (path: string) => Promise<number>): Promise<void> {
+  async edit(edit: (path: string, contentStart: number, head: Uint8Array) => Promise<number>): Promise<void> {
     if (this.refusal) {
       throw new Error(`Edit message file ${this.path}: content was refused (${this.refusal})`);
     }
     await this.#flush();
     if (this.refusal) throw this.writeError ?? new Error(`Write message file ${this.path}: failed`);
-    this.fileSize = await edit(this.path);
+    this.fileSize = await edit(this.path, this.#head.length, this.#head);
     this.#file.close();
-    this.#file = await Deno.open(this.path, { write: true });
+    this.#file = await Deno.open(this.path, { write: true, append: true });
   }
 
   /** Writes out what is buffered, so the content can be read from the file before the commit. */
@@ -171,10 +191,20 @@ export class MessageFile implements ContentSink {
     if (!this.refusal) await this.#flush();
   }
 
-  /** Flushes, syncs the file and its directory, and closes it. Throws when the content is not on disk. */
-  async commit(): Promise<void> {
+  /**
+   * Flushes, writes `tail` (a queue file's envelope record and completion mark: not content), syncs the
+   * file and its directory, and closes it. Throws when the content is not on disk.
+   */
+  async commit(tail?: Uint8Array | ((contentLength: number) => Uint8Array)): Promise<void> {
     if (this.refusal) {
       throw new Error(`Sync message file ${this.path}: content was refused (${this.refusal})`);
+    }
+    if (tail) {
+      const content = this.fileSize + this.#fill;
+      const bytes = typeof tail === "function" ? tail(content) : tail;
+      await this.#put(bytes);
+      await this.#flush();
+      this.fileSize -= bytes.length;
     }
     await this.#flush();
     if (this.refusal) throw this.writeError ?? new Error(`Write message file ${this.path}: failed`);

@@ -9,6 +9,7 @@
 // Reads the CDB file of its transaction.
 
 import type { DeliveryTransaction, FailedHost, SmtpcResult } from "../protocol/messages.ts";
+import { CdbContent, contentOf } from "../mail/cdb.ts";
 import { log } from "../util/log.ts";
 import { type ConnectionCache, destinationOf } from "./conn_cache.ts";
 import { connectFirst } from "./connect.ts";
@@ -39,12 +40,12 @@ interface Content {
 }
 
 /**
- * Opens the CDB file: a small one is read whole (one file operation instead of an open, a seek and a
+ * Opens the content of the CDB file (its frame and envelope left out, mail/cdb.ts): a small one is read whole (one file operation instead of an open, a seek and a
  * read per mail transaction; the profile showed those ops as half of smtpc's time), a large one streamed.
  */
 async function openContent(path: string, size: number): Promise<Content> {
   if (size <= IN_MEMORY_CONTENT) {
-    const bytes = await Deno.readFile(path);
+    const bytes = await contentOf(await Deno.readFile(path), path);
     let pos = 0;
     return {
       read(p: Uint8Array): Promise<number | null> {
@@ -58,12 +59,7 @@ async function openContent(path: string, size: number): Promise<Content> {
       close: () => {},
     };
   }
-  const file = await Deno.open(path, { read: true });
-  return {
-    read: (p) => file.read(p),
-    rewind: async () => void await file.seek(0, Deno.SeekMode.Start),
-    close: () => file.close(),
-  };
+  return await CdbContent.open(path);
 }
 
 /** Fresh connections one delivery may open: the first, and one after a cached link turned out dead. */

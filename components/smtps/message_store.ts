@@ -1,10 +1,13 @@
 // The two ends of storing one message, shared by DATA (receive.ts) and BDAT (bdat.ts): openMessage()
-// creates the CDB file and writes our Received: header into it; commitMessage() checks what the content
-// limits said, syncs the file and asks qmgr to commit the envelope, and answers 250 only once qmgr says it
-// is committed. Every other outcome leaves the file to the caller to remove and answers 4xx/5xx.
+// creates the CDB file (its frame head, mail/cdb.ts) and writes our Received: header into it;
+// commitMessage() checks what the content limits said, writes the envelope into the file after the content
+// (with the completion mark), syncs the file and asks qmgr to commit the envelope, and answers 250 only
+// once qmgr says it is committed. Every other outcome leaves the file to the caller to remove and answers
+// 4xx/5xx. Whatever changes the content (a filter) does so before commitMessage(); whatever changes the
+// envelope, before its envelope is built there: the file then carries both as they will be delivered.
 // Touches: one new file in the CDB directory.
 
-import { cdbPath } from "../mail/cdb.ts";
+import { CdbFrame, cdbPath } from "../mail/cdb.ts";
 import { newQueueId } from "../mail/queue_id.ts";
 import { receivedHeader, receivedProtocol } from "../mail/received.ts";
 import type { Envelope } from "../protocol/messages.ts";
@@ -50,14 +53,16 @@ export async function openMessage(
   const id = newQueueId();
   const path = cdbPath(s.env.cdbBase, id);
   const arrival = s.env.now();
+  const frame = new CdbFrame();
   let file: MessageFile | undefined;
   try {
     file = await MessageFile.create(path, cfg.max_message_size, cfg.max_hops, {
+      head: frame.head(),
       refuseNul: true,
       room: (bytes) => s.env.queue.space.room(bytes),
     });
     await file.prepend(encoder.encode(received(s, t, id, arrival)));
-    return { id, file, arrival };
+    return { id, file, frame, arrival };
   } catch (err) {
     log.error(COMPONENT, `${id}: create message file ${path} failed: ${(err as Error).message}`);
     await file?.discard().catch(() => {});
@@ -128,21 +133,22 @@ export async function commitMessage(
       return false;
     }
   }
+  const envelope: Envelope = {
+    id,
+    cdbPath: file.path,
+    size: 0,
+    arrival: m.arrival.getTime(),
+    client: { ip: s.ip, helo: s.helo },
+    ...t.envelopeFields(),
+  };
   try {
-    await file.commit();
+    await file.commit((length) => m.frame.tail(envelope, length));
+    envelope.size = file.fileSize;
   } catch (err) {
     log.error(COMPONENT, `${id}: sync ${file.path} failed: ${(err as Error).message}`);
     s.refuse(stage, R.writeError, detail);
     return false;
   }
-  const envelope: Envelope = {
-    id,
-    cdbPath: file.path,
-    size: file.fileSize,
-    arrival: m.arrival.getTime(),
-    client: { ip: s.ip, helo: s.helo },
-    ...t.envelopeFields(),
-  };
   const answer = await commitEnvelope(s.env.endpoint, envelope);
   if (answer.type === "qmgr.committed" && answer.id === id) {
     // Postfix's smtpd and cleanup lines: pflogsumm counts a message received from its `client=` line.

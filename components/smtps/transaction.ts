@@ -4,6 +4,7 @@
 
 import { isNonAscii } from "../mail/address.ts";
 import type { Envelope, PolicyState, RecipientSpec, SmtpReply } from "../protocol/messages.ts";
+import type { CdbFrame } from "../mail/cdb.ts";
 import type { MessageFile } from "../smtp_io/message_file.ts";
 import type { SpfOutcome } from "./mailauth/verify.ts";
 
@@ -25,10 +26,12 @@ export interface MailParams {
   auth?: string;
 }
 
-/** A message arriving in BDAT chunks (RFC 3030): its queue id, file and when it began. */
+/** A message being received (DATA, or BDAT chunks, RFC 3030): its queue id, file and when it began. */
 export interface ChunkedMessage {
   id: string;
   file: MessageFile;
+  /** The queue file's framing (mail/cdb.ts): its envelope and completion mark go in at commit. */
+  frame: CdbFrame;
   arrival: Date;
 }
 

@@ -228,7 +228,7 @@ export async function startTarget(): Promise<Target> {
       // The MCP shares this thread with the attackers, which build megabytes of junk: on a busy machine a
       // 200 ms heartbeat (three missed = dead) reads that as every worker dying at once.
       c.mcp.heartbeat_interval = 1_000;
-      c.qmgr.smtps.max_connections = 50; // the crowd step counts on 50 sessions per client (the default is 100)
+      c.qmgr.smtps.max_connections = 50; // the crowd test holds exactly this many sessions at once
       const s = c.smtps[0];
       s.max_message_size = MAX_SIZE;
       s.tls = { cert_file: tlsFile("server.pem"), key_file: tlsFile("server.key"), flags: [] };

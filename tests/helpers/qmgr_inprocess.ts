@@ -26,6 +26,7 @@ import { reasonResult } from "../../components/mail/result.ts";
 import type { Component } from "../../components/protocol/worker_runtime.ts";
 import { commitEnvelope } from "../../components/qmgr/client.ts";
 import { type QmgrOptions, startQmgr } from "../../components/qmgr/qmgr.ts";
+import { cdbText } from "./cdb.ts";
 
 /** One delivery smtpc was asked for, with the content of the message file at that time. */
 export interface Delivered {
@@ -134,7 +135,7 @@ export async function startInProcessQmgr(opts: InProcessOptions = {}): Promise<I
   const smtpc: Handler = async (_from, body) => {
     if (body.type !== "qmgr.deliver") return { type: "rpc.failure", reason: "not a delivery" };
     const ta = body.ta;
-    const content = await Deno.readTextFile(ta.cdbPath).catch(() => "");
+    const content = await cdbText(ta.cdbPath).catch(() => "");
     delivered.push({ ta, content });
     await script.gate?.(ta);
     const first = ta.route.hosts[0];

@@ -1,7 +1,9 @@
 // The stored content as mail authentication sees and edits it, before the commit: the header fields of
 // its header section (bounded: a header section larger than MAX_HEADER_SCAN is read only that far), a
 // readable stream of the content as it will be stored (new header fields in front, some fields left
-// out), and the rewrite that makes the file that content. Touches the one message file.
+// out), and the rewrite that makes the file that content. A queue file's content starts after its frame
+// head (`start` bytes, mail/cdb.ts): offsets here count from the start of the content, and the rewrite
+// keeps the head in front. Touches the one message file.
 
 import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
@@ -20,8 +22,8 @@ export interface HeaderField {
 }
 
 /** The header fields of the file's header section (up to the empty line or MAX_HEADER_SCAN bytes). */
-export async function readHeaderFields(path: string): Promise<HeaderField[]> {
-  const head = await readHead(path);
+export async function readHeaderFields(path: string, start = 0): Promise<HeaderField[]> {
+  const head = await readHead(path, start);
   const fields: HeaderField[] = [];
   let pos = 0;
   let current: { start: number; colon: number } | undefined;
@@ -58,9 +60,10 @@ export async function readHeaderFields(path: string): Promise<HeaderField[]> {
   return fields;
 }
 
-async function readHead(path: string): Promise<Uint8Array> {
+async function readHead(path: string, start: number): Promise<Uint8Array> {
   const file = await Deno.open(path, { read: true });
   try {
+    await file.seek(start, Deno.SeekMode.Start);
     const parts: Uint8Array[] = [];
     let size = 0;
     const chunk = new Uint8Array(64 * 1024);
@@ -107,11 +110,12 @@ export interface ContentEdit {
 }
 
 /** The bytes of the file with `edit` applied, in chunks. */
-async function* editedBytes(path: string, edit: ContentEdit): AsyncGenerator<Uint8Array> {
+async function* editedBytes(path: string, edit: ContentEdit, start: number): AsyncGenerator<Uint8Array> {
   if (edit.head.length > 0) yield edit.head;
   const drop = [...edit.drop].sort((a, b) => a.start - b.start);
   const file = await Deno.open(path, { read: true });
   try {
+    await file.seek(start, Deno.SeekMode.Start);
     let offset = 0;
     const chunk = new Uint8Array(64 * 1024);
     for (;;) {
@@ -134,22 +138,31 @@ async function* editedBytes(path: string, edit: ContentEdit): AsyncGenerator<Uin
 }
 
 /** A node stream of the content as it will be stored (what mailauth reads). */
-export function editedStream(path: string, edit: ContentEdit): Readable {
+export function editedStream(path: string, edit: ContentEdit, start = 0): Readable {
   return Readable.from((async function* () {
-    for await (const b of editedBytes(path, edit)) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+    for await (const b of editedBytes(path, edit, start)) {
+      yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+    }
   })());
 }
 
 /**
  * Makes the file at `path` the edited content: written to `<path>.edit` and renamed over it. The caller
- * syncs the file and its directory afterwards (the commit); returns the new size.
+ * syncs the file and its directory afterwards (the commit); returns the new size of the content. A queue
+ * file's frame head (`frameHead`, the first `start` bytes) stays in front.
  */
-export async function rewriteContent(path: string, edit: ContentEdit): Promise<number> {
+export async function rewriteContent(
+  path: string,
+  edit: ContentEdit,
+  start = 0,
+  frameHead: Uint8Array = new Uint8Array(0),
+): Promise<number> {
   const tmp = `${path}.edit`;
   const out = await Deno.open(tmp, { write: true, createNew: true, mode: PRIVATE_FILE });
   let size = 0;
   try {
-    for await (const b of editedBytes(path, edit)) {
+    for (let o = 0; o < frameHead.length;) o += await out.write(frameHead.subarray(o));
+    for await (const b of editedBytes(path, edit, start)) {
       let o = 0;
       while (o < b.length) o += await out.write(b.subarray(o));
       size += b.length;

@@ -48,7 +48,7 @@ export async function authenticateContent(
 ): Promise<StepResult> {
   const auth = s.env.mailauth;
   await file.flush();
-  const fields = await readHeaderFields(file.path);
+  const fields = await readHeaderFields(file.path, file.contentStart);
   const edit: ContentEdit = { head: new Uint8Array(0), drop: [] };
   let head = "";
   if (auth) {
@@ -70,7 +70,7 @@ export async function authenticateContent(
       );
     }
     const verified = { head: edit.head, drop: [...edit.drop, ...unchecked] };
-    const outcome = await verifyContent(editedStream(file.path, verified), {
+    const outcome = await verifyContent(editedStream(file.path, verified, file.contentStart), {
       resolver: auth.resolver,
       checks: auth.checks,
       authservId: auth.authservId,
@@ -107,7 +107,7 @@ export async function authenticateContent(
     if (key) {
       edit.head = encoder.encode(head);
       const signed = await dkimSign(
-        editedStream(file.path, edit),
+        editedStream(file.path, edit, file.contentStart),
         {
           canonicalization: "relaxed/relaxed",
           signatureData: [{
@@ -128,7 +128,9 @@ export async function authenticateContent(
     }
   }
   edit.head = encoder.encode(head);
-  if (edit.head.length > 0 || edit.drop.length > 0) await file.edit((path) => rewriteContent(path, edit));
+  if (edit.head.length > 0 || edit.drop.length > 0) {
+    await file.edit((path, start, frameHead) => rewriteContent(path, edit, start, frameHead));
+  }
   return { action: "store" };
 }
 
