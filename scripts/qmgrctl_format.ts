@@ -170,6 +170,7 @@ export interface ListAnswer {
     state: string;
     nextTry?: number;
     lastError?: string;
+    holdReason?: string;
   }[];
   more: boolean;
 }
@@ -187,7 +188,7 @@ export function formatList(l: ListAnswer, filtered = false): string {
       r.recipients,
       r.state,
       when(r.nextTry),
-      cut(r.lastError ?? "", 60),
+      cut(r.lastError ?? (r.holdReason !== undefined ? `quarantine: ${r.holdReason}` : ""), 60),
     ]),
   );
   return l.more ? `${t}\n(more messages match: use --limit)` : t;
@@ -206,6 +207,8 @@ export interface ShowAnswer {
   envid?: string;
   ret?: string;
   held: boolean;
+  /** Why a milter or policy service quarantined it. */
+  holdReason?: string;
   header?: string;
   /** With `show --body`: the whole content (latin1), as the CDB file holds it. */
   content?: { text: string; size: number; truncated: boolean };
@@ -226,7 +229,10 @@ export interface ShowAnswer {
 
 export function formatShow(m: ShowAnswer): string {
   const env = block([
-    ["id", m.id + (m.held ? " (on hold)" : "")],
+    [
+      "id",
+      m.id + (m.held ? ` (on hold${m.holdReason !== undefined ? `, quarantine: ${m.holdReason}` : ""})` : ""),
+    ],
     ["arrival", when(m.arrival)],
     ["size", `${m.size} bytes`],
     ["sender", m.sender === "" ? "<>" : `<${m.sender}>`],

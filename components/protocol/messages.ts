@@ -56,6 +56,8 @@ export interface Envelope {
   smtputf8?: boolean;
   envid?: string;
   ret?: "FULL" | "HDRS";
+  /** A milter quarantined the message: qmgr keeps it on hold (qmgrctl release lets it go) with this reason. */
+  quarantine?: string;
 }
 
 /**

@@ -77,6 +77,7 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
       smtputf8: opt(bool),
       envid: opt(str),
       ret,
+      quarantine: opt(str),
     }),
   },
   "smtps.check_connect": { ip: str, context },

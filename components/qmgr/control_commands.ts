@@ -302,9 +302,11 @@ export class ControlCommands {
       history: history.filter((h) => h.index === r.index).map(({ index: _, ...h }) => h),
     }));
     const body = args.body === true ? await readContent(m.cdbPath) : undefined;
+    const holdReason = this.#admin.holdReason(id);
     return {
       ...m,
       held: this.#admin.isHeld(id),
+      ...(holdReason !== undefined ? { holdReason } : {}),
       recipients,
       header: await readHeader(m.cdbPath),
       ...(body !== undefined ? { content: body } : {}),

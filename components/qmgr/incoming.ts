@@ -47,6 +47,9 @@ export function checkEnvelope(env: Envelope, cdbBase: string): string | undefine
   if (!Number.isSafeInteger(env.arrival) || env.arrival <= 0) return "arrival is not a time";
   if (env.sender.length > MAX_ADDRESS || CONTROL.test(env.sender)) return "sender is malformed";
   if (env.recipients.length === 0) return "envelope has no recipients";
+  if (env.quarantine !== undefined && (env.quarantine.length > 1000 || CONTROL.test(env.quarantine))) {
+    return "quarantine reason is malformed";
+  }
   if (env.recipients.length > MAX_RECIPIENTS) return "envelope has too many recipients";
   for (const r of env.recipients) {
     if (r.address === "" || r.address.length > MAX_ADDRESS || CONTROL.test(r.address)) {
@@ -79,7 +82,8 @@ export async function commitEnvelope(
     log.warn("qmgr", `${env.id}: incoming queue full (${d.iqdb.max} commits under way): try later`);
     return failed("incoming queue full");
   }
-  const active = d.aq.reserve(env.recipients.length);
+  const held = env.quarantine !== undefined;
+  const active = held ? 0 : d.aq.reserve(env.recipients.length);
   if (d.iqdb) d.iqdb.size++;
   try {
     await d.commit.run(() => d.store.insertEnvelope(env, active, d.now()), { envelope: true });
@@ -94,8 +98,14 @@ export async function commitEnvelope(
   d.stats?.add("received");
   log.info(
     "qmgr",
-    `${env.id}: from=<${env.sender}>, size=${env.size}, nrcpt=${env.recipients.length} (queue active)`,
+    `${env.id}: from=<${env.sender}>, size=${env.size}, nrcpt=${env.recipients.length} (queue ${
+      held ? "hold" : "active"
+    })`,
   );
+  if (held) {
+    log.info("qmgr", `${env.id}: held: quarantine: ${env.quarantine} (qmgrctl release ${env.id} lets it go)`);
+    return { type: "qmgr.committed", id: env.id };
+  }
   d.scheduler.admit(env, active);
   return { type: "qmgr.committed", id: env.id };
 }

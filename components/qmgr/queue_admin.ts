@@ -33,6 +33,8 @@ export interface ListRow {
   state: ListState | "done";
   nextTry?: number;
   lastError?: string;
+  /** Why a milter or policy service quarantined it (state hold). */
+  holdReason?: string;
 }
 
 export interface QueueCounts {
@@ -72,7 +74,8 @@ export class QueueAdmin {
       byState: p(`SELECT state, tries > 0 AS tried, COUNT(*) AS n FROM recipients GROUP BY state, tried`),
       hold: p(`UPDATE messages SET held = 1 WHERE id = ?`),
       holdRecipients: p(`UPDATE recipients SET state = ${HELD} WHERE message_id = ? AND state = ${WAITING}`),
-      release: p(`UPDATE messages SET held = 0 WHERE id = ?`),
+      release: p(`UPDATE messages SET held = 0, hold_reason = NULL WHERE id = ?`),
+      holdReason: p(`SELECT hold_reason FROM messages WHERE id = ?`),
       releaseRecipients: p(
         `UPDATE recipients SET state = ${WAITING}, next_try = ? WHERE message_id = ? AND state = ${HELD}`,
       ),
@@ -128,7 +131,7 @@ export class QueueAdmin {
       where.push(`(${STATE_OF}) = ?`);
       args.push(f.state);
     }
-    const sql = `SELECT m.id, m.arrival, m.size, m.sender, (${STATE_OF}) AS state,
+    const sql = `SELECT m.id, m.arrival, m.size, m.sender, m.hold_reason, (${STATE_OF}) AS state,
         (SELECT COUNT(*) FROM recipients r WHERE r.message_id = m.id) AS recipients,
         (SELECT MIN(next_try) FROM recipients r WHERE r.message_id = m.id AND r.state = ${WAITING}) AS next_try,
         (SELECT last_reply FROM recipients r WHERE r.message_id = m.id AND r.state NOT IN (${SENT})
@@ -147,6 +150,7 @@ export class QueueAdmin {
         state: r.state as ListRow["state"],
         nextTry: r.next_try === null ? undefined : Number(r.next_try),
         lastError: r.last_error === null ? undefined : r.last_error as string,
+        ...(r.hold_reason === null ? {} : { holdReason: r.hold_reason as string }),
       })),
     };
   }
@@ -161,6 +165,12 @@ export class QueueAdmin {
   release(id: string, now: number): number {
     this.#s.release.run(id);
     return Number(this.#s.releaseRecipients.run(now, id).changes);
+  }
+
+  /** Why a milter or policy service quarantined the message (on hold), if it did. */
+  holdReason(id: string): string | undefined {
+    const r = (this.#s.holdReason.get(id) as Row | undefined)?.hold_reason;
+    return r === null || r === undefined ? undefined : String(r);
   }
 
   isHeld(id: string): boolean {

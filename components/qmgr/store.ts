@@ -83,6 +83,7 @@ export class QueueStore {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       setState: p(`UPDATE recipients SET state = ? WHERE message_id = ? AND idx = ?`),
+      quarantine: p(`UPDATE messages SET held = 1, hold_reason = ? WHERE id = ?`),
       finish: p(
         `UPDATE recipients SET state = ?, tries = ?, last_reply = ?, last_relay = ?, last_result = ?,
          notice = notice | ? ${ifActive}`,
@@ -168,6 +169,9 @@ export class QueueStore {
       nul(env.envid),
       nul(env.ret),
     );
+    // A quarantined message (a milter or policy service said so) starts on hold.
+    const held = env.quarantine !== undefined;
+    if (held) this.#s.quarantine.run(env.quarantine!, env.id);
     env.recipients.forEach((r, i) => {
       this.#s.insertRecipient.run(
         env.id,
@@ -175,7 +179,7 @@ export class QueueStore {
         r.address,
         r.notify ? r.notify.join(",") : null,
         nul(r.orcpt),
-        i < active ? ACTIVE : WAITING,
+        held ? HELD : i < active ? ACTIVE : WAITING,
         now,
         nul(r.errorsTo),
       );

@@ -1,6 +1,7 @@
 // The queue store's tables, indexes and states, and the upgrade of a database written by an older qmgr
 // (columns added since are appended with ALTER TABLE, so old and new files have the same column order).
-// - messages: one row per envelope (`held` set by qmgrctl hold);
+// - messages: one row per envelope (`held` set by qmgrctl hold or a milter's quarantine, with
+//   `hold_reason` for a quarantine);
 // - recipients: one row per recipient with its delivery state, tries, next retry, last reply and relay,
 //   `notice`: the DSNs it still owes (bits below), and `errors_to`: its list owner (RecipientSpec);
 // - history: one row per delivery attempt of a recipient (qmgrctl show), deleted with its message.
@@ -81,6 +82,7 @@ const ADDED: [string, string, string][] = [
   ["recipients", "last_relay", "TEXT"],
   ["recipients", "errors_to", "TEXT"],
   ["recipients", "last_result", "TEXT"],
+  ["messages", "hold_reason", "TEXT"],
 ];
 
 /** Creates what is missing: tables, columns of older versions, indexes. */

@@ -192,6 +192,37 @@ export class MessageFile implements ContentSink {
   }
 
   /**
+   * Replaces the whole content (a filter changed the message) with `parts`, through edit(): the frame
+   * head and `parts` are written to a new file beside this one, which then takes its name. `parts` may
+   * read the old file (its content starts at contentStart).
+   */
+  async replace(parts: AsyncIterable<Uint8Array>): Promise<void> {
+    const before = this.fileSize;
+    await this.edit(async (path, _contentStart, head) => {
+      const temp = `${path}.new`;
+      const file = await Deno.open(temp, { write: true, createNew: true, mode: PRIVATE_FILE });
+      let size = 0;
+      try {
+        let offset = 0;
+        while (offset < head.length) offset += await file.write(head.subarray(offset));
+        for await (const part of parts) {
+          offset = 0;
+          while (offset < part.length) offset += await file.write(part.subarray(offset));
+          size += part.length;
+        }
+        await Deno.rename(temp, path);
+        return size;
+      } catch (err) {
+        await Deno.remove(temp).catch(() => {});
+        throw err;
+      } finally {
+        file.close();
+      }
+    });
+    this.contentSize += this.fileSize - before;
+  }
+
+  /**
    * Flushes, writes `tail` (a queue file's envelope record and completion mark: not content), syncs the
    * file and its directory, and closes it. Throws when the content is not on disk.
    */

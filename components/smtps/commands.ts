@@ -12,6 +12,7 @@ import { parseBdat, receiveChunk } from "./bdat.ts";
 import { checkHelo, ehloReply, greet, helpReply } from "./ehlo.ts";
 import { mailStep, rcptStep } from "./mail_rcpt.ts";
 import { receiveMessage } from "./receive.ts";
+import { milterHelo, milterRefused } from "./milter/stages.ts";
 import { R } from "./replies.ts";
 import type { Session, State } from "./session.ts";
 import type { MailParams } from "./transaction.ts";
@@ -65,14 +66,16 @@ const ENDS_GROUP = new Set(["EHLO", "HELO", "DATA", "VRFY", "EXPN", "TURN", "QUI
 const VERBS: Record<string, Row> = {
   EHLO: row({
     parse: (arg, s) => checkHelo(s, arg, "EHLO hostname"),
-    proceed(s, helo) {
+    async proceed(s, helo) {
+      if (await milterRefused(s, "EHLO", milterHelo(s, helo))) return;
       greet(s, helo, true);
       s.reply(ehloReply(s));
     },
   }),
   HELO: row({
     parse: (arg, s) => checkHelo(s, arg, "HELO hostname"),
-    proceed(s, helo) {
+    async proceed(s, helo) {
+      if (await milterRefused(s, "HELO", milterHelo(s, helo))) return;
       greet(s, helo, false);
       s.reply(R.helo(s.host));
     },

@@ -24,6 +24,8 @@ export interface MailauthEnv {
   /** The ARC sealing key (`arc_seal { map }`): the entry for the authserv-id's domain, else the first. */
   seal?: SigningKey;
 }
+import type { PolicyServiceConfig } from "../../config/types.ts";
+import { PolicyClient } from "./policy/client.ts";
 
 export interface SessionEnv {
   server: SmtpsConfig;
@@ -49,6 +51,8 @@ export interface SessionEnv {
   strictEhlo: boolean;
   /** True for a client listed in bare_newline_clients (it may end lines with a bare LF). */
   bareNewlineAllowed(ip: string): boolean;
+  /** The section's policy services, in order, each with its shared connections. */
+  policyServices: { config: PolicyServiceConfig; client: PolicyClient }[];
   /** What qmgr last told every smtps section (shared): the queue's disk is low, MAIL gets 452 4.3.1. */
   queue: QueueStatus;
 }
@@ -121,6 +125,10 @@ export async function sessionEnv(
     eightBit: server.flags.includes("8bitmime"),
     strictEhlo: server.flags.includes("strict_ehlo_checks"),
     bareNewlineAllowed: networkMatcher(server.bare_newline_clients),
+    policyServices: (server.policy_service ?? []).map((config) => ({
+      config,
+      client: new PolicyClient(config.socket, config.timeout),
+    })),
     queue,
   };
 }

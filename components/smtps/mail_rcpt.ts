@@ -15,6 +15,8 @@ import { checkContext } from "./policy.ts";
 import { defaultRefusal, R } from "./replies.ts";
 import type { Session } from "./session.ts";
 import { type MailParams, Transaction } from "./transaction.ts";
+import { milterMail, milterRcpt, milterRefused } from "./milter/stages.ts";
+import { policyCheck } from "./policy/stages.ts";
 
 /** MAIL FROM with its parameters: opens a transaction when the limits and smar allow it. */
 export async function mailStep(s: Session, mail: MailParams): Promise<void> {
@@ -55,6 +57,7 @@ export async function mailStep(s: Session, mail: MailParams): Promise<void> {
     }
     if (a.discard) discard = true;
   }
+  if (await milterRefused(s, "MAIL", milterMail(s, mail), `from=<${mail.sender}>`)) return;
   const t = new Transaction(mail);
   t.spf = spf;
   t.policyState = state;
@@ -88,6 +91,14 @@ export async function rcptStep(s: Session, recipient: RecipientSpec): Promise<vo
     if (r.code >= 500) s.invalidAddress();
     return s.refuse("RCPT", r, detail);
   }
+  const policy = await policyCheck(s, "rcpt", recipient.address);
+  if (policy.kind === "refuse") {
+    if (policy.reply.code >= 500) s.invalidAddress();
+    return s.refuse("RCPT", policy.reply, `policy service ${policy.service}, ${detail}`);
+  }
+  const milter = await milterRcpt(s, recipient);
+  if (milter?.kind === "discard") t.discard = true;
+  if (await milterRefused(s, "RCPT", milter, detail)) return;
   if (v.discard) t.discard = true;
   if (v.dataReply) t.dataReply ??= v.dataReply;
   // A discarded recipient is answered 250 and left out (README 3.9.3.1 "Discard").

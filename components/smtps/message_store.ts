@@ -17,6 +17,8 @@ import { printable } from "./auth.ts";
 import { MessageFile } from "../smtp_io/message_file.ts";
 import { R } from "./replies.ts";
 import { authenticateContent, hasAuthStep } from "./mailauth/step.ts";
+import { type MessageVerdict, milterMessage } from "./milter/stages.ts";
+import { policyCheck } from "./policy/stages.ts";
 import type { Session } from "./session.ts";
 import type { ChunkedMessage, Transaction } from "./transaction.ts";
 
@@ -43,6 +45,95 @@ function received(s: Session, t: Transaction, id: string, date: Date): string {
   });
 }
 
+/**
+ * The policy services' DATA (for BDAT, which has no DATA command) and END-OF-MESSAGE questions: false when
+ * they refused (the reply is given) or said DISCARD (250 given, nothing kept). A PREPEND here is written
+ * at the top of the stored content.
+ */
+async function policyAtEnd(
+  s: Session,
+  t: Transaction,
+  m: ChunkedMessage,
+  stage: string,
+  detail: string,
+): Promise<boolean> {
+  if (s.env.policyServices.length === 0) return true;
+  const before = t.prepend.length;
+  for (
+    const when of stage === "DATA" ? ["end_of_data" as const] : ["data" as const, "end_of_data" as const]
+  ) {
+    const v = await policyCheck(s, when, undefined, { id: m.id, size: m.file.fileSize });
+    if (v.kind === "refuse") {
+      s.refuse(stage, v.reply, `${m.id}: policy service ${v.service}, ${detail}`);
+      return false;
+    }
+  }
+  if (t.discard) {
+    log.info(COMPONENT, `${m.id}: discarded as a policy service says: client=[${s.ip}], ${detail}`);
+    s.reply(R.queued(m.id));
+    return false;
+  }
+  const added = t.prepend.slice(before);
+  if (added.length > 0) {
+    await m.file.replace(prepended(encoder.encode(added.join("")), m.file.path, m.file.contentStart));
+  }
+  return true;
+}
+
+async function* prepended(header: Uint8Array, path: string, start: number): AsyncGenerator<Uint8Array> {
+  yield header;
+  const file = await Deno.open(path, { read: true });
+  try {
+    await file.seek(start, Deno.SeekMode.Start);
+    const buf = new Uint8Array(64 * 1024);
+    for (;;) {
+      const n = await file.read(buf);
+      if (n === null) return;
+      yield buf.slice(0, n);
+    }
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * The milters' end of the message: resolves what they let through (maybe quarantined), or undefined when
+ * they refused or discarded it (the reply is given then). A file error here answers 451.
+ */
+async function filterMessage(
+  s: Session,
+  t: Transaction,
+  m: ChunkedMessage,
+  stage: string,
+  detail: string,
+): Promise<{ quarantine?: string } | undefined> {
+  if (!s.milters) return {};
+  let v: MessageVerdict;
+  try {
+    v = await milterMessage(s, t, m);
+  } catch (err) {
+    log.error(COMPONENT, `${m.id}: filtering ${m.file.path} failed: ${(err as Error).message}`);
+    s.refuse(stage, R.writeError, detail);
+    return undefined;
+  } finally {
+    t.filtered = true;
+  }
+  switch (v.kind) {
+    case "accept":
+      return v.quarantine !== undefined ? { quarantine: v.quarantine } : {};
+    case "discard":
+      log.info(COMPONENT, `${m.id}: discarded: ${v.why}: client=[${s.ip}], ${detail}`);
+      s.reply(R.queued(m.id));
+      return undefined;
+    case "refuse": {
+      const why = `${m.id}: milter ${v.outcome.milter}, ${detail}`;
+      if (v.outcome.end) s.end(stage, v.outcome.reply, why);
+      else s.refuse(stage, v.outcome.reply, why);
+      return undefined;
+    }
+  }
+}
+
 /** Creates the message's file with our Received: header; on failure answers 451 and resolves undefined. */
 export async function openMessage(
   s: Session,
@@ -61,7 +152,8 @@ export async function openMessage(
       refuseNul: true,
       room: (bytes) => s.env.queue.space.room(bytes),
     });
-    await file.prepend(encoder.encode(received(s, t, id, arrival)));
+    // What a policy service said to PREPEND goes above our Received: (as Postfix writes it).
+    await file.prepend(encoder.encode(t.prepend.join("") + received(s, t, id, arrival)));
     return { id, file, frame, arrival };
   } catch (err) {
     log.error(COMPONENT, `${id}: create message file ${path} failed: ${(err as Error).message}`);
@@ -111,6 +203,10 @@ export async function commitMessage(
     s.reply(R.queued(id));
     return false;
   }
+  if (!await policyAtEnd(s, t, m, stage, detail)) return false;
+  const filtered = await filterMessage(s, t, m, stage, detail);
+  if (!filtered) return false;
+  if (t.redirect !== undefined) t.redirectTo(t.redirect);
   if (hasAuthStep(s)) {
     let step;
     try {
@@ -140,6 +236,9 @@ export async function commitMessage(
     arrival: m.arrival.getTime(),
     client: { ip: s.ip, helo: s.helo },
     ...t.envelopeFields(),
+    ...((filtered.quarantine ?? t.quarantine) !== undefined
+      ? { quarantine: filtered.quarantine ?? t.quarantine }
+      : {}),
   };
   try {
     await file.commit((length) => m.frame.tail(envelope, length));

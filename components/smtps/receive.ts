@@ -7,6 +7,7 @@ import { log } from "../util/log.ts";
 import { readData } from "../smtp_io/data_reader.ts";
 import { commitMessage, openMessage } from "./message_store.ts";
 import { R } from "./replies.ts";
+import { policyCheck } from "./policy/stages.ts";
 import type { Session } from "./session.ts";
 import type { ChunkedMessage } from "./transaction.ts";
 
@@ -19,6 +20,10 @@ export async function receiveMessage(s: Session): Promise<void> {
   let m: ChunkedMessage | undefined;
   try {
     if (t.dataReply) return s.refuse("DATA", t.dataReply, `from=<${t.sender}>`);
+    const policy = await policyCheck(s, "data");
+    if (policy.kind === "refuse") {
+      return s.refuse("DATA", policy.reply, `policy service ${policy.service}, from=<${t.sender}>`);
+    }
     m = await openMessage(s, t, "DATA");
     if (!m) return;
     s.reply(R.startData);

@@ -24,6 +24,8 @@ import { R, softBounce } from "./replies.ts";
 import { clientIp, endSocket } from "../smtp_io/socket.ts";
 import { type TlsInfo, tlsInfo, upgrade } from "./tls.ts";
 import type { Transaction } from "./transaction.ts";
+import type { MilterChain } from "./milter/chain.ts";
+import { milterAbort, milterClose, milterConnect } from "./milter/stages.ts";
 
 /** The stages whose policy refusals are logged as Postfix's `reject:` lines. */
 const POLICY_STAGES = new Set(["CONNECT", "MAIL", "RCPT", "DATA", "BDAT"]);
@@ -52,6 +54,10 @@ export class Session {
   readonly env: SessionEnv;
   input: SocketInput;
   readonly ip: string;
+  readonly clientPort: number;
+  /** Our end of the connection (the {daemon_addr} and {daemon_port} milters get). */
+  readonly localAddress: string;
+  readonly localPort: number;
   readonly host: string;
   /** RFC 5321 2.3.8 is enforced: a bare CR or LF ends the session (unless bare_newline_clients has us). */
   readonly strictNewlines: boolean;
@@ -63,6 +69,8 @@ export class Session {
   auth: AuthInfo | undefined;
   /** smar's state from check_connect, sent back with the next checks. */
   policyState: PolicyState | undefined;
+  /** The session's policy milters (none configured: undefined). */
+  milters: MilterChain | undefined;
   /** smar said `discard` for the client: every message is received, answered 250 and dropped. */
   discardAll = false;
   authFailures = 0;
@@ -94,6 +102,9 @@ export class Session {
     this.#socket = socket;
     this.env = env;
     this.ip = clientIp(socket);
+    this.clientPort = socket.remotePort ?? 0;
+    this.localAddress = (socket.localAddress ?? "").replace(/^::ffff:(?=\d+\.)/, "");
+    this.localPort = socket.localPort ?? 0;
     this.host = env.server.hostname;
     this.strictNewlines = !env.bareNewlineAllowed(this.ip);
     this.input = new SocketInput(socket);
@@ -219,6 +230,7 @@ export class Session {
   /** Ends the transaction (after a message, RSET, HELO/EHLO); the session and its HELO stay. */
   dropTransaction(): void {
     const chunks = this.transaction?.chunks;
+    if (this.transaction && !this.transaction.filtered) milterAbort(this);
     if (chunks) {
       chunks.file.discard().catch((err) =>
         log.error(COMPONENT, `${chunks.id}: remove ${chunks.file.path} failed: ${err.message}`)
@@ -298,6 +310,14 @@ export class Session {
         return;
       }
       if (this.input.hasBuffered) return this.end("CONNECT", R.earlyTalker(this.host));
+      const milters = await milterConnect(this);
+      if (milters?.kind === "refuse") {
+        // Before the greeting only 421 and 554 are allowed (RFC 5321 3.1).
+        const r = milters.reply.code >= 500
+          ? { ...milters.reply, code: 554 }
+          : { ...milters.reply, code: 421 };
+        return this.refuse("CONNECT", r, `milter ${milters.milter}`);
+      }
       this.reply(R.greeting(this.host));
       await this.#loop();
     } catch (err) {
@@ -313,6 +333,7 @@ export class Session {
       }
     } finally {
       if (this.transaction) this.dropTransaction();
+      await milterClose(this);
       await this.#close();
       if (qmgrAccepted) connectionClosed(this.env.endpoint, this.ip);
       if (!connected) log.info(COMPONENT, `connect from ${this.clientLabel} to ${server.name}`);

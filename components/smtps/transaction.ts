@@ -53,6 +53,16 @@ export class Transaction {
   badCommands = 0;
   nopCommands = 0;
   invalidAddresses = 0;
+  /** Header fields a policy service said to PREPEND (raw, CRLF-terminated), written above Received:. */
+  readonly prepend: string[] = [];
+  /** A policy service said HOLD, or a milter quarantined the message: it is kept on hold with this reason. */
+  quarantine: string | undefined;
+  /** A policy service said REDIRECT: the message goes to this address only. */
+  redirect: string | undefined;
+  /** The policy delegation `instance` attribute: the same for every request about this message. */
+  readonly instance = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+  /** The milters had the whole message (end of message sent): no ABORT owed them. */
+  filtered = false;
   /** The message the BDAT chunks so far began; DATA is out of sequence from then on. */
   chunks: ChunkedMessage | undefined;
 
@@ -83,6 +93,19 @@ export class Transaction {
         ...(orcpt !== undefined ? { orcpt } : {}),
         ...(owner !== undefined ? { errorsTo: owner } : {}),
       });
+    }
+  }
+
+  /** Every recipient replaced by `address` (a policy service said REDIRECT). */
+  redirectTo(address: string): void {
+    this.recipients.splice(0, this.recipients.length, { address });
+  }
+
+  /** Removes `address` from the envelope (a milter deleted it). */
+  removeRecipient(address: string): void {
+    const lower = address.toLowerCase();
+    for (let i = this.recipients.length - 1; i >= 0; i--) {
+      if (this.recipients[i].address.toLowerCase() === lower) this.recipients.splice(i, 1);
     }
   }
 

@@ -73,6 +73,8 @@ export interface StartOptions {
   statfs?: boolean;
   /** Changes to the whole configuration (e.g. qmgr's min_disk_space, which smtps reads too). */
   adjust?: (config: Config) => void;
+  /** More hosts the worker may connect to (`127.0.0.1:PORT` of a milter). */
+  net?: string[];
 }
 
 /** Starts smtps on a free port with a fresh CDB directory; `overrides` change the smtps section. */
@@ -180,7 +182,7 @@ export async function startSmtps(
       "smtps",
       config,
       {
-        net: Object.values(ports).map((p) => `127.0.0.1:${p}`),
+        net: [...Object.values(ports).map((p) => `127.0.0.1:${p}`), ...(options.net ?? [])],
         read: [cdbDir, TLS_DIR, ...(options.read ?? [])],
         write: [cdbDir, ...(options.logDirectory !== undefined ? [`${options.logDirectory}/smtps.log`] : [])],
         ...(options.statfs ? { sys: ["statfs"] } : {}),
