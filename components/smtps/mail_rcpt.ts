@@ -57,11 +57,12 @@ export async function mailStep(s: Session, mail: MailParams): Promise<void> {
     }
     if (a.discard) discard = true;
   }
-  if (await milterRefused(s, "MAIL", milterMail(s, mail), `from=<${mail.sender}>`)) return;
+  const milter = await milterMail(s, mail);
+  if (await milterRefused(s, "MAIL", milter, `from=<${mail.sender}>`)) return;
   const t = new Transaction(mail);
   t.spf = spf;
   t.policyState = state;
-  t.discard = discard;
+  t.discard = discard || milter?.kind === "discard";
   s.transaction = t;
   s.transactions++;
   s.nopCommands = 0;
