@@ -78,12 +78,13 @@ Deno.test("a real milter's header change, macros and queue id reach it and take 
     assert.match(log, /^mail <alice@sender\.test> mail_addr=alice@sender\.test auth_authen=None$/m);
     assert.match(log, /^rcpt <bob@example\.com> rcpt_addr=bob@example\.com$/m);
     assert.match(log, /^header Subject 'hello'$/m);
+    assert.match(log, new RegExp(`^data i=${id}$`, "m"));
     assert.match(log, new RegExp(`^eoh i=${id}$`, "m"));
     assert.match(log, new RegExp(`^eom hello i=${id}$`, "m"));
   });
 });
 
-Deno.test("a real milter's reject and tempfail at RCPT and at end of message answer the client", async () => {
+Deno.test("a real milter's reject and tempfail at RCPT, DATA and end of message answer the client", async () => {
   await withMilter(async (smtps) => {
     const c = await SmtpClient.connect(smtps.port);
     try {
@@ -100,6 +101,9 @@ Deno.test("a real milter's reject and tempfail at RCPT and at end of message ans
         ["RCPT TO:<bob@example.com>", 250],
         ["DATA", 354],
         ["Subject: tempfail\r\n\r\nlater\r\n.", "451 4.7.1"],
+        ["MAIL FROM:<alice@sender.test>", 250],
+        ["RCPT TO:<nodata@example.com>", 250],
+        ["DATA", "554 5.7.1 No data for you"],
         ["QUIT", 221],
       ]);
     } finally {

@@ -8,6 +8,7 @@ import { readData } from "../smtp_io/data_reader.ts";
 import { commitMessage, openMessage } from "./message_store.ts";
 import { R } from "./replies.ts";
 import { policyCheck } from "./policy/stages.ts";
+import { milterData, milterRefused } from "./milter/stages.ts";
 import type { Session } from "./session.ts";
 import type { ChunkedMessage } from "./transaction.ts";
 
@@ -26,6 +27,7 @@ export async function receiveMessage(s: Session): Promise<void> {
     }
     m = await openMessage(s, t, "DATA");
     if (!m) return;
+    if (await milterRefused(s, "DATA", milterData(s, t, m.id), `from=<${t.sender}>`)) return;
     s.reply(R.startData);
     await s.flush();
     const result = await readData(s.input, m.file, s.env.server.io_timeout, s.strictNewlines);

@@ -61,6 +61,8 @@ export class Transaction {
   redirect: string | undefined;
   /** The policy delegation `instance` attribute: the same for every request about this message. */
   readonly instance = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+  /** The milters were sent DATA (before the 354); with BDAT they get it at the end. */
+  milterDataSent = false;
   /** The milters had the whole message (end of message sent): no ABORT owed them. */
   filtered = false;
   /** The message the BDAT chunks so far began; DATA is out of sequence from then on. */

@@ -95,6 +95,18 @@ export function milterRcpt(s: Session, r: RecipientSpec): Promise<Outcome> | und
   return s.milters.ask("rcpt", macros, [cstrings(...args)], "message");
 }
 
+/**
+ * The DATA command, before the 354 (the queue id is known then); a discard marks the transaction. With
+ * BDAT there is no such moment: milterMessage() sends DATA when the last chunk has arrived.
+ */
+export async function milterData(s: Session, t: Transaction, id: string): Promise<Outcome | undefined> {
+  if (!s.milters) return undefined;
+  t.milterDataSent = true;
+  const outcome = await s.milters.ask("data", { i: id }, [], "message");
+  if (outcome.kind === "discard") t.discard = true;
+  return outcome;
+}
+
 /** What the milters made of a message: go on (maybe quarantined), or the reply they call for. */
 export type MessageVerdict =
   | { kind: "accept"; quarantine?: string }
@@ -113,7 +125,7 @@ export async function milterMessage(s: Session, t: Transaction, m: ChunkedMessag
     await m.file.flush();
     const content = await readContent(m.file.path, m.file.contentStart);
     const send = async (mm: Milter): Promise<Answer> => {
-      let a = await mm.ask("data", i);
+      let a: Answer = t.milterDataSent ? { kind: "continue" } : await mm.ask("data", i);
       for (const h of content.headers) {
         if (a.kind !== "continue" || mm.skips("header")) break;
         const data = concat(bytesOf(h.name), [0], bytesOf(milterValue(h, mm.leadingSpace)), [0]);
@@ -178,7 +190,7 @@ function concat(...parts: (Uint8Array | number[])[]): Uint8Array {
 export async function milterRefused(
   s: Session,
   stage: string,
-  asked: Promise<Outcome> | Outcome | undefined,
+  asked: Promise<Outcome | undefined> | Outcome | undefined,
   detail = "",
 ): Promise<boolean> {
   const outcome = await asked;
