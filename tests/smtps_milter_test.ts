@@ -6,10 +6,9 @@
 
 import assert from "node:assert/strict";
 import type { PolicyMilterConfig } from "../config/types.ts";
+import { cdbText } from "./helpers/cdb.ts";
 import { haveTool, type Process, PYTHON, startTestMilter } from "./helpers/filters.ts";
 import { runDialogue, SmtpClient, type Smtps, startSmtps } from "./helpers/smtps_dialogue.ts";
-
-const decoder = new TextDecoder();
 
 function milterConfig(port: number, more: Partial<PolicyMilterConfig> = {}): PolicyMilterConfig {
   return {
@@ -58,8 +57,7 @@ async function send(port: number, subject: string, rcpts = ["bob@example.com"], 
 }
 
 async function stored(smtps: Smtps): Promise<string> {
-  const env = smtps.envelopes.at(-1)!;
-  return decoder.decode(await Deno.readFile(env.cdbPath));
+  return await cdbText(smtps.envelopes.at(-1)!.cdbPath);
 }
 
 Deno.test("a real milter's header change, macros and queue id reach it and take effect", async () => {

@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import type { PolicyServiceConfig } from "../config/types.ts";
+import { cdbText } from "./helpers/cdb.ts";
 import { haveTool, POSTGREY, startPostgrey } from "./helpers/filters.ts";
 import { type Decide, startPolicyServer } from "./helpers/policy_server.ts";
 import { runDialogue, SmtpClient, type Smtps, startSmtps, type Step } from "./helpers/smtps_dialogue.ts";
@@ -28,7 +29,7 @@ async function session(port: number, steps: Step[]): Promise<void> {
   }
 }
 
-const text = async (smtps: Smtps, i: number) => await Deno.readTextFile(smtps.envelopes[i].cdbPath);
+const text = async (smtps: Smtps, i: number) => await cdbText(smtps.envelopes[i].cdbPath);
 
 Deno.test("postgrey greylists RCPT through policy_service, then lets it in with its X-Greylist header", async () => {
   if (!await haveTool(POSTGREY, "postgrey")) return;
