@@ -110,7 +110,7 @@ export const WORD_LISTS = {
   match_type: ["generic_lookup", "implicitly_match_detail"],
   protected_flags: ["allow_by_sender", "allow_by_client_ip", "generic_lookup", "implicitly_match_detail"],
   local_user_flags: ["implicitly_match_detail"],
-  tls_flags: ["allow_relaying_if_verified", "check_access_map_for_relaying"],
+  tls_flags: ["allow_relaying_if_verified", "check_access_map_for_relaying", "implicit"],
   auth_flags: [
     "allow_plaintext",
     "received_user",

@@ -203,7 +203,10 @@ export interface SmtpsTlsConfig {
   CAcert_file?: string;
   /** A directory of PEM files with more CA certificates. */
   CAcert_directory?: string;
-  /** Lower-case: "allow_relaying_if_verified", "check_access_map_for_relaying". */
+  /**
+   * Lower-case: "allow_relaying_if_verified", "check_access_map_for_relaying", "implicit" (RFC 8314
+   * implicit TLS: the handshake comes before the greeting, as on port 465; STARTTLS is not offered).
+   */
   flags: string[];
 }
 

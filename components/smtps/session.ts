@@ -3,7 +3,7 @@
 // (session-ending limits, server stopping); commands go to the verb table (commands.ts). Replies are
 // batched and flushed only when the client's input is drained or before a wait (RFC 2920 PIPELINING);
 // with soft_bounce a 5yz refusal goes out as 4yz. After STARTTLS the session continues on the TLS socket
-// with its protocol state reset. Receives bytes from the socket, sends replies; talks to qmgr and smar through
+// with its protocol state reset; on an implicit-TLS listener (RFC 8314) the handshake precedes admission. Receives bytes from the socket, sends replies; talks to qmgr and smar through
 // their client stubs. Touches nothing on disk itself (receive.ts and bdat.ts do).
 
 import type { Socket } from "node:net";
@@ -261,6 +261,16 @@ export class Session {
     if (dropped > 0) {
       log.warn(COMPONENT, `dropped ${dropped} bytes sent with STARTTLS by ${this.clientLabel}`);
     }
+    if (!await this.#handshake()) return false;
+    this.helo = "";
+    this.esmtp = false;
+    this.auth = undefined;
+    this.dropTransaction();
+    return true;
+  }
+
+  /** The TLS handshake on the connection, and the session moved onto the TLS socket; false if it failed. */
+  async #handshake(): Promise<boolean> {
     let secure: TLSSocket;
     try {
       secure = await upgrade(this.#socket, this.env.tls!, this.env.server.io_timeout);
@@ -272,10 +282,6 @@ export class Session {
     this.#replies.socket = secure;
     this.input = new SocketInput(secure);
     this.tls = tlsInfo(secure, this.env.tls!);
-    this.helo = "";
-    this.esmtp = false;
-    this.auth = undefined;
-    this.dropTransaction();
     const t = this.tls;
     const trust = t.subject ? (t.verified ? "Trusted" : "Untrusted") : "Anonymous";
     log.info(
@@ -292,6 +298,11 @@ export class Session {
     let qmgrAccepted = false;
     let connected = false;
     try {
+      // Implicit TLS (RFC 8314): the handshake first; the greeting and everything after go over TLS.
+      if (this.env.tls?.implicit) {
+        this.input.detach();
+        if (!await this.#handshake()) return;
+      }
       const admission = await admit(this.env.endpoint, this.ip, this.host, checkContext(this));
       qmgrAccepted = admission.qmgrAccepted;
       this.policyState = admission.state;

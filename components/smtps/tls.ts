@@ -1,4 +1,5 @@
-// STARTTLS for smtps (RFC 3207): loads an smtps section's certificate, key and CA certificates once at
+// STARTTLS for smtps (RFC 3207) and implicit TLS (RFC 8314, flag implicit: the handshake before the
+// greeting, as on port 465): loads an smtps section's certificate, key and CA certificates once at
 // start, and upgrades an accepted node:net socket to TLS in place. Deno has no server-side STARTTLS, so
 // the socket's "data" listeners are removed and the socket paused BEFORE it is wrapped in a server-side
 // tls.TLSSocket (without the pause the ClientHello is read as plaintext and the handshake never starts:
@@ -41,6 +42,8 @@ export interface TlsService {
   relayIfVerified: boolean;
   /** Ask smar about certissuer:/certsubject: for relaying (flag check_access_map_for_relaying). */
   checkAccessMap: boolean;
+  /** RFC 8314 implicit TLS (flag implicit): the handshake comes first, before the greeting. */
+  implicit: boolean;
 }
 
 /** Reads the files a `tls { }` section names; throws an Error naming the file that could not be read. */
@@ -88,11 +91,13 @@ export async function loadTls(c: SmtpsTlsConfig): Promise<TlsService> {
     requestCert: cas.length > 0,
     relayIfVerified: c.flags.includes("allow_relaying_if_verified"),
     checkAccessMap: c.flags.includes("check_access_map_for_relaying"),
+    implicit: c.flags.includes("implicit"),
   };
 }
 
 /**
- * Upgrades `raw` to TLS (after our 220 went out and every plaintext byte the client sent was dropped);
+ * Upgrades `raw` to TLS (after our 220 went out and every plaintext byte the client sent was dropped,
+ * or at once on an implicit-TLS listener);
  * resolves with the TLS socket once the handshake completes within `timeoutMs`. On failure the socket is
  * destroyed and the promise rejects.
  */
