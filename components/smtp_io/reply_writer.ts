@@ -42,16 +42,22 @@ export class ReplyWriter {
     this.#length = 0;
     const socket = this.socket;
     if (!socket.writable || socket.write(text)) return;
+    // A client that resets while we wait never drains: its close ends the wait too (the next read then
+    // sees the end of input), or the session would hold its slot until the timeout.
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        socket.off("drain", onDrain);
-        reject(new InputTimeout("Write reply: client does not read"));
-      }, this.#timeoutMs);
-      const onDrain = () => {
+      const done = () => {
         clearTimeout(timer);
+        socket.off("drain", done);
+        socket.off("close", done);
         resolve();
       };
-      socket.once("drain", onDrain);
+      const timer = setTimeout(() => {
+        socket.off("drain", done);
+        socket.off("close", done);
+        reject(new InputTimeout("Write reply: client does not read"));
+      }, this.#timeoutMs);
+      socket.once("drain", done);
+      socket.once("close", done);
     });
   }
 }
