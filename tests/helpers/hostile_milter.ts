@@ -3,6 +3,7 @@
 // answers garbage; every other command gets CONTINUE (no reply to ABORT, QUIT and macros). Listens on
 // 127.0.0.1, port 0. Counts the connections it had.
 
+import { serveLoopback } from "./tcp_server.ts";
 import { encodeFrame, FrameReader, uint32 } from "../../components/smtps/milter/protocol.ts";
 
 export type Misbehaviour = "hang" | "close" | "garbage" | "bad_frame";
@@ -16,22 +17,14 @@ export interface HostileMilter {
 const NO_REPLY = new Set(["A", "Q", "D", "K"]);
 
 export function startHostileMilter(at: string, how: Misbehaviour): HostileMilter {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
   const state = {
-    port: (listener.addr as Deno.NetAddr).port,
-    connections: 0,
-    async close() {
-      listener.close();
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch {
-          // gone
-        }
-      }
-      await serving;
+    get port() {
+      return server.port;
     },
+    get connections() {
+      return server.connections;
+    },
+    close: () => server.close(),
   };
   const serve = async (conn: Deno.Conn) => {
     const reader = new FrameReader();
@@ -59,27 +52,8 @@ export function startHostileMilter(at: string, how: Misbehaviour): HostileMilter
       }
     } catch {
       // The client went away.
-    } finally {
-      conns.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // gone
-      }
     }
   };
-  const serving = (async () => {
-    const sessions: Promise<void>[] = [];
-    try {
-      for await (const conn of listener) {
-        state.connections++;
-        conns.add(conn);
-        sessions.push(serve(conn));
-      }
-    } catch {
-      // closed
-    }
-    await Promise.all(sessions);
-  })();
+  const server = serveLoopback(serve);
   return state;
 }

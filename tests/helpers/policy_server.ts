@@ -2,6 +2,8 @@
 // the action `decide` returns for its attributes, records every request, and can misbehave (hang, close,
 // answer garbage) for the failure tests. Listens on 127.0.0.1, port 0; counts its connections.
 
+import { serveLoopback } from "./tcp_server.ts";
+
 export interface PolicyServer {
   port: number;
   requests: Record<string, string>[];
@@ -12,23 +14,15 @@ export interface PolicyServer {
 export type Decide = (request: Record<string, string>) => string | "hang" | "close" | "garbage";
 
 export function startPolicyServer(decide: Decide): PolicyServer {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
   const state: PolicyServer = {
-    port: (listener.addr as Deno.NetAddr).port,
-    requests: [],
-    connections: 0,
-    async close() {
-      listener.close();
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch {
-          // gone
-        }
-      }
-      await serving;
+    get port() {
+      return server.port;
     },
+    requests: [],
+    get connections() {
+      return server.connections;
+    },
+    close: () => server.close(),
   };
   const encoder = new TextEncoder();
   const serve = async (conn: Deno.Conn) => {
@@ -58,27 +52,8 @@ export function startPolicyServer(decide: Decide): PolicyServer {
       }
     } catch {
       // The client went away.
-    } finally {
-      conns.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // gone
-      }
     }
   };
-  const serving = (async () => {
-    const sessions: Promise<void>[] = [];
-    try {
-      for await (const conn of listener) {
-        state.connections++;
-        conns.add(conn);
-        sessions.push(serve(conn));
-      }
-    } catch {
-      // closed
-    }
-    await Promise.all(sessions);
-  })();
+  const server = serveLoopback(serve);
   return state;
 }
