@@ -223,14 +223,18 @@ async function run(cmd: string, args: string[], input = ""): Promise<{ code: num
   return { code: o.code, out: dec.decode(o.stdout) + dec.decode(o.stderr) };
 }
 
+// Absolute paths: the test task's --allow-run names these, and PATH may find another python3 first (pyenv).
+const GSASL = "/usr/bin/gsasl";
+const PYTHON = "/usr/bin/python3";
+
 /** Whether `cmd` is installed; in CI a missing tool fails the test instead of skipping it. */
 async function have(cmd: string): Promise<boolean> {
   try {
     await run(cmd, ["--version"]);
     return true;
-  } catch {
+  } catch (e) {
     if (Deno.env.get("CI") === "true") {
-      throw new Error(`${cmd} is missing (listed in .ci/packages.d/sasl.txt)`);
+      throw new Error(`${cmd} cannot be run (listed in .ci/packages.d/sasl.txt): ${e}`);
     }
     console.warn(`${cmd} is not installed: skipped`);
     return false;
@@ -238,7 +242,7 @@ async function have(cmd: string): Promise<boolean> {
 }
 
 const gsasl = (port: number, mechanism: string, user: string, password: string) =>
-  run("gsasl", [
+  run(GSASL, [
     "--smtp",
     `--connect=127.0.0.1:${port}`,
     "--no-starttls",
@@ -267,7 +271,7 @@ Deno.test("smtps offers SCRAM and CRAM-MD5 without TLS, and foreign clients log 
           c.close();
         }
       });
-      if (await have("gsasl")) {
+      if (await have(GSASL)) {
         for (const mechanism of ["SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5"]) {
           await t.step(`gsasl logs in with ${mechanism}; a wrong password is refused`, async () => {
             const good = await gsasl(s.port, mechanism, "alice", "wonder land");
@@ -279,7 +283,7 @@ Deno.test("smtps offers SCRAM and CRAM-MD5 without TLS, and foreign clients log 
           });
         }
       }
-      if (await have("python3")) {
+      if (await have(PYTHON)) {
         await t.step("Python's smtplib logs in with CRAM-MD5 (its first choice)", async () => {
           const script = `
 import smtplib, sys
@@ -292,9 +296,9 @@ except smtplib.SMTPAuthenticationError as e:
     print(e.smtp_code, e.smtp_error.decode())
 s.quit()
 `;
-          const ok = await run("python3", ["-c", script, "bob", "builder"]);
+          const ok = await run(PYTHON, ["-c", script, "bob", "builder"]);
           assert.equal(ok.out.trim(), "235 2.7.0 Authentication successful", ok.out);
-          const bad = await run("python3", ["-c", script, "bob", "wrong"]);
+          const bad = await run(PYTHON, ["-c", script, "bob", "wrong"]);
           assert.equal(bad.out.trim(), "535 5.7.8 Authentication credentials invalid", bad.out);
         });
       }
