@@ -99,7 +99,7 @@ export function formatConfig(config: Config): string {
       const seal = a.arc_seal ? [`    arc_seal { map = ${word(a.arc_seal.map.name)}; }`] : [];
       sockets.push(
         "  authentication {",
-        `    flags = ${format("mailauth_flags", a.flags)};`,
+        `    flags = ${formatValue("mailauth_flags", a.flags)};`,
         `    authserv_id = ${quote(a.authserv_id)};`,
         ...seal,
         "  }",
@@ -201,7 +201,7 @@ function section(
     if (kind === "time_ms") lines.push(`${indent}  # A plain number here means milliseconds.`);
     if (kind === "time_us") lines.push(`${indent}  # A plain number here means microseconds.`);
     if (kind === "size_kb" || kind === "size0_kb") lines.push(`${indent}  # A plain number here means KB.`);
-    lines.push(`${indent}  ${option} = ${format(kind, record[option])};`);
+    lines.push(`${indent}  ${option} = ${formatValue(kind, record[option])};`);
   }
   for (const sub of spec.sections) {
     // smtps, smar and lda write their subsections themselves, except their log { }; so do the filters.
@@ -215,7 +215,8 @@ function section(
   return lines;
 }
 
-function format(kind: Kind, value: unknown): string {
+/** A value of the given kind as smx.conf text (scripts/docs_options.ts shows defaults with it). */
+export function formatValue(kind: Kind, value: unknown): string {
   switch (kind) {
     case "time":
     case "time0":
