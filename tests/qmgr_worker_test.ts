@@ -288,7 +288,11 @@ Deno.test("qmgr worker", async (t) => {
 Deno.test("qmgr worker restart delivers what was committed", async (t) => {
   const root = await Deno.makeTempDir({ prefix: "qmgr_restart_" });
   const config = await makeConfig(root);
+  // The deferred message's retry is a minute away: retry_max_delay caps the back-off, so it is raised
+  // too (makeConfig's 400 ms would make the retry due while the worker restarts, a slow restart under
+  // --coverage included, and the test would race).
   config.qmgr.retry_min_delay = 60_000;
+  config.qmgr.retry_max_delay = 60_000;
   const smar = new FakeSmar();
   const first = new FakeSmtpc();
   first.script = (_ta, _attempt, r) => r.address.startsWith("held") ? "hold" : "temp";
