@@ -7,6 +7,7 @@ import { DEFAULT_SOCKET_MAP_TIMEOUT } from "../config/defaults.ts";
 import { formatTime } from "../config/values.ts";
 import { README_SECTIONS } from "../config/option_docs.ts";
 import { optionRows, renderOptions, unusedDocs } from "../scripts/docs_options.ts";
+import { normalized, PAGES, renderPage } from "../scripts/docs_pages.ts";
 
 const name = (r: { section: string; option: string }) => (r.section ? `${r.section}.${r.option}` : r.option);
 
@@ -54,4 +55,20 @@ Deno.test("docs/options.md is what `deno task docs` generates", async () => {
     "docs/options.md is stale: run `deno task docs` (it is generated from config/schema.ts, " +
       "config/defaults.ts and config/option_docs.ts)",
   );
+});
+
+Deno.test("the component pages' generated parts are current", async () => {
+  for (const component of Object.keys(PAGES)) {
+    const text = await Deno.readTextFile(new URL(`../docs/${component}.md`, import.meta.url));
+    assert.ok(
+      text.includes("<!-- BEGIN GENERATED: permissions -->"),
+      `docs/${component}.md: no permissions part`,
+    );
+    assert.ok(text.includes("<!-- BEGIN GENERATED: options -->"), `docs/${component}.md: no options part`);
+    assert.ok(
+      normalized(text) === normalized(await renderPage(component, text)),
+      `docs/${component}.md is stale: run \`deno task docs\` (its permissions come from ` +
+        "components/mcp/permissions.ts, its options from config/schema.ts)",
+    );
+  }
 });
