@@ -5,6 +5,8 @@
 
 export const PROTOCOL_VERSION = 2;
 
+import type { RouteTls, TlsLevel, TlsSource } from "../mail/tls_policy.ts";
+
 export type ComponentName = "qmgr" | "smtps" | "smtpc" | "smar";
 export const COMPONENTS: readonly ComponentName[] = ["qmgr", "smar", "smtpc", "smtps"];
 
@@ -73,6 +75,8 @@ export type RouteResult =
     protocol: "esmtp" | "lmtp";
     port: number;
     hosts: { name: string; address: string }[];
+    /** What smar found about the next hop's TLS (access map, DANE, MTA-STS): mail/tls_policy.ts decides. */
+    tls?: RouteTls;
   }
   | { status: "temp"; text: string }
   | { status: "perm"; text: string };
@@ -86,11 +90,21 @@ export interface DeliveryTransaction {
   sender: string;
   /** `index` is the recipient's position in the envelope; results refer to it. */
   recipients: (RecipientSpec & { index: number })[];
-  route: { protocol: "esmtp" | "lmtp"; port: number; hosts: { name: string; address: string }[] };
+  route: {
+    protocol: "esmtp" | "lmtp";
+    port: number;
+    hosts: { name: string; address: string }[];
+    /** The route's TLS facts (RouteResult's), for smtpc's policy decision (mail/tls_policy.ts). */
+    tls?: RouteTls;
+  };
   bodyType?: "7BIT" | "8BITMIME" | "BINARYMIME";
   smtputf8?: boolean;
   envid?: string;
   ret?: "FULL" | "HDRS";
+  /** MAIL FROM ... REQUIRETLS (RFC 8689): only over TLS verified by DANE or MTA-STS, passed on. */
+  requireTls?: boolean;
+  /** The message has `TLS-Required: No` (RFC 8689 section 5): the recipient domain's TLS policies are ignored. */
+  tlsRequiredNo?: boolean;
 }
 
 /** Where a recipient's result came from: the remote server's reply, the delivery agent, or routing. */
@@ -350,7 +364,22 @@ export interface SmtpcResult {
   dsn?: boolean;
   /** The TLS session with that host, when STARTTLS was used. */
   tls?: TlsSummary;
+  /** The TLS policy that applied to that host (or to the last host tried), and whether it was met. */
+  tlsPolicy?: TlsPolicyReport;
   results: RecipientResult[];
+}
+
+/** The TLS requirement a delivery worked under (mail/tls_policy.ts), for qmgr's logs and TLS reports. */
+export interface TlsPolicyReport {
+  level: TlsLevel;
+  source: TlsSource;
+  /** The rule: `tls_srv:.example.com verify`, `DANE TLSA _25._tcp.mx.example.com`, `security_level may`. */
+  rule: string;
+  /** The next hop domain the policy is about (RouteTls.domain), when smar gave one. */
+  domain?: string;
+  met: boolean;
+  /** Why it was not met. */
+  failure?: string;
 }
 
 /** A TLS session as smtpc reports it. */

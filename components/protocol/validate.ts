@@ -2,6 +2,7 @@
 // the first problem found, or undefined when the body is a well-formed Message.
 
 import { DNS_QUERY_TYPES, type Message } from "./messages.ts";
+import { TLS_LEVELS } from "../mail/tls_policy.ts";
 
 type Check = (v: unknown) => string | undefined;
 
@@ -60,6 +61,31 @@ const recipient = { address: str, notify: opt(arr(str)), orcpt: opt(str), errors
 const bodyType = opt(oneOf("7BIT", "8BITMIME", "BINARYMIME"));
 const ret = opt(oneOf("FULL", "HDRS"));
 const hosts = arr(obj({ name: str, address: str }));
+const accessEntry = obj({ key: str, rhs: str });
+const tlsa = obj({ usage: num, selector: num, matchingType: num, data: str });
+const daneLookup: Check = (v) => {
+  const s = (v as { status?: unknown })?.status;
+  if (s === "secure") return obj({ records: arr(tlsa) })(v);
+  if (s === "temp") return obj({ reason: str })(v);
+  if (s === "insecure" || s === "none") return undefined;
+  return "status: expected secure, insecure, none or temp";
+};
+const mtaStsLookup: Check = (v) => {
+  const s = (v as { status?: unknown })?.status;
+  if (s === "none") return undefined;
+  if (s !== "policy") return "status: expected policy or none";
+  return obj({
+    policy: obj({ mode: oneOf("enforce", "testing", "none"), mx: arr(str), id: opt(str), maxAge: opt(num) }),
+  })(v);
+};
+/** The TLS facts of a route (mail/tls_policy.ts RouteTls). */
+const routeTls = opt(obj({
+  domain: str,
+  tlsSrv: opt(accessEntry),
+  tryTls: opt((v) => record(accessEntry)(v)),
+  dane: opt((v) => record(daneLookup)(v)),
+  mtaSts: opt(mtaStsLookup),
+}));
 
 const SHAPES: Record<Message["type"], Record<string, Check>> = {
   "smtps.conn_open": { ip: str },
@@ -99,11 +125,13 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
       size: num,
       sender: str,
       recipients: arr(obj({ ...recipient, index: num })),
-      route: obj({ protocol: oneOf("esmtp", "lmtp"), port: num, hosts }),
+      route: obj({ protocol: oneOf("esmtp", "lmtp"), port: num, hosts, tls: routeTls }),
       bodyType,
       smtputf8: opt(bool),
       envid: opt(str),
       ret,
+      requireTls: opt(bool),
+      tlsRequiredNo: opt(bool),
     }),
   },
   "smar.verdict": {
@@ -122,7 +150,7 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
     domain: str,
     result: (v) => {
       const s = (v as { status?: unknown })?.status;
-      if (s === "ok") return obj({ protocol: oneOf("esmtp", "lmtp"), port: num, hosts })(v);
+      if (s === "ok") return obj({ protocol: oneOf("esmtp", "lmtp"), port: num, hosts, tls: routeTls })(v);
       if (s === "temp" || s === "perm") return obj({ text: str })(v);
       return "status: expected ok, temp or perm";
     },
@@ -149,6 +177,14 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
     failedHosts: opt(arr(obj({ address: str, port: num, reason: str }))),
     dsn: opt(bool),
     tls: opt(obj({ version: str, cipher: str, verified: bool, verifyError: opt(str) })),
+    tlsPolicy: opt(obj({
+      level: oneOf(...TLS_LEVELS),
+      source: oneOf("tls_srv", "dane", "mta-sts", "security_level", "try_tls", "tls-required"),
+      rule: str,
+      domain: opt(str),
+      met: bool,
+      failure: opt(str),
+    })),
     results: arr(obj({
       index: num,
       status: oneOf("sent", "temp", "perm"),

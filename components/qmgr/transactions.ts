@@ -40,7 +40,9 @@ export function groupByDomain(entries: AqEntry[], localHost: string): Map<string
 
 /** Adds the entries of message `m` that `route` serves to their batches (same hosts, same sender). */
 export function addToBatches(batches: Map<string, Batch>, m: StoredMessage, route: OkRoute, list: AqEntry[]) {
-  const hostsKey = `${route.protocol}:${route.port}:${route.hosts.map((h) => h.address).join(",")}`;
+  // Recipients of domains with different TLS facts (tls_srv, DANE, MTA-STS) never share a transaction.
+  const tlsKey = route.tls ? ` ${JSON.stringify(route.tls)}` : "";
+  const hostsKey = `${route.protocol}:${route.port}:${route.hosts.map((h) => h.address).join(",")}${tlsKey}`;
   for (const e of list) {
     const sender = returnPath(m, e);
     const key = `${hostsKey} ${sender}`;
@@ -81,7 +83,7 @@ export function transactionOf(
     size: m.size,
     sender,
     recipients: list.map((e) => ({ index: e.index, address: e.address, notify: e.notify, orcpt: e.orcpt })),
-    route: { protocol: route.protocol, port: route.port, hosts },
+    route: { protocol: route.protocol, port: route.port, hosts, ...(route.tls ? { tls: route.tls } : {}) },
     bodyType: m.bodyType,
     smtputf8: m.smtputf8,
     envid: m.envid,

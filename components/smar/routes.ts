@@ -9,6 +9,8 @@ import type { ResourceRecord } from "./dns/packet.ts";
 import type { DnsResult, Resolver } from "./dns/resolver.ts";
 import { parseDomain } from "./domain.ts";
 import type { Mailertable, MailertableRoute } from "./mailertable.ts";
+import { MapTempError } from "./maps.ts";
+import { type RouteOrigin, routeTls, type TlsRouteDeps } from "./tls_route.ts";
 
 /** Most addresses a route lists: beyond this smtpc would not get through them before giving up anyway. */
 export const MAX_ROUTE_HOSTS = 10;
@@ -18,24 +20,52 @@ export interface RouteDeps {
   mailertable?: Mailertable;
   /** Random source in [0, 1) for shuffling equal MX preferences. */
   random?: () => number;
+  /** What the TLS facts of a route come from (tls_route.ts); absent: routes carry none. */
+  tls?: TlsRouteDeps;
 }
 
 type Host = { name: string; address: string };
 
 const NOT_FOUND = "Host or domain name not found";
 
-/** Routes mail for `domainText`; never throws for bad input (that is a perm answer). */
+/** A route and how its hosts were found (for its TLS facts). */
+type Found = RouteResult & { origin?: RouteOrigin };
+
+const BY_OPERATOR: RouteOrigin = { mx: false, secure: false };
+
+/**
+ * Routes mail for `domainText`, with the route's TLS facts (tls_route.ts); never throws for bad input
+ * (that is a perm answer).
+ */
 export async function resolveRoute(domainText: string, deps: RouteDeps): Promise<RouteResult> {
   const domain = parseDomain(domainText);
   if (!domain) return { status: "perm", text: `Malformed domain name: ${JSON.stringify(domainText)}` };
+  const { origin, ...found } = await findRoute(domain, deps);
+  const result = found as RouteResult;
+  if (result.status !== "ok" || !deps.tls) return result;
+  const name = domain.kind === "literal" ? domain.address : domain.ascii;
+  try {
+    const tls = await routeTls(name, result, origin ?? BY_OPERATOR, deps.tls);
+    return tls ? { ...result, tls } : result;
+  } catch (err) {
+    if (!(err instanceof MapTempError)) throw err;
+    return { status: "temp", text: `Look up the TLS policy of ${name}: ${err.message}` };
+  }
+}
+
+async function findRoute(
+  domain: NonNullable<ReturnType<typeof parseDomain>>,
+  deps: RouteDeps,
+): Promise<Found> {
   const entry = deps.mailertable?.find(domain.name, { catchAll: true });
-  if (entry) return await mailertableRoute(domain.name, entry.route, deps);
+  if (entry) return { ...await mailertableRoute(domain.name, entry.route, deps), origin: BY_OPERATOR };
   if (domain.kind === "literal") {
     return {
       status: "ok",
       protocol: "esmtp",
       port: 25,
       hosts: [{ name: domain.address, address: domain.address }],
+      origin: BY_OPERATOR,
     };
   }
   return await mxRoute(domain.ascii, deps);
@@ -61,7 +91,7 @@ async function mailertableRoute(
   };
 }
 
-async function mxRoute(domain: string, deps: RouteDeps): Promise<RouteResult> {
+async function mxRoute(domain: string, deps: RouteDeps): Promise<Found> {
   const mx = await deps.resolver.query(domain, "MX");
   switch (mx.kind) {
     case "temp":
@@ -85,17 +115,21 @@ async function mxRoute(domain: string, deps: RouteDeps): Promise<RouteResult> {
     ordered.map(async (name) => hostsOf(name, await deps.resolver.query(name, "A"))),
   );
   const hosts = lookups.flatMap((l) => l.hosts).slice(0, MAX_ROUTE_HOSTS);
-  if (hosts.length > 0) return { status: "ok", protocol: "esmtp", port: 25, hosts };
+  if (hosts.length > 0) {
+    const origin = { mx: true, secure: mx.secure === true };
+    return { status: "ok", protocol: "esmtp", port: 25, hosts, origin };
+  }
   const temp = lookups.find((l) => l.temp)?.temp;
   if (temp) return { status: "temp", text: temp };
   return { status: "perm", text: `No address for any mail exchanger of ${domain}` };
 }
 
-async function implicitMx(domain: string, deps: RouteDeps): Promise<RouteResult> {
+async function implicitMx(domain: string, deps: RouteDeps): Promise<Found> {
   const a = await deps.resolver.query(domain, "A");
   const l = hostsOf(domain, a);
   if (l.hosts.length > 0) {
-    return { status: "ok", protocol: "esmtp", port: 25, hosts: l.hosts.slice(0, MAX_ROUTE_HOSTS) };
+    const origin = { mx: true, secure: a.kind === "answer" && a.secure === true };
+    return { status: "ok", protocol: "esmtp", port: 25, hosts: l.hosts.slice(0, MAX_ROUTE_HOSTS), origin };
   }
   if (l.temp) return { status: "temp", text: l.temp };
   if (a.kind === "nxdomain") return { status: "perm", text: NOT_FOUND };

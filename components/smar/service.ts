@@ -13,6 +13,7 @@ import { brokenHandler, type Generation, makeHandler } from "./dispatch.ts";
 import { configuredNameservers } from "./dns/nameservers.ts";
 import { Resolver } from "./dns/resolver.ts";
 import { buildPolicy, closeAll, loadAll, type Loaded } from "./load.ts";
+import type { TlsRouteDeps } from "./tls_route.ts";
 
 export async function start(ctx: WorkerContext): Promise<Component> {
   const cfg = ctx.config.smar;
@@ -34,12 +35,13 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     return { stop: () => Promise.resolve() };
   }
 
-  const generation = (config: Config, l: Loaded): Generation => ({
-    policy: buildPolicy(config, l, resolver),
-    routes: { resolver, mailertable: l.mailertable },
-    inflight: 0,
-    retire: undefined,
-  });
+  const generation = (config: Config, l: Loaded): Generation => {
+    const policy = buildPolicy(config, l, resolver);
+    // The TLS facts of routes (tls_route.ts): the access map's tls_srv:/try_tls: entries; an MTA-STS
+    // source (mtaSts) plugs in here.
+    const tls: TlsRouteDeps = { access: policy.d.access };
+    return { policy, routes: { resolver, mailertable: l.mailertable, tls }, inflight: 0, retire: undefined };
+  };
   let current = generation(ctx.config, loaded);
   ctx.endpoint.handle(makeHandler(() => current));
   let reloading = Promise.resolve();

@@ -47,6 +47,8 @@ export function mailCommand(ta: DeliveryTransaction, exts: Extensions): string {
   if (exts.has("SIZE")) cmd += ` SIZE=${ta.size}`;
   if (ta.bodyType === "8BITMIME" && exts.has("8BITMIME")) cmd += " BODY=8BITMIME";
   if (ta.smtputf8 && exts.has("SMTPUTF8")) cmd += " SMTPUTF8";
+  // RFC 8689 4.2.1: passed on (hello.ts made sure the server offers it).
+  if (ta.requireTls && exts.has("REQUIRETLS")) cmd += " REQUIRETLS";
   if (exts.has("DSN")) {
     if (ta.ret) cmd += ` RET=${ta.ret}`;
     if (ta.envid !== undefined && ta.envid !== "") cmd += ` ENVID=${xtext(ta.envid)}`;

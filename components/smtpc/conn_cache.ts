@@ -56,13 +56,19 @@ export class ConnectionCache {
     return this.#count;
   }
 
-  /** An idle link to one of `ta`'s route hosts (in route order), taken out of the cache, or undefined. */
-  take(ta: DeliveryTransaction): Link | undefined {
+  /**
+   * An idle link to one of `ta`'s route hosts (in route order) that `fits` (its TLS requirement is the
+   * transaction's), taken out of the cache, or undefined. Links that do not fit stay idle.
+   */
+  take(ta: DeliveryTransaction, fits: (link: Link) => boolean = () => true): Link | undefined {
     const { protocol, port, hosts } = ta.route;
     for (const host of hosts) {
       const list = this.#idle.get(linkKey({ protocol, host, port }));
-      while (list && list.length > 0) {
-        const entry = list.pop()!;
+      if (!list) continue;
+      for (let i = list.length - 1; i >= 0; i--) {
+        const entry = list[i];
+        if (this.#reusable(entry.link) && !fits(entry.link)) continue;
+        list.splice(i, 1);
         this.#forget(entry);
         if (this.#reusable(entry.link)) return entry.link;
         this.#retire(entry.link);

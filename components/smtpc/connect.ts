@@ -2,15 +2,20 @@
 // equal preferences shuffled by smar; mailertable host lists as written). A refused or timed-out
 // connection, a dead connection, a greeting that is not 2xx (421 included), a refused EHLO/HELO/LHLO or a
 // TLS requirement that cannot be met moves on to the next host; an opportunistic handshake that fails is
-// retried once on the same host without TLS. Returns a Link (link.ts) to the first host that got through
+// retried once on the same host without TLS. Each host's TLS requirement is decided first
+// (mail/tls_policy.ts decideTls: tls_srv, DANE, MTA-STS, security_level); a host whose requirement cannot
+// be met at all (a failed TLSA lookup, an MX host outside the MTA-STS policy) is skipped without a
+// connection. When the last failure was a TLS policy's, the recipients get its status (4.7.5, or 5.7.10
+// for REQUIRETLS when every host failed it for good). Returns a Link (link.ts) to the first host that got through
 // the opening (hello.ts), or the reason the last attempt failed (every recipient then gets `temp`: the
 // opening of a session is never reason enough to bounce). Connects out only to the route's hosts and
 // port, or to the LMTP unix socket `LMTP_socket` for a route host LMTP_SOCKET_ADDRESS.
 
 import { LMTP_SOCKET_ADDRESS } from "../protocol/messages.ts";
-import type { DeliveryTransaction, FailedHost, Relay } from "../protocol/messages.ts";
+import type { DeliveryTransaction, FailedHost, Relay, TlsPolicyReport } from "../protocol/messages.ts";
+import { decideTls, describeRequirement, type TlsRequirement } from "../mail/tls_policy.ts";
 import { log } from "../util/log.ts";
-import { hello } from "./hello.ts";
+import { hello, type PolicyFailure } from "./hello.ts";
 import { Link, type LinkTarget } from "./link.ts";
 import type { Deadlines } from "./timeouts.ts";
 import type { TlsSettings } from "./tls.ts";
@@ -18,7 +23,15 @@ import { ioMessage, Wire } from "./wire.ts";
 
 export type Connection =
   | { ok: true; link: Link; failed: FailedHost[] }
-  | { ok: false; reason: string; failed: FailedHost[] };
+  | {
+    ok: false;
+    reason: string;
+    failed: FailedHost[];
+    /** The last failure was a TLS policy's (every one for good: permanent). */
+    policy?: PolicyFailure;
+    /** The TLS requirement of the last host tried. */
+    report?: TlsPolicyReport;
+  };
 
 export interface ConnectOptions {
   hostname: string;
@@ -37,19 +50,64 @@ export function relayName(host: { name: string; address: string }, port: number,
   return socket !== undefined ? `${host.name}[${socket}]` : `${host.name}[${host.address}]:${port}`;
 }
 
+/** The TLS requirement of delivering `ta` to `host` (mail/tls_policy.ts). */
+export function requirementFor(
+  ta: DeliveryTransaction,
+  host: { name: string; address: string },
+  securityLevel: TlsSettings["level"],
+): TlsRequirement {
+  if (host.address === LMTP_SOCKET_ADDRESS) {
+    return { level: "none", match: [], source: "security_level", rule: "LMTP socket", status: "4.7.5" };
+  }
+  return decideTls(ta.route.tls, host, securityLevel, {
+    requireTls: ta.requireTls,
+    tlsRequiredNo: ta.tlsRequiredNo,
+  });
+}
+
+/** What smtpc reports about the requirement `req` (for qmgr's logs and TLS reports). */
+export function reportOf(ta: DeliveryTransaction, req: TlsRequirement, failure?: string): TlsPolicyReport {
+  const r: TlsPolicyReport = {
+    level: req.level,
+    source: req.source,
+    rule: req.rule,
+    met: failure === undefined,
+  };
+  if (ta.route.tls) r.domain = ta.route.tls.domain;
+  if (failure !== undefined) r.failure = failure;
+  return r;
+}
+
 /** Opens a link to the first host of `ta.route` that gets through the opening of a session. */
 export async function connectFirst(ta: DeliveryTransaction, opts: ConnectOptions): Promise<Connection> {
   const { protocol, port, hosts } = ta.route;
   let reason = "no host to connect to";
+  let policy: PolicyFailure | undefined;
+  let report: TlsPolicyReport | undefined;
+  let allPermanent = hosts.length > 0;
   const failed: FailedHost[] = [];
   for (const host of hosts) {
     const target: LinkTarget = { protocol, host, port };
+    const req = requirementFor(ta, host, opts.tls.level);
+    if (req.unmet) {
+      reason = `TLS policy ${describeRequirement({ ...req, unmet: undefined })} not met for ${
+        relayName(host, port)
+      }: ${req.unmet}`;
+      log.info("smtpc", `${ta.messageId}: ${reason}`);
+      policy = { status: req.status, permanent: req.permanent === true };
+      allPermanent &&= policy.permanent;
+      report = reportOf(ta, req, req.unmet);
+      continue;
+    }
     let offerTls = true;
     for (let attempt = 0; attempt < 2; attempt++) {
       if (opts.signal.aborted) return { ok: false, reason: "delivery agent is stopping", failed };
-      const got = await openLink(ta, target, offerTls, opts);
+      const got = await openLink(ta, target, offerTls, req, opts);
       if (got.ok) return { ok: true, link: got.link, failed };
       reason = got.reason;
+      policy = got.policy;
+      allPermanent &&= got.policy?.permanent === true;
+      report = reportOf(ta, req, got.policy ? got.reason : undefined);
       log.info("smtpc", `${ta.messageId}: ${reason}`);
       if (!got.retryPlain) {
         if (!opts.signal.aborted) failed.push({ address: host.address, port, reason });
@@ -58,7 +116,8 @@ export async function connectFirst(ta: DeliveryTransaction, opts: ConnectOptions
       offerTls = false;
     }
   }
-  return { ok: false, reason, failed };
+  if (policy) policy = { status: allPermanent ? policy.status : "4.7.5", permanent: allPermanent };
+  return { ok: false, reason, failed, policy, report };
 }
 
 /** The server of `target` as results name it: a unix socket has its path as address and port 0. */
@@ -68,12 +127,15 @@ function serverOf(target: LinkTarget, socket: string | undefined): Relay {
     : { name: target.host.name, address: target.host.address, port: target.port };
 }
 
-type Opening = { ok: true; link: Link } | { ok: false; reason: string; retryPlain?: boolean };
+type Opening =
+  | { ok: true; link: Link }
+  | { ok: false; reason: string; retryPlain?: boolean; policy?: PolicyFailure };
 
 async function openLink(
   ta: DeliveryTransaction,
   target: LinkTarget,
   offerTls: boolean,
+  requirement: TlsRequirement,
   opts: ConnectOptions,
 ): Promise<Opening> {
   const unix = target.host.address === LMTP_SOCKET_ADDRESS;
@@ -104,15 +166,16 @@ async function openLink(
       hostname: opts.hostname,
       deadlines: opts.deadlines,
       tls: opts.tls,
+      requirement,
       offerTls: offerTls && !unix,
       logId: ta.messageId,
     });
     if (h.ok) {
       const server = serverOf(target, unix ? opts.lmtpSocket : undefined);
-      return {
-        ok: true,
-        link: new Link(wire, target, relay, h.exts, opts.deadlines, h.tls, opts.now(), server),
-      };
+      const link = new Link(wire, target, relay, h.exts, opts.deadlines, h.tls, opts.now(), server);
+      link.requirement = requirement;
+      link.report = reportOf(ta, requirement);
+      return { ok: true, link };
     }
     if (!wire.closed) await wire.write("QUIT\r\n", opts.deadlines.quit).catch(() => {});
     wire.close();

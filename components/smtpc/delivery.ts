@@ -8,11 +8,11 @@
 // is back in the cache or closed. abort() (graceful stop) ends it early: undecided recipients become temp.
 // Reads the CDB file of its transaction.
 
-import type { DeliveryTransaction, FailedHost, SmtpcResult } from "../protocol/messages.ts";
+import type { DeliveryTransaction, FailedHost, SmtpcResult, TlsPolicyReport } from "../protocol/messages.ts";
 import { CdbContent, contentOf } from "../mail/cdb.ts";
 import { log } from "../util/log.ts";
 import { type ConnectionCache, destinationOf } from "./conn_cache.ts";
-import { connectFirst } from "./connect.ts";
+import { connectFirst, requirementFor } from "./connect.ts";
 import type { Link } from "./link.ts";
 import { byAgent, Outcome } from "./outcome.ts";
 import { Transaction } from "./session.ts";
@@ -73,6 +73,8 @@ export class Delivery {
   #link: Link | undefined;
   /** Hosts that did not get through the opening of a session, for qmgr's down marks. */
   readonly #failed: FailedHost[] = [];
+  /** The TLS requirement of the last host tried, when no link was had. */
+  #report: TlsPolicyReport | undefined;
 
   constructor(
     readonly ta: DeliveryTransaction,
@@ -106,7 +108,10 @@ export class Delivery {
     }
     const dest = destinationOf(ta);
     try {
-      let link: Link | undefined = this.#use(cache.take(ta));
+      // A cached link serves only a transaction with the same TLS requirement for its host.
+      let link: Link | undefined = this.#use(
+        cache.take(ta, (l) => l.meets(requirementFor(ta, l.target.host, cfg.tls.level))),
+      );
       let reused = link !== undefined;
       let connects = 0;
       // qmgr decides which recipients travel together (its *_max_rcpts_per_transaction): all of them
@@ -120,7 +125,12 @@ export class Delivery {
           const conn = await connectFirst(ta, { ...cfg, signal: this.#stop.signal });
           this.#failed.push(...conn.failed);
           if (!conn.ok) {
-            for (const pos of pending) outcome.decide(pos, "temp", byAgent(conn.reason));
+            this.#report = conn.report;
+            const p = conn.policy;
+            const d = p
+              ? byAgent(conn.reason, undefined, p.permanent ? 550 : 451, p.status)
+              : byAgent(conn.reason);
+            for (const pos of pending) outcome.decide(pos, p?.permanent ? "perm" : "temp", d);
             break;
           }
           link = this.#use(conn.link);
@@ -184,6 +194,8 @@ export class Delivery {
       result.dsn = link.exts.has("DSN");
       if (link.tls) result.tls = { ...link.tls };
     }
+    const report = link?.report ?? this.#report;
+    if (report) result.tlsPolicy = report;
     this.#resolve(result);
   }
 }

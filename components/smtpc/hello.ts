@@ -1,8 +1,11 @@
 // The opening of a session on a fresh connection: the server's greeting, EHLO (HELO after a 5xx to it)
-// or LHLO, then STARTTLS as the security level says (tls.ts), and EHLO again inside TLS. Anything that
-// goes wrong here is a reason to try the next host, never to bounce: the result is a failure reason, and
-// `retryPlain` when an opportunistic (`may`) handshake failed and the same host should be tried again
-// without TLS. Bytes the server sent after its 220 to STARTTLS are discarded before the handshake and
+// or LHLO, then STARTTLS as the host's TLS requirement says (mail/tls_policy.ts: none, may, encrypt,
+// verify, dane, mta-sts; tls.ts does the handshake, dane.ts checks DANE), and EHLO again inside TLS. A
+// requirement of encrypt or more that is not met ends the opening before any MAIL (the failure names the
+// rule, with status 4.7.5; REQUIRETLS's 5.7.10 when the server does not offer REQUIRETLS after STARTTLS).
+// Anything else that goes wrong here is a reason to try the next host, never to bounce: the result is a
+// failure reason, and `retryPlain` when an opportunistic (`may`) handshake failed and the same host should
+// be tried again without TLS. Bytes the server sent after its 220 to STARTTLS are discarded before the handshake and
 // logged (the client side of the STARTTLS command injection, CVE-2021-38371 class). Talks only over the
 // connection it is given.
 
@@ -11,7 +14,9 @@ import { type Extensions, parseExtensions } from "./commands.ts";
 import type { LinkTarget } from "./link.ts";
 import { replyClass, replyText } from "./reply_reader.ts";
 import type { Deadlines } from "./timeouts.ts";
-import { describeTls, startTls, type TlsInfo, type TlsSettings } from "./tls.ts";
+import { describeTls, startTls, type TlsInfo, type TlsSettings, type Upgraded } from "./tls.ts";
+import { describeRequirement, requiresTls, type TlsRequirement } from "../mail/tls_policy.ts";
+import { daneVerify } from "./dane.ts";
 import { type Wire, WireError } from "./wire.ts";
 
 export interface HelloOptions {
@@ -19,15 +24,23 @@ export interface HelloOptions {
   hostname: string;
   deadlines: Deadlines;
   tls: TlsSettings;
+  /** What this host's connection must have (mail/tls_policy.ts decideTls). */
+  requirement: TlsRequirement;
   /** False on the plain-text retry after a failed opportunistic handshake, and for unix sockets. */
   offerTls: boolean;
   /** Prefix of log lines (the message id). */
   logId: string;
 }
 
+/** A TLS requirement that was not met: the status the recipients get, and whether it is for good. */
+export interface PolicyFailure {
+  status: string;
+  permanent: boolean;
+}
+
 export type Hello =
   | { ok: true; exts: Extensions; tls?: TlsInfo }
-  | { ok: false; reason: string; retryPlain?: boolean };
+  | { ok: false; reason: string; retryPlain?: boolean; policy?: PolicyFailure };
 
 /** Runs the opening on `wire`; on failure the caller closes the connection. */
 export async function hello(wire: Wire, target: LinkTarget, relay: string, o: HelloOptions): Promise<Hello> {
@@ -42,13 +55,18 @@ export async function hello(wire: Wire, target: LinkTarget, relay: string, o: He
     let exts = await ehlo(wire, lmtp, relay, o);
     if (typeof exts === "string") return { ok: false, reason: exts };
 
-    const level = o.tls.level;
-    if (level === "none" || !o.offerTls) return { ok: true, exts };
-    const required = level === "encrypt" || level === "verify";
+    const req = o.requirement;
+    const level = req.level;
+    const required = requiresTls(level);
+    const unmet = (why: string): Hello => ({
+      ok: false,
+      reason: `TLS policy ${describeRequirement({ ...req, unmet: undefined })} not met with ${relay}: ${why}`,
+      policy: { status: req.status, permanent: req.permanent === true },
+    });
+    if (level === "none" || (!o.offerTls && !required)) return { ok: true, exts };
+    if (!o.offerTls) return unmet("TLS cannot be used on this connection");
     if (!exts.has("STARTTLS")) {
-      if (required) {
-        return { ok: false, reason: `TLS is required, but host ${relay} does not offer STARTTLS` };
-      }
+      if (required) return unmet("the server does not offer STARTTLS");
       return { ok: true, exts };
     }
     stage = "sending STARTTLS";
@@ -57,7 +75,8 @@ export async function hello(wire: Wire, target: LinkTarget, relay: string, o: He
     if (replyClass(go) !== 2) {
       const why = `host ${relay} refused STARTTLS: ${replyText(go)}`;
       // A 421 closes the session: that host is done, TLS or not.
-      if (required || go.code === 421) return { ok: false, reason: why };
+      if (required) return unmet(why);
+      if (go.code === 421) return { ok: false, reason: why };
       log.info("smtpc", `${o.logId}: ${why}; going on without TLS`);
       return { ok: true, exts };
     }
@@ -69,24 +88,33 @@ export async function hello(wire: Wire, target: LinkTarget, relay: string, o: He
       );
     }
     stage = "doing the TLS handshake";
-    let upgraded;
+    let upgraded: Upgraded;
     try {
-      upgraded = await startTls(wire.stream, target.host.name, o.tls, o.deadlines.command);
+      const names = level === "verify" && req.match.length > 0 ? req.match : [target.host.name];
+      upgraded = await startTls(wire.stream, target.host.name, o.tls, o.deadlines.command, names);
     } catch (err) {
       const why = `${(err as Error).message} with ${relay}`;
-      if (required) return { ok: false, reason: why };
+      if (required) return unmet(why);
       log.info("smtpc", `${o.logId}: ${why}; trying again without TLS`);
       return { ok: false, reason: why, retryPlain: true };
     }
     wire.upgrade(upgraded.stream);
     const info = upgraded.info;
-    if (level === "verify" && !info.verified) {
-      return { ok: false, reason: `server certificate of ${relay} not verified: ${info.verifyError}` };
-    }
-    log.info("smtpc", `${o.logId}: TLS with ${relay}: ${describeTls(info)}`);
+    const auth = authenticate(req, upgraded, target.host.name);
+    if (auth.problem) return unmet(auth.problem);
+    const by = auth.by ? `, authenticated by ${auth.by}` : "";
+    log.info("smtpc", `${o.logId}: TLS with ${relay}: ${describeTls(info)}${by}`);
     stage = lmtp ? "sending LHLO" : "sending EHLO";
     exts = await ehlo(wire, lmtp, relay, { ...o, helo: false });
     if (typeof exts === "string") return { ok: false, reason: exts };
+    if (req.requireTls && !exts.has("REQUIRETLS")) {
+      // RFC 8689 4.2.1: the next hop must take the REQUIRETLS promise on, or the message is returned.
+      return {
+        ok: false,
+        reason: `REQUIRETLS: ${relay} does not offer REQUIRETLS`,
+        policy: { status: "5.7.10", permanent: true },
+      };
+    }
     return { ok: true, exts, tls: info };
   } catch (err) {
     if (!(err instanceof WireError)) throw err;
@@ -114,4 +142,27 @@ async function ehlo(
     if (replyClass(reply) === 2) return new Map();
   }
   return `host ${relay} refused ${verb}: ${replyText(reply)}`;
+}
+
+/** Whether the handshake's result authenticates the server as `req` asks: why not, or by what. */
+function authenticate(req: TlsRequirement, up: Upgraded, host: string): { problem?: string; by?: string } {
+  switch (req.level) {
+    case "none":
+    case "may":
+    case "encrypt":
+      return {};
+    case "verify":
+    case "mta-sts":
+      return up.info.verified
+        ? { by: req.level === "verify" ? "its CA" : "its CA (MTA-STS)" }
+        : { problem: `server certificate not verified: ${up.info.verifyError}` };
+    case "dane": {
+      const r = daneVerify(req.tlsa ?? [], up.chain, [host.toLowerCase()]);
+      return r.ok ? { by: r.matched } : { problem: `DANE: ${r.reason}` };
+    }
+    default: {
+      const never: never = req.level;
+      return { problem: `unknown TLS level ${never}` };
+    }
+  }
 }

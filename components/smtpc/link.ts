@@ -4,7 +4,8 @@
 // link remembers what reuse needs to know: when it was opened, how many transactions it carried, whether
 // the server must get a RSET before the next MAIL. Touches only its own socket.
 
-import type { Relay } from "../protocol/messages.ts";
+import type { Relay, TlsPolicyReport } from "../protocol/messages.ts";
+import { requirementKey, type TlsRequirement } from "../mail/tls_policy.ts";
 import type { Extensions } from "./commands.ts";
 import { replyClass } from "./reply_reader.ts";
 import type { Deadlines } from "./timeouts.ts";
@@ -31,6 +32,10 @@ export class Link {
   transactions = 0;
   /** The last transaction ended somewhere other than its final reply: RSET before the next MAIL. */
   needsRset = false;
+  /** The TLS requirement the link was opened under and met (a cached link serves only the same one). */
+  requirement: TlsRequirement | undefined;
+  /** What smtpc reports about it with results. */
+  report: TlsPolicyReport | undefined;
 
   constructor(
     readonly wire: Wire,
@@ -46,6 +51,11 @@ export class Link {
   ) {
     this.key = linkKey(target);
     this.opened = now;
+  }
+
+  /** Whether the link was opened under requirement `req` (so it meets it). */
+  meets(req: TlsRequirement): boolean {
+    return this.requirement !== undefined && requirementKey(this.requirement) === requirementKey(req);
   }
 
   get lmtp(): boolean {

@@ -77,17 +77,64 @@ export function describeTls(info: TlsInfo): string {
   return `${info.version} ${info.cipher}, ${v}`;
 }
 
+/** What a handshake gives: the encrypted stream, its summary, and the peer's chain for DANE. */
+export interface Upgraded {
+  stream: TlsStream;
+  info: TlsInfo;
+  /** The certificates the server presented (DER), its own first. */
+  chain: Uint8Array[];
+}
+
+/**
+ * Whether the certificate `cert` is for one of `names` (`host`, or `.domain` for any name below it);
+ * undefined when it is, else an Error saying why not.
+ */
+export function checkNames(names: string[], cert: tls.PeerCertificate): Error | undefined {
+  let first: Error | undefined;
+  for (const n of names) {
+    if (!n.startsWith(".")) {
+      const err = tls.checkServerIdentity(n, cert);
+      if (!err) return undefined;
+      first ??= err;
+      continue;
+    }
+    const dns = (cert.subjectaltname ?? "").split(/,\s*/).filter((e) => e.startsWith("DNS:"))
+      .map((e) => e.slice(4).toLowerCase());
+    const cn = typeof cert.subject?.CN === "string" ? [cert.subject.CN.toLowerCase()] : [];
+    if ((dns.length > 0 ? dns : cn).some((d) => d.endsWith(n.toLowerCase()))) return undefined;
+    first ??= new Error(
+      `certificate names ${[...dns, ...cn].join(", ") || "none"} are not below ${n.slice(1)}`,
+    );
+  }
+  return first ?? new Error("no name to check the certificate against");
+}
+
+/** The DER certificates of the peer's chain as node:tls reports it, the peer's own first. */
+function peerChain(socket: tls.TLSSocket): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let c = socket.getPeerCertificate(true) as tls.DetailedPeerCertificate | undefined;
+  const seen = new Set<unknown>();
+  while (c && c.raw && !seen.has(c) && out.length < 10) {
+    seen.add(c);
+    out.push(new Uint8Array(c.raw));
+    c = c.issuerCertificate;
+  }
+  return out;
+}
+
 /**
  * Runs the TLS handshake over `conn` (nothing of it may be read or written by anyone else from now on)
- * within `timeoutMs`, checking the certificate against `hostName`. Resolves with the encrypted stream;
- * rejects with an Error saying why the handshake failed (the connection is closed then).
+ * within `timeoutMs`, sending `hostName` as SNI and checking the certificate against `names` (default:
+ * `hostName`). Resolves with the encrypted stream; rejects with an Error saying why the handshake failed
+ * (the connection is closed then).
  */
 export function startTls(
   conn: ByteStream,
   hostName: string,
   settings: TlsSettings,
   timeoutMs: number,
-): Promise<{ stream: TlsStream; info: TlsInfo }> {
+  names: string[] = [hostName],
+): Promise<Upgraded> {
   const raw = duplexOf(conn);
   const socket = tls.connect({
     socket: raw,
@@ -96,7 +143,7 @@ export function startTls(
     cert: settings.cert,
     key: settings.key,
     rejectUnauthorized: false,
-    checkServerIdentity: (_name, cert) => tls.checkServerIdentity(hostName, cert),
+    checkServerIdentity: (_name, cert) => checkNames(names, cert),
   });
   const stream = new TlsStream(socket, raw);
   return new Promise((resolve, reject) => {
@@ -128,7 +175,7 @@ export function startTls(
       if (!info.verified) {
         info.verifyError = err instanceof Error ? err.message : String(err ?? "unknown reason");
       }
-      resolve({ stream, info });
+      resolve({ stream, info, chain: peerChain(socket) });
     });
   });
 }

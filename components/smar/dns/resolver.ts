@@ -10,7 +10,11 @@ import { TtlCache } from "./cache.ts";
 import { isQueryableName } from "../domain.ts";
 
 export type DnsResult =
-  | { kind: "answer"; records: ResourceRecord[] }
+  /**
+   * `secure`: the answer carried the AD bit (DNSSEC-validated) and came from a nameserver the
+   * configuration trusts to validate (smar's DNSSEC_trusted_nameservers); else it proves nothing.
+   */
+  | { kind: "answer"; records: ResourceRecord[]; secure?: boolean }
   /** The name exists but has no record of the type asked. */
   | { kind: "nodata" }
   /** The name does not exist (or cannot exist: it is not a valid DNS name). */
