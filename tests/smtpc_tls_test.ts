@@ -104,7 +104,12 @@ Deno.test("smtpc with security level verify delivers only over TLS with a verifi
       ["a trusted certificate for the host's name", { tls: TRUSTED }, "mx.test", "sent"],
       ["a certificate from an unknown CA", { tls: ROGUE }, "mx.test", /not verified: .*UNABLE_TO_VERIFY/i],
       ["a certificate for another name", { tls: TRUSTED }, "other.test", /not verified: .*ALTNAME/i],
-      ["no STARTTLS", {}, "mx.test", /TLS is required, but host mx\.test\[127\.0\.0\.1\]:\d+ does not offer/],
+      [
+        "no STARTTLS",
+        {},
+        "mx.test",
+        /^451 4\.7\.5 TLS policy verify \(security_level verify\) not met with mx\.test\[127\.0\.0\.1\]:\d+: the server does not offer STARTTLS/,
+      ],
       ["a failed handshake, never retried in plain text", { tls: BROKEN }, "mx.test", /TLS handshake failed/],
     ];
     for (const [label, opts, name, want] of cases) {
@@ -143,7 +148,10 @@ Deno.test("smtpc with security level encrypt needs TLS but no verification; none
       await withSink(port, {}, async (sink) => {
         const r = await deliver(MESSAGE);
         assert.deepEqual(statuses(r), ["0:temp"]);
-        assert.match(replyLine(r.results[0].reply), /TLS is required/);
+        assert.match(
+          replyLine(r.results[0].reply),
+          /^451 4\.7\.5 TLS policy encrypt .* does not offer STARTTLS/,
+        );
         assert.equal(sink.count, 0);
       });
     });
