@@ -8,6 +8,29 @@ import { startSink } from "./helpers/smtp_sink.ts";
 import { freePort } from "./helpers/harness.ts";
 import { dialogue, smtpSend } from "./helpers/smtp_client.ts";
 import { startDnsServer } from "./helpers/dns_server.ts";
+import { waitFor } from "./helpers/wait.ts";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+
+/** The delivery attempts recorded for the queue's recipients (the queue database, read only). */
+function attempts(dir: string): number {
+  const db = new DatabaseSync(join(dir, "var/ibdb/queue.sqlite"), { readOnly: true });
+  try {
+    return Number(db.prepare("SELECT COALESCE(SUM(tries), 0) AS n FROM recipients").get()?.n ?? 0);
+  } finally {
+    db.close();
+  }
+}
+
+/** The message files in the queue (the CDB): none once every message is done. */
+async function queueFiles(dir: string): Promise<number> {
+  let n = 0;
+  for await (const sub of Deno.readDir(join(dir, "var/cdb"))) {
+    if (!sub.isDirectory) continue;
+    for await (const _ of Deno.readDir(join(dir, "var/cdb", sub.name))) n++;
+  }
+  return n;
+}
 
 const decoder = new TextDecoder();
 
@@ -118,7 +141,7 @@ Deno.test("a destination that is down gets the message once it comes up", async 
       await smtpSend(mta.port, { from: "s@sender.test", to: ["u@down.test"], body: "\r\nx\r\n" }),
       /^250 /,
     );
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor(() => attempts(mta.dir) > 0, "a delivery attempt to the destination while it is down");
     sink = await startSink({ port });
     await sink.waitFor(1, 20_000);
     assert.deepEqual(sink.messages[0].recipients, ["u@down.test"]);
@@ -146,7 +169,10 @@ Deno.test("qmgr terminated after the 250 and restarted: the message is delivered
     assert.equal(mta.mta.supervisor.restarts("qmgr"), before + 1);
     sink = await startSink({ port });
     await sink.waitFor(1, 20_000);
-    await new Promise((r) => setTimeout(r, 1500)); // a duplicate would arrive within a retry round
+    // Once the message is removed from the queue no retry can follow: then it must have come once.
+    await waitFor(async () => await queueFiles(mta.dir) === 0, "the message to leave the queue", {
+      timeout: 10_000,
+    });
     assert.equal(sink.count, 1);
     assert.ok(splitReceived(sink.messages[0].data).rest.endsWith("once\r\n"));
   } finally {

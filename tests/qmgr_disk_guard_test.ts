@@ -54,7 +54,7 @@ Deno.test("the disk guard turns itself off when statfs is not permitted", async 
 
 /** smtps as a real worker, its qmgr peer played by qmgr itself running in this process. */
 async function withSmtpsAndQmgr(
-  free: { bytes: number },
+  free: { bytes: number; probes?: number },
   fn: (s: Smtps, socket: string) => Promise<void>,
 ): Promise<void> {
   const s = await startSmtps();
@@ -70,7 +70,13 @@ async function withSmtpsAndQmgr(
     const endpoint = s.harness.peers.get("qmgr")!;
     qmgr = await startQmgr(
       { name: "qmgr", generation: 1, config, endpoint, fatal: () => {} },
-      { diskProbe: () => Promise.resolve(free.bytes), diskInterval: 20 },
+      {
+        diskProbe: () => {
+          free.probes = (free.probes ?? 0) + 1;
+          return Promise.resolve(free.bytes);
+        },
+        diskInterval: 20,
+      },
     );
     await fn(s, controlSocketPath(config));
   } finally {
@@ -92,14 +98,15 @@ async function mailReply(port: number): Promise<string> {
 }
 
 Deno.test("smtps refuses MAIL with 452 4.3.1 while qmgr's probe finds the disk low", async () => {
-  const free = { bytes: 500 * MB };
+  const free = { bytes: 500 * MB, probes: 0 };
   await withSmtpsAndQmgr(free, async (s) => {
     assert.match(await mailReply(s.port), /^250 /);
     free.bytes = 10 * MB;
     await until(async () => (await mailReply(s.port)).startsWith("452"), "MAIL to be refused");
     assert.equal(await mailReply(s.port), "452 4.3.1 Insufficient system storage");
     free.bytes = 100 * MB; // above min, below ok: still low
-    await new Promise((r) => setTimeout(r, 100));
+    const probes = free.probes;
+    await until(() => free.probes >= probes + 2, "qmgr to probe the new free space");
     assert.match(await mailReply(s.port), /^452 4\.3\.1/);
     free.bytes = 200 * MB;
     await until(async () => (await mailReply(s.port)).startsWith("250"), "MAIL to be taken again");

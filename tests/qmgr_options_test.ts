@@ -96,8 +96,9 @@ Deno.test("wait_for_client: a delivery waits for smtpc to be wired; a reload swa
     return ep;
   };
   const smtps = wire("smtps", () => {});
+  let routed = 0;
   wire("smar", (m) =>
-    m.type === "qmgr.route"
+    m.type === "qmgr.route" && ++routed > 0
       ? {
         type: "smar.route",
         domain: m.domain,
@@ -121,7 +122,8 @@ Deno.test("wait_for_client: a delivery waits for smtpc to be wired; a reload swa
         };
         await Deno.writeTextFile(env.cdbPath, "x\r\n");
         assert.equal((await commitEnvelope(smtps, env)).type, "qmgr.committed");
-        await new Promise((r) => setTimeout(r, 200));
+        // qmgr has routed it and now waits for smtpc (wait_for_client), which is not there yet.
+        await until(() => routed > 0, "qmgr to route the message");
         const tas: string[] = [];
         wire("smtpc", (m) => {
           if (m.type !== "qmgr.deliver") return;

@@ -27,6 +27,7 @@ import type { Component } from "../../components/protocol/worker_runtime.ts";
 import { commitEnvelope } from "../../components/qmgr/client.ts";
 import { type QmgrOptions, startQmgr } from "../../components/qmgr/qmgr.ts";
 import { cdbText } from "./cdb.ts";
+import { waitFor } from "./wait.ts";
 
 /** One delivery smtpc was asked for, with the content of the message file at that time. */
 export interface Delivered {
@@ -242,11 +243,7 @@ export async function startInProcessQmgr(opts: InProcessOptions = {}): Promise<I
   return { root, config, qmgr, smtps, delivered, toSmtps, script, routes, expansions, clock, submit, stop };
 }
 
-/** Waits until `cond` holds (polling every 10 ms), or fails after `ms`. */
-export async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** Waits until `cond` holds (polling every 10 ms), or fails after `ms` (tests/helpers/wait.ts). */
+export function until(cond: () => boolean | Promise<boolean>, what: string, ms = 5_000): Promise<void> {
+  return waitFor(cond, what, { timeout: ms });
 }
