@@ -144,6 +144,7 @@ export function defaultConfig(): Config {
     },
     smar: {
       nameserver: [],
+      DNSSEC_validating_nameserver: [],
       DNS_timeout: 5 * SECOND,
       alias_flags: [],
       address_delimiter: "+",

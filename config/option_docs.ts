@@ -412,6 +412,11 @@ export const OPTION_DOCS: Record<string, OptionDoc> = {
     "the nameservers smar's resolver asks (`ip`, `ip:port`)",
     "those of `/etc/resolv.conf`",
   ],
+  "smar.DNSSEC_validating_nameserver": [
+    "",
+    "nameservers of `nameserver` that validate DNSSEC on a trusted path (e.g. a resolver on 127.0.0.1): their AD bit is believed, and DANE TLSA records are used (RFC 7672)",
+    "none: no DANE",
+  ],
   "smar.DNS_timeout": ["3.9.2", "longest wait for one DNS answer (then a temporary failure)"],
   "smar.mailertable": [
     "3.9.2",

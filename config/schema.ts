@@ -495,6 +495,7 @@ export const SMAR = section(
   "smar",
   {
     nameserver: "nameservers",
+    DNSSEC_validating_nameserver: "nameservers",
     DNS_timeout: "time",
     mailertable: "map_ref",
     access_map: "map_ref",

@@ -340,6 +340,11 @@ export interface SmtpcConfig extends ServiceOptions {
 export interface SmarConfig extends ServiceOptions {
   /** Nameserver IP addresses; empty means "read /etc/resolv.conf". */
   nameserver: string[];
+  /**
+   * Nameservers (of `nameserver`) that validate DNSSEC on a trusted path (a resolver on the loopback):
+   * their AD bit is believed, and DANE (TLSA records) is used; empty: no DANE.
+   */
+  DNSSEC_validating_nameserver: string[];
   DNS_timeout: number;
   mailertable?: MapSpec;
   access_map?: MapSpec;

@@ -116,7 +116,8 @@ async function mxRoute(domain: string, deps: RouteDeps): Promise<Found> {
   );
   const hosts = lookups.flatMap((l) => l.hosts).slice(0, MAX_ROUTE_HOSTS);
   if (hosts.length > 0) {
-    const origin = { mx: true, secure: mx.secure === true };
+    const secureHosts = ordered.filter((_, i) => lookups[i].secure);
+    const origin = { mx: true, secure: mx.secure === true, secureHosts };
     return { status: "ok", protocol: "esmtp", port: 25, hosts, origin };
   }
   const temp = lookups.find((l) => l.temp)?.temp;
@@ -128,7 +129,8 @@ async function implicitMx(domain: string, deps: RouteDeps): Promise<Found> {
   const a = await deps.resolver.query(domain, "A");
   const l = hostsOf(domain, a);
   if (l.hosts.length > 0) {
-    const origin = { mx: true, secure: a.kind === "answer" && a.secure === true };
+    const secure = a.kind === "answer" && a.secure === true;
+    const origin = { mx: true, secure, secureHosts: secure ? [domain] : [] };
     return { status: "ok", protocol: "esmtp", port: 25, hosts: l.hosts.slice(0, MAX_ROUTE_HOSTS), origin };
   }
   if (l.temp) return { status: "temp", text: l.temp };
@@ -139,6 +141,8 @@ async function implicitMx(domain: string, deps: RouteDeps): Promise<Found> {
 interface HostLookup {
   hosts: Host[];
   temp?: string;
+  /** The address records were DNSSEC-validated (DANE looks up TLSA only for such hosts). */
+  secure?: boolean;
 }
 
 function hostsOf(name: string, r: DnsResult): HostLookup {
@@ -146,7 +150,7 @@ function hostsOf(name: string, r: DnsResult): HostLookup {
   if (r.kind !== "answer") return { hosts: [] };
   const hosts: Host[] = [];
   for (const rec of r.records) if (rec.type === "A") hosts.push({ name, address: rec.address });
-  return { hosts };
+  return { hosts, secure: r.secure === true };
 }
 
 /** MX exchangers by preference, lowest first; exchangers of equal preference in random order. */

@@ -10,7 +10,8 @@ import type { Config } from "../../config/types.ts";
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
 import { log } from "../util/log.ts";
 import { brokenHandler, type Generation, makeHandler } from "./dispatch.ts";
-import { configuredNameservers } from "./dns/nameservers.ts";
+import { configuredNameservers, markValidating } from "./dns/nameservers.ts";
+import { tlsaLookup } from "./tlsa.ts";
 import { Resolver } from "./dns/resolver.ts";
 import { buildPolicy, closeAll, loadAll, type Loaded } from "./load.ts";
 import type { TlsRouteDeps } from "./tls_route.ts";
@@ -19,13 +20,20 @@ export async function start(ctx: WorkerContext): Promise<Component> {
   const cfg = ctx.config.smar;
   let resolver: Resolver;
   let loaded: Loaded;
+  let dane = false;
   try {
-    const nameservers = await configuredNameservers(cfg.nameserver).catch((err: Error) => {
-      throw new Error(`Find nameservers: ${err.message}`);
-    });
+    const nameservers = markValidating(
+      await configuredNameservers(cfg.nameserver).catch((err: Error) => {
+        throw new Error(`Find nameservers: ${err.message}`);
+      }),
+      cfg.DNSSEC_validating_nameserver ?? [],
+    );
+    dane = nameservers.some((n) => n.validating);
     loaded = (await loadAll(ctx.config)).loaded;
     resolver = new Resolver({ nameservers, timeoutMs: cfg.DNS_timeout });
-    const ns = nameservers.map((n) => (n.family === 6 ? `[${n.ip}]` : n.ip) + `:${n.port}`).join(", ");
+    const ns = nameservers.map((n) =>
+      (n.family === 6 ? `[${n.ip}]` : n.ip) + `:${n.port}` + (n.validating ? " (validating: DANE)" : "")
+    ).join(", ");
     log.info("smar", `started: nameservers ${ns}`);
   } catch (err) {
     const reason = (err as Error).message;
@@ -37,9 +45,9 @@ export async function start(ctx: WorkerContext): Promise<Component> {
 
   const generation = (config: Config, l: Loaded): Generation => {
     const policy = buildPolicy(config, l, resolver);
-    // The TLS facts of routes (tls_route.ts): the access map's tls_srv:/try_tls: entries; an MTA-STS
-    // source (mtaSts) plugs in here.
-    const tls: TlsRouteDeps = { access: policy.d.access };
+    // The TLS facts of routes (tls_route.ts): the access map's tls_srv:/try_tls: entries, DANE TLSA
+    // records when a validating nameserver is configured; an MTA-STS source (mtaSts) plugs in here.
+    const tls: TlsRouteDeps = { access: policy.d.access, dane: dane ? tlsaLookup(resolver) : undefined };
     return { policy, routes: { resolver, mailertable: l.mailertable, tls }, inflight: 0, retire: undefined };
   };
   let current = generation(ctx.config, loaded);

@@ -4,7 +4,8 @@
 //   `tls_srv:.com` style parents, then the bare `tls_srv:` as the default, sendmail 8's order);
 // - `try_tls:` entries for each route host, by name (and parents) then address (`try_tls:10.1.2.3`);
 // - for routes found through MX (not mailertable routes, whose hosts the operator named): each MX host's
-//   DANE TLSA records (tlsa.ts), when the route's DNS answers were validated;
+//   DANE TLSA records (tlsa.ts), when the MX answer and the host's address records were validated (RFC
+//   7672 2.2.1, 2.2.2: else DANE does not apply to it);
 // - for MX routes: the domain's MTA-STS policy, from the MtaStsSource smar was given (the MTA-STS
 //   component's): THIS is where an MTA-STS lookup result enters the policy decision.
 // Touches nothing itself: the access map, the resolver and the MTA-STS source do the work.
@@ -30,6 +31,8 @@ export interface RouteOrigin {
   mx: boolean;
   /** The MX (or implicit-MX address) answers carried the AD bit from a trusted nameserver. */
   secure: boolean;
+  /** Host names whose address records were validated too (RFC 7672 2.2.2: only those get TLSA lookups). */
+  secureHosts?: string[];
 }
 
 type OkRoute = Extract<RouteResult, { status: "ok" }>;
@@ -73,7 +76,9 @@ export async function routeTls(
     const found = await Promise.all(
       names.map(async (n): Promise<[string, DaneLookup]> => [
         n,
-        origin.secure ? await deps.dane!(n, route.port) : { status: "insecure" },
+        origin.secure && origin.secureHosts?.includes(n)
+          ? await deps.dane!(n, route.port)
+          : { status: "none" },
       ]),
     );
     const dane = Object.fromEntries(found.filter(([, d]) => d.status !== "none"));

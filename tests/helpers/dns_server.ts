@@ -2,7 +2,9 @@
 // 127.0.0.1 port. A name with records but none of the type asked gets NOERROR with no answers (NODATA);
 // a name without records that lies under a name with records, or above one (an empty non-terminal), gets
 // NODATA too; any other name gets NXDOMAIN. CNAMEs are followed within the record list. Options make it
-// answer SERVFAIL, set the TC bit on UDP (forcing TCP), or stay silent (timeouts). Records every query.
+// answer SERVFAIL, set the TC bit on UDP (forcing TCP), stay silent (timeouts), or set the AD bit (as a
+// validating resolver does for answers it validated with DNSSEC). TLSA records (RFC 6698) take their
+// association data in hex. Records every query, with whether it asked for AD.
 
 import dgram from "node:dgram";
 import { Buffer } from "node:buffer";
@@ -10,8 +12,11 @@ import dnsPacket from "dns-packet";
 
 export interface DnsRecord {
   name: string;
-  type: "A" | "AAAA" | "MX" | "TXT" | "PTR" | "CNAME";
-  data: string | { preference: number; exchange: string };
+  type: "A" | "AAAA" | "MX" | "TXT" | "PTR" | "CNAME" | "TLSA";
+  data:
+    | string
+    | { preference: number; exchange: string }
+    | { usage: number; selector: number; matchingType: number; hex: string };
   ttl?: number;
 }
 
@@ -19,8 +24,8 @@ export interface DnsServer {
   port: number;
   /** "127.0.0.1:<port>", as config.smar.nameserver takes it. */
   address: string;
-  /** Every question received, over UDP or TCP, in order. */
-  queries: { name: string; type: string }[];
+  /** Every question received, over UDP or TCP, in order; `ad`: the query had the AD bit. */
+  queries: { name: string; type: string; ad?: boolean }[];
   close(): Promise<void>;
 }
 
@@ -31,6 +36,8 @@ export interface DnsServerOptions {
   truncate?: boolean;
   /** Names never answered (the client times out). */
   drop?: string[];
+  /** Answers for these names (true: every answer) carry the AD bit: "validated with DNSSEC". */
+  authenticated?: string[] | true;
 }
 
 interface Question {
@@ -42,13 +49,14 @@ const lower = (n: string) => n.toLowerCase().replace(/\.$/, "");
 
 /** Starts the server on a free port (the same number for UDP and TCP). */
 export async function startDnsServer(records: DnsRecord[], opts: DnsServerOptions = {}): Promise<DnsServer> {
-  const queries: { name: string; type: string }[] = [];
+  const queries: { name: string; type: string; ad?: boolean }[] = [];
+  const authenticated = opts.authenticated === true ? true : new Set((opts.authenticated ?? []).map(lower));
   const servfail = new Set((opts.servfail ?? []).map(lower));
   const drop = new Set((opts.drop ?? []).map(lower));
 
   /** The response bytes for a query packet, or undefined to stay silent. */
   const respond = (bytes: Uint8Array, overUdp: boolean): Uint8Array | undefined => {
-    let query: { id: number; questions?: Question[] };
+    let query: { id: number; questions?: Question[]; flag_ad?: boolean };
     try {
       query = dnsPacket.decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     } catch {
@@ -56,7 +64,7 @@ export async function startDnsServer(records: DnsRecord[], opts: DnsServerOption
     }
     const q = query.questions?.[0];
     if (!q) return undefined;
-    queries.push({ name: q.name, type: q.type });
+    queries.push({ name: q.name, type: q.type, ...(query.flag_ad ? { ad: true } : {}) });
     const name = lower(q.name);
     if (drop.has(name)) return undefined;
     const base = { type: "response", id: query.id, questions: [q] };
@@ -68,7 +76,8 @@ export async function startDnsServer(records: DnsRecord[], opts: DnsServerOption
       });
     }
     const { rcode, answers } = lookup(records, name, q.type);
-    return dnsPacket.encode({ ...base, flags: dnsPacket.AUTHORITATIVE_ANSWER | rcode, answers });
+    const ad = authenticated === true || authenticated.has(name) ? dnsPacket.AUTHENTIC_DATA : 0;
+    return dnsPacket.encode({ ...base, flags: dnsPacket.AUTHORITATIVE_ANSWER | ad | rcode, answers });
   };
 
   const { udp, tcp, port } = await bindBoth();
@@ -160,6 +169,10 @@ function toAnswer(r: DnsRecord): unknown {
     const chunks: string[] = [];
     for (let i = 0; i < r.data.length; i += 255) chunks.push(r.data.slice(i, i + 255));
     data = chunks.length > 0 ? chunks : [""];
+  }
+  if (r.type === "TLSA" && typeof r.data === "object" && "hex" in r.data) {
+    const { usage, selector, matchingType, hex } = r.data;
+    data = { usage, selector, matchingType, certificate: Buffer.from(hex, "hex") };
   }
   return { name: r.name, type: r.type, ttl: r.ttl ?? 300, class: "IN", data };
 }

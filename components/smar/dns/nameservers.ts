@@ -8,6 +8,11 @@ export interface Nameserver {
   ip: string;
   port: number;
   family: 4 | 6;
+  /**
+   * A validating resolver on a trusted path (smar's DNSSEC_validating_nameserver): its AD bit is
+   * believed (DANE needs that); any other server's AD bit proves nothing.
+   */
+  validating?: boolean;
 }
 
 export const RESOLV_CONF = "/etc/resolv.conf";
@@ -58,6 +63,26 @@ export async function configuredNameservers(
   if (entries.length > 0) return entries.map(parseNameserver);
   const found = parseResolvConf(await Deno.readTextFile(resolvConf));
   return found.length > 0 ? found : [{ ip: "127.0.0.1", port: 53, family: 4 }];
+}
+
+/**
+ * Marks the servers that `entries` (smar's DNSSEC_validating_nameserver) name as validating; throws a
+ * RangeError naming an entry that is not one of `servers` (a DANE set-up that would silently not work).
+ */
+export function markValidating(servers: Nameserver[], entries: string[]): Nameserver[] {
+  const wanted = entries.map((e) => ({ entry: e, ns: parseNameserver(e) }));
+  for (const w of wanted) {
+    if (!servers.some((s) => s.ip === w.ns.ip && s.port === w.ns.port)) {
+      throw new RangeError(
+        `DNSSEC_validating_nameserver ${w.entry} is not one of the nameservers smar asks (${
+          servers.map((s) => hostPort(s.ip, s.port)).join(", ")
+        })`,
+      );
+    }
+  }
+  return servers.map((s) =>
+    wanted.some((w) => w.ns.ip === s.ip && w.ns.port === s.port) ? { ...s, validating: true } : s
+  );
 }
 
 /** `ip:port` as Deno's net permission spells it. */

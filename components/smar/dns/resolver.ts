@@ -95,7 +95,7 @@ export class Resolver {
         } else if (x.kind === "error") {
           last = `${server}: ${x.reason}`;
         } else if (x.response.rcode === "NOERROR" || x.response.rcode === "NXDOMAIN") {
-          return { kind: "final", ...interpret(x.response, type) };
+          return { kind: "final", ...interpret(x.response, type, ns.validating === true) };
         } else {
           last = `${server} answered ${x.response.rcode}`;
         }
@@ -105,14 +105,16 @@ export class Resolver {
   }
 }
 
-function interpret(r: DecodedResponse, type: QueryType): { result: Cached; ttl: number } {
+function interpret(r: DecodedResponse, type: QueryType, trusted: boolean): { result: Cached; ttl: number } {
   if (r.rcode === "NOERROR") {
     const records = r.answers.filter((a) => a.type === type);
     if (records.length > 0) {
       const ttl = Math.min(
         ...r.answers.filter((a) => a.type === type || a.type === "CNAME").map((a) => a.ttl),
       );
-      return { result: { kind: "answer", records }, ttl: Math.min(ttl, MAX_TTL) };
+      const result: Cached = { kind: "answer", records };
+      if (trusted && r.authenticated) result.secure = true;
+      return { result, ttl: Math.min(ttl, MAX_TTL) };
     }
     return { result: { kind: "nodata" }, ttl: negativeTtl(r) };
   }

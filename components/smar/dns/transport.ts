@@ -31,7 +31,7 @@ export async function exchange(
   signal: AbortSignal,
 ): Promise<Exchange> {
   const id = randomId();
-  const query = encodeQuery(id, name, type);
+  const query = encodeQuery(id, name, type, ns.validating === true);
   const matches = (r: DecodedResponse) =>
     r.isResponse && r.id === id && r.question !== undefined &&
     canonicalName(r.question.name) === canonicalName(name) && r.question.type === type;
