@@ -15,6 +15,7 @@ import { DSN_FLAGS, TOP } from "./schema.ts";
 import { FACILITIES, parseSyslogTarget } from "./log_settings.ts";
 import { buildListenSocket, socketLabel, socketsClash } from "./listen.ts";
 import { seedNotes, unitWarnings } from "./seed_options.ts";
+import { configDirectory, resolveConfigPaths } from "./paths.ts";
 import type {
   ComponentLogConfig,
   Config,
@@ -129,7 +130,8 @@ function shareProtection(
 
 /**
  * Reads the configuration file at `path`, or the built-in default configuration (source "<built-in>")
- * without one. A file that cannot be read is a ConfigError at 0:0 naming the file.
+ * without one. The file's relative paths are taken from its directory (config/paths.ts). A file that
+ * cannot be read is a ConfigError at 0:0 naming the file.
  */
 export async function loadConfig(path?: string): Promise<Config> {
   if (path === undefined) return parseConfig(DEFAULT_CONF, "<built-in>");
@@ -145,7 +147,7 @@ export async function loadConfig(path?: string): Promise<Config> {
       `cannot read the configuration file: ${reason}, expected a readable file`,
     );
   }
-  return parseConfig(text, path);
+  return resolveConfigPaths(parseConfig(text, path), configDirectory(path));
 }
 
 type Fail = (pos: Pos, detail: string) => never;

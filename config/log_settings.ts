@@ -61,6 +61,43 @@ export function syslogTarget(config: Config): SyslogTarget | undefined {
   return s === undefined ? undefined : parseSyslogTarget(s);
 }
 
+/** Each component's sections (smtps may have several), for their `log { }` subsections. */
+function componentSections(config: Config, name: string): { log?: Record<string, unknown> }[] {
+  const value = (config as unknown as Record<string, unknown>)[name];
+  return (Array.isArray(value) ? value : value ? [value] : []) as { log?: Record<string, unknown> }[];
+}
+
+const COMPONENTS = ["qmgr", "smtps", "smtpc", "smar", "lda"];
+
+/**
+ * The syslog facility of each component whose section's `log { facility }` names one (sendmail X README
+ * 3.4: `qmgr { log { facility = daemon; } }`); the others use the top-level log section's (default mail).
+ */
+export function logFacilities(config: Config): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of COMPONENTS) {
+    const f = componentSections(config, name).map((s) => s.log?.facility).find((x) => typeof x === "string");
+    if (typeof f === "string") out[name] = f.toLowerCase();
+  }
+  return out;
+}
+
+/**
+ * The openlog(3) options in force for each component (its section's `log { options }`, else the top-level
+ * log section's); a component absent from the answer has none set (smx's default: as if `pid`).
+ */
+export function logOptions(config: Config): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  const top = config.log?.options;
+  if (top) out.mcp = top;
+  for (const name of COMPONENTS) {
+    const own = componentSections(config, name).map((s) => s.log?.options).find(Array.isArray);
+    const options = (own as string[] | undefined) ?? top;
+    if (options) out[name] = options.map((o) => o.toLowerCase());
+  }
+  return out;
+}
+
 /**
  * The `log { ident }` of each component section that has one (the seed's per-component log section);
  * smtps, one worker for every smtps section, takes the first section's that sets one; the MCP takes the

@@ -1,7 +1,8 @@
 // The typed configuration: what `config/build.ts` makes of an smx.conf file (or of the built-in default)
 // and what every component receives in its init frame. Option names follow the sendmail X README.
-// All durations are in milliseconds, all sizes in bytes; paths are as written (relative to the
-// working directory the MTA was started in). The object is plain data (structured-clonable).
+// All durations are in milliseconds, all sizes in bytes; paths read from a configuration file are absolute
+// (relative ones are taken from the file's directory, config/paths.ts); the built-in configuration's stay
+// relative to the working directory. The object is plain data (structured-clonable).
 
 /**
  * A socket a server listens on: `listen_socket { type = inet; [address = ...;] port = ...; }` (no address:
@@ -465,6 +466,12 @@ export interface ConfigWarning {
 export interface Config {
   /** Where the configuration came from: a file path or "<built-in>". */
   source: string;
+  /**
+   * The directory the configuration file's relative paths were taken from (config/paths.ts); absent for
+   * the built-in configuration and a Config parsed from text, whose paths are relative to the working
+   * directory.
+   */
+  directory?: string;
   hostname: string;
   CDB_base_directory: string;
   mcp: McpConfig;

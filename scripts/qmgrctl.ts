@@ -10,6 +10,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultConfig, loadConfig } from "../config/mod.ts";
 import { parseTime } from "../config/values.ts";
+import { callerPath } from "./caller_path.ts";
 import {
   type ControlAnswer,
   type ControlRequest,
@@ -331,9 +332,10 @@ export async function qmgrctl(args: string[], io: Io = consoleIo): Promise<numbe
     const rest = args.slice(at + 1);
     json = values.json === true || rest.includes("--json");
     req = buildRequest(args[at], rest.filter((a) => a !== "--json"));
-    if (values.socket !== undefined) socket = values.socket;
-    else if (values.config !== undefined) socket = controlSocketPath(await loadConfig(values.config));
-    else socket = controlSocketPath(defaultConfig());
+    if (values.socket !== undefined) socket = callerPath(values.socket);
+    else if (values.config !== undefined) {
+      socket = controlSocketPath(await loadConfig(callerPath(values.config)));
+    } else socket = controlSocketPath(defaultConfig());
   } catch (err) {
     if (err instanceof UsageError || (err as Error).name === "TypeError") {
       io.err(`qmgrctl: ${(err as Error).message}\n${USAGE}`);

@@ -11,6 +11,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../config/mod.ts";
+import { callerPath } from "./caller_path.ts";
 import type { Config } from "../config/types.ts";
 import { runCommand, shellWords } from "../components/mcp/manifest.ts";
 import { computePermissions } from "../components/mcp/permissions.ts";
@@ -156,7 +157,7 @@ export async function service(
     io.err(`service: --user ${user}: not a user name`);
     return 64;
   }
-  const configFile = resolve(values.file);
+  const configFile = callerPath(values.file);
   let unit: string;
   try {
     const config = await loadConfig(configFile);
@@ -166,7 +167,7 @@ export async function service(
     return 78;
   }
   if (values.output === undefined) io.out(unit.trimEnd());
-  else await Deno.writeTextFile(values.output, unit);
+  else await Deno.writeTextFile(callerPath(values.output), unit);
   return 0;
 }
 

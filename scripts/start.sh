@@ -5,6 +5,18 @@
 # each worker's set and their union, see components/mcp/manifest.ts), then that line replaces this shell.
 # Options that only print (-h, -V..., --print-permissions) run with read permission alone.
 set -e
+# deno task runs this in the repository; a relative -f FILE means a file where the user ran it (INIT_CWD).
+here="${INIT_CWD:-$PWD}"
+n=$#
+prev=
+for a in "$@"; do
+  if [ "$prev" = "-f" ] || [ "$prev" = "--file" ]; then
+    case "$a" in /*) ;; *) a="$here/$a" ;; esac
+  fi
+  set -- "$@" "$a"
+  prev=$a
+done
+shift "$n"
 cd "$(dirname "$0")/.."
 for a in "$@"; do
   case "$a" in

@@ -4,9 +4,14 @@
 
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
-import { parseSyslogTarget, syslogNetPermissions } from "../config/log_settings.ts";
+import {
+  logFacilities,
+  logOptions,
+  parseSyslogTarget,
+  syslogNetPermissions,
+} from "../config/log_settings.ts";
 import { parseConfig } from "../config/mod.ts";
-import { log } from "../components/util/log.ts";
+import { log, logIdentity } from "../components/util/log.ts";
 
 Deno.test("parseSyslogTarget() reads udp: and tcp: targets and refuses the rest", () => {
   const cases: [string, unknown][] = [
@@ -72,5 +77,66 @@ Deno.test("log sends each line as an RFC 3164 message over UDP with the facility
     log.setLevel(before);
     log.setIdentity({ host: "localhost", facility: "mail", idents: { smar: "smx/smar" } });
     server.close();
+  }
+});
+
+Deno.test("a component's log { facility; options; } sets its PRI and whether its tag has the pid", async () => {
+  const server = dgram.createSocket("udp4");
+  const got: string[] = [];
+  const arrived = new Promise<void>((resolve) =>
+    server.on("message", (m) => {
+      got.push(String(m));
+      if (got.length === 2) resolve();
+    })
+  );
+  await new Promise<void>((resolve) => server.bind(0, "127.0.0.1", resolve));
+  const before = log.level;
+  const config = parseConfig(
+    `log { facility = local3; }
+     qmgr { log { facility = daemon; ident = "smX-qmgr"; options = { ndelay }; } }
+     smtpc { log { options = { pid, perror }; } }`,
+    "smx.conf",
+  );
+  const file = await Deno.makeTempFile();
+  const stderr: string[] = [];
+  const consoleError = console.error;
+  try {
+    assert.deepEqual(logFacilities(config), { qmgr: "daemon" });
+    assert.deepEqual(logOptions(config), { qmgr: ["ndelay"], smtpc: ["pid", "perror"] });
+    log.setIdentity(logIdentity(config));
+    log.toSyslog({ transport: "udp", host: "127.0.0.1", port: server.address().port });
+    log.setLevel("info");
+    log.info("qmgr", "an event");
+    log.info("smtps", "another");
+    await log.flushSyslog();
+    await arrived;
+    // daemon (3) * 8 + info (6); without `pid` among its options the tag has no [PID], as openlog(3)'s.
+    assert.ok(got[0].startsWith("<30>") && got[0].endsWith(" smX-qmgr: an event"), got[0]);
+    assert.ok(got[1].startsWith("<158>") && got[1].endsWith(` smx/smtpd[${Deno.pid}]: another`), got[1]);
+
+    // perror: a component logging to a file also copies its lines to stderr.
+    console.error = (t: string) => stderr.push(t);
+    log.toFile(file);
+    log.info("smtpc", "to both");
+    log.info("smar", "to the file only");
+    log.toFile(undefined);
+    console.error = consoleError;
+    assert.equal(stderr.length, 1);
+    assert.ok(stderr[0].endsWith(`smx/smtpc[${Deno.pid}]: to both`), stderr[0]);
+    assert.equal((await Deno.readTextFile(file)).trim().split("\n").length, 2);
+  } finally {
+    console.error = consoleError;
+    log.toFile(undefined);
+    log.toSyslog(undefined);
+    log.setLevel(before);
+    log.setIdentity({
+      host: "localhost",
+      facility: "mail",
+      idents: { qmgr: "smx/qmgr" },
+      facilities: {},
+      options: {},
+    });
+    server.close();
+    await Deno.remove(file);
   }
 });

@@ -6,8 +6,7 @@
 
 import type { Config } from "../../config/types.ts";
 import { logFile, serviceOptions } from "../../config/service.ts";
-import { logIdents } from "../../config/log_settings.ts";
-import { log } from "../util/log.ts";
+import { log, logIdentity } from "../util/log.ts";
 import { ensurePrivateDir } from "../util/private_files.ts";
 import { reloadConfiguration, type ReloadResult } from "./reload.ts";
 import { ensureCdbDirs } from "../mail/cdb.ts";
@@ -97,7 +96,7 @@ async function mcpLog(config: Config): Promise<() => void> {
   const path = logFile(config, "mcp");
   if (config.log?.directory !== undefined) await Deno.mkdir(config.log.directory, { recursive: true });
   log.setLevel(serviceOptions(config, "mcp").log_level);
-  log.setIdentity({ host: config.hostname, facility: config.log?.facility, idents: logIdents(config) });
+  log.setIdentity(logIdentity(config));
   if (path !== undefined) log.toFile(path);
   return () => {
     log.setLevel(before.level);

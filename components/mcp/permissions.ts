@@ -1,9 +1,10 @@
 // The permission set of every worker, computed from the configuration, and what the main process itself
 // must hold to hand them out (a worker's set must be a subset of its parent's). Reads the mailertable
 // (for the ports smtpc must reach) and /etc/resolv.conf (when no nameserver is configured); touches
-// nothing else. Paths stay as configured (relative to the working directory).
+// nothing else. Paths are the Config's: absolute for a configuration file (config/paths.ts resolved them
+// from its directory), relative to the working directory for the built-in one.
 
-import { isAbsolute, relative, resolve } from "node:path";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Config, LdaConfig, ListenSocket } from "../../config/types.ts";
 import { DEFAULT_LMTP_SOCKET } from "../../config/defaults.ts";
@@ -51,7 +52,8 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
   const ports = new Set([25, ...config.smtpc.ports]);
   // The LMTP socket when a route uses it (`lmtp:` without a host), or when it is not the default (a
   // configuration naming its own socket means to use it): every configuration has the default one.
-  let lmtpSocket = config.smtpc.LMTP_socket !== DEFAULT_LMTP_SOCKET;
+  const defaultSocket = config.directory ? join(config.directory, DEFAULT_LMTP_SOCKET) : DEFAULT_LMTP_SOCKET;
+  let lmtpSocket = config.smtpc.LMTP_socket !== defaultSocket;
   if (readFiles && config.smar.mailertable) {
     for (const p of await mailertablePorts(config.smar.mailertable)) ports.add(p);
     lmtpSocket ||= await mailertableUsesLmtpSocket(config.smar.mailertable);

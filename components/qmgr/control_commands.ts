@@ -10,6 +10,7 @@ import type { Config } from "../../config/types.ts";
 import { CdbContent } from "../mail/cdb.ts";
 import { isQueueId } from "../mail/queue_id.ts";
 import type { ComponentStatus } from "../protocol/frames.ts";
+import type { RouteResult } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
 import type { ActiveQueue } from "./active_queue.ts";
 import type { Command, ControlAnswer } from "./control_protocol.ts";
@@ -23,6 +24,9 @@ import type { Destinations } from "./destinations.ts";
 import { checkQueue } from "./queue_check.ts";
 import { failureNotice, removeMessage, storedResult } from "./results.ts";
 import type { Scheduler } from "./scheduler.ts";
+import type { RouteCache } from "./route_cache.ts";
+import { destinationKey } from "../mail/result.ts";
+import { domainOf } from "../mail/address.ts";
 import type { Stats } from "./stats.ts";
 import { ACTIVE, FAILED, HELD, type QueueStore, SENT, WAITING } from "./store.ts";
 
@@ -40,6 +44,8 @@ export interface ControlDeps {
   occ: Occ;
   /** Transactions running per destination (status). */
   destinations?: Destinations;
+  /** The route cache: requeue forgets the routes of the messages it requeues (absent: none kept). */
+  routes?: RouteCache;
   stats: Stats;
   disk: DiskGuard;
   config: Config;
@@ -211,17 +217,42 @@ export class ControlCommands {
     return { messages, recipients, unknown };
   }
 
-  /** Lifts a hold and makes every open recipient due now (down marks of its destinations forgotten). */
+  /**
+   * Lifts a hold and makes every open recipient due now, routed afresh (postsuper -r): the cached routes
+   * of its recipients' domains are forgotten and asked of smar again, and the down marks of the hosts
+   * those routes (old and new) name are cleared, so the next attempt goes out at once.
+   */
   async requeue(id: string) {
     this.#message("requeue", id);
     const now = this.#d.now();
     const n = await this.#d.commit.runNow(() =>
       this.#admin.release(id, now) + this.#admin.flush({ id }, now)
     );
-    this.#d.occ.clearDown();
+    await this.#reroute(id);
     this.#d.scheduler.refill();
     log.info("qmgr", `${id}: requeued by the administrator (${n} recipients due now)`);
     return { recipients: n };
+  }
+
+  /** Forgets the routes of message `id`'s open recipients and the down marks of their hosts. */
+  async #reroute(id: string): Promise<void> {
+    const routes = this.#d.routes;
+    const domains = new Set<string>();
+    for (const r of this.#d.store.recipientsOf(id)) {
+      if (r.state === SENT || r.state === FAILED) continue;
+      domains.add((domainOf(r.address) || this.#d.config.hostname).toLowerCase());
+    }
+    const dests = new Set<string>();
+    const note = (route: RouteResult | undefined) => {
+      if (route?.status !== "ok") return;
+      for (const h of route.hosts) dests.add(destinationKey(h.address, route.port));
+    };
+    for (const domain of domains) {
+      if (!routes) continue;
+      note(routes.forget(domain));
+      note(await routes.get(domain));
+    }
+    this.#d.occ.clearDown(dests);
   }
 
   #message(command: string, id: string) {

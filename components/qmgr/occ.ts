@@ -120,9 +120,19 @@ export class Occ {
     return e && e.downUntil > this.#now() ? e.downUntil : undefined;
   }
 
-  /** Forgets every down mark (qmgrctl flush: try again now; a probe goes first). */
-  clearDown(): void {
-    for (const e of this.#entries.values()) e.downUntil = 0;
+  /**
+   * Forgets the down marks of `dests` (qmgrctl requeue), or every down mark without (qmgrctl flush): try
+   * again now; a probe goes first.
+   */
+  clearDown(dests?: Iterable<string>): void {
+    if (dests === undefined) {
+      for (const e of this.#entries.values()) e.downUntil = 0;
+      return;
+    }
+    for (const d of dests) {
+      const e = this.#entries.get(d);
+      if (e) e.downUntil = 0;
+    }
   }
 
   /** Every remembered destination (qmgrctl status). */

@@ -230,6 +230,7 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     notices,
     occ,
     destinations,
+    routes,
     stats,
     disk,
     config,

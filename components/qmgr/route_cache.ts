@@ -53,6 +53,17 @@ export class RouteCache {
     return p;
   }
 
+  /**
+   * Forgets the route of `domain` (qmgrctl requeue: route it afresh); a lookup under way is no longer
+   * shared with later callers. Returns the route that was cached, if any.
+   */
+  forget(domain: string): RouteResult | undefined {
+    const hit = this.#cache.get(domain);
+    this.#cache.delete(domain);
+    this.#inflight.delete(domain);
+    return hit?.result;
+  }
+
   #remember(domain: string, result: RouteResult): void {
     this.#cache.delete(domain);
     if (this.#cache.size >= this.#max) {

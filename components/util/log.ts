@@ -8,7 +8,14 @@
 // configuration (sendmail X's numeric Log_Level, see levelOf). Writes only the one log file it is told to
 // open, if any, and sends only to the one syslog server it is told about.
 
-import { FACILITIES, logIdents, type SyslogTarget, syslogTarget } from "../../config/log_settings.ts";
+import {
+  FACILITIES,
+  logFacilities,
+  logIdents,
+  logOptions,
+  type SyslogTarget,
+  syslogTarget,
+} from "../../config/log_settings.ts";
 import type { Config } from "../../config/types.ts";
 import { SyslogTransport } from "./syslog.ts";
 
@@ -49,20 +56,29 @@ let host = "localhost";
 let facility = FACILITIES.mail;
 let syslog: SyslogTransport | undefined;
 const idents = new Map<string, string>();
+/** Facilities of components whose own `log { facility }` differs from the global one. */
+const facilities = new Map<string, number>();
+/** openlog(3) options by component, where the configuration sets some. */
+const logOptionsOf = new Map<string, string[]>();
 const encoder = new TextEncoder();
 
 function emit(level: Level, component: string, text: string): void {
   if (ORDER[level] > threshold) return;
   const now = new Date();
-  const tag = `${idents.get(component) ?? defaultIdent(component)}[${Deno.pid}]`;
+  // openlog(3)'s options: `pid` puts the process id in the tag (smx's default when none are set),
+  // `perror` also copies each line to stderr when the lines go to a log file.
+  const options = logOptionsOf.get(component);
+  const pid = options === undefined || options.includes("pid") ? `[${Deno.pid}]` : "";
+  const tag = `${idents.get(component) ?? defaultIdent(component)}${pid}`;
   // Control characters from peers never reach the log raw.
   const message = `${tag}: ${PREFIX[level]}${escapeControls(text)}`;
   const line = `${syslogStamp(now)} ${host} ${message}`;
   if (sink) sink(line);
-  syslog?.send(`<${facility * 8 + SEVERITY[level]}>${line}`);
+  syslog?.send(`<${(facilities.get(component) ?? facility) * 8 + SEVERITY[level]}>${line}`);
   if (file) {
     try {
       writeAll(file.handle, encoder.encode(`${line}\n`));
+      if (options?.includes("perror")) console.error(line);
       return;
     } catch (err) {
       console.error(
@@ -94,6 +110,16 @@ export interface LogIdentity {
   facility?: string;
   /** Component name -> ident (`log { ident }` of its section). */
   idents?: Record<string, string>;
+  /** Component name -> facility (`log { facility }` of its section), over `facility`. */
+  facilities?: Record<string, string>;
+  /** Component name -> openlog(3) options (`log { options }`); replaces what was set before. */
+  options?: Record<string, string[]>;
+}
+
+function facilityNumber(name: string): number {
+  const f = FACILITIES[name.toLowerCase()];
+  if (f === undefined) throw new RangeError(`Unknown syslog facility: ${name}`);
+  return f;
 }
 
 export const log = {
@@ -104,12 +130,16 @@ export const log = {
   /** Sets what each line says about where it comes from; absent fields keep their value. */
   setIdentity(id: LogIdentity): void {
     if (id.host !== undefined) host = id.host;
-    if (id.facility !== undefined) {
-      const f = FACILITIES[id.facility.toLowerCase()];
-      if (f === undefined) throw new RangeError(`Unknown syslog facility: ${id.facility}`);
-      facility = f;
-    }
+    if (id.facility !== undefined) facility = facilityNumber(id.facility);
     if (id.idents) { for (const [c, i] of Object.entries(id.idents)) idents.set(c, i); }
+    if (id.facilities) {
+      facilities.clear();
+      for (const [c, f] of Object.entries(id.facilities)) facilities.set(c, facilityNumber(f));
+    }
+    if (id.options) {
+      logOptionsOf.clear();
+      for (const [c, o] of Object.entries(id.options)) logOptionsOf.set(c, o);
+    }
   },
   /**
    * Sends the lines to `path` (appended, created when missing), or back to stderr without one. Opening the
@@ -148,8 +178,19 @@ export const log = {
   debug: (c: string, t: string) => emit("debug", c, t),
 };
 
+/** What the configuration says about the origin of log lines: host, facilities, idents, options. */
+export function logIdentity(config: Config): LogIdentity {
+  return {
+    host: config.hostname,
+    facility: config.log?.facility ?? "mail",
+    idents: logIdents(config),
+    facilities: logFacilities(config),
+    options: logOptions(config),
+  };
+}
+
 /** Takes the host name, facility, idents and syslog server from the configuration (start and reload). */
 export function applyLogIdentity(config: Config): void {
-  log.setIdentity({ host: config.hostname, facility: config.log?.facility, idents: logIdents(config) });
+  log.setIdentity(logIdentity(config));
   log.toSyslog(syslogTarget(config));
 }

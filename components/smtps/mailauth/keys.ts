@@ -5,6 +5,7 @@
 // Touches: the key map and the key files, read-only.
 
 import { createPrivateKey, type KeyObject } from "node:crypto";
+import { dirname, isAbsolute, join } from "node:path";
 import type { MapSpec } from "../../../config/types.ts";
 import { parseMapText } from "../../maps/map_text.ts";
 
@@ -43,7 +44,12 @@ export async function readKeyMap(spec: MapSpec): Promise<KeyLine[]> {
     if (!selector || !file || more.length > 0) {
       throw new Error(`Read key map ${spec.file}: ${domain}: expected DOMAIN SELECTOR KEY_FILE`);
     }
-    lines.push({ domain: domain.replace(/\.$/, ""), selector, file });
+    // A relative key file is taken from the key map's directory, wherever smx runs.
+    lines.push({
+      domain: domain.replace(/\.$/, ""),
+      selector,
+      file: isAbsolute(file) ? file : join(dirname(spec.file), file),
+    });
   }
   return lines;
 }
