@@ -20,7 +20,9 @@ import {
 import type { CheckReport } from "../components/qmgr/queue_check.ts";
 import {
   checkClean,
+  type ExplainAnswer,
   formatCheck,
+  formatExplain,
   formatList,
   formatShow,
   formatStats,
@@ -48,6 +50,11 @@ commands:
   check [--repair]            compare the database with the queue files (an fsck for the queue);
                               --repair queues orphans again, fails lost messages with a DSN,
                               removes unfinished files, rebuilds a damaged database
+  explain --client IP [--helo NAME] --from ADDR --to ADDR [--to ADDR...] [--server NAME]
+                              every policy decision for that envelope, step by step (each map key
+                              tried and its answer, DNS answers, aliases, local users, greylisting,
+                              routes and next hops), as smtps section NAME (default the first) would
+                              have them made; sends no mail and writes nothing
 TARGET: one or more queue ids, ALL, - (queue ids read from standard input, one a line, as
   postqueue -j | jq or mailq output gives them), @domain (like --domain), or a FILTER
 FILTER: --sender S  --recipient R (parts of the address)  --domain D (a recipient domain)
@@ -243,6 +250,30 @@ export function buildRequest(command: string, rest: string[]): ControlRequest {
       }
       return { command, args };
     }
+    case "explain": {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: {
+          client: { type: "string" },
+          helo: { type: "string" },
+          from: { type: "string" },
+          to: { type: "string", multiple: true },
+          server: { type: "string" },
+        },
+        strict: true,
+        allowPositionals: true,
+      });
+      if (positionals.length > 0) throw new UsageError(`explain takes options only, not ${positionals[0]}`);
+      if (values.client === undefined) throw new UsageError("explain needs --client IP");
+      if (values.from === undefined) {
+        throw new UsageError("explain needs --from ADDRESS (<> for the null sender)");
+      }
+      if (!values.to?.length) throw new UsageError("explain needs --to ADDRESS (one or more)");
+      const args: Record<string, unknown> = { client: values.client, from: values.from, to: values.to };
+      if (values.helo !== undefined) args.helo = values.helo;
+      if (values.server !== undefined) args.server = values.server;
+      return { command, args };
+    }
     default:
       throw new UsageError(`unknown command ${command}`);
   }
@@ -266,6 +297,8 @@ export function formatAnswer(req: ControlRequest, result: unknown): string {
       return "configuration reloaded";
     case "check":
       return formatCheck(result as CheckReport);
+    case "explain":
+      return formatExplain(result as ExplainAnswer);
     case "hold":
     case "release":
     case "delete":

@@ -326,3 +326,31 @@ export function formatCheck(c: CheckReport): string {
   }
   return lines.join("\n");
 }
+
+/** What explain answers: the envelope asked about and smar's steps. */
+export interface ExplainAnswer {
+  client: string;
+  helo: string | null;
+  sender: string;
+  recipients: string[];
+  server: string;
+  steps: { stage: string; kind: string; text: string }[];
+}
+
+/** explain's steps under a heading per stage, each stage's verdict marked with `=>`. */
+export function formatExplain(a: ExplainAnswer): string {
+  const out = [
+    `explain: client [${a.client}]${a.helo ? ` helo ${a.helo}` : ""}, from <${a.sender}>, to ${
+      a.recipients.map((r) => `<${r}>`).join(", ")
+    }, as smtps ${a.server} (nothing is sent or written)`,
+  ];
+  let stage: string | undefined;
+  for (const step of a.steps) {
+    if (step.stage !== stage) {
+      stage = step.stage;
+      out.push("", stage);
+    }
+    out.push(`  ${step.kind === "verdict" ? "=> " : ""}${step.text}`);
+  }
+  return out.join("\n");
+}

@@ -327,7 +327,45 @@ export interface QmgrExpand {
   address: string;
 }
 
+/**
+ * qmgrctl explain, passed on by qmgr: smar walks its real policy code for this envelope (connect, MAIL,
+ * each RCPT, each final recipient's route) with every lookup recorded, writing nothing (greylisting is
+ * only read). smar answers smar.explanation.
+ */
+export interface QmgrExplain {
+  type: "qmgr.explain";
+  client: string;
+  sender: string;
+  recipients: string[];
+  /** The flags, TLS flags and HELO name of the smtps section the checks run as. */
+  context: CheckContext;
+  /** smtpc's TLS security level (what the TLS step reports until a TLS policy exists). */
+  tlsLevel?: string;
+}
+
+/** One step of an explanation: a lookup with its answer, a DNS answer, a decision, a note. */
+export interface ExplainStep {
+  /** Where in the envelope's path: "connect", "helo", "mail", "rcpt <a@b>", "route <a@b>", "tls <a@b>". */
+  stage: string;
+  kind: "lookup" | "dns" | "greylist" | "alias" | "route" | "tls" | "note" | "verdict";
+  /** The step in words, as qmgrctl prints it. */
+  text: string;
+  /** lookup: the map and key asked, and its answer (null: not found). */
+  map?: string;
+  key?: string;
+  value?: string | null;
+  /** dns: the name and record type asked. */
+  name?: string;
+  rrtype?: string;
+  /** verdict: accept, reject, tempfail. */
+  action?: string;
+}
+
 // ---- smar -> *
+export interface SmarExplanation {
+  type: "smar.explanation";
+  steps: ExplainStep[];
+}
 export interface SmarVerdict {
   type: "smar.verdict";
   verdict: Verdict;
@@ -416,10 +454,12 @@ export type Message =
   | QmgrRoute
   | QmgrDeliver
   | QmgrExpand
+  | QmgrExplain
   | SmarVerdict
   | SmarRoute
   | SmarExpansion
   | SmarDnsAnswer
+  | SmarExplanation
   | SmtpcResult
   | RpcFailure;
 

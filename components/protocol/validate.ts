@@ -117,6 +117,7 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
   "qmgr.disk_state": { low: bool, free: num },
   "qmgr.route": { domain: str },
   "qmgr.expand": { address: str },
+  "qmgr.explain": { client: str, sender: str, recipients: arr(str), context, tlsLevel: opt(str) },
   "qmgr.deliver": {
     ta: obj({
       taId: str,
@@ -171,6 +172,19 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
     },
   },
   "smar.expansion": { address: str, recipients: arr(str), errorsTo: opt(record(str)) },
+  "smar.explanation": {
+    steps: arr(obj({
+      stage: str,
+      kind: oneOf("lookup", "dns", "greylist", "alias", "route", "tls", "note", "verdict"),
+      text: str,
+      map: opt(str),
+      key: opt(str),
+      value: (v) => v === undefined || v === null ? undefined : str(v),
+      name: opt(str),
+      rrtype: opt(str),
+      action: opt(str),
+    })),
+  },
   "smtpc.result": {
     taId: str,
     relay: opt(relay),

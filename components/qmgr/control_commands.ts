@@ -10,7 +10,8 @@ import type { Config } from "../../config/types.ts";
 import { CdbContent } from "../mail/cdb.ts";
 import { isQueueId } from "../mail/queue_id.ts";
 import type { ComponentStatus } from "../protocol/frames.ts";
-import type { RouteResult } from "../protocol/messages.ts";
+import type { ExplainStep, QmgrExplain, RouteResult } from "../protocol/messages.ts";
+import { isIP } from "node:net";
 import { log } from "../util/log.ts";
 import type { ActiveQueue } from "./active_queue.ts";
 import type { Command, ControlAnswer } from "./control_protocol.ts";
@@ -54,6 +55,8 @@ export interface ControlDeps {
   mcpStatus?: () => Promise<ComponentStatus[] | undefined>;
   /** Has the database rebuilt from the queue files (qmgr restarts); absent: not possible here. */
   rebuild?: (reason: string) => void;
+  /** Asks smar to explain the policy decisions for an envelope (qmgrctl explain; absent: no smar). */
+  explain?: (q: Omit<QmgrExplain, "type">) => Promise<ExplainStep[]>;
   /** Asks the MCP to reload the configuration (undefined: no MCP to ask, or no answer). */
   mcpReload?: () => Promise<{ ok: boolean; reason?: string } | undefined>;
 }
@@ -168,6 +171,8 @@ export class ControlCommands {
         return this.reload();
       case "check":
         return this.check(args.repair === true);
+      case "explain":
+        return this.explain(args);
       default: {
         const never: never = command;
         throw new CommandError(`unknown command ${never}`);
@@ -232,6 +237,67 @@ export class ControlCommands {
     this.#d.scheduler.refill();
     log.info("qmgr", `${id}: requeued by the administrator (${n} recipients due now)`);
     return { recipients: n };
+  }
+
+  /**
+   * Every policy decision for an envelope (client, HELO, sender, recipients) as the smtps section `server`
+   * (default: the first) would have smar make them, step by step; smar sends and writes nothing.
+   */
+  async explain(args: Record<string, unknown>) {
+    const str = (key: string) => {
+      const v = args[key];
+      if (v !== undefined && typeof v !== "string") {
+        throw new CommandError(`explain: ${key} must be a string`);
+      }
+      return v as string | undefined;
+    };
+    const client = str("client");
+    if (!client || isIP(client) === 0) throw new CommandError("explain: --client must be an IP address");
+    const sender = str("from");
+    if (sender === undefined) throw new CommandError("explain: --from is required (<> for the null sender)");
+    const to = args.to;
+    if (!Array.isArray(to) || to.length === 0 || !to.every((t) => typeof t === "string" && t !== "")) {
+      throw new CommandError("explain: name at least one --to address");
+    }
+    if (to.length > 1000) throw new CommandError("explain: more than 1000 recipients");
+    const name = str("server");
+    const servers = this.#d.config.smtps;
+    const server = name === undefined
+      ? servers[0]
+      : servers.find((s) => s.name.toLowerCase() === name.toLowerCase());
+    if (!server) {
+      throw new CommandError(
+        `explain: no smtps section ${name} (there are: ${servers.map((s) => s.name).join(", ")})`,
+      );
+    }
+    if (!this.#d.explain) throw new CommandError("explain: smar cannot be asked from here");
+    const helo = str("helo");
+    const bare = (a: string) => a.trim().replace(/^<(.*)>$/, "$1");
+    const question = {
+      client,
+      sender: bare(sender),
+      recipients: (to as string[]).map(bare),
+      context: {
+        flags: server.flags,
+        ...(helo ? { helo } : {}),
+        ...(server.tls ? { tlsFlags: server.tls.flags } : {}),
+      },
+      tlsLevel: this.#d.config.smtpc.tls.security_level,
+    };
+    let steps: ExplainStep[];
+    try {
+      steps = await this.#d.explain(question);
+    } catch (err) {
+      throw new CommandError(`explain: smar did not answer: ${(err as Error).message}`);
+    }
+    return {
+      client,
+      helo: helo ?? null,
+      sender: question.sender,
+      recipients: question.recipients,
+      server: server.name,
+      steps,
+    };
   }
 
   /** Forgets the routes of message `id`'s open recipients and the down marks of their hosts. */

@@ -21,6 +21,7 @@ export const COMMANDS = [
   "stats",
   "reload",
   "check",
+  "explain",
 ] as const;
 export type Command = typeof COMMANDS[number];
 

@@ -47,7 +47,9 @@ export function makeHandler(d: DispatchDeps): Handler {
       case "qmgr.route":
       case "qmgr.deliver":
       case "qmgr.expand":
+      case "qmgr.explain":
       case "smar.expansion":
+      case "smar.explanation":
       case "smar.verdict":
       case "smar.route":
       case "smtpc.result":

@@ -9,7 +9,7 @@
 
 import type { Config } from "../../config/types.ts";
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
-import { expandAddress, resolveRoute } from "../smar/client.ts";
+import { expandAddress, explainEnvelope, resolveRoute } from "../smar/client.ts";
 import { deliver } from "../smtpc/client.ts";
 import { log } from "../util/log.ts";
 import { ensurePrivateDir } from "../util/private_files.ts";
@@ -238,6 +238,10 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     rebuild,
     mcpStatus: ctx.mcpStatus ? () => ctx.mcpStatus!(1_000) : undefined,
     mcpReload: ctx.mcpReload ? () => ctx.mcpReload!() : undefined,
+    explain: async (question) => {
+      await peerWired(ctx, "smar", q.wait_for_server, stopped);
+      return explainEnvelope(ctx.endpoint, question);
+    },
   });
   let control: ControlServer | undefined;
   try {

@@ -69,6 +69,11 @@ export class Aliases {
   readonly #o: AliasOptions;
   readonly #flags: Set<string>;
 
+  /** The same aliases over a view of their map that `wrap` makes (qmgrctl explain traces the lookups). */
+  withMap(wrap: (map: SmarMap) => SmarMap): Aliases {
+    return new Aliases(wrap(this.#map), this.#o);
+  }
+
   constructor(map: SmarMap, o: AliasOptions) {
     this.#map = map;
     this.#o = o;

@@ -1,6 +1,6 @@
 // Client stubs for talking to smar: policy verdicts for smtps (each check may carry the session's
 // CheckContext: flags, HELO, AUTH user, certificate, and smar's state from the previous stage), routes
-// and alias expansions of generated mail for qmgr. A request that fails (smar down, timeout) is a 451
+// and alias expansions of generated mail for qmgr, and qmgrctl explain's walk through the policy. A request that fails (smar down, timeout) is a 451
 // verdict, a temp route or no expansion, never a throw.
 
 import type { Endpoint } from "../protocol/endpoint.ts";
@@ -8,7 +8,9 @@ import type {
   CheckContext,
   DnsAnswer,
   DnsQueryType,
+  ExplainStep,
   Message,
+  QmgrExplain,
   RouteResult,
   Verdict,
 } from "../protocol/messages.ts";
@@ -100,4 +102,18 @@ export async function expandAddress(
     return { recipients: m.recipients, ...(m.errorsTo ? { errorsTo: m.errorsTo } : {}) };
   }
   return undefined;
+}
+
+/**
+ * qmgrctl explain: every policy decision smar makes for an envelope, step by step (smar writes nothing).
+ * Throws with the reason when smar cannot answer.
+ */
+export async function explainEnvelope(
+  ep: Endpoint,
+  q: Omit<QmgrExplain, "type">,
+  timeoutMs = 30_000,
+): Promise<ExplainStep[]> {
+  const m = await ep.request("smar", { type: "qmgr.explain", ...q }, timeoutMs);
+  if (m.type === "smar.explanation") return m.steps;
+  throw new Error(m.type === "rpc.failure" ? m.reason : `unexpected answer ${m.type} to qmgr.explain`);
 }

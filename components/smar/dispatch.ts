@@ -1,6 +1,7 @@
 // smar's one handler: answers smtps' policy questions (check_connect, check_mail, check_rcpt) with
-// smar.verdict, qmgr's route requests with smar.route and its alias expansions of the mail it makes
-// itself (qmgr.expand) with smar.expansion; anything else is a sender's bug, logged and
+// smar.verdict, qmgr's route requests with smar.route, its alias expansions of the mail it makes
+// itself (qmgr.expand) with smar.expansion, and qmgrctl explain (qmgr.explain, explain.ts) with
+// smar.explanation; anything else is a sender's bug, logged and
 // answered rpc.failure. Each request is answered by the generation of maps current when it arrived
 // (a reload installs a new one; the old one is retired once its requests are answered). Touches
 // nothing itself.
@@ -10,6 +11,7 @@ import { failure } from "../protocol/endpoint.ts";
 import type { ComponentName, Message, RouteResult, Verdict } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
 import { expandAddress } from "./expand.ts";
+import { explainEnvelope } from "./explain.ts";
 import { MapTempError } from "./maps.ts";
 import type { Policy } from "./policy.ts";
 import { resolveRoute, type RouteDeps } from "./routes.ts";
@@ -101,6 +103,10 @@ async function answer(state: Generation, from: ComponentName, body: Message): Pr
         return failure(`Expand ${body.address}: ${err.message}`);
       }
     }
+    case "qmgr.explain": {
+      if (from !== "qmgr") return notServed(from, body.type);
+      return { type: "smar.explanation", steps: await explainEnvelope(state, body) };
+    }
     case "smtps.conn_open":
     case "smtps.conn_close":
     case "smtps.commit":
@@ -111,6 +117,7 @@ async function answer(state: Generation, from: ComponentName, body: Message): Pr
     case "smar.verdict":
     case "smar.route":
     case "smar.expansion":
+    case "smar.explanation":
     case "smar.dns_answer":
     case "smtpc.result":
     case "qmgr.disk_state":

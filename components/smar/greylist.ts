@@ -83,22 +83,48 @@ export class Greylist {
     const now = this.#now();
     this.#expire(now);
     const key = greyKey(ip, this.#cfg.netmask);
+    const { answer, write } = this.#decide(key, now);
+    write?.();
+    return answer;
+  }
+
+  /**
+   * What check() would answer now, without writing anything (qmgrctl explain): no entry is created,
+   * confirmed or touched, nothing expired.
+   */
+  peek(ip: string): GreyAnswer & { key: string } {
+    const key = greyKey(ip, this.#cfg.netmask);
+    return { ...this.#decide(key, this.#now()).answer, key };
+  }
+
+  /** The answer for `key` at `now`, and the write check() makes with it. */
+  #decide(key: string, now: number): { answer: GreyAnswer; write?: () => void } {
     const row = this.#get.get(key) as
       | { state: number; first: number; last: number; expires: number }
       | undefined;
     const c = this.#cfg;
     if (!row || row.expires <= now) {
-      this.#put.run(key, GREY, now, now, now + c.grey_expire);
-      return { pass: false, state: "new", waitMs: c.grey_wait };
+      return {
+        answer: { pass: false, state: "new", waitMs: c.grey_wait },
+        write: () => this.#put.run(key, GREY, now, now, now + c.grey_expire),
+      };
     }
     if (row.state === WHITE) {
-      if (now - row.last >= c.white_timeout) this.#touch.run(now, now + c.white_expire, key);
-      return { pass: true, state: "white" };
+      return {
+        answer: { pass: true, state: "white" },
+        write: now - row.last >= c.white_timeout
+          ? () => this.#touch.run(now, now + c.white_expire, key)
+          : undefined,
+      };
     }
     const waited = now - row.first;
-    if (waited < c.grey_wait) return { pass: false, state: "waiting", waitMs: c.grey_wait - waited };
-    this.#put.run(key, WHITE, row.first, now, now + c.white_expire);
-    return { pass: true, state: "confirmed" };
+    if (waited < c.grey_wait) {
+      return { answer: { pass: false, state: "waiting", waitMs: c.grey_wait - waited } };
+    }
+    return {
+      answer: { pass: true, state: "confirmed" },
+      write: () => this.#put.run(key, WHITE, row.first, now, now + c.white_expire),
+    };
   }
 
   #expire(now: number): void {

@@ -28,12 +28,15 @@ export interface PolicyDeps {
   aliases?: Aliases;
   localUsers?: SmarMap;
   resolver: Pick<Resolver, "query">;
-  greylist?: Greylist;
+  /** The greylisting database (qmgrctl explain hands a read-only view: Greylist.peek). */
+  greylist?: Pick<Greylist, "check">;
   dnsbl: DnsblSpec[];
   protection: ProtectedRecipientsConfig;
   delimiter: string;
   /** The MTA's name: the domain of a bare `postmaster` and of bare local names in aliases. */
   hostname: string;
+  /** Log no events of the checks (qmgrctl explain: nothing happened to a real client). */
+  quiet?: boolean;
 }
 
 /** The flags of the asking smtps section, as a stage sees them. */

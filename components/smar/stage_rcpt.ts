@@ -101,7 +101,9 @@ export async function checkRcpt(policy: Policy, q: RcptQuestion, ctx: CheckConte
   if (flags.includes("greylisting") && grey && !relayClient && !toOk && !state.whitelisted && !state.quick) {
     const g = grey.check(q.ip);
     if (!g.pass) {
-      log.info("smar", `greylisted [${q.ip}] (${g.state}, ${Math.ceil(g.waitMs / 1000)} s to wait)`);
+      if (!policy.d.quiet) {
+        log.info("smar", `greylisted [${q.ip}] (${g.state}, ${Math.ceil(g.waitMs / 1000)} s to wait)`);
+      }
       if (!flags.includes("delay_greylisting_error_until_data")) return refusal(REPLY.greylisted);
       dataReply = { ...REPLY.greylisted };
     }

@@ -125,7 +125,9 @@ export async function start(ctx: WorkerContext): Promise<Component> {
       case "qmgr.disk_state":
       case "qmgr.route":
       case "qmgr.expand":
+      case "qmgr.explain":
       case "smar.expansion":
+      case "smar.explanation":
       case "smar.verdict":
       case "smar.route":
       case "smtpc.result":
