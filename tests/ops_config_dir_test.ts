@@ -28,7 +28,6 @@ async function writeRelativeConfig(root: string, smtpPort: number, lmtpPort: num
     join(etc, "smx.conf"),
     `hostname = "localhost";
 CDB_base_directory = "spool/cdb";
-mcp { heartbeat_interval = 200ms; }
 log { directory = "log"; }
 qmgr { IBDB { base_directory = "spool/ibdb"; } DEFEDB { base_directory = "spool/defedb"; } }
 smtps MTA { listen_socket { type = inet; address = 127.0.0.1; port = ${smtpPort}; } }
@@ -109,8 +108,14 @@ Deno.test("deno task start -f and qmgrctl -f work from another directory with a 
     new Response(child.stdout).text(),
     new Response(child.stderr).text(),
   ]);
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
   try {
     await until(async () => {
+      if (exited) throw new Error(`the MTA ended early: ${(await output).join("\n")}`);
       const text = await Deno.readTextFile(join(etc, "log/mcp.log")).catch(() => "");
       return text.includes("all components ready") && await exists(join(etc, "spool/ibdb/qmgr.sock"));
     }, "the MTA to start");
@@ -138,10 +143,11 @@ Deno.test("deno task start -f and qmgrctl -f work from another directory with a 
     assert.ok("queue" in JSON.parse(text), text);
     assert.equal(await exists(join(elsewhere, "spool")), false, "nothing is made in the current directory");
   } finally {
-    child.kill("SIGTERM"); // deno task passes it on to the MTA, which stops gracefully
-    const status = await child.status;
+    if (!exited) child.kill("SIGTERM"); // deno task passes it on to the MTA, which stops gracefully
+    const { code } = await status;
     const [out, err] = await output;
-    assert.equal(status.code, 0, `${out}\n${err}`);
+    const log = await Deno.readTextFile(join(etc, "log/mcp.log")).catch(() => "");
+    assert.equal(code, 0, `${out}\n${err}\n${log}`);
     await Deno.remove(root, { recursive: true });
   }
 });

@@ -5,7 +5,9 @@
 // (sysexits.h). Reads the configuration file, the mailertable and /etc/resolv.conf; opens nothing else.
 
 import { parseArgs } from "node:util";
-import { ConfigError, formatConfig, loadConfig } from "../../config/mod.ts";
+import { ConfigError, DEFAULT_CONF, formatConfig, loadConfig, parseConfig } from "../../config/mod.ts";
+import { formatChanged } from "../../config/print_changed.ts";
+import { checkConfiguration } from "./check.ts";
 import { socketLabel } from "../../config/listen.ts";
 import type { Config } from "../../config/types.ts";
 import { log } from "../util/log.ts";
@@ -26,11 +28,14 @@ export async function usage(): Promise<string> {
   const c = await loadConfig();
   const listen = c.smtps.flatMap((s) => s.listen_socket.map(socketLabel)).join(", ");
   const queue = [c.CDB_base_directory, c.qmgr.IBDB.base_directory, c.qmgr.DEFEDB.base_directory].join(", ");
-  return `usage: deno task start [-f FILE] [-V[V[V]]] [--print-permissions] [--print-command] [-h]
+  return `usage: deno task start [-f FILE] [-V[V[V]] | -n | --check] [--print-permissions] [--print-command] [-h]
   -f FILE              read the configuration from FILE (default: the built-in configuration: smtps on
                        ${listen}, queue in ${queue}, logs to stderr)
   -V                   print the effective configuration (every option, defaults included), then exit;
                        -VV adds what the MCP derives from it, -VVV each worker's permission set too
+  -n                   print only what the configuration sets differently from the defaults, then exit
+  --check              load every map, key, certificate and file the configuration names and report
+                       each problem with its file and line, then exit (78 when there is one)
   --print-permissions  print each worker's permission set and the deno run / deno compile command lines
                        that give the main process what it needs, then exit
   --print-command      print only that deno run line (what deno task start runs), then exit
@@ -66,6 +71,8 @@ export async function runMain(args: string[], deps: MainDeps = {}): Promise<numb
         V: { type: "boolean", multiple: true },
         "print-permissions": { type: "boolean" },
         "print-command": { type: "boolean" },
+        check: { type: "boolean" },
+        n: { type: "boolean", short: "n" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -85,8 +92,15 @@ export async function runMain(args: string[], deps: MainDeps = {}): Promise<numb
     err(`smx: Read the configuration: no read permission for ${configFile}: add --allow-read=${configFile}`);
     return EX_NOPERM;
   }
+  if (opts.check) return await runCheck(configFile, out, err);
   let config: Config;
   try {
+    if (opts.n) {
+      // -n prints the paths as written (loadConfig would make them absolute).
+      const text = configFile === undefined ? DEFAULT_CONF : await Deno.readTextFile(configFile);
+      out(formatChanged(parseConfig(text, configFile ?? "<built-in>")));
+      return 0;
+    }
     config = await loadConfig(configFile);
   } catch (e) {
     err(`smx: ${e instanceof ConfigError ? e.message : `Read the configuration: ${(e as Error).message}`}`);
@@ -146,6 +160,30 @@ export async function runMain(args: string[], deps: MainDeps = {}): Promise<numb
   }
 
   return await run(config, permissions, deps.resolvConf);
+}
+
+/**
+ * `--check`: every map, key, certificate and file the configuration names loaded as the components load
+ * them; each problem on stderr with its place; 78 (EX_CONFIG) when there is one.
+ */
+async function runCheck(
+  configFile: string | undefined,
+  out: (t: string) => void,
+  err: (t: string) => void,
+): Promise<number> {
+  if (configFile === undefined) {
+    err("smx: --check needs -f FILE (the built-in configuration is checked by the tests)");
+    return EX_USAGE;
+  }
+  const { problems, warnings } = await checkConfiguration(configFile);
+  for (const w of warnings) err(`smx: warning: ${w}`);
+  for (const p of problems) err(`smx: ${p}`);
+  if (problems.length > 0) {
+    err(`smx: ${configFile}: ${problems.length} problem${problems.length === 1 ? "" : "s"} found`);
+    return EX_CONFIG;
+  }
+  out(`smx: ${configFile}: every map, key, certificate and file it names loads`);
+  return 0;
 }
 
 /** The full permission sets, or (when the files they depend on cannot be read) those the configuration alone gives. */
