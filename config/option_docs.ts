@@ -111,11 +111,16 @@ export const OPTION_DOCS: Record<string, OptionDoc> = {
   // A component's `log { }` (README 3.4).
   "*.log.facility": [
     "3.4",
-    "the syslog facility of this component's lines (with `log { syslog_server }`)",
+    "the syslog facility (`<PRI>`) of this component's lines (with `log { syslog_server }`)",
     "the `log` section's",
   ],
   "*.log.ident": ["3.4", "the name the component's log lines carry", "the component's name"],
-  "*.log.options": ["3.4", "openlog(3) options (`pid`, `ndelay` ...): kept, smx writes every line itself"],
+  "*.log.options": [
+    "3.4",
+    "openlog(3) options: `pid` (the process id in the tag), `perror` (a log file's lines on stderr too); " +
+    "`ndelay`, `odelay`, `nowait`, `cons` change nothing",
+    "the `log` section's; none: as `pid`",
+  ],
 
   // The top-level `log { }` (smx's): where lines go.
   "log.directory": [
@@ -129,7 +134,11 @@ export const OPTION_DOCS: Record<string, OptionDoc> = {
   ],
   "log.facility": ["3.4", "the syslog facility of every component without its own", "`mail`"],
   "log.ident": ["3.4", "the name of the MCP's lines", "`mcp`"],
-  "log.options": ["3.4", "openlog(3) options: kept"],
+  "log.options": [
+    "3.4",
+    "openlog(3) options of every component without its own (see the components' `log`)",
+    "none: as `pid`",
+  ],
 
   // qmgr (README 3.8).
   "qmgr.retry_min_delay": [

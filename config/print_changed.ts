@@ -59,7 +59,7 @@ export function formatChanged(config: Config): string {
   // The defaults with an lda section, so that an lda's options are compared with the lda's defaults.
   const defaults = tree(formatConfig(parseConfig("lda { }", "<defaults>")));
   const effective = tree(formatConfig(config));
-  const out: string[] = [];
+  const out: string[] = [`# What ${config.source.replace(/\n/g, " ")} sets differently from the defaults.`];
   const known = new Set(defaults.lines);
   for (const line of effective.lines) if (!known.has(line)) out.push(line);
   for (const child of effective.children) {
@@ -67,7 +67,8 @@ export function formatChanged(config: Config): string {
     const like = same ?? defaults.children.find((c) => keyword(c.header) === keyword(child.header));
     // The lda runs only when its section exists: it is printed even when every option is a default.
     const always = same === undefined || (keyword(child.header) === "lda" && config.lda !== undefined);
-    out.push(...changed(child, like, 0, always));
+    const lines = changed(child, like, 0, always);
+    if (lines.length > 0) out.push("", ...lines);
   }
   return out.join("\n");
 }
