@@ -6,7 +6,14 @@
 // stage's verdict are recorded as they happen. Nothing is written: greylisting is only read
 // (Greylist.peek), no entry is created or confirmed. Touches what the policy touches, read-only.
 
-import type { CheckContext, ExplainStep, PolicyState, QmgrExplain, Verdict } from "../protocol/messages.ts";
+import type {
+  CheckContext,
+  ExplainStep,
+  PolicyState,
+  QmgrExplain,
+  RouteResult,
+  Verdict,
+} from "../protocol/messages.ts";
 import { AccessMap } from "./access.ts";
 import type { Generation } from "./dispatch.ts";
 import type { DnsResult } from "./dns/resolver.ts";
@@ -129,13 +136,24 @@ function verdictText(v: Verdict): string {
   return `${v.action}${reply}${more.length ? ` (${more.join("; ")})` : ""}`;
 }
 
+/** What the TLS step of a route may use: the traced access map and resolver (their lookups are recorded). */
+export interface TlsExplainDeps {
+  domain: string;
+  route: Extract<RouteResult, { status: "ok" }>;
+  access?: AccessMap;
+  resolver: PolicyDeps["resolver"];
+}
+
 /**
- * Where a TLS policy decision for a route is explained. smtpc's security_level is all there is now; a
- * per-destination TLS policy (tls_srv access entries, DANE, MTA-STS) reports its steps here.
+ * The hook where the TLS policy decision for a route is explained. smtpc's security_level is all there is
+ * now; a per-destination TLS policy (tls_srv: access entries, DANE TLSA, MTA-STS) reports its steps here,
+ * looking up through `d` so that its keys and DNS answers appear in the trace too.
  */
-export function tlsSteps(q: QmgrExplain): Omit<ExplainStep, "stage">[] {
+export function tlsSteps(q: QmgrExplain, _d: TlsExplainDeps): Promise<Omit<ExplainStep, "stage">[]> {
   const level = q.tlsLevel ?? "may";
-  return [{ kind: "tls", text: `smtpc's TLS security_level ${level} (no per-destination TLS policy)` }];
+  return Promise.resolve([
+    { kind: "tls", text: `smtpc's TLS security_level ${level} (no per-destination TLS policy)` },
+  ]);
 }
 
 /** Explains `q` with the maps and resolver of generation `g`. */
@@ -245,7 +263,8 @@ export async function explainEnvelope(g: Generation, q: QmgrExplain): Promise<Ex
         text: `${route.protocol} to port ${route.port}, next hops in order: ${hosts.join(", ")}`,
       });
       trace.stage = `tls ${domain}`;
-      for (const step of tlsSteps(q)) trace.add(step);
+      const tls = await tlsSteps(q, { domain, route, access: deps.access, resolver });
+      for (const step of tls) trace.add(step);
     } else {
       trace.add({
         kind: "route",
