@@ -47,7 +47,7 @@ Deno.test("runMain() answers usage errors with 64 and -h with the usage and the 
   assert.equal(help.code, 0);
   assert.match(
     help.out,
-    /^usage: deno task start \[-f FILE\] \[-V\[V\[V\]\]\] \[--print-permissions\] \[--print-command\] \[-h\]\n {2}-f FILE/,
+    /^usage: deno task start \[-f FILE\] \[-V\[V\[V\]\] \| -n \| --check\] \[--print-permissions\] \[--print-command\] \[-h\]\n {2}-f FILE/,
   );
   const c = await loadConfig();
   const first = c.smtps[0].listen_socket[0] as InetListenSocket;

@@ -75,9 +75,13 @@ Deno.test("loadConfig() takes relative paths from the configuration file's direc
 
 /** Runs `deno task TASK ARGS` of this repository with `cwd` as the current directory. */
 function task(cwd: string, args: string[]) {
+  // Without the INIT_CWD of the deno task running this test: the inner deno task sets its own (cwd).
+  const { INIT_CWD: _outer, ...env } = Deno.env.toObject();
   return new Deno.Command("deno", {
     args: ["task", "-q", "--config", join(REPO, "deno.json"), ...args],
     cwd,
+    clearEnv: true,
+    env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
