@@ -107,6 +107,12 @@ export function dnsText(r: DnsResult): string {
             return x.target;
           case "SOA":
             return "SOA";
+          case "TLSA":
+            return `TLSA ${x.usage} ${x.selector} ${x.matchingType} ${x.data.slice(0, 16)}...`;
+          default: {
+            const never: never = x;
+            return (never as { type: string }).type;
+          }
         }
       });
       return parts.length > 0 ? parts.join(", ") : "an empty answer";
