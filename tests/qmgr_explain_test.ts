@@ -43,8 +43,8 @@ Deno.test("qmgrctl explain walks connect, MAIL, RCPT and the route with every lo
     dir,
     nameservers: [dns.address],
     mailertable: "localhost\t2424^lmtp:[127.0.0.1]\n",
-    access:
-      "cltaddr:127.0.0.1\trelay\nbl:127.0.0.2\terror:554 5.7.1 listed at bl.test\nfrom:@spam.test\tREJECT\n",
+    access: "cltaddr:127.0.0.1\trelay\nbl:127.0.0.2\terror:554 5.7.1 listed at bl.test\n" +
+      "from:@spam.test\tREJECT\ntls_srv:remote.test\tencrypt\n",
     adjust: (c) => {
       c.smtps[0].flags = ["8bitmime", "access", "greylisting"];
       c.smar.dnsbl = [{ domain: "bl.test", tag: "bl" }];
@@ -152,7 +152,9 @@ Deno.test("qmgrctl explain walks connect, MAIL, RCPT and the route with every lo
         assert.match(r.out, /DNS MX remote\.test: mx\.remote\.test \(10\)/);
         assert.match(r.out, /DNS A mx\.remote\.test: 192\.0\.2\.10/);
         assert.match(r.out, /esmtp to port 25, next hops in order: mx\.remote\.test\[192\.0\.2\.10\]/);
-        assert.match(r.out, /^tls remote\.test\n {2}smtpc's TLS security_level may/m);
+        // The TLS step: the one TLS policy decision for each next hop, here the access map's tls_srv: entry.
+        assert.match(r.out, /access map: tls_srv:remote\.test -> "encrypt"/);
+        assert.match(r.out, /^tls remote\.test\n {2}mx\.remote\.test\[192\.0\.2\.10\]: encrypt /m);
       },
     );
 

@@ -3,7 +3,8 @@
 // state each stage hands the next, then the route qmgr would ask for each final recipient) over traced
 // views of the same maps, resolver and greylisting database: each access map key tried and its answer,
 // the mailertable, aliases and local users lookups, every DNS answer used, the greylisting state and each
-// stage's verdict are recorded as they happen. Nothing is written: greylisting is only read
+// stage's verdict are recorded as they happen; each route ends with its TLS step (the requirement
+// mail/tls_policy.ts decides per host, from the facts the route carries: tls_srv:, try_tls:, DANE, MTA-STS). Nothing is written: greylisting is only read
 // (Greylist.peek), no entry is created or confirmed. Touches what the policy touches, read-only.
 
 import type {
@@ -24,6 +25,8 @@ import type { SmarMap } from "./maps.ts";
 import type { MapLookup } from "../maps/load.ts";
 import { Policy, type PolicyDeps } from "./policy.ts";
 import { resolveRoute, type RouteDeps } from "./routes.ts";
+import { tlsaLookup } from "./tlsa.ts";
+import { decideTls, describeRequirement } from "../mail/tls_policy.ts";
 
 /** Records steps under the current stage. */
 class Trace {
@@ -142,24 +145,46 @@ function verdictText(v: Verdict): string {
   return `${v.action}${reply}${more.length ? ` (${more.join("; ")})` : ""}`;
 }
 
-/** What the TLS step of a route may use: the traced access map and resolver (their lookups are recorded). */
+/** What the TLS step of a route has: the route with the TLS facts smar gathered for it (tls_route.ts). */
 export interface TlsExplainDeps {
   domain: string;
   route: Extract<RouteResult, { status: "ok" }>;
-  access?: AccessMap;
-  resolver: PolicyDeps["resolver"];
 }
 
 /**
- * The hook where the TLS policy decision for a route is explained. smtpc's security_level is all there is
- * now; a per-destination TLS policy (tls_srv: access entries, DANE TLSA, MTA-STS) reports its steps here,
- * looking up through `d` so that its keys and DNS answers appear in the trace too.
+ * The TLS step of a route: the facts smar gathered (DANE per MX host, MTA-STS; the tls_srv:/try_tls:
+ * access lookups are in the route's steps) and, for each host, the requirement the one TLS policy
+ * decision (mail/tls_policy.ts decideTls, what smtpc enforces) gives with smtpc's security_level, for a
+ * message without REQUIRETLS or `TLS-Required: No`.
  */
-export function tlsSteps(q: QmgrExplain, _d: TlsExplainDeps): Promise<Omit<ExplainStep, "stage">[]> {
-  const level = q.tlsLevel ?? "may";
-  return Promise.resolve([
-    { kind: "tls", text: `smtpc's TLS security_level ${level} (no per-destination TLS policy)` },
-  ]);
+export function tlsSteps(q: QmgrExplain, d: TlsExplainDeps): Omit<ExplainStep, "stage">[] {
+  const level = (q.tlsLevel ?? "may") as Parameters<typeof decideTls>[2];
+  const t = d.route.tls;
+  const steps: Omit<ExplainStep, "stage">[] = [];
+  for (const [host, dane] of Object.entries(t?.dane ?? {})) {
+    const what = dane.status === "secure"
+      ? `${dane.records.length} validated TLSA records`
+      : dane.status === "temp"
+      ? `lookup failed: ${dane.reason}`
+      : dane.status === "insecure"
+      ? "TLSA records not validated (DANE does not apply)"
+      : "no TLSA records";
+    steps.push({ kind: "tls", text: `DANE ${host}: ${what}` });
+  }
+  if (t?.mtaSts) {
+    const p = t.mtaSts.status === "policy" ? t.mtaSts.policy : undefined;
+    steps.push({
+      kind: "tls",
+      text: p
+        ? `MTA-STS policy of ${d.domain}: mode ${p.mode}, mx ${p.mx.join(", ")}`
+        : `MTA-STS: no policy for ${d.domain}`,
+    });
+  }
+  for (const h of d.route.hosts) {
+    const r = decideTls(t, h, level);
+    steps.push({ kind: "tls", text: `${h.name}[${h.address}]: ${describeRequirement(r)}` });
+  }
+  return steps;
 }
 
 /** Explains `q` with the maps and resolver of generation `g`. */
@@ -253,7 +278,11 @@ export async function explainEnvelope(g: Generation, q: QmgrExplain): Promise<Ex
   }
 
   const routed = new Set<string>();
-  const routeDeps: RouteDeps = { ...g.routes, resolver, mailertable };
+  // The route's TLS facts through the traced access map and resolver too (tls_srv:, try_tls:, TLSA).
+  const tls = g.routes.tls
+    ? { ...g.routes.tls, access: deps.access, dane: g.routes.tls.dane ? tlsaLookup(resolver) : undefined }
+    : undefined;
+  const routeDeps: RouteDeps = { ...g.routes, resolver, mailertable, tls };
   for (const r of finals) {
     const domain = (addressParts(r, d.delimiter).domain || d.hostname).toLowerCase();
     if (routed.has(domain)) continue;
@@ -269,8 +298,7 @@ export async function explainEnvelope(g: Generation, q: QmgrExplain): Promise<Ex
         text: `${route.protocol} to port ${route.port}, next hops in order: ${hosts.join(", ")}`,
       });
       trace.stage = `tls ${domain}`;
-      const tls = await tlsSteps(q, { domain, route, access: deps.access, resolver });
-      for (const step of tls) trace.add(step);
+      for (const step of tlsSteps(q, { domain, route })) trace.add(step);
     } else {
       trace.add({
         kind: "route",
