@@ -16,6 +16,7 @@ import { FACILITIES, parseSyslogTarget } from "./log_settings.ts";
 import { buildListenSocket, socketLabel, socketsClash } from "./listen.ts";
 import { seedNotes, unitWarnings } from "./seed_options.ts";
 import { configDirectory, resolveConfigPaths } from "./paths.ts";
+import { processesProblem } from "./processes.ts";
 import type {
   ComponentLogConfig,
   Config,
@@ -230,6 +231,14 @@ function buildSmtps(
   const server = defaultSmtps(block.name ?? "smtps", hostname);
   Object.assign(server, block.values);
   applyLog(server, block);
+  const problem = processesProblem(server);
+  if (problem) {
+    const option = ["processes", "min_processes", "max_processes"].find((o) => block.values[o] !== undefined);
+    fail(
+      block.node.entries.find((e) => e.kind === "option" && e.name.toLowerCase() === option) ?? block.node,
+      problem,
+    );
+  }
   const sockets: Pos[] = [block.node];
   const listen = block.blocks.filter((sub) => sub.keyword === "listen_socket");
   if (listen.length > 0) {

@@ -1,5 +1,6 @@
 // What smx makes of sendmail X options that exist for its Unix process model (README 3.7: user, group,
-// path, arguments, pass_fd_socket, pass_id, umask, CDB_gid, min/max_processes, processes, start_action)
+// path, arguments, pass_fd_socket, pass_id, umask, CDB_gid, min/max_processes, processes, start_action;
+// smtps's processes and min/max_processes take effect: config/processes.ts)
 // and of the few other README options without an effect here: each is accepted and becomes a "note"
 // (what smx does instead) or a "warning" (no effect, and why), which the MCP logs once at start and -V
 // prints. In smx every component is a Deno worker of one process: Deno permissions take the place of the
@@ -19,7 +20,7 @@ const PROCESS_OPTION_WHY: Record<string, string> = {
   path: "components are Deno workers started from components/<name>/worker.ts, not programs",
   arguments: "workers take no command line: the MCP hands each its configuration",
   pass_fd_socket: "a component opens its own listen sockets (Deno cannot pass a socket to a worker)",
-  pass_id: "the MCP starts one worker per component and numbers its generations itself",
+  pass_id: "the MCP numbers its workers (smtps@1, smtps@2 ...) and their generations itself",
   umask: "smx creates its files with its own modes (0600 queue files); the MTA's umask applies to the rest",
 };
 
@@ -67,7 +68,13 @@ export function seedNotes(top: Block, source: string): ConfigWarning[] {
     ];
     for (const [option, n] of processes) {
       if (n === undefined) continue;
-      if (n > 1) {
+      if (component === "smtps") {
+        add(
+          "note",
+          where(block, option),
+          `${option} = ${n} in ${name}: smtps workers share the section's listen sockets (config/processes.ts)`,
+        );
+      } else if (n > 1) {
         add(
           "warning",
           where(block, option),

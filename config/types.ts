@@ -106,7 +106,7 @@ export interface SmtpsConfig extends ServiceOptions {
   max_message_size: number;
   /** Concurrent sessions this server accepts; more get 421. */
   max_threads: number;
-  /** sendmail X's processes: how many smtps processes to start (1 until several workers exist). */
+  /** sendmail X's processes: how many smtps workers serve this section (unset: config/processes.ts). */
   processes?: number;
   /** sendmail X's CDB_gid (the group of the CDB files): accepted, no effect. */
   CDB_gid?: number;

@@ -17,7 +17,8 @@ import { queueAtScale, queueLines } from "./bench_queue.ts";
 
 const USAGE =
   "usage: deno task bench [-- --messages N (2000) --size KB (5) --sessions C (20) --queue N (100000, 0: skip)]\n" +
-  "       deno task bench --compare-postfix [--pairs N (3) --scale F (1) --rate MSG/S (400) --seconds S (10)]";
+  "       deno task bench --compare-postfix [--pairs N (3) --scale F (1) --rate MSG/S (400) --seconds S (10)]\n" +
+  "       either with --processes N: smtps workers (default: smx's, one per core up to 4)";
 /** Entries of the queue-at-scale figures (scripts/bench_queue.ts), measured after the relay figures. */
 let queueEntries = 100_000;
 
@@ -44,6 +45,7 @@ async function main(): Promise<number> {
         scale: { type: "string", default: "1" },
         rate: { type: "string", default: "400" },
         seconds: { type: "string", default: "10" },
+        processes: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -53,6 +55,13 @@ async function main(): Promise<number> {
       console.log(USAGE);
       return 0;
     }
+  } catch (e) {
+    console.error(`bench: ${(e as Error).message}\n${USAGE}`);
+    return 64;
+  }
+  let processes: number | "default" = "default";
+  try {
+    if (args.processes !== undefined) processes = positive("processes", args.processes);
   } catch (e) {
     console.error(`bench: ${(e as Error).message}\n${USAGE}`);
     return 64;
@@ -68,7 +77,7 @@ async function main(): Promise<number> {
       const rate = positive("rate", args.rate);
       const seconds = positive("seconds", args.seconds);
       queueEntries = 0;
-      return await comparePostfix({ pairs, scale, rate, seconds });
+      return await comparePostfix({ pairs, scale, rate, seconds, processes });
     } catch (e) {
       console.error(`bench: ${(e as Error).message}\n${USAGE}`);
       return e instanceof RangeError ? 64 : 1;
@@ -89,9 +98,12 @@ async function main(): Promise<number> {
   let peakRss = Deno.memoryUsage().rss;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, Deno.memoryUsage().rss)), 100);
   const sink = await startSink({ keepMessages: false });
-  const mta = await startTestMta({ mailertable: `bench.test\t${sink.port}^esmtp:[127.0.0.1]\n` });
+  const mta = await startTestMta({ mailertable: `bench.test\t${sink.port}^esmtp:[127.0.0.1]\n`, processes });
   try {
-    console.log(`messages: ${messages}, size: ${sizeKb} KB, sessions: ${sessions}`);
+    const workers = mta.mta.supervisor.instances("smtps");
+    console.log(
+      `messages: ${messages}, size: ${sizeKb} KB, sessions: ${sessions}, smtps workers: ${workers}`,
+    );
     const load = await runLoad({
       port: mta.port,
       messages,

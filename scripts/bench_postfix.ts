@@ -26,6 +26,8 @@ export interface CompareOptions {
   /** Open-loop rate (msg/s) and duration (s). */
   rate: number;
   seconds: number;
+  /** smtps workers (tests/helpers/mta.ts): "default" for smx's own default. */
+  processes?: number | "default";
 }
 
 interface Load {
@@ -264,11 +266,13 @@ export async function comparePostfix(opts: CompareOptions): Promise<number> {
     smx = await startTestMta({
       mailertable: `bench.test\t${sinkPort}^esmtp:[127.0.0.1]\n`,
       smtpsPort: smxPort,
+      processes: opts.processes ?? "default",
     });
     const version = (await run("/usr/sbin/postconf", ["-c", etc, "-h", "mail_version"])).out.trim();
     console.log(
       `Postfix ${version} on 127.0.0.1:${postfixPort}, smx on 127.0.0.1:${smxPort}, ` +
-        `smtp-sink on 127.0.0.1:${sinkPort}; ${opts.pairs} pairs per load, runs alternated`,
+        `smtp-sink on 127.0.0.1:${sinkPort}; ${opts.pairs} pairs per load, runs alternated; ` +
+        `${smx.mta.supervisor.instances("smtps")} smtps workers`,
     );
     const mtas: [string, number][] = [["postfix", postfixPort], ["smx", smxPort]];
     // One warm-up run each (connection caches, JIT), not counted.

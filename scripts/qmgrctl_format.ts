@@ -64,6 +64,8 @@ export function block(pairs: [string, string | number][]): string {
 
 interface ComponentRow {
   name: string;
+  /** One of several workers of the component (smtps with processes > 1), shown as `smtps@2`. */
+  instance?: number;
   generation: number;
   restarts: number;
   ready: boolean;
@@ -109,7 +111,7 @@ export function formatStatus(s: StatusAnswer): string {
     parts.push(table(
       ["component", "state", "uptime", "restarts", "generation"],
       s.components.map((c) => [
-        c.name,
+        c.instance === undefined ? c.name : `${c.name}@${c.instance}`,
         c.ready ? "running" : "starting",
         c.ready ? duration(c.uptime) : "-",
         c.restarts,

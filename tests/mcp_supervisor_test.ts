@@ -30,6 +30,7 @@ function fakeSupervisor(
   adjust(config);
   config.mcp.heartbeat_interval = 200;
   config.smtps[0].listen_socket = [{ type: "inet", address: "127.0.0.1", port }];
+  config.smtps[0].processes = 1; // the fake smtps listens without SO_REUSEPORT: one worker
   const permissions: PermissionSets = {
     qmgr: NO_PERMISSIONS,
     smar: NO_PERMISSIONS,

@@ -1,9 +1,11 @@
 // What `-VV` adds to the effective configuration: what the MCP derives from it, as comments: each
-// component's log level (as a name), restart dependencies, start action and log destination, and the
+// component's log level (as a name), restart dependencies, start action and log destination (and how many
+// smtps workers serve each section), and the
 // nameservers and ports the files named by the configuration give. Reads the mailertable and
 // /etc/resolv.conf when it may; says so when it may not.
 
 import { logFile, serviceOptions } from "../../config/service.ts";
+import { sectionProcesses, smtpsInstances } from "../../config/processes.ts";
 import type { Config } from "../../config/types.ts";
 import { COMPONENTS, SERVICES, type WorkerName } from "../protocol/messages.ts";
 import { configuredNameservers, hostPort } from "../smar/dns/nameservers.ts";
@@ -21,6 +23,10 @@ export async function describeDerived(config: Config, resolvConf = RESOLV_CONF):
     const deps = o.restart_dependencies.length ? o.restart_dependencies.join(", ") : "none";
     const parts = [`log_level ${o.log_level} (${levelOf(o.log_level)})`];
     if (name !== "mcp") parts.push(`restart_dependencies ${deps}`, `start_action ${o.start_action}`);
+    if (name === "smtps") {
+      const each = config.smtps.map((s) => `${s.name} ${sectionProcesses(s)}`).join(", ");
+      parts.push(`workers ${smtpsInstances(config)} (${each})`);
+    }
     parts.push(`logs to ${logFile(config, name) ?? "stderr"}`);
     lines.push(`#   ${name}: ${parts.join(", ")}`);
   }

@@ -2,12 +2,13 @@
 // configuration file again and refuses it, keeping the running one, when it does not parse (the reason
 // names file:line:col) or when it needs other permissions than the process was started with (new listen
 // sockets, paths, map files, nameservers, log directory: Deno permissions are fixed at start, so those
-// changes need a restart). Otherwise every worker gets the new configuration and applies what it can live
+// changes need a restart), or another number of smtps workers (processes). Otherwise every worker gets the new configuration and applies what it can live
 // (its log level and log file, maps, limits); if one cannot, all go back to the running configuration.
 // Reads the configuration file and what computePermissions reads; writes nothing.
 
 import { loadConfig } from "../../config/mod.ts";
 import { serviceOptions } from "../../config/service.ts";
+import { smtpsInstances } from "../../config/processes.ts";
 import type { Config } from "../../config/types.ts";
 import type { WorkerName } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
@@ -56,6 +57,12 @@ export async function reloadConfiguration(deps: ReloadDeps): Promise<ReloadResul
       `it needs other permissions than the MTA was started with (${
         changes.join("; ")
       }): restart the MTA to apply it`,
+    );
+  }
+  const [was, now] = [smtpsInstances(running), smtpsInstances(next)];
+  if (now !== was) {
+    return refuse(
+      `it asks for ${now} smtps workers instead of ${was} (processes): restart the MTA to apply it`,
     );
   }
   const failed = await apply(deps.supervisor, next);

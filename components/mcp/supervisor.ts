@@ -5,11 +5,14 @@
 // intervals) is terminated and started again as a new generation, rewired to every running peer, and the
 // components listed in its `restart_dependencies` are restarted with it (gracefully); a worker that keeps
 // dying stops the MTA, as does a `fatal` frame whose exit code says a restart cannot help. Each worker's
-// own life (its generations, the frames it sends, a graceful stop) is kept in worker_slot.ts. Touches
-// nothing.
+// own life (its generations, the frames it sends, a graceful stop) is kept in worker_slot.ts. smtps runs
+// as several workers when its sections ask for more than one process (config/processes.ts): one slot
+// each (smtps@1, smtps@2 ...), each wired to every other component and restarted on its own; the others
+// keep serving meanwhile. Touches nothing.
 
 import type { Config } from "../../config/types.ts";
 import { serviceOptions } from "../../config/service.ts";
+import { smtpsInstances } from "../../config/processes.ts";
 import type { WorkerFrame } from "../protocol/frames.ts";
 import {
   type ComponentName,
@@ -49,10 +52,14 @@ import {
 
 const isComponent = (name: WorkerName): name is ComponentName => COMPONENTS.includes(name as ComponentName);
 
+/** The `instance` field of a slot's events: present only for one of several workers of a component. */
+const at = (slot: WorkerSlot) => (slot.instance !== undefined ? { instance: slot.instance } : {});
+
 export class Supervisor {
   #config: Config;
   readonly #opts: Required<Omit<SupervisorOptions, "limits">> & { limits: RestartLimits };
-  readonly #slots = new Map<WorkerName, WorkerSlot>();
+  /** Every worker's slot by its label (`qmgr`, `smtps`, or `smtps@1`, `smtps@2` ... for several). */
+  readonly #slots = new Map<string, WorkerSlot>();
   readonly #listeners = new Set<(e: SupervisorEvent) => void>();
   #watch?: ReturnType<typeof setInterval>;
   #ending?: Promise<SupervisorEnd>;
@@ -75,7 +82,13 @@ export class Supervisor {
     };
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
     const names = [...COMPONENTS, ...SERVICES.filter((s) => opts.permissions[s] !== undefined)];
-    for (const name of names) this.#slots.set(name, new WorkerSlot(name, this.#opts.limits, this.#opts.now));
+    for (const name of names) {
+      const count = name === "smtps" ? smtpsInstances(config) : 1;
+      for (let i = 1; i <= count; i++) {
+        const slot = new WorkerSlot(name, this.#opts.limits, this.#opts.now, count > 1 ? i : undefined);
+        this.#slots.set(slot.label, slot);
+      }
+    }
   }
 
   /** Subscribes to supervision events; returns the unsubscribe function. */
@@ -84,9 +97,14 @@ export class Supervisor {
     return () => this.#listeners.delete(listener);
   }
 
-  /** The workers this supervisor runs. */
-  get names(): WorkerName[] {
+  /** The workers this supervisor runs, by label (`smtps@2` for one of several smtps workers). */
+  get names(): string[] {
     return [...this.#slots.keys()];
+  }
+
+  /** How many workers run component `name` (smtps: its processes; every other: 1, or 0 when absent). */
+  instances(name: WorkerName): number {
+    return this.#slotsOf(name).length;
   }
 
   /** The configuration workers get when they (re)start. */
@@ -115,7 +133,7 @@ export class Supervisor {
     const first = await Promise.race([allReady, this.done, timedOut]);
     clearTimeout(timer);
     if (first === "timeout") {
-      const late = [...this.#slots.values()].filter((s) => !s.ready).map((s) => s.name);
+      const late = [...this.#slots.values()].filter((s) => !s.ready).map((s) => s.label);
       const reason = `${late.join(", ")} did not become ready within ${this.#opts.startTimeout} ms`;
       throw new StartError(await this.#shutdown(EX_SOFTWARE, reason));
     }
@@ -136,41 +154,49 @@ export class Supervisor {
   async reload(
     config: Config,
     timeout = this.#opts.stopTimeout,
-  ): Promise<Map<WorkerName, string | undefined>> {
+  ): Promise<Map<string, string | undefined>> {
     this.#config = config;
-    const answers = new Map<WorkerName, string | undefined>();
+    const answers = new Map<string, string | undefined>();
     const running = [...this.#slots.values()].filter((s) => s.worker && !s.stopping);
     await Promise.all(
-      running.map(async (slot) => answers.set(slot.name, await slot.reload(config, timeout))),
+      running.map(async (slot) => answers.set(slot.label, await slot.reload(config, timeout))),
     );
     return answers;
   }
 
-  /** How often `name` has been restarted (after a death or as a dependency). */
-  restarts(name: WorkerName): number {
+  /**
+   * How often `name` has been restarted (after a death or as a dependency). `name` is a component or a
+   * worker's label (`smtps@2`); a component of several workers means its first.
+   */
+  restarts(name: string): number {
     return this.#slot(name).restarts;
   }
 
   /** The generation of `name`'s current (or last) worker; 1 for the first. */
-  generation(name: WorkerName): number {
+  generation(name: string): number {
     return this.#slot(name).generation;
   }
 
   /** Whether `name`'s current worker has reported ready. */
-  isReady(name: WorkerName): boolean {
+  isReady(name: string): boolean {
     return this.#slot(name).ready;
   }
 
   /** Terminates `name`'s worker abruptly (for tests); the supervisor restarts it like any dead worker. */
-  kill(name: WorkerName): void {
+  kill(name: string): void {
     const slot = this.#slot(name);
     if (slot.worker && !slot.stopping) this.#died(slot, "killed");
   }
 
-  #slot(name: WorkerName): WorkerSlot {
-    const slot = this.#slots.get(name);
+  #slot(name: string): WorkerSlot {
+    const slot = this.#slots.get(name) ?? this.#slotsOf(name as WorkerName)[0];
     if (!slot) throw new RangeError(`Look up a component: no component named ${name}`);
     return slot;
+  }
+
+  /** The slots of component `name`: one, several for smtps with processes > 1, none when it does not run. */
+  #slotsOf(name: WorkerName): WorkerSlot[] {
+    return [...this.#slots.values()].filter((s) => s.name === name);
   }
 
   #emit(e: SupervisorEvent): void {
@@ -178,7 +204,7 @@ export class Supervisor {
   }
 
   #spawn(slot: WorkerSlot, cause: "crash" | "dependency" = "crash"): void {
-    const name = slot.name;
+    const { name, instance } = slot;
     const worker = slot.start(this.#opts.permissions[name]!, this.#config, this.#opts.workerUrl(name), {
       frame: (f) => this.#frame(slot, f),
       died: (reason) => this.#died(slot, reason),
@@ -186,16 +212,21 @@ export class Supervisor {
     const generation = slot.generation;
     if (isComponent(name)) {
       for (const peer of this.#slots.values()) {
-        if (peer !== slot && peer.worker && !peer.stopping && isComponent(peer.name)) {
-          wirePeers({ name, worker }, { name: peer.name, worker: peer.worker });
+        // Workers of one component are not peers of each other (several smtps share nothing).
+        if (peer.name !== name && peer.worker && !peer.stopping && isComponent(peer.name)) {
+          wirePeers({ name, instance, worker }, {
+            name: peer.name,
+            instance: peer.instance,
+            worker: peer.worker,
+          });
         }
       }
     }
     if (generation > 1) {
       slot.restarts++;
       const why = cause === "dependency" ? ", as a dependency" : "";
-      log.info("mcp", `${name} restarted as generation ${generation} (restart ${slot.restarts}${why})`);
-      this.#emit({ type: "restart", name, generation, cause });
+      log.info("mcp", `${slot.label} restarted as generation ${generation} (restart ${slot.restarts}${why})`);
+      this.#emit({ type: "restart", name, ...at(slot), generation, cause });
     }
   }
 
@@ -205,21 +236,27 @@ export class Supervisor {
       case "ready":
         if (this.#ending || slot.stopping) return;
         slot.ready = true;
-        log.info("mcp", `${slot.name}#${slot.generation} ready`);
-        this.#emit({ type: "ready", name: slot.name, generation: slot.generation });
+        log.info("mcp", `${slot.label}#${slot.generation} ready`);
+        this.#emit({ type: "ready", name: slot.name, ...at(slot), generation: slot.generation });
         return;
       case "heartbeat":
         return;
       case "fatal": {
         const code = f.code ?? EX_CONFIG;
         if (!DO_NOT_RESTART.has(code)) return this.#died(slot, `failed with exit code ${code}: ${f.reason}`);
-        log.error("mcp", `${slot.name} reported a condition a restart cannot cure: ${f.reason}`);
-        this.#shutdown(code, `${slot.name}: ${f.reason}`);
+        log.error("mcp", `${slot.label} reported a condition a restart cannot cure: ${f.reason}`);
+        this.#shutdown(code, `${slot.label}: ${f.reason}`);
         return;
       }
       case "reloaded":
         slot.reloaded(f.error);
-        this.#emit({ type: "reloaded", name: slot.name, generation: slot.generation, error: f.error });
+        this.#emit({
+          type: "reloaded",
+          name: slot.name,
+          ...at(slot),
+          generation: slot.generation,
+          error: f.error,
+        });
         return;
       case "stopped":
         slot.stopped();
@@ -232,7 +269,7 @@ export class Supervisor {
       }
       case "reload_request": {
         const worker = slot.worker;
-        log.info("mcp", `${slot.name} asks for a reload`);
+        log.info("mcp", `${slot.label} asks for a reload`);
         void this.#opts.onReloadRequest().then((r) =>
           worker?.postMessage({ v: PROTOCOL_VERSION, kind: "reload_result", id: f.id, ...r })
         );
@@ -242,7 +279,7 @@ export class Supervisor {
         const never: never = f;
         log.error(
           "mcp",
-          `dropped an unknown control frame from ${slot.name}: ${JSON.stringify(never).slice(0, 80)}`,
+          `dropped an unknown control frame from ${slot.label}: ${JSON.stringify(never).slice(0, 80)}`,
         );
       }
     }
@@ -264,27 +301,26 @@ export class Supervisor {
   #died(slot: WorkerSlot, reason: string): void {
     if (!slot.worker || this.#ending || slot.stopping) return;
     slot.terminate();
-    log.warn("mcp", `${slot.name}#${slot.generation} died: ${reason}`);
-    this.#emit({ type: "died", name: slot.name, generation: slot.generation, reason });
+    log.warn("mcp", `${slot.label}#${slot.generation} died: ${reason}`);
+    this.#emit({ type: "died", name: slot.name, ...at(slot), generation: slot.generation, reason });
     const decision = slot.policy.died();
     if (decision.action === "give-up") {
-      const why = `${slot.name} keeps failing (${decision.reason}, last: ${reason})`;
+      const why = `${slot.label} keeps failing (${decision.reason}, last: ${reason})`;
       log.error("mcp", `stopping the MTA: ${why}`);
       this.#shutdown(EX_SOFTWARE, why);
       return;
     }
-    log.info("mcp", `restarting ${slot.name} in ${decision.delay} ms`);
+    log.info("mcp", `restarting ${slot.label} in ${decision.delay} ms`);
     slot.restartTimer = setTimeout(() => this.#spawn(slot), decision.delay);
     for (const dep of serviceOptions(this.#config, slot.name).restart_dependencies) {
-      const other = this.#slots.get(dep as WorkerName);
-      if (other) void this.#restartDependency(other, slot.name);
+      for (const other of this.#slotsOf(dep as WorkerName)) void this.#restartDependency(other, slot.label);
     }
   }
 
   /** Restarts `slot` because `cause` restarted: a graceful stop, then a new generation at once. */
-  async #restartDependency(slot: WorkerSlot, cause: WorkerName): Promise<void> {
+  async #restartDependency(slot: WorkerSlot, cause: string): Promise<void> {
     if (!slot.worker || slot.stopping || this.#ending) return; // already down: its own restart is pending
-    log.info("mcp", `restarting ${slot.name}: it depends on ${cause}`);
+    log.info("mcp", `restarting ${slot.label}: it depends on ${cause}`);
     await slot.stop(this.#opts.stopTimeout);
     if (!this.#ending) this.#spawn(slot, "dependency");
   }
@@ -296,10 +332,13 @@ export class Supervisor {
       for (const slot of this.#slots.values()) clearTimeout(slot.restartTimer);
       log.info("mcp", `stopping: ${reason}`);
       for (const name of STOP_ORDER) {
-        const slot = this.#slots.get(name);
-        if (!slot?.worker) continue;
-        const clean = await slot.stop(this.#opts.stopTimeout);
-        this.#emit({ type: "stopped", name, clean });
+        // Several workers of one component (smtps) stop together.
+        await Promise.all(
+          this.#slotsOf(name).filter((slot) => slot.worker).map(async (slot) => {
+            const clean = await slot.stop(this.#opts.stopTimeout);
+            this.#emit({ type: "stopped", name, ...at(slot), clean });
+          }),
+        );
       }
       const end = { code, reason };
       log.info("mcp", `stopped (exit code ${code})`);

@@ -38,14 +38,21 @@ export interface SupervisorOptions {
   onReloadRequest?: () => Promise<{ ok: boolean; reason?: string }>;
 }
 
+/** `instance`: which of a component's several workers (smtps with processes > 1) the event is about. */
 export type SupervisorEvent =
-  | { type: "ready"; name: WorkerName; generation: number }
-  | { type: "died"; name: WorkerName; generation: number; reason: string }
+  | { type: "ready"; name: WorkerName; instance?: number; generation: number }
+  | { type: "died"; name: WorkerName; instance?: number; generation: number; reason: string }
   /** A new generation started: after a death (`crash`) or because a component it depends on restarted. */
-  | { type: "restart"; name: WorkerName; generation: number; cause: "crash" | "dependency" }
-  | { type: "reloaded"; name: WorkerName; generation: number; error?: string }
+  | {
+    type: "restart";
+    name: WorkerName;
+    instance?: number;
+    generation: number;
+    cause: "crash" | "dependency";
+  }
+  | { type: "reloaded"; name: WorkerName; instance?: number; generation: number; error?: string }
   /** A worker ended during shutdown; `clean` when it answered `shutdown` with `stopped` in time. */
-  | { type: "stopped"; name: WorkerName; clean: boolean }
+  | { type: "stopped"; name: WorkerName; instance?: number; clean: boolean }
   | { type: "exit"; code: number; reason: string };
 
 export interface SupervisorEnd {

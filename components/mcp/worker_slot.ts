@@ -1,15 +1,17 @@
 // One supervised worker as the supervisor keeps it: its generation, restart count and policy, the Worker
 // now running it, and the exchanges that concern this worker alone: starting a new generation (frames of
 // older generations are ignored, frames of the current one are passed on), asking it to reload, and
-// stopping it (a graceful `shutdown`, then terminate once `stopped` came or the time is up). What a
-// frame means for the MTA (ready, fatal, deaths, restarts) is the supervisor's business. Touches nothing.
+// stopping it (a graceful `shutdown`, then terminate once `stopped` came or the time is up). A component
+// that runs several workers (smtps with processes > 1) has one slot per worker, each with its `instance`
+// number, generations and restarts of its own. What a frame means for the MTA (ready, fatal, deaths,
+// restarts) is the supervisor's business. Touches nothing.
 
 import type { Config } from "../../config/types.ts";
 import type { ComponentStatus, WorkerFrame } from "../protocol/frames.ts";
 import { PROTOCOL_VERSION, type WorkerName } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
 import { type RestartLimits, RestartPolicy } from "./restart_policy.ts";
-import { spawnWorker, type WorkerPermissions } from "./spawn.ts";
+import { instanceLabel, spawnWorker, type WorkerPermissions } from "./spawn.ts";
 
 /** What start() tells the supervisor about the new worker. */
 export interface SlotHandlers {
@@ -21,6 +23,10 @@ export interface SlotHandlers {
 
 export class WorkerSlot {
   readonly name: WorkerName;
+  /** Which of the component's workers this slot runs (1-based), absent when the component has one. */
+  readonly instance?: number;
+  /** How the MCP's lines name it: `smtps@2`, or the component's name. */
+  readonly label: string;
   readonly policy: RestartPolicy;
   generation = 0;
   restarts = 0;
@@ -36,8 +42,10 @@ export class WorkerSlot {
   #onStopped?: () => void;
   #onReloaded?: (error?: string) => void;
 
-  constructor(name: WorkerName, limits: RestartLimits, now: () => number) {
+  constructor(name: WorkerName, limits: RestartLimits, now: () => number, instance?: number) {
     this.name = name;
+    if (instance !== undefined) this.instance = instance;
+    this.label = instanceLabel(name, instance);
     this.#now = now;
     this.policy = new RestartPolicy(limits, now);
   }
@@ -49,8 +57,8 @@ export class WorkerSlot {
     this.ready = false;
     this.lastSeen = this.#now();
     this.startedAt = this.lastSeen;
-    const { name, generation } = this;
-    const worker = spawnWorker(name, permissions, generation, config, url);
+    const { label: name, generation } = this;
+    const worker = spawnWorker(this.name, permissions, generation, config, url, this.instance);
     this.worker = worker;
     this.policy.started();
     worker.onmessage = (e: MessageEvent) => {
@@ -105,7 +113,7 @@ export class WorkerSlot {
       worker.postMessage({ v: PROTOCOL_VERSION, kind: "shutdown" });
       const clean = await stopped;
       clearTimeout(timer);
-      if (!clean) log.warn("mcp", `${this.name} did not stop within ${timeout} ms: terminating it`);
+      if (!clean) log.warn("mcp", `${this.label} did not stop within ${timeout} ms: terminating it`);
       this.#onStopped = undefined;
       this.#onReloaded?.("stopped before answering");
       this.#forget(worker);
@@ -132,6 +140,7 @@ export class WorkerSlot {
   status(now: number): ComponentStatus {
     return {
       name: this.name,
+      ...(this.instance !== undefined ? { instance: this.instance } : {}),
       generation: this.generation,
       restarts: this.restarts,
       ready: this.ready,
@@ -142,11 +151,11 @@ export class WorkerSlot {
   #receive(data: unknown, handlers: SlotHandlers): void {
     const f = data as WorkerFrame;
     if (typeof f !== "object" || f === null || f.v !== PROTOCOL_VERSION) {
-      log.error("mcp", `dropped a control frame from ${this.name}: wrong protocol version or not a frame`);
+      log.error("mcp", `dropped a control frame from ${this.label}: wrong protocol version or not a frame`);
       return;
     }
     if (f.generation !== this.generation) {
-      log.warn("mcp", `ignored a ${f.kind} frame from ${this.name} generation ${f.generation}`);
+      log.warn("mcp", `ignored a ${f.kind} frame from ${this.label} generation ${f.generation}`);
       return;
     }
     this.lastSeen = this.#now();

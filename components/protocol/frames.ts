@@ -9,6 +9,8 @@ import type { ComponentName, Message, WorkerName } from "./messages.ts";
 /** One worker as the MCP sees it (the answer to `status_request`, for qmgrctl status). */
 export interface ComponentStatus {
   name: WorkerName;
+  /** Which of several workers of one component (smtps with processes > 1), 1-based; absent when one runs. */
+  instance?: number;
   generation: number;
   restarts: number;
   ready: boolean;
@@ -18,8 +20,10 @@ export interface ComponentStatus {
 
 /** MCP -> worker. */
 export type McpFrame =
-  | { v: number; kind: "init"; name: WorkerName; generation: number; config: Config }
-  | { v: number; kind: "peer"; name: ComponentName; port: MessagePort }
+  /** `instance`: which of the component's several workers this is (1-based), absent when it has one. */
+  | { v: number; kind: "init"; name: WorkerName; instance?: number; generation: number; config: Config }
+  /** A port to `name` (to its worker `instance` when the component runs several). */
+  | { v: number; kind: "peer"; name: ComponentName; instance?: number; port: MessagePort }
   | { v: number; kind: "shutdown" }
   /** A new configuration (SIGHUP): the worker applies what it can live (log level, maps, ...). */
   | { v: number; kind: "reload"; config: Config }

@@ -17,6 +17,8 @@ export const EX_CONFIG = 78;
 
 export interface WorkerContext {
   name: WorkerName;
+  /** Which of the component's several workers this is (1-based; smtps with processes > 1), else absent. */
+  instance?: number;
   generation: number;
   config: Config;
   endpoint: Endpoint;
@@ -131,6 +133,7 @@ export function runWorker(name: WorkerName, start: StartFunction): void {
         generation = frame.generation;
         const ctx: WorkerContext = {
           name,
+          ...(frame.instance !== undefined ? { instance: frame.instance } : {}),
           generation,
           config: frame.config,
           endpoint,
@@ -165,7 +168,7 @@ export function runWorker(name: WorkerName, start: StartFunction): void {
         return;
       }
       case "peer":
-        endpoint.setPeer(frame.name, frame.port);
+        endpoint.setPeer(frame.name, frame.port, frame.instance);
         return;
       case "status":
         statusWaiters.get(frame.id)?.(frame.components);

@@ -2,7 +2,10 @@
 // (qmgr.smtps.max_connections, or icm: of the qmgr_conf map for the IP or its net) and connections in the
 // last 60 s (qmgr.smtps.max_connection_rate, or icr:); 0 means unlimited. Every attempt counts towards the rate, refused ones too, so a client hammering the server
 // stays refused. Memory is bounded: an IP with no session and no connection in the window is forgotten,
-// and at most `max` timestamps are kept per IP (enough to decide "more than max").
+// and at most `max` timestamps are kept per IP (enough to decide "more than max"). The limits hold across
+// every smtps worker (one count per client, however many workers serve it); each worker's sessions are
+// also counted on their own, so when one restarts, the sessions it held (whose closes will never come)
+// are forgotten (forgetOwner).
 // Receives: smtps.conn_open / smtps.conn_close (through dispatch.ts). Touches nothing.
 
 import type { QmgrConnVerdict } from "../protocol/messages.ts";
@@ -38,6 +41,8 @@ export class ConnControl {
   readonly #conf: ConnConf;
   readonly #now: () => number;
   readonly #clients = new Map<string, Client>();
+  /** Sessions per smtps worker (its peer id) and client IP. */
+  readonly #owned = new Map<string, Map<string, number>>();
   #lastSweep: number;
 
   constructor(limits: ConnLimits | ConnConf, now: () => number = Date.now) {
@@ -53,8 +58,8 @@ export class ConnControl {
     return this.#clients.size;
   }
 
-  /** A new connection from `ip`: accepted (and counted as a session) or refused with 421. */
-  open(ip: string): QmgrConnVerdict {
+  /** A new connection from `ip` at smtps worker `owner`: accepted (and counted as a session) or refused with 421. */
+  open(ip: string, owner = "smtps"): QmgrConnVerdict {
     const now = this.#now();
     this.#sweep(now);
     let c = this.#clients.get(ip);
@@ -80,16 +85,40 @@ export class ConnControl {
       return TOO_MANY;
     }
     c.sessions++;
+    let owned = this.#owned.get(owner);
+    if (!owned) this.#owned.set(owner, owned = new Map());
+    owned.set(ip, (owned.get(ip) ?? 0) + 1);
     return { type: "qmgr.conn_verdict", accept: true };
   }
 
-  /** A session from `ip` ended (smtps sends this only for accepted connections). */
-  close(ip: string): void {
+  /** A session from `ip` at smtps worker `owner` ended (smtps sends this only for accepted connections). */
+  close(ip: string, owner = "smtps"): void {
+    const owned = this.#owned.get(owner);
+    const held = owned?.get(ip) ?? 0;
+    if (held === 0) return; // not counted, or forgotten with a restart of its worker
+    if (held === 1) owned!.delete(ip);
+    else owned!.set(ip, held - 1);
     const c = this.#clients.get(ip);
     if (!c) return;
     c.sessions = Math.max(0, c.sessions - 1);
     prune(c, this.#now());
     this.#forgetIfIdle(ip, c);
+  }
+
+  /** Smtps worker `owner` restarted: the sessions it held are over (their closes never come). */
+  forgetOwner(owner: string): number {
+    const owned = this.#owned.get(owner);
+    if (!owned) return 0;
+    this.#owned.delete(owner);
+    let dropped = 0;
+    for (const [ip, n] of owned) {
+      dropped += n;
+      const c = this.#clients.get(ip);
+      if (!c) continue;
+      c.sessions = Math.max(0, c.sessions - n);
+      this.#forgetIfIdle(ip, c);
+    }
+    return dropped;
   }
 
   #forgetIfIdle(ip: string, c: Client): void {

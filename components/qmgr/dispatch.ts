@@ -22,14 +22,14 @@ function refuse(from: ComponentName, type: string): Message {
 
 /** Builds qmgr's handler. */
 export function makeHandler(d: DispatchDeps): Handler {
-  return (from, body) => {
+  return (from, body, peer) => {
     switch (body.type) {
       case "smtps.conn_open":
         if (from !== "smtps") return refuse(from, body.type);
-        return d.conn.open(body.ip);
+        return d.conn.open(body.ip, peer);
       case "smtps.conn_close":
         if (from !== "smtps") return refuse(from, body.type);
-        d.conn.close(body.ip);
+        d.conn.close(body.ip, peer);
         return;
       case "smtps.commit":
         if (from !== "smtps") return refuse(from, body.type);

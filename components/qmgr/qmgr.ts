@@ -86,6 +86,12 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
 
   // Answer peers from the start: connection verdicts need no queue; commits wait until recovery is done.
   const conn = new ConnControl(limits, now);
+  // A new port to an smtps worker means it (re)started: the sessions its predecessor held are over.
+  ctx.endpoint.onPeer((peer, name) => {
+    if (name !== "smtps") return;
+    const dropped = conn.forgetOwner(peer);
+    if (dropped > 0) log.info("qmgr", `${peer} restarted: forgot its ${dropped} client sessions`);
+  });
   let ready!: (deps: IncomingDeps | undefined) => void;
   const incoming = new Promise<IncomingDeps | undefined>((resolve) => ready = resolve);
   ctx.endpoint.handle(makeHandler({
@@ -201,7 +207,7 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     ok: q.ok_disk_space,
     probe: opts.diskProbe,
     interval: opts.diskInterval,
-    report: (low, free) => ctx.endpoint.notify("smtps", { type: "qmgr.disk_state", low, free }),
+    report: (low, free) => ctx.endpoint.broadcast("smtps", { type: "qmgr.disk_state", low, free }),
   });
   ready({
     store,

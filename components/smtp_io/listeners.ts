@@ -39,8 +39,23 @@ const LISTEN_FAILURES: Record<string, [number, string]> = {
   EADDRNOTAVAIL: [78, "address not available on this host"], // EX_CONFIG
 };
 
+/** How a TCP listen socket is opened. */
+export interface ListenOptions {
+  /**
+   * SO_REUSEPORT: several workers (or processes of the same user) listen on the one address and port,
+   * and the kernel spreads new connections over them (Linux hashes each connection to one listener).
+   */
+  reusePort?: boolean;
+}
+
 /** Starts `server` listening on `host`:`port`; later listener errors are logged for `component`. */
-export function listen(server: net.Server, host: string, port: number, component: string): Promise<void> {
+export function listen(
+  server: net.Server,
+  host: string,
+  port: number,
+  component: string,
+  opts: ListenOptions = {},
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => {
       const known = LISTEN_FAILURES[(err as NodeJS.ErrnoException).code ?? ""];
@@ -51,7 +66,7 @@ export function listen(server: net.Server, host: string, port: number, component
       );
     };
     server.once("error", onError);
-    server.listen({ host, port }, () => {
+    server.listen({ host, port, ...(opts.reusePort ? { reusePort: true } : {}) }, () => {
       server.off("error", onError);
       server.on("error", (err) => log.error(component, `listener ${host}:${port} failed: ${err.message}`));
       resolve();
@@ -59,9 +74,14 @@ export function listen(server: net.Server, host: string, port: number, component
   });
 }
 
-/** Starts `server` listening on `socket` (TCP or unix) for `component`. */
-export async function listenOn(server: net.Server, socket: ListenSocket, component: string): Promise<void> {
-  if (socket.type === "inet") return listen(server, socket.address, socket.port, component);
+/** Starts `server` listening on `socket` (TCP or unix) for `component`; `opts` apply to TCP. */
+export async function listenOn(
+  server: net.Server,
+  socket: ListenSocket,
+  component: string,
+  opts: ListenOptions = {},
+): Promise<void> {
+  if (socket.type === "inet") return listen(server, socket.address, socket.port, component, opts);
   const label = socketLabel(socket);
   try {
     const info = await Deno.lstat(socket.path);

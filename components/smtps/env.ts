@@ -55,6 +55,8 @@ export interface SessionEnv {
   policyServices: { config: PolicyServiceConfig; client: PolicyClient }[];
   /** What qmgr last told every smtps section (shared): the queue's disk is low, MAIL gets 452 4.3.1. */
   queue: QueueStatus;
+  /** Which of several smtps workers serves the session (`smtps@2`), for its log lines; absent with one. */
+  worker?: string;
 }
 
 /** The state of the queue's disk, shared by every section of the worker. */

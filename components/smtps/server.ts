@@ -4,15 +4,20 @@
 // sessions and gives busy ones (in DATA or commit) a short grace time. reload() gives new sessions a new
 // configuration of the same sections on the same sockets (limits, flags, TLS files re-read, AUTH map);
 // sessions already open keep theirs. Receives connections; sends nothing to peers itself (sessions use the
-// client stubs) and hears qmgr's disk notices.
+// client stubs) and hears qmgr's disk notices. With processes > 1 (config/processes.ts) this is one of
+// several smtps workers: each opens its sections' inet sockets with SO_REUSEPORT, so the kernel spreads
+// the connections over them; a unix socket is the first worker's alone. max_threads and stress mode count
+// this worker's sessions (sendmail X's threads are per process); qmgr's limits per client stay global.
 
 import net from "node:net";
 import { ensureCdbDirs } from "../mail/cdb.ts";
 import { formatReply, replyText } from "../mail/reply.ts";
-import { failure } from "../protocol/endpoint.ts";
+import { failure, peerId } from "../protocol/endpoint.ts";
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
 import type { Config } from "../../config/types.ts";
 import { listenOn, stopServing } from "../smtp_io/listeners.ts";
+import { sectionProcesses, servesSection, servesSocket, smtpsInstances } from "../../config/processes.ts";
+import { setQueueIdSeries } from "../mail/queue_id.ts";
 import { socketLabel } from "../../config/listen.ts";
 import { log } from "../util/log.ts";
 import { R } from "./replies.ts";
@@ -27,13 +32,19 @@ export const STOP_GRACE_MS = 3_000;
 
 /** The sections and their sockets, which a reload cannot change. */
 function layout(c: Config): string {
-  return c.smtps.map((s) => `${s.name}@${s.listen_socket.map(socketLabel).join(",")}`).join(" ");
+  return c.smtps.map((s) => `${s.name}*${sectionProcesses(s)}@${s.listen_socket.map(socketLabel).join(",")}`)
+    .join(" ");
 }
 
 /** Starts every configured SMTP server; the returned stop() ends them gracefully. */
 export async function start(ctx: WorkerContext): Promise<Component> {
   const { config, endpoint } = ctx;
   const q = config.qmgr;
+  const instance = ctx.instance ?? 1;
+  const shared = smtpsInstances(config) > 1; // other smtps workers listen on the same sockets
+  const worker = ctx.instance === undefined ? undefined : peerId("smtps", ctx.instance);
+  const on = worker ? ` (${worker})` : "";
+  if (ctx.instance !== undefined) setQueueIdSeries(ctx.instance);
   const queue: QueueStatus = queueStatus(config.CDB_base_directory, q.min_disk_space, q.ok_disk_space);
   // smtps answers no requests (everything it needs it asks for); it listens to qmgr's disk notices.
   endpoint.handle((from, body) => {
@@ -88,7 +99,9 @@ export async function start(ctx: WorkerContext): Promise<Component> {
   const prepare = async (c: Config) => {
     const envs: SessionEnv[] = [];
     for (const server of c.smtps) {
-      envs.push(await sessionEnv(server, endpoint, config.CDB_base_directory, queue));
+      const env = await sessionEnv(server, endpoint, config.CDB_base_directory, queue);
+      if (worker) env.worker = worker;
+      envs.push(env);
     }
     return envs;
   };
@@ -104,12 +117,14 @@ export async function start(ctx: WorkerContext): Promise<Component> {
   try {
     for (const holder of holders) {
       const server = holder.env.server;
+      if (!servesSection(instance, server)) continue;
       const onConnection = serve(holder);
       for (const ls of server.listen_socket) {
+        if (!servesSocket(instance, ls)) continue;
         const listener = net.createServer({ allowHalfOpen: true }, onConnection);
-        await listenOn(listener, ls, COMPONENT);
+        await listenOn(listener, ls, COMPONENT, { reusePort: shared });
         listeners.push(listener);
-        log.info(COMPONENT, `${server.name} (id ${server.id}): listening on ${socketLabel(ls)}`);
+        log.info(COMPONENT, `${server.name} (id ${server.id}): listening on ${socketLabel(ls)}${on}`);
       }
     }
   } catch (err) {

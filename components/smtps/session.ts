@@ -169,6 +169,12 @@ export class Session {
   }
 
   /** The client as Postfix's logs name it: `name[address]`, `unknown[address]` without a confirmed name. */
+  /** The section's name, and which smtps worker serves it when several do: `MTA (smtps@2)`. */
+  get #serverLabel(): string {
+    const { server, worker } = this.env;
+    return worker ? `${server.name} (${worker})` : server.name;
+  }
+
   get clientLabel(): string {
     return `${this.policyState?.clientName ?? "unknown"}[${this.ip}]`;
   }
@@ -294,7 +300,6 @@ export class Session {
   }
 
   async #run(): Promise<void> {
-    const server = this.env.server;
     let qmgrAccepted = false;
     let connected = false;
     try {
@@ -307,7 +312,7 @@ export class Session {
       qmgrAccepted = admission.qmgrAccepted;
       this.policyState = admission.state;
       // Logged once the client's name is known (smar's connect checks look it up when the access map asks).
-      log.info(COMPONENT, `connect from ${this.clientLabel} to ${server.name}`);
+      log.info(COMPONENT, `connect from ${this.clientLabel} to ${this.#serverLabel}`);
       connected = true;
       this.discardAll = admission.discard === true;
       if (admission.refusal) {
@@ -347,7 +352,7 @@ export class Session {
       await milterClose(this);
       await this.#close();
       if (qmgrAccepted) connectionClosed(this.env.endpoint, this.ip);
-      if (!connected) log.info(COMPONENT, `connect from ${this.clientLabel} to ${server.name}`);
+      if (!connected) log.info(COMPONENT, `connect from ${this.clientLabel} to ${this.#serverLabel}`);
       log.info(COMPONENT, `disconnect from ${this.clientLabel} commands=${this.commands}`);
     }
   }

@@ -26,6 +26,11 @@ export interface TestMtaOptions {
   configText?: string;
   /** Changes to the parsed Config (for options inside sections the generated text already holds). */
   adjust?: (config: Config) => void;
+  /**
+   * smtps workers for each smtps section that sets no `processes`: 1 unless told (so a test sees the same
+   * on every machine), or "default" for the configuration's own default (one per core, config/processes.ts).
+   */
+  processes?: number | "default";
 }
 
 export interface TestMta {
@@ -41,7 +46,7 @@ export interface TestMta {
 export const DEFAULT_TEST_ACCESS = "cltaddr:127.0.0.1\trelay\n";
 
 /** The smx.conf text of a test MTA rooted at `dir`. */
-export function testConfigText(dir: string, port: number, nameservers?: string[]): string {
+export function testConfigText(dir: string, port: number, nameservers?: string[], processes = 1): string {
   const q = (s: string) => JSON.stringify(s);
   const ns = nameservers?.length ? `  nameserver = { ${nameservers.join(", ")} };\n` : "";
   return `# A test MTA in ${dir}
@@ -57,7 +62,9 @@ qmgr {
   retry_max_delay = 2s;
 }
 smtps MTA {
-  listen_socket { type = inet; address = 127.0.0.1; port = ${port}; }
+  listen_socket { type = inet; address = 127.0.0.1; port = ${port}; }${
+    processes ? `\n  processes = ${processes};` : ""
+  }
 }
 smar {
   access_map = access;
@@ -76,6 +83,8 @@ export async function startTestMta(opts: TestMtaOptions = {}): Promise<TestMta> 
     const port = opts.smtpsPort ?? freePort();
     const text = testConfigText(dir, port, opts.nameservers) + (opts.configText ?? "");
     const config = parseConfig(text, join(dir, "smx.conf"));
+    const processes = opts.processes ?? 1;
+    if (processes !== "default") { for (const s of config.smtps) s.processes ??= processes; }
     opts.adjust?.(config);
     const mta = await startMta(config);
     const stop = async () => {
