@@ -105,8 +105,8 @@ export const OPTION_DOCS: Record<string, OptionDoc> = {
   "*.pass_fd_socket": ["3.7", `${NO_EFFECT}: each component opens its own sockets (a warning at start)`],
   "*.pass_id": ["3.7", `${NO_EFFECT}: the MCP numbers worker generations itself (a warning at start)`],
   "*.umask": ["3.7", `${NO_EFFECT}: smx creates its files with its own modes (a warning at start)`],
-  "*.min_processes": ["3.7", `${NO_EFFECT}: one worker per component (a warning at start)`],
-  "*.max_processes": ["3.7", `${NO_EFFECT}: one worker per component (a warning at start)`],
+  "*.min_processes": ["3.7", `${NO_EFFECT}: one worker of this component (a warning at start)`],
+  "*.max_processes": ["3.7", `${NO_EFFECT}: one worker of this component (a warning at start)`],
 
   // A component's `log { }` (README 3.4).
   "*.log.facility": [
@@ -246,7 +246,13 @@ export const OPTION_DOCS: Record<string, OptionDoc> = {
     "largest message (`552 5.3.4`; also for SIZE= and BDAT), announced in EHLO SIZE",
   ],
   "smtps.max_threads": ["3.10", "most concurrent sessions of this section (more get `421 4.3.2`)"],
-  "smtps.processes": ["3.10", "SMTP server workers of this section: 1 (a higher value is warned about)"],
+  "smtps.processes": [
+    "3.10",
+    "smtps workers serving this section, sharing its listen sockets (SO_REUSEPORT); a reload cannot change it",
+    "one per CPU core, at most 4, within `min_processes`..`max_processes`",
+  ],
+  "smtps.min_processes": ["3.7", "the fewest smtps workers the default `processes` may give this section"],
+  "smtps.max_processes": ["3.7", "the most smtps workers the default `processes` may give this section"],
   "smtps.CDB_gid": ["3.10", `${NO_EFFECT}: queue files are the MTA user's, mode 0600`],
   "smtps.max_recipients_per_transaction": [
     "3.10",

@@ -78,7 +78,7 @@ Deno.test("runMain() -V prints the configuration as understood, more Vs add more
   );
   assert.match(
     vv.out,
-    /^# {3}smtps: log_level 9 \(info\), restart_dependencies none, start_action wait, workers [1-4] \(smtps [1-4]\), logs to stderr$/m,
+    /^# {3}smtps: log_level 9 \(info\), restart_dependencies none, start_action wait, workers [1-4] \(MTA [1-4]\), logs to stderr$/m,
   );
   assert.match(vv.out, /^# {3}ports smtpc may connect to \(25 and the mailertable's\): 25(, \d+)*$/m);
   assert.doesNotMatch(vv.out, /# Permission sets/);
