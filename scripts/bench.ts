@@ -14,9 +14,11 @@ import { startSink } from "../tests/helpers/smtp_sink.ts";
 import { percentile, runLoad } from "./bench_load.ts";
 import { comparePostfix } from "./bench_postfix.ts";
 import { queueAtScale, queueLines } from "./bench_queue.ts";
+import { idleLines, idleSessions } from "./bench_idle.ts";
 
 const USAGE =
-  "usage: deno task bench [-- --messages N (2000) --size KB (5) --sessions C (20) --queue N (100000, 0: skip)]\n" +
+  "usage: deno task bench [-- --messages N (2000) --size KB (5) --sessions C (20) --queue N (100000, 0: skip)\n" +
+  "                          --idle N (1000 idle sessions' memory, measured first; 0: skip)]\n" +
   "       deno task bench --compare-postfix [--pairs N (3) --scale F (1) --rate MSG/S (400) --seconds S (10)]\n" +
   "       either with --processes N: smtps workers (default: smx's, one per core up to 4)";
 /** Entries of the queue-at-scale figures (scripts/bench_queue.ts), measured after the relay figures. */
@@ -46,6 +48,7 @@ async function main(): Promise<number> {
         rate: { type: "string", default: "400" },
         seconds: { type: "string", default: "10" },
         processes: { type: "string" },
+        idle: { type: "string", default: "1000" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -83,8 +86,9 @@ async function main(): Promise<number> {
       return e instanceof RangeError ? 64 : 1;
     }
   }
-  let messages, sizeKb, sessions;
+  let messages, sizeKb, sessions, idle;
   try {
+    idle = args.idle === "0" ? 0 : positive("idle", args.idle);
     [messages, sizeKb, sessions] = [
       positive("messages", args.messages),
       positive("size", args.size),
@@ -94,6 +98,9 @@ async function main(): Promise<number> {
   } catch (e) {
     console.error(`bench: ${(e as Error).message}\n${USAGE}`);
     return 64;
+  }
+  if (idle > 0) {
+    for (const line of idleLines(await idleSessions(idle, processes))) console.log(line);
   }
   let peakRss = Deno.memoryUsage().rss;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, Deno.memoryUsage().rss)), 100);

@@ -45,7 +45,7 @@ export interface TestMta {
 
 export const DEFAULT_TEST_ACCESS = "cltaddr:127.0.0.1\trelay\n";
 
-/** The smx.conf text of a test MTA rooted at `dir`. */
+/** The smx.conf text of a test MTA rooted at `dir` (its smtps section with `processes`; 0: unset). */
 export function testConfigText(dir: string, port: number, nameservers?: string[], processes = 1): string {
   const q = (s: string) => JSON.stringify(s);
   const ns = nameservers?.length ? `  nameserver = { ${nameservers.join(", ")} };\n` : "";
@@ -81,10 +81,12 @@ export async function startTestMta(opts: TestMtaOptions = {}): Promise<TestMta> 
     await Deno.writeTextFile(join(dir, "mailertable"), opts.mailertable ?? "");
     await Deno.writeTextFile(join(dir, "access"), opts.access ?? DEFAULT_TEST_ACCESS);
     const port = opts.smtpsPort ?? freePort();
-    const text = testConfigText(dir, port, opts.nameservers) + (opts.configText ?? "");
-    const config = parseConfig(text, join(dir, "smx.conf"));
     const processes = opts.processes ?? 1;
-    if (processes !== "default") { for (const s of config.smtps) s.processes ??= processes; }
+    const n = processes === "default" ? 0 : processes;
+    const text = testConfigText(dir, port, opts.nameservers, n) + (opts.configText ?? "");
+    const config = parseConfig(text, join(dir, "smx.conf"));
+    // Sections of configText too (a reload reads only the file, whose MTA section says it itself).
+    if (n) { for (const s of config.smtps) s.processes ??= n; }
     opts.adjust?.(config);
     const mta = await startMta(config);
     const stop = async () => {
