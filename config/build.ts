@@ -202,6 +202,10 @@ function buildQmgr(
       values.max_entries = values.max_cache_entries; // the README's name
       delete values.max_cache_entries;
     }
+    if (sub.keyword === "TLS_RPT") {
+      qmgr.TLS_RPT = { report_interval: 24 * 3600 * 1000, ...values } as QmgrConfig["TLS_RPT"];
+      continue;
+    }
     Object.assign(
       qmgr[sub.keyword as "IBDB" | "DEFEDB" | "IQDB" | "DSN_handling" | "smtpc" | "smtps"],
       values,

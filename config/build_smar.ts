@@ -4,7 +4,7 @@
 // sections, greylisting and protected_recipients. Map declarations inside smar are read with the top
 // level's (config/build.ts). Touches nothing. Throws ConfigError through `fail`.
 
-import { defaultGreylisting } from "./defaults.ts";
+import { defaultGreylisting, defaultMtaSts } from "./defaults.ts";
 import type { Pos } from "./error.ts";
 import { buildMapSpec, type MapLookup } from "./maps.ts";
 import { type Block, MapRef } from "./read.ts";
@@ -61,6 +61,9 @@ export function buildSmar(
         break;
       case "protected_recipients":
         smar.protected_recipients = protectionOf(sub);
+        break;
+      case "MTA_STS":
+        smar.MTA_STS = { ...defaultMtaSts(), ...sub.values } as SmarConfig["MTA_STS"];
         break;
     }
   }

@@ -6,6 +6,7 @@ import type {
   Config,
   GreylistConfig,
   LdaConfig,
+  MtaStsConfig,
   ServiceOptions,
   SmtpsAuthConfig,
   SmtpsConfig,
@@ -78,6 +79,17 @@ export function defaultGreylisting(): Omit<GreylistConfig, "main_DB_name"> {
     white_timeout: HOUR,
     expire_limit: 100,
     netmask: 32,
+  };
+}
+
+/** Defaults of smar's MTA_STS section. */
+export function defaultMtaSts(): MtaStsConfig {
+  return {
+    cache_file: "var/mta_sts.db",
+    timeout: 10 * SECOND,
+    refresh_interval: HOUR,
+    HTTPS_port: 443,
+    MX_port: 25,
   };
 }
 

@@ -178,6 +178,7 @@ function smarSections(config: Config): string[] {
   if (smar.greylisting) {
     lines.push(...section(subs.get("greylisting")!, smar.greylisting, undefined, [], "  "));
   }
+  if (smar.MTA_STS) lines.push(...section(subs.get("MTA_STS")!, smar.MTA_STS, undefined, [], "  "));
   if (smar.protected_recipients) {
     lines.push(...section(subs.get("protected_recipients")!, smar.protected_recipients, undefined, [], "  "));
   }

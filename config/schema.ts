@@ -9,6 +9,7 @@ import type {
   LdaConfig,
   LogConfig,
   McpConfig,
+  MtaStsConfig,
   QmgrConfig,
   SmarConfig,
   SmtpcConfig,
@@ -17,6 +18,7 @@ import type {
   SmtpsAuthenticationConfig,
   SmtpsConfig,
   SmtpsTlsConfig,
+  TlsRptConfig,
 } from "./types.ts";
 
 /**
@@ -449,6 +451,15 @@ export const QMGR = section(
         max_connection_rate: "count",
       } satisfies { [K in keyof QmgrConfig["smtps"]]: Kind },
     ),
+    section(
+      "TLS_RPT",
+      {
+        report_interval: "time",
+        organization_name: "string",
+        contact_info: "string",
+        report_sender: "string",
+      } satisfies { [K in keyof TlsRptConfig]: Kind },
+    ),
   ],
 );
 
@@ -531,6 +542,17 @@ export const SMAR = section(
       } satisfies { [K in keyof GreylistConfig]: Kind },
     ),
     PROTECTED_RECIPIENTS,
+    section(
+      "MTA_STS",
+      {
+        cache_file: "string",
+        CAcert_file: "string",
+        timeout: "time",
+        refresh_interval: "time",
+        HTTPS_port: "port",
+        MX_port: "port",
+      } satisfies { [K in keyof MtaStsConfig]: Kind },
+    ),
   ],
 );
 

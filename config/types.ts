@@ -247,6 +247,8 @@ export interface DsnFlags {
 }
 
 export interface QmgrConfig extends ServiceOptions {
+  /** TLS reporting (RFC 8460), opt-in: on when the section is present. */
+  TLS_RPT?: TlsRptConfig;
   IBDB: {
     base_directory: string;
     /** Longest a committed-but-unsynced envelope waits for the group commit (ms). */
@@ -368,6 +370,42 @@ export interface SmarConfig extends ServiceOptions {
   greylisting?: GreylistConfig;
   /** How `protectedrcpt:` entries of the access map are matched and what may lift them. */
   protected_recipients?: ProtectedRecipientsConfig;
+  /** MTA-STS (RFC 8461) for mail routed by MX records: on when the section is present. */
+  MTA_STS?: MtaStsConfig;
+}
+
+/**
+ * `TLS_RPT { ... }` in qmgr: records the TLS results of deliveries under an MTA-STS policy per policy
+ * domain and sends a daily aggregate report (RFC 8460) to the domain's `_smtp._tls` rua.
+ */
+export interface TlsRptConfig {
+  /** How often reports are sent (each covers the time since the last). */
+  report_interval: number;
+  /** The report's organization-name (default: the hostname). */
+  organization_name?: string;
+  /** The report's contact-info (default: postmaster@hostname). */
+  contact_info?: string;
+  /** The envelope sender and From: of mailed reports (default: postmaster@hostname). */
+  report_sender?: string;
+}
+
+/**
+ * `MTA_STS { ... }` in smar: the sending side of RFC 8461. smar looks up `_mta-sts.DOMAIN`, fetches the
+ * policy from `https://mta-sts.DOMAIN/.well-known/mta-sts.txt` and keeps it in a SQLite file.
+ */
+export interface MtaStsConfig {
+  /** The SQLite file holding the fetched policies (survives restarts). */
+  cache_file: string;
+  /** More trust anchors (PEM) for policy hosts, beside the built-in roots. */
+  CAcert_file?: string;
+  /** Most time one policy fetch (connect, TLS, HTTP) may take. */
+  timeout: number;
+  /** How often cached policies close to their expiry are fetched again. */
+  refresh_interval: number;
+  /** Testing only: the port policy hosts are fetched from instead of 443. */
+  HTTPS_port: number;
+  /** Testing only: the SMTP port of hosts found by MX records instead of 25. */
+  MX_port: number;
 }
 
 /** One `dnsbl { domain = ...; tag = ...; }` section of smar. */

@@ -50,6 +50,8 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
   const listen = listenPermissions(config.smtps.flatMap((s) => s.listen_socket));
 
   const ports = new Set([25, ...config.smtpc.ports]);
+  // The testing option MTA_STS.MX_port moves the SMTP port of MX routes.
+  if (config.smar.MTA_STS) ports.add(config.smar.MTA_STS.MX_port);
   // The LMTP socket when a route uses it (`lmtp:` without a host), or when it is not the default (a
   // configuration naming its own socket means to use it): every configuration has the default one.
   const defaultSocket = config.directory ? join(config.directory, DEFAULT_LMTP_SOCKET) : DEFAULT_LMTP_SOCKET;

@@ -6,6 +6,7 @@
 export const PROTOCOL_VERSION = 2;
 
 import type { RouteTls, TlsLevel, TlsSource } from "../mail/tls_policy.ts";
+import type { TlsRptSession } from "../mail/tlsrpt.ts";
 
 export type ComponentName = "qmgr" | "smtps" | "smtpc" | "smar";
 export const COMPONENTS: readonly ComponentName[] = ["qmgr", "smar", "smtpc", "smtps"];
@@ -77,6 +78,8 @@ export type RouteResult =
     hosts: { name: string; address: string }[];
     /** What smar found about the next hop's TLS (access map, DANE, MTA-STS): mail/tls_policy.ts decides. */
     tls?: RouteTls;
+    /** TLS-RPT (RFC 8460): why no new MTA-STS policy could be had for the route's domain this time. */
+    tlsRptFailure?: TlsRptSession;
   }
   | { status: "temp"; text: string }
   | { status: "perm"; text: string };
@@ -272,6 +275,31 @@ export interface SmtpsCheckAuth {
   context?: CheckContext;
 }
 
+/** A DNS question of qmgr (TLS-RPT's `_smtp._tls` TXT record); smar answers smar.dns_answer. */
+export interface QmgrDnsQuery {
+  type: "qmgr.dns_query";
+  name: string;
+  rrtype: DnsQueryType;
+}
+/**
+ * An HTTPS POST qmgr asks smar to make (a TLS-RPT report to an `https:` rua, RFC 8460 5.4): qmgr has no
+ * network; smar answers smar.https_posted.
+ */
+export interface QmgrHttpsPost {
+  type: "qmgr.https_post";
+  url: string;
+  contentType: string;
+  /** The body, base64. */
+  body: string;
+}
+export interface SmarHttpsPosted {
+  type: "smar.https_posted";
+  ok: boolean;
+  /** The HTTP status, or why there was none. */
+  status?: number;
+  reason?: string;
+}
+
 /** The record types smar looks up for smtps. */
 export type DnsQueryType = "A" | "AAAA" | "MX" | "TXT" | "PTR";
 export const DNS_QUERY_TYPES: readonly DnsQueryType[] = ["A", "AAAA", "MX", "TXT", "PTR"];
@@ -461,6 +489,9 @@ export type Message =
   | SmarDnsAnswer
   | SmarExplanation
   | SmtpcResult
+  | QmgrDnsQuery
+  | QmgrHttpsPost
+  | SmarHttpsPosted
   | RpcFailure;
 
 export type MessageType = Message["type"];

@@ -1,6 +1,7 @@
 // Validation of protocol bodies where they arrive: a worker never trusts a peer. Returns a description of
 // the first problem found, or undefined when the body is a well-formed Message.
 
+import { TLSRPT_RESULTS } from "../mail/tlsrpt.ts";
 import { DNS_QUERY_TYPES, type Message } from "./messages.ts";
 import { TLS_LEVELS } from "../mail/tls_policy.ts";
 
@@ -60,6 +61,9 @@ const record = (c: Check): Check => (v) => {
 const recipient = { address: str, notify: opt(arr(str)), orcpt: opt(str), errorsTo: opt(str) };
 const bodyType = opt(oneOf("7BIT", "8BITMIME", "BINARYMIME"));
 const ret = opt(oneOf("FULL", "HDRS"));
+const tlsRptFailure = opt(
+  obj({ result: oneOf(...TLSRPT_RESULTS), mx: opt(str), ip: opt(str), reason: opt(str) }),
+);
 const hosts = arr(obj({ name: str, address: str }));
 const accessEntry = obj({ key: str, rhs: str });
 const tlsa = obj({ usage: num, selector: num, matchingType: num, data: str });
@@ -151,7 +155,9 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
     domain: str,
     result: (v) => {
       const s = (v as { status?: unknown })?.status;
-      if (s === "ok") return obj({ protocol: oneOf("esmtp", "lmtp"), port: num, hosts, tls: routeTls })(v);
+      if (s === "ok") {
+        return obj({ protocol: oneOf("esmtp", "lmtp"), port: num, hosts, tls: routeTls, tlsRptFailure })(v);
+      }
       if (s === "temp" || s === "perm") return obj({ text: str })(v);
       return "status: expected ok, temp or perm";
     },
@@ -207,6 +213,9 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
       relay: opt(relay),
     })),
   },
+  "qmgr.dns_query": { name: str, rrtype: oneOf(...DNS_QUERY_TYPES) },
+  "qmgr.https_post": { url: str, contentType: str, body: str },
+  "smar.https_posted": { ok: bool, status: opt(num), reason: opt(str) },
   "rpc.failure": { reason: str },
 };
 

@@ -53,6 +53,9 @@ export function makeHandler(d: DispatchDeps): Handler {
       case "smar.verdict":
       case "smar.route":
       case "smtpc.result":
+      case "qmgr.dns_query":
+      case "qmgr.https_post":
+      case "smar.https_posted":
       case "rpc.failure":
         return refuse(from, body.type);
       default: {

@@ -9,7 +9,15 @@
 
 import type { Config } from "../../config/types.ts";
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
-import { expandAddress, explainEnvelope, resolveRoute } from "../smar/client.ts";
+import {
+  expandAddress,
+  explainEnvelope,
+  httpsPostBySmar,
+  lookupTxtForQmgr,
+  resolveRoute,
+} from "../smar/client.ts";
+import { submitOwnMail } from "./own_mail.ts";
+import { TlsReporting } from "./tlsrpt.ts";
 import { deliver } from "../smtpc/client.ts";
 import { log } from "../util/log.ts";
 import { ensurePrivateDir } from "../util/private_files.ts";
@@ -201,6 +209,41 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     stats,
   });
   scheduler.notices = notices;
+  let tlsRpt: TlsReporting | undefined;
+  if (q.TLS_RPT) {
+    try {
+      tlsRpt = new TlsReporting({
+        config,
+        now,
+        txt: async (name) => {
+          await peerWired(ctx, "smar", q.wait_for_server, stopped);
+          return lookupTxtForQmgr(ctx.endpoint, name);
+        },
+        post: async (url, type, body) => {
+          await peerWired(ctx, "smar", q.wait_for_server, stopped);
+          return httpsPostBySmar(ctx.endpoint, url, type, body, 60_000);
+        },
+        submit: (sender, to, content) =>
+          submitOwnMail(
+            {
+              store: store!,
+              commit: commit!,
+              aq,
+              cdbBase: config.CDB_base_directory,
+              hostname: config.hostname,
+              now,
+              admit: (env, active) => scheduler.admit(env, active),
+            },
+            sender,
+            to,
+            content,
+          ),
+      });
+      scheduler.tlsRpt = tlsRpt;
+    } catch (err) {
+      log.error("qmgr", `TLS-RPT off: ${(err as Error).message}`);
+    }
+  }
   const disk = new DiskGuard({
     path: config.CDB_base_directory,
     min: q.min_disk_space,
@@ -221,6 +264,7 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     stats,
   });
   scheduler.start();
+  tlsRpt?.start();
   notices.recover();
   for (const id of lost) {
     const m = store.getMessage(id);
@@ -265,6 +309,7 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
       clearTimeout(orphanTimer);
       await control?.close();
       disk.stop();
+      await tlsRpt?.stop();
       notices.stop();
       scheduler.stop();
       aq.clear();

@@ -26,6 +26,7 @@ import type { ActiveQueue, AqEntry } from "./active_queue.ts";
 import type { Destinations, TaskOutcome } from "./destinations.ts";
 import type { GroupCommit } from "./group_commit.ts";
 import type { Notices } from "./notices.ts";
+import { logTesting, type TlsReporting } from "./tlsrpt.ts";
 import type { Occ } from "./occ.ts";
 import { readCdbFile } from "../mail/cdb.ts";
 import {
@@ -98,6 +99,9 @@ export class Scheduler {
       stats: deps.stats,
     };
   }
+
+  /** TLS-RPT (RFC 8460): counts the TLS results of deliveries and the failed policy fetches of routes. */
+  tlsRpt: Pick<TlsReporting, "recordResult" | "recordRoute"> | undefined;
 
   /** Where owed DSNs go (set once; notices.ts needs admit() of this scheduler in turn). */
   set notices(n: Notices) {
@@ -214,6 +218,7 @@ export class Scheduler {
     domains.forEach((domain, i) => {
       const route = routes[i];
       const list = byDomain.get(domain)!;
+      this.tlsRpt?.recordRoute(domain, route);
       if (route.status !== "ok" || route.hosts.length === 0) {
         const status = route.status === "perm" ? "perm" : "temp";
         const reply = route.status === "ok" ? `no hosts for ${domain}` : route.text;
@@ -334,6 +339,8 @@ export class Scheduler {
     }
     if (this.#stopped) return "none";
     if (res.taId !== ta.taId) log.warn("qmgr", `${m.id}: result for ${res.taId} answers ${ta.taId}`);
+    logTesting(m.id, route.tls, res);
+    this.tlsRpt?.recordResult(route, res);
     const retryAt = this.#learn(res, route);
     const byIndex = new Map(res.results.map((r) => [r.index, r]));
     let owesNotice = false;

@@ -78,6 +78,27 @@ export async function lookupDns(
   return { kind: "temp", reason };
 }
 
+/** TXT records for qmgr (TLS-RPT's `_smtp._tls` record); `temp` when smar or DNS cannot answer now. */
+export async function lookupTxtForQmgr(ep: Endpoint, name: string, timeoutMs?: number): Promise<DnsAnswer> {
+  const m = await ep.request("smar", { type: "qmgr.dns_query", name, rrtype: "TXT" }, timeoutMs);
+  if (m.type === "smar.dns_answer") return m.answer;
+  const reason = m.type === "rpc.failure" ? m.reason : `unexpected answer ${m.type} to qmgr.dns_query`;
+  return { kind: "temp", reason };
+}
+
+/** Asks smar to POST `body` (base64) to `url` (TLS-RPT https: reports). */
+export async function httpsPostBySmar(
+  ep: Endpoint,
+  url: string,
+  contentType: string,
+  body: string,
+  timeoutMs?: number,
+): Promise<{ ok: boolean; reason?: string }> {
+  const m = await ep.request("smar", { type: "qmgr.https_post", url, contentType, body }, timeoutMs);
+  if (m.type === "smar.https_posted") return { ok: m.ok, reason: m.reason };
+  return { ok: false, reason: m.type === "rpc.failure" ? m.reason : `unexpected answer ${m.type}` };
+}
+
 /** Where mail for `domain` goes: mailertable, else MX, else A. */
 export async function resolveRoute(ep: Endpoint, domain: string, timeoutMs?: number): Promise<RouteResult> {
   const m = await ep.request("smar", { type: "qmgr.route", domain }, timeoutMs);

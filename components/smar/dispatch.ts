@@ -16,11 +16,16 @@ import { MapTempError } from "./maps.ts";
 import type { Policy } from "./policy.ts";
 import { resolveRoute, type RouteDeps } from "./routes.ts";
 import { answerDns } from "./stage_auth.ts";
+import type { TlsRptSession } from "../mail/tlsrpt.ts";
 
 /** The maps and policy of one configuration, with the requests still using them. */
 export interface Generation {
   policy: Policy;
   routes: RouteDeps;
+  /** TLS-RPT: the MTA-STS fetch failure of a domain's last lookup, taken once (the route carries it). */
+  stsFailure?: (domain: string) => TlsRptSession | undefined;
+  /** POSTs for qmgr (TLS-RPT reports to https: addresses), when TLS_RPT is configured. */
+  post?: (url: string, contentType: string, body: string) => Promise<Message>;
   inflight: number;
   /** Set when a reload replaced this generation: closes what only it used. */
   retire: (() => void) | undefined;
@@ -76,6 +81,7 @@ async function answer(state: Generation, from: ComponentName, body: Message): Pr
         ),
       );
     case "smtps.dns_query":
+    case "qmgr.dns_query":
       return {
         type: "smar.dns_answer",
         name: body.name,
@@ -83,7 +89,9 @@ async function answer(state: Generation, from: ComponentName, body: Message): Pr
         answer: await answerDns(state.policy.d.resolver, body.name, body.rrtype),
       };
     case "qmgr.route": {
-      const result: RouteResult = await resolveRoute(body.domain, state.routes);
+      let result: RouteResult = await resolveRoute(body.domain, state.routes);
+      const stsFailure = state.stsFailure?.(body.domain.toLowerCase());
+      if (result.status === "ok" && stsFailure) result = { ...result, tlsRptFailure: stsFailure };
       if (result.status !== "ok") {
         log.info("smar", `route ${body.domain}: ${result.status} (${result.text})`);
       }
@@ -107,6 +115,12 @@ async function answer(state: Generation, from: ComponentName, body: Message): Pr
       if (from !== "qmgr") return notServed(from, body.type);
       return { type: "smar.explanation", steps: await explainEnvelope(state, body) };
     }
+    case "qmgr.https_post": {
+      if (from !== "qmgr" || !state.post) return notServed(from, body.type);
+      const r = await state.post(body.url, body.contentType, body.body);
+      log.info("smar", `TLS-RPT POST ${body.url}: ${JSON.stringify(r).slice(0, 200)}`);
+      return r;
+    }
     case "smtps.conn_open":
     case "smtps.conn_close":
     case "smtps.commit":
@@ -121,6 +135,7 @@ async function answer(state: Generation, from: ComponentName, body: Message): Pr
     case "smar.dns_answer":
     case "smtpc.result":
     case "qmgr.disk_state":
+    case "smar.https_posted":
     case "rpc.failure":
       return notServed(from, body.type);
     default: {

@@ -3,7 +3,9 @@
 // sequences too, the passwd file, the lda's users map when smar has none), read, write and
 // `unix:<absolute path>` net on unix sockets of socket maps (Deno asks all three to connect), net to
 // `address:port` of the others, read and write on the greylisting
-// database. Pure; touches nothing.
+// database; with MTA_STS, read and write on its policy cache, read on its CAcert_file, and net to port
+// 443 (MTA_STS.HTTPS_port) of every IPv4 host, `0.0.0.0/0:443`, for the policy hosts; the same port
+// with qmgr's TLS_RPT (smar POSTs its https: reports). Pure; touches nothing.
 
 import { resolve } from "node:path";
 import type { Config, MapSpec } from "../../config/types.ts";
@@ -45,6 +47,16 @@ export function smarNeeds(config: Config): SmarNeeds {
     needs.read.push(grey.main_DB_name);
     needs.write.push(grey.main_DB_name);
   }
+  const sts = config.smar.MTA_STS;
+  if (sts) {
+    needs.read.push(sts.cache_file);
+    needs.write.push(sts.cache_file);
+    if (sts.CAcert_file) needs.read.push(sts.CAcert_file);
+    // A policy host can be anywhere: any IPv4 address, on the HTTPS port only (as smtpc's port 25).
+    needs.net.push(`0.0.0.0/0:${sts.HTTPS_port}`);
+  }
+  // TLS-RPT's https: reports are POSTed by smar (qmgr has no network): port 443 too.
+  if (config.qmgr.TLS_RPT) needs.net.push(`0.0.0.0/0:${sts?.HTTPS_port ?? 443}`);
   const unique = (xs: string[]) => [...new Set(xs)];
   return { read: unique(needs.read), write: unique(needs.write), net: unique(needs.net) };
 }

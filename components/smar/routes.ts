@@ -22,6 +22,8 @@ export interface RouteDeps {
   random?: () => number;
   /** What the TLS facts of a route come from (tls_route.ts); absent: routes carry none. */
   tls?: TlsRouteDeps;
+  /** The SMTP port of hosts found by MX records (25; the testing option MTA_STS.MX_port moves it). */
+  mxPort?: number;
 }
 
 type Host = { name: string; address: string };
@@ -118,7 +120,7 @@ async function mxRoute(domain: string, deps: RouteDeps): Promise<Found> {
   if (hosts.length > 0) {
     const secureHosts = ordered.filter((_, i) => lookups[i].secure);
     const origin = { mx: true, secure: mx.secure === true, secureHosts };
-    return { status: "ok", protocol: "esmtp", port: 25, hosts, origin };
+    return { status: "ok", protocol: "esmtp", port: deps.mxPort ?? 25, hosts, origin };
   }
   const temp = lookups.find((l) => l.temp)?.temp;
   if (temp) return { status: "temp", text: temp };
@@ -131,7 +133,13 @@ async function implicitMx(domain: string, deps: RouteDeps): Promise<Found> {
   if (l.hosts.length > 0) {
     const secure = a.kind === "answer" && a.secure === true;
     const origin = { mx: true, secure, secureHosts: secure ? [domain] : [] };
-    return { status: "ok", protocol: "esmtp", port: 25, hosts: l.hosts.slice(0, MAX_ROUTE_HOSTS), origin };
+    return {
+      status: "ok",
+      protocol: "esmtp",
+      port: deps.mxPort ?? 25,
+      hosts: l.hosts.slice(0, MAX_ROUTE_HOSTS),
+      origin,
+    };
   }
   if (l.temp) return { status: "temp", text: l.temp };
   if (a.kind === "nxdomain") return { status: "perm", text: NOT_FOUND };

@@ -15,12 +15,17 @@ import { tlsaLookup } from "./tlsa.ts";
 import { Resolver } from "./dns/resolver.ts";
 import { buildPolicy, closeAll, loadAll, type Loaded } from "./load.ts";
 import type { TlsRouteDeps } from "./tls_route.ts";
+import { type MtaSts, startMtaSts } from "./mta_sts/start.ts";
+import { httpsPost } from "./https_post.ts";
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 export async function start(ctx: WorkerContext): Promise<Component> {
   const cfg = ctx.config.smar;
   let resolver: Resolver;
   let loaded: Loaded;
   let dane = false;
+  let mtaSts: MtaSts | undefined;
   try {
     const nameservers = markValidating(
       await configuredNameservers(cfg.nameserver).catch((err: Error) => {
@@ -31,6 +36,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     dane = nameservers.some((n) => n.validating);
     loaded = (await loadAll(ctx.config)).loaded;
     resolver = new Resolver({ nameservers, timeoutMs: cfg.DNS_timeout });
+    if (cfg.MTA_STS) mtaSts = await startMtaSts(cfg.MTA_STS, resolver);
     const ns = nameservers.map((n) =>
       (n.family === 6 ? `[${n.ip}]` : n.ip) + `:${n.port}` + (n.validating ? " (validating: DANE)" : "")
     ).join(", ");
@@ -43,12 +49,31 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     return { stop: () => Promise.resolve() };
   }
 
+  // TLS-RPT's https: reports, POSTed for qmgr (trusting MTA_STS.CAcert_file too).
+  const caFile = cfg.MTA_STS?.CAcert_file;
+  const caCerts = caFile ? (await Deno.readTextFile(caFile).catch(() => "")).match(PEM_CERT) ?? [] : [];
+  const post = ctx.config.qmgr.TLS_RPT
+    ? (url: string, type: string, body: string) =>
+      httpsPost(url, type, body, { resolver, caCerts, timeoutMs: cfg.MTA_STS?.timeout ?? 30_000 })
+    : undefined;
   const generation = (config: Config, l: Loaded): Generation => {
     const policy = buildPolicy(config, l, resolver);
     // The TLS facts of routes (tls_route.ts): the access map's tls_srv:/try_tls: entries, DANE TLSA
-    // records when a validating nameserver is configured; an MTA-STS source (mtaSts) plugs in here.
-    const tls: TlsRouteDeps = { access: policy.d.access, dane: dane ? tlsaLookup(resolver) : undefined };
-    return { policy, routes: { resolver, mailertable: l.mailertable, tls }, inflight: 0, retire: undefined };
+    // records when a validating nameserver is configured, the MTA-STS source (smar/mta_sts/, when
+    // configured).
+    const tls: TlsRouteDeps = {
+      access: policy.d.access,
+      dane: dane ? tlsaLookup(resolver) : undefined,
+      mtaSts: mtaSts?.source,
+    };
+    return {
+      policy,
+      routes: { resolver, mailertable: l.mailertable, tls, mxPort: cfg.MTA_STS?.MX_port },
+      post,
+      stsFailure: mtaSts ? (domain: string) => mtaSts!.source.takeFailure(domain) : undefined,
+      inflight: 0,
+      retire: undefined,
+    };
   };
   let current = generation(ctx.config, loaded);
   ctx.endpoint.handle(makeHandler(() => current));
@@ -56,6 +81,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
 
   return {
     stop() {
+      mtaSts?.stop();
       resolver.close();
       closeAll(loaded);
       return Promise.resolve();

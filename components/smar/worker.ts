@@ -17,6 +17,13 @@
 // - read: its map files (mailertable, access map, aliases, local users, members of sequences, a passwd
 //   file); /etc/resolv.conf only when no nameserver is configured.
 // - read and write: the greylisting database (main_DB_name), when greylisting is configured.
+// - MTA-STS (smar { MTA_STS { } }, RFC 8461), when configured: net to `0.0.0.0/0:443` (any IPv4 host on
+//   the HTTPS port, MTA_STS.HTTPS_port in tests, nothing else) to fetch policies from
+//   `mta-sts.DOMAIN`, whose addresses smar's own resolver finds; read and write on the policy cache
+//   (MTA_STS.cache_file); read on MTA_STS.CAcert_file. smar is the one to fetch: it already owns DNS
+//   and routing, and the policy decides which MX hosts a route keeps. With qmgr's TLS_RPT the same
+//   `0.0.0.0/0:443` lets smar POST TLS-RPT reports to `https:` addresses for qmgr, which has no network. Like smtpc's port 25, the CIDR
+//   with a port would also let smar listen on that port; it never does.
 // needs.ts computes the map and database entries. Nothing else: no env, no subprocesses.
 
 import { runWorker } from "../protocol/worker_runtime.ts";

@@ -110,7 +110,8 @@ export async function connectFirst(ta: DeliveryTransaction, opts: ConnectOptions
       report = reportOf(ta, req, got.policy ? got.reason : undefined);
       log.info("smtpc", `${ta.messageId}: ${reason}`);
       if (!got.retryPlain) {
-        if (!opts.signal.aborted) failed.push({ address: host.address, port, reason });
+        // A TLS policy's refusal is no sign the host is down: no down mark (other mail may go there).
+        if (!opts.signal.aborted && !got.policy) failed.push({ address: host.address, port, reason });
         break;
       }
       offerTls = false;

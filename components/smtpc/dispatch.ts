@@ -131,6 +131,9 @@ export async function start(ctx: WorkerContext): Promise<Component> {
       case "smar.verdict":
       case "smar.route":
       case "smtpc.result":
+      case "qmgr.dns_query":
+      case "qmgr.https_post":
+      case "smar.https_posted":
       case "rpc.failure":
         log.warn("smtpc", `dropped ${body.type} from ${from}: not served by smtpc`);
         return failure(`smtpc does not serve ${body.type}`);
