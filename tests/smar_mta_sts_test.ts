@@ -10,6 +10,8 @@ import { Resolver } from "../components/smar/dns/resolver.ts";
 import { PolicyCache } from "../components/smar/mta_sts/cache.ts";
 import { MtaStsPolicies } from "../components/smar/mta_sts/policies.ts";
 import { resolveRoute } from "../components/smar/routes.ts";
+import { computePermissions } from "../components/mcp/permissions.ts";
+import { parseConfig } from "../config/mod.ts";
 import { decideTls, mtaStsMatches } from "../components/mail/tls_policy.ts";
 import { mtaStsSource } from "../components/smar/mta_sts/start.ts";
 import { type DnsRecord, startDnsServer } from "./helpers/dns_server.ts";
@@ -249,4 +251,40 @@ Deno.test("MTA-STS routes: the policy goes with MX routes into the TLS decision,
   } finally {
     await t.close();
   }
+});
+
+Deno.test("MTA-STS policies: refreshDue() fetches again the policies close to their max_age", async () => {
+  const t = await setUp();
+  try {
+    const p = t.policies();
+    await p.lookup("sts.test");
+    assert.equal(t.http.fetches("mta-sts.sts.test"), 1);
+    await p.refreshDue(1000);
+    assert.equal(t.http.fetches("mta-sts.sts.test"), 1, "a day of max_age left: not yet");
+    await p.refreshDue(2 * 86_400_000);
+    assert.equal(t.http.fetches("mta-sts.sts.test"), 2, "within the window: fetched again");
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("with MTA_STS and TLS_RPT, smar may reach the HTTPS port of any IPv4 host and its cache, no more", async () => {
+  const text =
+    `smar { nameserver = 127.0.0.1; MTA_STS { cache_file = "/tmp/x/mta_sts.db"; CAcert_file = "/tmp/x/ca.pem"; } }
+qmgr { TLS_RPT { report_interval = 1h; } }`;
+  const sets = await computePermissions(parseConfig(text, "t.conf"), { readFiles: false });
+  const net = sets.smar.net as string[];
+  assert.ok(net.includes("0.0.0.0/0:443"), JSON.stringify(net));
+  assert.ok(!net.some((n) => /:(25|80)$/.test(n)), JSON.stringify(net));
+  assert.ok((sets.smar.write as string[]).includes("/tmp/x/mta_sts.db"));
+  assert.ok((sets.smar.read as string[]).includes("/tmp/x/ca.pem"));
+  assert.equal(
+    sets.qmgr.net && (sets.qmgr.net as string[]).some((n) => !n.startsWith("unix:")),
+    false,
+    "qmgr: no network",
+  );
+  const plain = await computePermissions(parseConfig("smar { nameserver = 127.0.0.1; }", "t.conf"), {
+    readFiles: false,
+  });
+  assert.ok(!(plain.smar.net as string[]).includes("0.0.0.0/0:443"), "without them: no HTTPS");
 });
