@@ -1,6 +1,8 @@
 // A worker's side of the peer channels: typed requests with ids and deadlines, responses and notices.
 // Receives PeerFrames on the ports the MCP hands over; validates every incoming body before the handler
-// sees it. A request never throws: an unreachable peer, a deadline or a failing handler yields an
+// sees it, and checks that its type is one its sender may send (the tag's prefix names the sender:
+// `smtps.check_rcpt` only from smtps; `rpc.failure` from anyone), so no worker answers a peer posing as
+// another. A request never throws: an unreachable peer, a deadline or a failing handler yields an
 // `rpc.failure` body, so callers always have an answer to turn into a 4xx. A component may run as several
 // workers (smtps with processes > 1): each is its own peer, `smtps@2` (peerId()), with its own port, so a
 // request is answered on the port it came from and a restart of one fails only the requests to that one.
@@ -159,6 +161,17 @@ export class Endpoint {
       if (frame.kind === "request") this.#respond(id, frame.id, failure(`invalid request: ${problem}`));
       return;
     }
+    const sender = senderOf(frame.body.type);
+    if (sender !== "rpc" && sender !== peer) {
+      log.error(
+        this.name,
+        `dropped a ${frame.kind} ${frame.body.type} from ${id}: only ${sender} sends it`,
+      );
+      if (frame.kind === "request") {
+        this.#respond(id, frame.id, failure(`${peer} may not send ${frame.body.type}`));
+      }
+      return;
+    }
     switch (frame.kind) {
       case "response": {
         const p = this.#pending.get(frame.id);
@@ -196,6 +209,11 @@ export class Endpoint {
     const frame: PeerFrame = { v: PROTOCOL_VERSION, kind: "response", id, body };
     this.#ports.get(peer)?.port.postMessage(frame);
   }
+}
+
+/** The component a message type belongs to (its sender): the tag's prefix, `rpc` for `rpc.failure`. */
+export function senderOf(type: Message["type"]): string {
+  return type.slice(0, type.indexOf("."));
 }
 
 export function failure(reason: string): RpcFailure {
