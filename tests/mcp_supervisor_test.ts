@@ -42,7 +42,9 @@ function fakeSupervisor(
     workerUrl: () => FAKE_WORKER_URL,
     limits: { minDelay: 1, maxDelay: 20, ...limits },
     stopTimeout: 2000,
-    startupGrace: 15_000, // workers are type-checked on load under `deno test`: start-up is slow
+    // Workers are type-checked on load under `deno test`: start-up is slow, slower still on a loaded
+    // machine or under --coverage (15 s was not always enough); the supervisor's own default.
+    startupGrace: 30_000,
     onReloadRequest,
   });
   const events: SupervisorEvent[] = [];

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { Endpoint, senderOf } from "../components/protocol/endpoint.ts";
-import type { Message } from "../components/protocol/messages.ts";
+import { type Message, PROTOCOL_VERSION } from "../components/protocol/messages.ts";
 
 /** smar's endpoint wired to a qmgr and an smtps endpoint; returns them and what smar's handler saw. */
 function wired() {
@@ -58,5 +58,65 @@ Deno.test("an endpoint hands its handler a request from the component that sends
     assert.deepEqual(answer, { type: "rpc.failure", reason: "handled" });
   } finally {
     w.close();
+  }
+});
+
+Deno.test("an endpoint answers garbage with rpc.failure and never lets a handler error escape", async (t) => {
+  const smar = new Endpoint("smar");
+  const ch = new MessageChannel();
+  smar.setPeer("qmgr", ch.port1);
+  const answers: unknown[] = [];
+  ch.port2.onmessage = (e) => answers.push(e.data);
+  const next = async () => {
+    for (let i = 0; i < 200 && answers.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    return answers.shift() as
+      | { kind: string; id: number; body: { type: string; reason: string } }
+      | undefined;
+  };
+  try {
+    await t.step("a frame of another protocol version is dropped without an answer", async () => {
+      ch.port2.postMessage({ v: -1, kind: "request", id: 1, body: route });
+      ch.port2.postMessage({ v: PROTOCOL_VERSION, kind: "request", id: 2, body: { type: "qmgr.route" } });
+      const a = await next();
+      assert.equal(a?.id, 2, "only the second, current frame is answered");
+      assert.match(a!.body.reason, /^invalid request: /);
+    });
+    await t.step("a handler that throws gives rpc.failure naming the message", async () => {
+      smar.handle(() => {
+        throw new Error("broken on purpose");
+      });
+      ch.port2.postMessage({ v: PROTOCOL_VERSION, kind: "request", id: 3, body: route });
+      const a = await next();
+      assert.equal(a?.id, 3);
+      assert.match(a!.body.reason, /smar failed on qmgr\.route: broken on purpose/);
+    });
+    await t.step("a handler with no answer to a request gives rpc.failure", async () => {
+      smar.handle(() => undefined);
+      ch.port2.postMessage({ v: PROTOCOL_VERSION, kind: "request", id: 4, body: route });
+      assert.match((await next())!.body.reason, /qmgr\.route has no answer/);
+    });
+  } finally {
+    smar.close();
+    ch.port2.close();
+  }
+});
+
+Deno.test("a request times out, fails when its peer goes, and a notice to no peer is dropped", async () => {
+  const qmgr = new Endpoint("qmgr");
+  try {
+    assert.match(((await qmgr.request("smar", route)) as { reason: string }).reason, /smar is not available/);
+    qmgr.notify("smar", route); // not wired: logged at debug, nothing thrown
+    const ch = new MessageChannel();
+    qmgr.setPeer("smar", ch.port1);
+    const slow = await qmgr.request("smar", route, 30);
+    assert.match((slow as { reason: string }).reason, /did not answer qmgr\.route within 30 ms/);
+    const pending = qmgr.request("smar", route, 5_000);
+    const again = new MessageChannel();
+    qmgr.setPeer("smar", again.port1); // smar restarted: the old port's requests fail
+    assert.match(((await pending) as { reason: string }).reason, /smar restarted/);
+    ch.port2.close();
+    again.port2.close();
+  } finally {
+    qmgr.close();
   }
 });

@@ -1,6 +1,6 @@
 // The one handler for everything qmgr receives from its peers: a switch over the message type with an
-// exhaustive default. smtps asks for connection verdicts and commits; every other request type is a bug
-// in the sender and answers rpc.failure. (smtpc results arrive as answers to qmgr.deliver requests and
+// exhaustive default. smtps asks for connection verdicts and commits (the endpoint has checked that only
+// smtps sends smtps.* types); every other request type is a bug in the sender and answers rpc.failure. (smtpc results arrive as answers to qmgr.deliver requests and
 // smar routes as answers to qmgr.route requests, so neither comes through here.)
 // Receives: validated bodies from endpoint.ts. Sends: the answers it returns.
 
@@ -25,14 +25,11 @@ export function makeHandler(d: DispatchDeps): Handler {
   return (from, body, peer) => {
     switch (body.type) {
       case "smtps.conn_open":
-        if (from !== "smtps") return refuse(from, body.type);
         return d.conn.open(body.ip, peer);
       case "smtps.conn_close":
-        if (from !== "smtps") return refuse(from, body.type);
         d.conn.close(body.ip, peer);
         return;
       case "smtps.commit":
-        if (from !== "smtps") return refuse(from, body.type);
         return d.commit(body.envelope);
       case "smtps.check_connect":
       case "smtps.check_mail":
