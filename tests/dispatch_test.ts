@@ -45,7 +45,7 @@ Deno.test("qmgr's handler answers rpc.failure to every type but smtps's connecti
     commit: () => Promise.resolve({ type: "qmgr.committed", id: "x" } as unknown as Message),
   });
   for (const type of TYPES) {
-    const answer = await handle(from(type), body(type));
+    const answer = await handle(from(type), body(type), from(type));
     if (served.includes(type)) assert.notEqual(answer?.type, "rpc.failure", type);
     else assert.deepEqual(answer, { type: "rpc.failure", reason: `qmgr does not serve ${type}` }, type);
   }
@@ -70,7 +70,7 @@ Deno.test("smar's handler answers rpc.failure to every type it does not serve", 
   };
   const handle = smarHandler(() => generation);
   for (const type of TYPES.filter((t) => !served.includes(t))) {
-    const answer = await handle(from(type), body(type));
+    const answer = await handle(from(type), body(type), from(type));
     assert.equal(answer?.type, "rpc.failure", type);
     assert.match((answer as { reason: string }).reason, new RegExp(type.replace(".", "\\.")), type);
   }
@@ -81,7 +81,7 @@ Deno.test("smar's handler answers rpc.failure to every type it does not serve", 
 Deno.test("a misconfigured smar answers every question 'try later' and refuses the rest", async () => {
   const handle = brokenHandler("mailertable: line 3: bad");
   for (const type of TYPES) {
-    const answer = (await handle(from(type), body(type))) as Record<string, unknown> | undefined;
+    const answer = (await handle(from(type), body(type), from(type))) as Record<string, unknown> | undefined;
     assert.ok(answer && typeof answer.type === "string", type);
     if (answer.type === "smar.verdict") {
       assert.equal((answer.verdict as { action: string }).action, "tempfail", type);
