@@ -249,7 +249,7 @@ export const OPTION_DOCS: Record<string, OptionDoc> = {
   "smtps.processes": [
     "3.10",
     "smtps workers serving this section, sharing its listen sockets (SO_REUSEPORT); a reload cannot change it",
-    "one per CPU core, at most 4, within `min_processes`..`max_processes`",
+    "one per two CPU cores (at least 1, at most 4), within `min_processes`..`max_processes`",
   ],
   "smtps.min_processes": ["3.7", "the fewest smtps workers the default `processes` may give this section"],
   "smtps.max_processes": ["3.7", "the most smtps workers the default `processes` may give this section"],

@@ -2,9 +2,9 @@
 // section (README 3.10: "number of processes to start"), bounded by the MCP options `min_processes` and
 // `max_processes` of that section (README 3.7). smx's smtps workers share their listen sockets
 // (SO_REUSEPORT: the kernel spreads new connections over them), so N workers for a section means N
-// threads accepting its connections. Unset, a section gets one worker per CPU core, at most
-// DEFAULT_PROCESSES_CAP: qmgr, smar and smtpc stay one worker each, and more smtps workers than cores
-// only add memory. Worker k (1-based) serves every section with at least k processes; a unix listen
+// threads accepting its connections. Unset, a section gets one worker per two CPU cores (at least one,
+// at most DEFAULT_PROCESSES_CAP): qmgr, smar and smtpc stay one thread each and need cores of their own,
+// and on a 2-core machine a second smtps worker measured no faster (README, Benchmark). Worker k (1-based) serves every section with at least k processes; a unix listen
 // socket is served by worker 1 only (a path cannot be bound twice). Pure functions; touches nothing.
 
 import type { Config, ListenSocket, SmtpsConfig } from "./types.ts";
@@ -18,9 +18,9 @@ export function cpuCores(): number {
   return typeof n === "number" && n >= 1 ? Math.floor(n) : 1;
 }
 
-/** The default for a section without `processes`: one per core, at most DEFAULT_PROCESSES_CAP. */
+/** The default for a section without `processes`: one per two cores, at least 1, at most DEFAULT_PROCESSES_CAP. */
 export function defaultProcesses(cores = cpuCores()): number {
-  return Math.max(1, Math.min(cores, DEFAULT_PROCESSES_CAP));
+  return Math.max(1, Math.min(Math.floor(cores / 2), DEFAULT_PROCESSES_CAP));
 }
 
 /** How many smtps workers serve `server`: its `processes`, else the default within min/max_processes. */

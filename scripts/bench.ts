@@ -20,7 +20,7 @@ const USAGE =
   "usage: deno task bench [-- --messages N (2000) --size KB (5) --sessions C (20) --queue N (100000, 0: skip)\n" +
   "                          --idle N (1000 idle sessions' memory, measured first; 0: skip)]\n" +
   "       deno task bench --compare-postfix [--pairs N (3) --scale F (1) --rate MSG/S (400) --seconds S (10)]\n" +
-  "       either with --processes N: smtps workers (default: smx's, one per core up to 4)";
+  "       either with --processes N: smtps workers (default: smx's, one per two cores, 1 to 4)";
 /** Entries of the queue-at-scale figures (scripts/bench_queue.ts), measured after the relay figures. */
 let queueEntries = 100_000;
 

@@ -41,6 +41,24 @@ Deno.test("DiskSpace refuses new mail below min_disk_space until the free space 
   assert.equal(await off.low(), false, "min_disk_space 0: no checks");
 });
 
+Deno.test("DiskSpace reuses a reading for maxAge, less what room() granted since, and shares a probe under way", async () => {
+  let probes = 0;
+  const space = new DiskSpace({
+    path: "/q",
+    min: 64 * MB,
+    ok: 128 * MB,
+    maxAge: 60_000,
+    probe: () => (probes++, Promise.resolve(100 * MB)),
+  });
+  assert.deepEqual(await Promise.all([space.low(), space.low()]), [false, false], "100 MB free: not low");
+  assert.equal(await space.low(), false);
+  assert.equal(probes, 1, "one statfs for three checks");
+  assert.equal(await space.room(30 * MB), true, "100 - 30 leaves 70 MB");
+  assert.equal(await space.room(30 * MB), true, "70 - 30 leaves 40 MB, above half of min_disk_space");
+  assert.equal(await space.room(10 * MB), false, "40 - 10 would leave 30 MB: below 32 MB");
+  assert.equal(probes, 1);
+});
+
 Deno.test("a message file stops growing on disk once writing on would leave too little free space", async () => {
   const dir = await Deno.makeTempDir({ prefix: "smx-space-" });
   try {

@@ -20,10 +20,11 @@ import { ConnControl } from "../components/qmgr/conn_control.ts";
 const parse = (text: string) => parseConfig(text, "test.conf");
 const listen = (port: number) => `listen_socket { type = inet; address = 127.0.0.1; port = ${port}; }`;
 
-Deno.test("smtps workers: processes, else one per core up to 4, within min_processes and max_processes", async (t) => {
+Deno.test("smtps workers: processes, else one per two cores up to 4, within min_processes and max_processes", async (t) => {
   const cases: [string, string, number, number][] = [
     ["processes as written", `processes = 3;`, 2, 3],
-    ["unset: one per core", ``, 2, 2],
+    ["unset: one per two cores", ``, 6, 3],
+    ["unset on two cores", ``, 2, 1],
     ["unset on one core", ``, 1, 1],
     ["unset on many cores: at most 4", ``, 64, 4],
     ["unset, raised to min_processes", `min_processes = 3;`, 2, 3],

@@ -8,7 +8,7 @@ import type { SmtpsConfig } from "../../config/types.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { log } from "../util/log.ts";
 import { CredentialsMap } from "./auth_map.ts";
-import { DiskSpace } from "./disk_space.ts";
+import { DiskSpace, PROBE_REUSE_MS } from "./disk_space.ts";
 import { chooseMechanisms } from "./sasl_mechanisms.ts";
 import { loadTls, type TlsService } from "./tls.ts";
 import { KeyRing, type SigningKey } from "./mailauth/keys.ts";
@@ -69,7 +69,7 @@ export interface QueueStatus {
 
 /** The queue status of a worker whose CDB is `cdbBase`, with qmgr's thresholds. */
 export function queueStatus(cdbBase: string, min: number, ok: number): QueueStatus {
-  return { diskLow: false, space: new DiskSpace({ path: cdbBase, min, ok }) };
+  return { diskLow: false, space: new DiskSpace({ path: cdbBase, min, ok, maxAge: PROBE_REUSE_MS }) };
 }
 
 /** Builds the environment of one smtps section; throws an Error naming a file that cannot be read. */
