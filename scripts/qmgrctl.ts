@@ -50,11 +50,12 @@ commands:
   check [--repair]            compare the database with the queue files (an fsck for the queue);
                               --repair queues orphans again, fails lost messages with a DSN,
                               removes unfinished files, rebuilds a damaged database
-  explain --client IP [--helo NAME] --from ADDR --to ADDR [--to ADDR...] [--server NAME]
+  explain --client IP [--helo NAME] --from ADDR --to ADDR [--to ADDR...] [--server NAME] [--auth USER]
                               every policy decision for that envelope, step by step (each map key
                               tried and its answer, DNS answers, aliases, local users, greylisting,
                               routes and next hops), as smtps section NAME (default the first) would
-                              have them made; sends no mail and writes nothing
+                              have them made (--auth: as if USER had authenticated with a
+                              trusted mechanism); sends no mail and writes nothing
 TARGET: one or more queue ids, ALL, - (queue ids read from standard input, one a line, as
   postqueue -j | jq or mailq output gives them), @domain (like --domain), or a FILTER
 FILTER: --sender S  --recipient R (parts of the address)  --domain D (a recipient domain)
@@ -259,6 +260,7 @@ export function buildRequest(command: string, rest: string[]): ControlRequest {
           from: { type: "string" },
           to: { type: "string", multiple: true },
           server: { type: "string" },
+          auth: { type: "string" },
         },
         strict: true,
         allowPositionals: true,
@@ -272,6 +274,7 @@ export function buildRequest(command: string, rest: string[]): ControlRequest {
       const args: Record<string, unknown> = { client: values.client, from: values.from, to: values.to };
       if (values.helo !== undefined) args.helo = values.helo;
       if (values.server !== undefined) args.server = values.server;
+      if (values.auth !== undefined) args.auth = values.auth;
       return { command, args };
     }
     default:

@@ -47,6 +47,7 @@ Deno.test("qmgrctl explain walks connect, MAIL, RCPT and the route with every lo
       "from:@spam.test\tREJECT\ntls_srv:remote.test\tencrypt\n",
     adjust: (c) => {
       c.smtps[0].flags = ["8bitmime", "access", "greylisting"];
+      c.qmgr.smtps.max_connection_rate = 1; // one connection a minute per client (the last step uses it)
       c.smar.dnsbl = [{ domain: "bl.test", tag: "bl" }];
       c.smar.greylisting = { ...defaultGreylisting(), main_DB_name: greyDb };
       c.smar.aliases = { name: "aliases", type: "hash", file: join(dir, "aliases") };
@@ -77,6 +78,11 @@ Deno.test("qmgrctl explain walks connect, MAIL, RCPT and the route with every lo
         );
         assert.equal(a.server, "MTA");
         const of = (stage: string) => a.steps.filter((s) => s.stage === stage);
+        // What smtps asks qmgr first: the client's connection limits.
+        assert.match(
+          a.steps[0].text,
+          /^qmgr connection limits for \[192\.0\.2\.5\]: sessions 0 of 100 \(icm:\), connections in the last minute 0 of 1 \(icr:\)$/,
+        );
         // connect: the client address from the most specific key to the least, then the DNSBL.
         const connectKeys = of("connect").filter((s) => s.kind === "lookup").map((s) => s.key);
         assert.deepEqual(connectKeys.slice(0, 4), [
@@ -144,7 +150,7 @@ Deno.test("qmgrctl explain walks connect, MAIL, RCPT and the route with every lo
         assert.equal(r.code, 0, r.err);
         assert.match(
           r.out,
-          /^connect\n {2}client \[127\.0\.0\.1\], smtps flags: 8bitmime, access, greylisting\n {2}access map: cltaddr:127\.0\.0\.1 -> "relay"$/m,
+          /^connect\n {2}qmgr connection limits for \[127\.0\.0\.1\]: .*\n {2}client \[127\.0\.0\.1\], smtps flags: 8bitmime, access, greylisting\n {2}access map: cltaddr:127\.0\.0\.1 -> "relay"$/m,
         );
         assert.match(r.out, /^ {2}=> accept \(the client may relay; ok: exempt from greylisting\)$/m);
         assert.match(r.out, /^mail\n {2}access map: from:<> -> not found$/m);
@@ -176,6 +182,20 @@ Deno.test("qmgrctl explain walks connect, MAIL, RCPT and the route with every lo
       );
       assert.ok(!a.steps.some((s) => s.stage === "mail"));
     });
+
+    await t.step(
+      "--auth explains a session that authenticated: it may relay and is not greylisted",
+      async () => {
+        const args = ["--client", "192.0.2.5", "--from", "a@remote.test", "--to", "user@remote.test"];
+        const plain = await explain(...args);
+        assert.match(plain.steps.at(-1)!.text, /^reject 550 5\.7\.1 Relay access denied/);
+        const authed = await explain(...args, "--auth", "alice");
+        assert.ok(authed.steps.some((s) => s.text.includes("authenticated as alice (may relay)")));
+        const rcpt = authed.steps.filter((s) => s.stage === "rcpt <user@remote.test>");
+        assert.equal(rcpt.at(-1)?.action, "accept");
+        assert.ok(!rcpt.some((s) => s.kind === "greylist"));
+      },
+    );
 
     await t.step("bad requests are usage errors or clear refusals", async () => {
       assert.equal(
@@ -210,6 +230,19 @@ Deno.test("qmgrctl explain walks connect, MAIL, RCPT and the route with every lo
       ]);
       assert.equal(server.code, 1);
       assert.match(server.err, /no smtps section nope/);
+    });
+    await t.step("a client over its connection rate is refused by qmgr before smar is asked", async () => {
+      const smtp = await Deno.connect({ hostname: "127.0.0.1", port: mta.port });
+      try {
+        const greeting = new Uint8Array(512);
+        await smtp.read(greeting); // the session counts once smtps greets
+        const a = await explain("--client", "127.0.0.1", "--from", "a@remote.test", "--to", "b@remote.test");
+        assert.match(a.steps[0].text, /connections in the last minute 1 of 1/);
+        assert.equal(a.steps.length, 2);
+        assert.match(a.steps[1].text, /^tempfail 421 4\.7\.0 Too many connections/);
+      } finally {
+        smtp.close();
+      }
     });
   } finally {
     await mta.stop();

@@ -367,8 +367,10 @@ export interface QmgrExplain {
   recipients: string[];
   /** The flags, TLS flags and HELO name of the smtps section the checks run as. */
   context: CheckContext;
-  /** smtpc's TLS security level (what the TLS step reports until a TLS policy exists). */
+  /** smtpc's TLS security level (the TLS step's decision starts from it). */
   tlsLevel?: string;
+  /** As if the session had authenticated with a trusted mechanism (it may relay). */
+  authorized?: boolean;
 }
 
 /** One step of an explanation: a lookup with its answer, a DNS answer, a decision, a note. */

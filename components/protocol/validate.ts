@@ -121,7 +121,14 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
   "qmgr.disk_state": { low: bool, free: num },
   "qmgr.route": { domain: str },
   "qmgr.expand": { address: str },
-  "qmgr.explain": { client: str, sender: str, recipients: arr(str), context, tlsLevel: opt(str) },
+  "qmgr.explain": {
+    client: str,
+    sender: str,
+    recipients: arr(str),
+    context,
+    tlsLevel: opt(str),
+    authorized: opt(bool),
+  },
   "qmgr.deliver": {
     ta: obj({
       taId: str,

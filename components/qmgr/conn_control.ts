@@ -91,6 +91,23 @@ export class ConnControl {
     return { type: "qmgr.conn_verdict", accept: true };
   }
 
+  /**
+   * What open(ip) would answer now, without counting anything (qmgrctl explain): the client's limits,
+   * its sessions and its connections in the rate window, and whether a new one would be refused.
+   */
+  peek(
+    ip: string,
+  ): { maxSessions: number; maxRate: number; sessions: number; recent: number; refuse: boolean } {
+    const now = this.#now();
+    const c = this.#clients.get(ip);
+    const maxSessions = c?.maxSessions ?? this.#conf.get("icm", ip);
+    const maxRate = c?.maxRate ?? this.#conf.get("icr", ip);
+    const sessions = c?.sessions ?? 0;
+    const recent = c ? c.recent.filter((t) => t > now - RATE_WINDOW).length : 0;
+    const refuse = (maxSessions > 0 && sessions >= maxSessions) || (maxRate > 0 && recent + 1 > maxRate);
+    return { maxSessions, maxRate, sessions, recent, refuse };
+  }
+
   /** A session from `ip` at smtps worker `owner` ended (smtps sends this only for accepted connections). */
   close(ip: string, owner = "smtps"): void {
     const owned = this.#owned.get(owner);

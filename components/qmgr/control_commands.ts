@@ -26,6 +26,7 @@ import { checkQueue } from "./queue_check.ts";
 import { failureNotice, removeMessage, storedResult } from "./results.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { RouteCache } from "./route_cache.ts";
+import type { ConnControl } from "./conn_control.ts";
 import { destinationKey } from "../mail/result.ts";
 import { domainOf } from "../mail/address.ts";
 import type { Stats } from "./stats.ts";
@@ -55,6 +56,8 @@ export interface ControlDeps {
   mcpStatus?: () => Promise<ComponentStatus[] | undefined>;
   /** Has the database rebuilt from the queue files (qmgr restarts); absent: not possible here. */
   rebuild?: (reason: string) => void;
+  /** Incoming connection limits (explain shows the client's, read only). */
+  conn?: Pick<ConnControl, "peek">;
   /** Asks smar to explain the policy decisions for an envelope (qmgrctl explain; absent: no smar). */
   explain?: (q: Omit<QmgrExplain, "type">) => Promise<ExplainStep[]>;
   /** Asks the MCP to reload the configuration (undefined: no MCP to ask, or no answer). */
@@ -272,6 +275,7 @@ export class ControlCommands {
     }
     if (!this.#d.explain) throw new CommandError("explain: smar cannot be asked from here");
     const helo = str("helo");
+    const user = str("auth");
     const bare = (a: string) => a.trim().replace(/^<(.*)>$/, "$1");
     const question = {
       client,
@@ -280,13 +284,43 @@ export class ControlCommands {
       context: {
         flags: server.flags,
         ...(helo ? { helo } : {}),
+        ...(user ? { authUser: user } : {}),
         ...(server.tls ? { tlsFlags: server.tls.flags } : {}),
       },
       tlsLevel: this.#d.config.smtpc.tls.security_level,
+      ...(user ? { authorized: true } : {}),
     };
-    let steps: ExplainStep[];
+    // First what smtps asks qmgr when the client connects: its connection limits (read only).
+    const steps: ExplainStep[] = [];
+    const limits = this.#d.conn?.peek(client);
+    if (limits) {
+      const n = (v: number) => v > 0 ? String(v) : "no limit";
+      steps.push({
+        stage: "connect",
+        kind: "note",
+        text: `qmgr connection limits for [${client}]: sessions ${limits.sessions} of ${
+          n(limits.maxSessions)
+        } (icm:), connections in the last minute ${limits.recent} of ${n(limits.maxRate)} (icr:)`,
+      });
+      if (limits.refuse) {
+        steps.push({
+          stage: "connect",
+          kind: "verdict",
+          action: "tempfail",
+          text: "tempfail 421 4.7.0 Too many connections from your host (qmgr: smar is not asked)",
+        });
+        return {
+          client,
+          helo: helo ?? null,
+          sender: question.sender,
+          recipients: question.recipients,
+          server: server.name,
+          steps,
+        };
+      }
+    }
     try {
-      steps = await this.#d.explain(question);
+      steps.push(...await this.#d.explain(question));
     } catch (err) {
       throw new CommandError(`explain: smar did not answer: ${(err as Error).message}`);
     }

@@ -288,6 +288,7 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     rebuild,
     mcpStatus: ctx.mcpStatus ? () => ctx.mcpStatus!(1_000) : undefined,
     mcpReload: ctx.mcpReload ? () => ctx.mcpReload!() : undefined,
+    conn,
     explain: async (question) => {
       await peerWired(ctx, "smar", q.wait_for_server, stopped);
       return explainEnvelope(ctx.endpoint, question);

@@ -230,7 +230,11 @@ export async function explainEnvelope(g: Generation, q: QmgrExplain): Promise<Ex
   const ctx: CheckContext = { ...q.context };
   const verdict = (v: Verdict) => trace.add({ kind: "verdict", action: v.action, text: verdictText(v) });
 
-  trace.add({ kind: "note", text: `client [${q.client}], smtps flags: ${ctx.flags?.join(", ") || "none"}` });
+  const auth = q.authorized ? `, authenticated${ctx.authUser ? ` as ${ctx.authUser}` : ""} (may relay)` : "";
+  trace.add({
+    kind: "note",
+    text: `client [${q.client}]${auth}, smtps flags: ${ctx.flags?.join(", ") || "none"}`,
+  });
   const connect = await policy.checkConnect(q.client, ctx);
   verdict(connect);
   if (connect.action !== "accept") {
@@ -260,7 +264,7 @@ export async function explainEnvelope(g: Generation, q: QmgrExplain): Promise<Ex
   for (const recipient of q.recipients) {
     trace.stage = `rcpt <${recipient}>`;
     const v = await policy.checkRcpt(
-      { ip: q.client, sender: q.sender, recipient, authorized: false },
+      { ip: q.client, sender: q.sender, recipient, authorized: q.authorized === true },
       { ...ctx, ...(state ? { state } : {}) },
     );
     verdict(v);
