@@ -10,6 +10,8 @@ import { join } from "node:path";
 import { startTestMta, type TestMta } from "./helpers/mta.ts";
 import { SmtpConnection, smtpSend } from "./helpers/smtp_client.ts";
 import { startSink } from "./helpers/smtp_sink.ts";
+import { controlSocketPath } from "../components/qmgr/control_protocol.ts";
+import { qmgrctl } from "../scripts/qmgrctl.ts";
 
 const q = (s: string) => JSON.stringify(s);
 
@@ -92,6 +94,19 @@ Deno.test("three smtps workers share one listen socket: the kernel spreads conne
     assert.equal(sup.restarts("smtps@1"), 0);
     assert.equal(sup.restarts("smtps@3"), 0);
     assert.equal(sup.generation("qmgr"), 1, "qmgr kept running");
+    // qmgrctl status names each worker, with its own generation and restarts.
+    const out: string[] = [];
+    const code = await qmgrctl(["--socket", controlSocketPath(mta.config), "status"], {
+      out: (t) => out.push(t),
+      err: (t) => out.push(t),
+    });
+    assert.equal(code, 0, out.join("\n"));
+    const rows = out.join("\n").split("\n").filter((l) => /^smtps@\d /.test(l)).map((l) => l.split(/\s+/));
+    assert.deepEqual(
+      rows.map((r) => [r[0], r[1], r.at(-2), r.at(-1)]),
+      [["smtps@1", "running", "0", "1"], ["smtps@2", "running", "1", "2"], ["smtps@3", "running", "0", "1"]],
+      out.join("\n"),
+    );
     const after = await smtpSend(mta.port, {
       from: "sender@localhost",
       to: ["after@relay.test"],
