@@ -3,7 +3,7 @@
 // declared map, smtps names are unique, no two servers listen on the same address and port. Reads the
 // configuration file in loadConfig(); nothing else. Throws ConfigError.
 
-import { defaultConfig, defaultLda, defaultSmtps, defaultSmtpsAuth } from "./defaults.ts";
+import { defaultConfig, defaultLda, defaultMetrics, defaultSmtps, defaultSmtpsAuth } from "./defaults.ts";
 import { DEFAULT_CONF } from "./default_conf.ts";
 import { ConfigError, type Pos } from "./error.ts";
 import { parse } from "./parser.ts";
@@ -23,6 +23,7 @@ import type {
   LdaConfig,
   ListenSocket,
   MapSpec,
+  MetricsConfig,
   QmgrConfig,
   ServiceOptions,
   SmtpsConfig,
@@ -47,6 +48,7 @@ export function parseConfig(text: string, source: string): Config {
 
   const servers: { server: SmtpsConfig; block: Block; sockets: Pos[] }[] = [];
   let lda: Block | undefined;
+  let metrics: Block | undefined;
   for (const block of top.blocks) {
     switch (block.keyword) {
       case "mcp":
@@ -78,10 +80,15 @@ export function parseConfig(text: string, source: string): Config {
         lda = block;
         config.lda = buildLda(block, config.hostname, resolve, fail);
         break;
+      case "metrics":
+        metrics = block;
+        config.metrics = buildMetrics(block, fail);
+        break;
     }
   }
   checkServers(servers, fail);
   if (lda) checkLdaSockets(config.lda!, lda, servers, fail);
+  if (metrics) checkMetricsSockets(config, metrics, servers, fail);
   config.smtps = servers.length > 0 ? servers.map((s) => s.server) : [defaultSmtps("smtps", config.hostname)];
   shareProtection(config, servers, fail);
   const warnings = [...unitWarnings(top, source), ...seedNotes(top, source)].sort((a, b) =>
@@ -346,6 +353,42 @@ function buildLda(
     lda.local_user_map = mapSpec(sub, sub.keyword, fail);
   }
   return lda;
+}
+
+function buildMetrics(block: Block, fail: Fail): MetricsConfig {
+  const metrics = defaultMetrics();
+  Object.assign(metrics, block.values);
+  applyLog(metrics, block);
+  const sockets = block.blocks.filter((b) => b.keyword === "listen_socket");
+  if (sockets.length > 0) metrics.listen_socket = sockets.map((sub) => buildListenSocket(sub, fail));
+  return metrics;
+}
+
+/** The metrics worker must not listen where an smtps section or the lda does. */
+function checkMetricsSockets(
+  config: Config,
+  block: Block,
+  servers: { server: SmtpsConfig }[],
+  fail: Fail,
+): void {
+  const sockets = block.blocks.filter((b) => b.keyword === "listen_socket");
+  const taken = [
+    ...servers.flatMap(({ server }) =>
+      server.listen_socket.map((s) => ({ s, owner: `smtps ${server.name}` }))
+    ),
+    ...(config.lda?.listen_socket ?? []).map((s) => ({ s, owner: "lda" })),
+  ];
+  config.metrics!.listen_socket.forEach((socket, i) => {
+    const clash = taken.find((t) => socketsClash(t.s, socket));
+    if (clash) {
+      fail(
+        sockets[i]?.node ?? block.node,
+        `listen socket ${
+          socketLabel(socket)
+        } of metrics is already used by ${clash.owner}, expected another address or port`,
+      );
+    }
+  });
 }
 
 /** The lda must not listen where an smtps section does. */

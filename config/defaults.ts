@@ -6,6 +6,7 @@ import type {
   Config,
   GreylistConfig,
   LdaConfig,
+  MetricsConfig,
   MtaStsConfig,
   ServiceOptions,
   SmtpsAuthConfig,
@@ -68,6 +69,14 @@ export function defaultLda(hostname = "localhost"): LdaConfig {
     max_threads: 64,
     ...defaultService(),
   };
+}
+
+/** The metrics worker's port: next to the exporters' range (postfix_exporter has 9154). */
+export const METRICS_PORT = 9425;
+
+/** Defaults of the metrics section: HTTP on 127.0.0.1:9425. */
+export function defaultMetrics(): MetricsConfig {
+  return { listen_socket: [{ type: "inet", address: "127.0.0.1", port: METRICS_PORT }], ...defaultService() };
 }
 
 /** Defaults of smar's greylisting section (the database file has none: it must be named). */

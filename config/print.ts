@@ -8,6 +8,7 @@ import {
   LDA,
   LOG,
   MCP,
+  METRICS,
   POLICY_MILTER,
   POLICY_SERVICE,
   QMGR,
@@ -127,6 +128,12 @@ export function formatConfig(config: Config): string {
     ];
     out.push("", ...section(LDA, config.lda, undefined, lines));
   }
+  if (config.metrics) {
+    out.push(
+      "",
+      ...section(METRICS, config.metrics, undefined, config.metrics.listen_socket.map(listenSocket)),
+    );
+  }
   return out.join("\n") + "\n";
 }
 
@@ -206,7 +213,9 @@ function section(
   }
   for (const sub of spec.sections) {
     // smtps, smar and lda write their subsections themselves, except their log { }; so do the filters.
-    if ((spec === SMTPS || spec === SMAR || spec === LDA) && sub.keyword !== "log") continue;
+    if ((spec === SMTPS || spec === SMAR || spec === LDA || spec === METRICS) && sub.keyword !== "log") {
+      continue;
+    }
     if (spec === SMTPS && sub.keyword === "log") continue; // with the server's other subsections
     if (spec === POLICY_MILTER || spec === POLICY_SERVICE) continue;
     if (record[sub.keyword] === undefined) continue; // an optional section that is not there (log { })

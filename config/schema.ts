@@ -9,6 +9,7 @@ import type {
   LdaConfig,
   LogConfig,
   McpConfig,
+  MetricsConfig,
   MtaStsConfig,
   QmgrConfig,
   SmarConfig,
@@ -159,7 +160,7 @@ export const WORD_LISTS = {
 export const DSN_FLAGS = ["header_only", "MIME_Format"] as const;
 
 /** The components a `restart_dependencies` list may name. */
-export const COMPONENT_NAMES = ["qmgr", "smtps", "smtpc", "smar", "lda"];
+export const COMPONENT_NAMES = ["qmgr", "smtps", "smtpc", "smar", "lda", "metrics"];
 
 /** smtpc's TLS security levels (SmtpcTlsConfig["security_level"]). */
 export const SECURITY_LEVELS = ["none", "may", "encrypt", "verify"];
@@ -572,6 +573,13 @@ export const LDA = section(
   [LISTEN_SOCKET, COMPONENT_LOG, mapSection("local_user_map")],
 );
 
+/** The metrics worker: HTTP with Prometheus text, a health check and a status page (optional). */
+export const METRICS = section(
+  "metrics",
+  { ...SERVICE_OPTIONS } satisfies { [K in keyof MetricsConfig]?: Kind },
+  [LISTEN_SOCKET, COMPONENT_LOG],
+);
+
 /**
  * sendmail X's global socket options (README 3.3): accepted without effect, the components talk over the
  * MCP's worker channels (config/seed_options.ts reports them).
@@ -585,5 +593,15 @@ export const TOP = section(
     CDB_base_directory: "string",
     ...Object.fromEntries(GLOBAL_SOCKETS.map((o) => [o, "string" as const])),
   },
-  [mapSection("map", { name: "required", repeat: true }), MCP, QMGR, SMTPS, SMTPC, SMAR, LDA, LOG],
+  [
+    mapSection("map", { name: "required", repeat: true }),
+    MCP,
+    QMGR,
+    SMTPS,
+    SMTPC,
+    SMAR,
+    LDA,
+    METRICS,
+    LOG,
+  ],
 );

@@ -45,7 +45,7 @@ export function seedNotes(top: Block, source: string): ConfigWarning[] {
   }
   for (const block of top.blocks) {
     const component = block.keyword;
-    if (!["qmgr", "smtps", "smtpc", "smar", "lda"].includes(component)) continue;
+    if (!["qmgr", "smtps", "smtpc", "smar", "lda", "metrics"].includes(component)) continue;
     const name = block.name ? `${component} ${block.name}` : component;
     for (const [option, why] of Object.entries(PROCESS_OPTION_WHY)) {
       if (block.values[option] !== undefined) {

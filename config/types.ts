@@ -470,6 +470,16 @@ export interface LdaConfig extends ServiceOptions {
   max_threads: number;
 }
 
+/**
+ * The metrics worker (`metrics { listen_socket { ... } }`): Prometheus text on /metrics, /healthz, a
+ * status page on / and /api/queue, over HTTP on its listen sockets. Absent from the Config when the
+ * configuration has no metrics section: the MCP then does not start it.
+ */
+export interface MetricsConfig extends ServiceOptions {
+  /** Where it serves HTTP (default 127.0.0.1:9425). */
+  listen_socket: ListenSocket[];
+}
+
 export interface McpConfig {
   /** Heartbeat interval (ms); a worker silent for 3 intervals is restarted. */
   heartbeat_interval: number;
@@ -520,6 +530,7 @@ export interface Config {
   smtpc: SmtpcConfig;
   smar: SmarConfig;
   lda?: LdaConfig;
+  metrics?: MetricsConfig;
   /** What the MCP reports once at start and `-V` prints (sendmail X options without effect, odd units). */
   warnings?: ConfigWarning[];
 }

@@ -6,7 +6,7 @@
 
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Config, LdaConfig, ListenSocket } from "../../config/types.ts";
+import type { Config, LdaConfig, ListenSocket, MetricsConfig } from "../../config/types.ts";
 import { DEFAULT_LMTP_SOCKET } from "../../config/defaults.ts";
 import { logFile } from "../../config/service.ts";
 import { syslogNetPermissions, syslogTarget } from "../../config/log_settings.ts";
@@ -95,6 +95,7 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
       net: orFalse(unique([...nameserverNetPermissions(nameservers), ...smar.net])),
     },
     ...(config.lda ? { lda: ldaPermissions(config.lda) } : {}),
+    ...(config.metrics ? { metrics: metricsPermissions(config.metrics) } : {}),
   };
   // With a log directory, each worker appends to its own file there (and may touch no other); with a
   // syslog server, each sends its lines there.
@@ -216,6 +217,20 @@ function ldaPermissions(lda: LdaConfig): WorkerPermissions {
     ...NONE,
     read: unique([lda.mail_root, ...usersMap, ...listen.paths]),
     write: unique([lda.mail_root, ...listen.paths]),
+    net: orFalse(unique(listen.net)),
+  };
+}
+
+/**
+ * The metrics worker: listen on its listen sockets, nothing else. What it shows it asks the components
+ * (over its peer ports) and the MCP (status frames); it reads no file, not even the queue.
+ */
+function metricsPermissions(metrics: MetricsConfig): WorkerPermissions {
+  const listen = listenPermissions(metrics.listen_socket);
+  return {
+    ...NONE,
+    read: orFalse(unique(listen.paths)),
+    write: orFalse(unique(listen.paths)),
     net: orFalse(unique(listen.net)),
   };
 }

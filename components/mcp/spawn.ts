@@ -3,7 +3,7 @@
 
 import type { Config } from "../../config/types.ts";
 import type { McpFrame } from "../protocol/frames.ts";
-import { type ComponentName, PROTOCOL_VERSION, type WorkerName } from "../protocol/messages.ts";
+import { type PeerName, PROTOCOL_VERSION, type WorkerName } from "../protocol/messages.ts";
 
 /** The permission set of one worker: every key explicit, nothing inherited. */
 export interface WorkerPermissions {
@@ -60,7 +60,7 @@ export function spawnWorker(
 
 /** One end of a peer channel: a component's worker (`instance` when the component runs several). */
 export interface PeerEnd {
-  name: ComponentName;
+  name: PeerName;
   instance?: number;
   worker: Worker;
 }

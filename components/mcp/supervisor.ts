@@ -17,6 +17,8 @@ import type { WorkerFrame } from "../protocol/frames.ts";
 import {
   type ComponentName,
   COMPONENTS,
+  METRICS_PEERS,
+  type PeerName,
   PROTOCOL_VERSION,
   SERVICES,
   type WorkerName,
@@ -51,6 +53,18 @@ import {
 } from "./supervisor_types.ts";
 
 const isComponent = (name: WorkerName): name is ComponentName => COMPONENTS.includes(name as ComponentName);
+
+/**
+ * Whether two workers talk over a peer port: workers of different components, and metrics with the
+ * components it reads (every worker of them).
+ */
+function arePeers(a: WorkerName, b: WorkerName): boolean {
+  if (a === b) return false; // workers of one component are not peers of each other (several smtps share nothing)
+  if (isComponent(a) && isComponent(b)) return true;
+  const reads = (m: WorkerName, c: WorkerName) =>
+    m === "metrics" && isComponent(c) && METRICS_PEERS.includes(c);
+  return reads(a, b) || reads(b, a);
+}
 
 /** The `instance` field of a slot's events: present only for one of several workers of a component. */
 const at = (slot: WorkerSlot) => (slot.instance !== undefined ? { instance: slot.instance } : {});
@@ -210,16 +224,13 @@ export class Supervisor {
       died: (reason) => this.#died(slot, reason),
     });
     const generation = slot.generation;
-    if (isComponent(name)) {
-      for (const peer of this.#slots.values()) {
-        // Workers of one component are not peers of each other (several smtps share nothing).
-        if (peer.name !== name && peer.worker && !peer.stopping && isComponent(peer.name)) {
-          wirePeers({ name, instance, worker }, {
-            name: peer.name,
-            instance: peer.instance,
-            worker: peer.worker,
-          });
-        }
+    for (const peer of this.#slots.values()) {
+      if (peer.worker && !peer.stopping && arePeers(name, peer.name)) {
+        wirePeers({ name: name as PeerName, instance, worker }, {
+          name: peer.name as PeerName,
+          instance: peer.instance,
+          worker: peer.worker,
+        });
       }
     }
     if (generation > 1) {

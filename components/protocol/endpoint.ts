@@ -8,8 +8,8 @@
 // request is answered on the port it came from and a restart of one fails only the requests to that one.
 
 import {
-  type ComponentName,
   type Message,
+  type PeerName,
   PROTOCOL_VERSION,
   type RpcFailure,
   type WorkerName,
@@ -25,12 +25,12 @@ import { log } from "../util/log.ts";
 export type PeerId = string;
 
 /** The peer id of `name`'s worker `instance` (just `name` when the component runs one worker). */
-export function peerId(name: ComponentName, instance?: number): PeerId {
+export function peerId(name: PeerName, instance?: number): PeerId {
   return instance === undefined ? name : `${name}@${instance}`;
 }
 
 export type Handler = (
-  from: ComponentName,
+  from: PeerName,
   body: Message,
   peer: PeerId,
 ) => Promise<Message | void> | Message | void;
@@ -44,9 +44,9 @@ interface Pending {
 export const DEFAULT_REQUEST_TIMEOUT = 60_000;
 
 export class Endpoint {
-  readonly #ports = new Map<PeerId, { name: ComponentName; port: MessagePort }>();
+  readonly #ports = new Map<PeerId, { name: PeerName; port: MessagePort }>();
   readonly #pending = new Map<number, Pending>();
-  readonly #peerListeners = new Set<(peer: PeerId, name: ComponentName) => void>();
+  readonly #peerListeners = new Set<(peer: PeerId, name: PeerName) => void>();
   #nextId = 1;
   #handler: Handler = () => {};
 
@@ -61,7 +61,7 @@ export class Endpoint {
    * Uses `port` for `peer` (its worker `instance`, when it runs several) from now on; requests still
    * waiting on the old port fail at once, and onPeer listeners hear of the new port (a peer restarted).
    */
-  setPeer(peer: ComponentName, port: MessagePort, instance?: number): void {
+  setPeer(peer: PeerName, port: MessagePort, instance?: number): void {
     const id = peerId(peer, instance);
     const old = this.#ports.get(id);
     if (old) {
@@ -76,12 +76,12 @@ export class Endpoint {
   }
 
   /** Calls `listener` whenever a peer gets a new port (its worker started or restarted). */
-  onPeer(listener: (peer: PeerId, name: ComponentName) => void): void {
+  onPeer(listener: (peer: PeerId, name: PeerName) => void): void {
     this.#peerListeners.add(listener);
   }
 
   /** Whether a port to `peer` (a component: any of its workers) is installed; it may still be restarting. */
-  hasPeer(peer: ComponentName | PeerId): boolean {
+  hasPeer(peer: PeerName | PeerId): boolean {
     if (this.#ports.has(peer)) return true;
     for (const p of this.#ports.values()) if (p.name === peer) return true;
     return false;
@@ -89,7 +89,7 @@ export class Endpoint {
 
   /** Sends a request and resolves with the peer's answer, or with an rpc.failure body. */
   request(
-    peer: ComponentName | PeerId,
+    peer: PeerName | PeerId,
     body: Message,
     timeoutMs = DEFAULT_REQUEST_TIMEOUT,
   ): Promise<Message> {
@@ -107,8 +107,13 @@ export class Endpoint {
     });
   }
 
+  /** The peer ids of every worker of `name` wired now (`smtps`, or `smtps@1`, `smtps@2` ...). */
+  peersOf(name: PeerName): PeerId[] {
+    return [...this.#ports].filter(([, p]) => p.name === name).map(([id]) => id);
+  }
+
   /** Sends a notice to every worker of component `name` (each smtps worker hears qmgr's disk state). */
-  broadcast(name: ComponentName, body: Message): void {
+  broadcast(name: PeerName, body: Message): void {
     const frame: PeerFrame = { v: PROTOCOL_VERSION, kind: "notify", body };
     let sent = 0;
     for (const p of this.#ports.values()) {
@@ -120,7 +125,7 @@ export class Endpoint {
   }
 
   /** Sends a notice that expects no answer; dropped (and logged) when the peer is not wired. */
-  notify(peer: ComponentName | PeerId, body: Message): void {
+  notify(peer: PeerName | PeerId, body: Message): void {
     const port = this.#ports.get(peer)?.port;
     if (!port) {
       log.debug(this.name, `notice ${body.type} to ${peer} dropped: not wired`);
@@ -149,7 +154,7 @@ export class Endpoint {
     }
   }
 
-  #receive(peer: ComponentName, id: PeerId, data: unknown): void {
+  #receive(peer: PeerName, id: PeerId, data: unknown): void {
     const frame = data as PeerFrame;
     if (typeof frame !== "object" || frame === null || frame.v !== PROTOCOL_VERSION) {
       log.error(this.name, `dropped a frame from ${id}: wrong protocol version or not a frame`);
@@ -196,7 +201,7 @@ export class Endpoint {
     }
   }
 
-  async #dispatch(peer: ComponentName, id: PeerId, body: Message): Promise<Message | void> {
+  async #dispatch(peer: PeerName, id: PeerId, body: Message): Promise<Message | void> {
     try {
       return await this.#handler(peer, body, id);
     } catch (err) {

@@ -4,7 +4,7 @@
 // A restarted worker gets fresh ports; its peers get the new port in a `peer` frame.
 
 import type { Config } from "../../config/types.ts";
-import type { ComponentName, Message, WorkerName } from "./messages.ts";
+import type { Message, PeerName, WorkerName } from "./messages.ts";
 
 /** One worker as the MCP sees it (the answer to `status_request`, for qmgrctl status). */
 export interface ComponentStatus {
@@ -23,7 +23,7 @@ export type McpFrame =
   /** `instance`: which of the component's several workers this is (1-based), absent when it has one. */
   | { v: number; kind: "init"; name: WorkerName; instance?: number; generation: number; config: Config }
   /** A port to `name` (to its worker `instance` when the component runs several). */
-  | { v: number; kind: "peer"; name: ComponentName; instance?: number; port: MessagePort }
+  | { v: number; kind: "peer"; name: PeerName; instance?: number; port: MessagePort }
   | { v: number; kind: "shutdown" }
   /** A new configuration (SIGHUP): the worker applies what it can live (log level, maps, ...). */
   | { v: number; kind: "reload"; config: Config }

@@ -3,7 +3,7 @@
 // MessagePorts the MCP wires between workers. Bump PROTOCOL_VERSION on any incompatible change.
 // Receivers validate every body they get (validate.ts) and never trust a peer.
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 import type { RouteTls, TlsLevel, TlsSource } from "../mail/tls_policy.ts";
 import type { TlsRptSession } from "../mail/tlsrpt.ts";
@@ -11,12 +11,21 @@ import type { TlsRptSession } from "../mail/tlsrpt.ts";
 export type ComponentName = "qmgr" | "smtps" | "smtpc" | "smar";
 export const COMPONENTS: readonly ComponentName[] = ["qmgr", "smar", "smtpc", "smtps"];
 
-/** Optional services the MCP starts when configured: no peers (the LDA is reached over LMTP, not messages). */
-export type ServiceName = "lda";
-export const SERVICES: readonly ServiceName[] = ["lda"];
+/**
+ * Optional services the MCP starts when configured. The lda has no peers (it is reached over LMTP, not
+ * messages); metrics asks the components it reads (METRICS_PEERS) through peer ports of its own.
+ */
+export type ServiceName = "lda" | "metrics";
+export const SERVICES: readonly ServiceName[] = ["lda", "metrics"];
 
 /** Any worker the MCP starts: a core component or an optional service. */
 export type WorkerName = ComponentName | ServiceName;
+
+/** A worker that can be at the other end of a peer port: a component, or the metrics service. */
+export type PeerName = ComponentName | "metrics";
+
+/** The components the metrics worker is wired to (and asks for their snapshots). */
+export const METRICS_PEERS: readonly ComponentName[] = ["qmgr", "smtps"];
 
 /** A reply as the SMTP server will send it: `code status text`, e.g. 550 5.7.1 Relay access denied. */
 export interface SmtpReply {
@@ -462,6 +471,107 @@ export interface TlsSummary {
   verifyError?: string;
 }
 
+// ---- metrics -> qmgr, smtps
+/** Asks a component for its counters and state now (on a scrape of /metrics or the status page). */
+export interface MetricsSnapshot {
+  type: "metrics.snapshot";
+}
+/** Asks qmgr for what `qmgrctl list` shows: the control socket's list command with these arguments. */
+export interface MetricsQueueList {
+  type: "metrics.queue_list";
+  /** The list command's arguments (sender, recipient, domain, state, age, limit), checked by qmgr. */
+  args: Record<string, string | number>;
+}
+
+/** A histogram as a component keeps it: counts per upper bound (the last bound is +Inf), sum, count. */
+export interface HistogramData {
+  /** Upper bounds, ascending; observations above the last land in `counts[bounds.length]`. */
+  bounds: number[];
+  /** Observations per bucket (not cumulative); one more entry than `bounds`. */
+  counts: number[];
+  sum: number;
+}
+
+/** A labelled counter's values: the label values joined by "|" in a fixed order, to the count. */
+export type LabelledCounts = Record<string, number>;
+
+/** What the queue holds in one state (incoming, active, deferred, hold). */
+export interface QueueStateSnapshot {
+  messages: number;
+  bytes: number;
+  /** Age (s since arrival) of the messages in this state. */
+  age: HistogramData;
+  /** Arrival of the oldest message in this state (ms since the epoch); absent when none. */
+  oldest?: number;
+}
+
+/** One recipient domain of the queue: its open recipients and messages, and its oldest message. */
+export interface DomainSnapshot {
+  domain: string;
+  recipients: number;
+  messages: number;
+  /** Recipients deferred at least once. */
+  deferred: number;
+  /** Arrival of the oldest message with an open recipient there (ms since the epoch). */
+  oldest: number;
+  oldestId: string;
+}
+
+/** qmgr's answer to metrics.snapshot: its counters (since it started) and the queue as it is now. */
+export interface QmgrSnapshotMessage {
+  type: "qmgr.snapshot";
+  /** When qmgr started (ms since the epoch): a new value means its counters started again from 0. */
+  started: number;
+  counters: { received: number; delivered: number; deferred: number; bounced: number; dsn: number };
+  /** Per-minute counts for the last 60 minutes, oldest first (the last is the current minute). */
+  perMinute: { received: number[]; delivered: number[]; deferred: number[]; bounced: number[] };
+  /** Delay from arrival to each recipient's delivery, deferral or bounce (s), by that status. */
+  delay: { sent: HistogramData; deferred: HistogramData; bounced: HistogramData };
+  /** Outgoing TLS sessions reported by smtpc, by `trust|protocol|cipher`. */
+  tlsOut: LabelledCounts;
+  queue: {
+    /** Recipients by state (qmgrctl status's counts). */
+    recipients: { incoming: number; active: number; deferred: number; held: number };
+    states: Record<"incoming" | "active" | "deferred" | "hold", QueueStateSnapshot>;
+    /** The domains with the most open recipients, at most 50. */
+    domains: DomainSnapshot[];
+  };
+  /** Destinations (address:port) marked down now: until when and why. */
+  down: { address: string; until: number; failures: number; reason?: string }[];
+  /** The queue's free disk space (bytes) at the disk guard's last probe; absent when it does not probe. */
+  diskFree?: number;
+  diskLow: boolean;
+}
+
+/** smtps's answer to metrics.snapshot: its counters since it started. */
+export interface SmtpsSnapshotMessage {
+  type: "smtps.snapshot";
+  started: number;
+  /** Connections accepted (before admission checks). */
+  connects: number;
+  /** Sessions open now. */
+  sessions: number;
+  /** Messages answered 250 after DATA/BDAT, by `sasl_method` ("" without AUTH). */
+  messages: LabelledCounts;
+  /** Policy refusals (Postfix's `NOQUEUE: reject:`), by `stage|code|enhanced status`. */
+  rejected: LabelledCounts;
+  /** Failed AUTH attempts by mechanism. */
+  saslFailures: LabelledCounts;
+  /** TLS sessions, by `trust|protocol|cipher`. */
+  tls: LabelledCounts;
+  /** Mail authentication results, by `method|result` (spf, dkim, dmarc, arc). */
+  mailauth: LabelledCounts;
+}
+
+/** qmgr's answer to metrics.queue_list: the list command's answer, as qmgrctl gets it. */
+export interface QmgrQueueList {
+  type: "qmgr.queue_list";
+  ok: boolean;
+  /** The list's result (`{rows, more}`) when ok. */
+  result?: unknown;
+  error?: string;
+}
+
 /** Sent by the endpoint layer when a request cannot be answered (peer down, timeout, handler threw). */
 export interface RpcFailure {
   type: "rpc.failure";
@@ -494,6 +604,11 @@ export type Message =
   | QmgrDnsQuery
   | QmgrHttpsPost
   | SmarHttpsPosted
+  | MetricsSnapshot
+  | MetricsQueueList
+  | QmgrSnapshotMessage
+  | SmtpsSnapshotMessage
+  | QmgrQueueList
   | RpcFailure;
 
 export type MessageType = Message["type"];

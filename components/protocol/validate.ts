@@ -90,6 +90,15 @@ const routeTls = opt(obj({
   dane: opt((v) => record(daneLookup)(v)),
   mtaSts: opt(mtaStsLookup),
 }));
+const any: Check = () => undefined;
+const histogram = (v: unknown) => {
+  const p = obj({ bounds: arr(num), counts: arr(num), sum: num })(v);
+  if (p) return p;
+  const h = v as { bounds: number[]; counts: number[] };
+  return h.counts.length === h.bounds.length + 1 ? undefined : "counts: expected one more than bounds";
+};
+const counts = record(num);
+const queueState = obj({ messages: num, bytes: num, age: histogram, oldest: opt(num) });
 
 const SHAPES: Record<Message["type"], Record<string, Check>> = {
   "smtps.conn_open": { ip: str },
@@ -223,6 +232,41 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
   "qmgr.dns_query": { name: str, rrtype: oneOf(...DNS_QUERY_TYPES) },
   "qmgr.https_post": { url: str, contentType: str, body: str },
   "smar.https_posted": { ok: bool, status: opt(num), reason: opt(str) },
+  "metrics.snapshot": {},
+  "metrics.queue_list": { args: record((v) => typeof v === "string" ? undefined : num(v)) },
+  "qmgr.snapshot": {
+    started: num,
+    counters: obj({ received: num, delivered: num, deferred: num, bounced: num, dsn: num }),
+    perMinute: obj({ received: arr(num), delivered: arr(num), deferred: arr(num), bounced: arr(num) }),
+    delay: obj({ sent: histogram, deferred: histogram, bounced: histogram }),
+    tlsOut: counts,
+    queue: obj({
+      recipients: obj({ incoming: num, active: num, deferred: num, held: num }),
+      states: obj({ incoming: queueState, active: queueState, deferred: queueState, hold: queueState }),
+      domains: arr(obj({
+        domain: str,
+        recipients: num,
+        messages: num,
+        deferred: num,
+        oldest: num,
+        oldestId: str,
+      })),
+    }),
+    down: arr(obj({ address: str, until: num, failures: num, reason: opt(str) })),
+    diskFree: opt(num),
+    diskLow: bool,
+  },
+  "smtps.snapshot": {
+    started: num,
+    connects: num,
+    sessions: num,
+    messages: counts,
+    rejected: counts,
+    saslFailures: counts,
+    tls: counts,
+    mailauth: counts,
+  },
+  "qmgr.queue_list": { ok: bool, result: any, error: opt(str) },
   "rpc.failure": { reason: str },
 };
 

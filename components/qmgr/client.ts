@@ -6,6 +6,8 @@ import type {
   QmgrCommitFailed,
   QmgrCommitted,
   QmgrConnVerdict,
+  QmgrQueueList,
+  QmgrSnapshotMessage,
   RpcFailure,
 } from "../protocol/messages.ts";
 
@@ -34,4 +36,25 @@ export async function connectionOpened(
 /** Tells qmgr a client connection from `ip` ended. */
 export function connectionClosed(ep: Endpoint, ip: string): void {
   ep.notify("qmgr", { type: "smtps.conn_close", ip });
+}
+
+/** Asks qmgr for its counters and the queue's shape (the metrics worker, on a scrape). */
+export async function qmgrSnapshot(
+  ep: Endpoint,
+  timeoutMs?: number,
+): Promise<QmgrSnapshotMessage | RpcFailure> {
+  const m = await ep.request("qmgr", { type: "metrics.snapshot" }, timeoutMs);
+  if (m.type === "qmgr.snapshot" || m.type === "rpc.failure") return m;
+  return { type: "rpc.failure", reason: `unexpected answer ${m.type} to metrics.snapshot` };
+}
+
+/** Asks qmgr for what `qmgrctl list` shows with these arguments (sender, recipient, domain, state, age, limit). */
+export async function queueList(
+  ep: Endpoint,
+  args: Record<string, string | number>,
+  timeoutMs?: number,
+): Promise<QmgrQueueList | RpcFailure> {
+  const m = await ep.request("qmgr", { type: "metrics.queue_list", args }, timeoutMs);
+  if (m.type === "qmgr.queue_list" || m.type === "rpc.failure") return m;
+  return { type: "rpc.failure", reason: `unexpected answer ${m.type} to metrics.queue_list` };
 }

@@ -1,21 +1,26 @@
 // The one handler for everything qmgr receives from its peers: a switch over the message type with an
-// exhaustive default. smtps asks for connection verdicts and commits (the endpoint has checked that only
-// smtps sends smtps.* types); every other request type is a bug in the sender and answers rpc.failure. (smtpc results arrive as answers to qmgr.deliver requests and
+// exhaustive default. smtps asks for connection verdicts and commits, the metrics worker for snapshots and
+// the queue list (the endpoint has checked that only smtps sends smtps.* types, only metrics metrics.*);
+// every other request type is a bug in the sender and answers rpc.failure. (smtpc results arrive as answers to qmgr.deliver requests and
 // smar routes as answers to qmgr.route requests, so neither comes through here.)
 // Receives: validated bodies from endpoint.ts. Sends: the answers it returns.
 
 import type { Handler } from "../protocol/endpoint.ts";
 import { failure } from "../protocol/endpoint.ts";
-import type { ComponentName, Message } from "../protocol/messages.ts";
+import type { Message, PeerName } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
 import type { ConnControl } from "./conn_control.ts";
 
 export interface DispatchDeps {
   conn: ConnControl;
   commit: (env: Extract<Message, { type: "smtps.commit" }>["envelope"]) => Promise<Message>;
+  /** The metrics worker's snapshot (snapshot.ts), once the queue is open. */
+  snapshot?: () => Promise<Message>;
+  /** The control socket's list command with these arguments (what qmgrctl list returns). */
+  queueList?: (args: Record<string, unknown>) => Promise<Message>;
 }
 
-function refuse(from: ComponentName, type: string): Message {
+function refuse(from: PeerName, type: string): Message {
   log.error("qmgr", `refused ${type} from ${from}: qmgr does not serve it`);
   return failure(`qmgr does not serve ${type}`);
 }
@@ -31,6 +36,12 @@ export function makeHandler(d: DispatchDeps): Handler {
         return;
       case "smtps.commit":
         return d.commit(body.envelope);
+      case "metrics.snapshot":
+        if (from !== "metrics" || !d.snapshot) return refuse(from, body.type);
+        return d.snapshot();
+      case "metrics.queue_list":
+        if (from !== "metrics" || !d.queueList) return refuse(from, body.type);
+        return d.queueList(body.args);
       case "smtps.check_connect":
       case "smtps.check_mail":
       case "smtps.check_rcpt":
@@ -53,6 +64,9 @@ export function makeHandler(d: DispatchDeps): Handler {
       case "qmgr.dns_query":
       case "qmgr.https_post":
       case "smar.https_posted":
+      case "qmgr.snapshot":
+      case "smtps.snapshot":
+      case "qmgr.queue_list":
       case "rpc.failure":
         return refuse(from, body.type);
       default: {

@@ -29,7 +29,10 @@ import { ControlCommands } from "./control_commands.ts";
 import { controlSocketPath } from "./control_protocol.ts";
 import { Destinations } from "./destinations.ts";
 import { DiskGuard, type FreeSpaceProbe } from "./disk_guard.ts";
-import { makeHandler } from "./dispatch.ts";
+import { type DispatchDeps, makeHandler } from "./dispatch.ts";
+import { failure } from "../protocol/endpoint.ts";
+import { QueueAdmin } from "./queue_admin.ts";
+import { qmgrSnapshot } from "./snapshot.ts";
 import { GroupCommit } from "./group_commit.ts";
 import { commitEnvelope, type IncomingDeps } from "./incoming.ts";
 import { Notices } from "./notices.ts";
@@ -102,12 +105,25 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
   });
   let ready!: (deps: IncomingDeps | undefined) => void;
   const incoming = new Promise<IncomingDeps | undefined>((resolve) => ready = resolve);
+  // The metrics worker's questions wait for the queue like commits do (set once it is open).
+  const observe: Pick<DispatchDeps, "snapshot" | "queueList"> = {};
+  let observable!: () => void;
+  const opened = new Promise<void>((resolve) => observable = resolve);
+  const unavailable = failure("qmgr has no queue open");
   ctx.endpoint.handle(makeHandler({
     conn,
     commit: async (env) => {
       const deps = await incoming;
       if (deps) return commitEnvelope(deps, env);
       return { type: "qmgr.commit_failed", id: env.id, reason: "queue manager failed to start" };
+    },
+    snapshot: async () => {
+      await opened;
+      return observe.snapshot ? await observe.snapshot() : unavailable;
+    },
+    queueList: async (args) => {
+      await opened;
+      return observe.queueList ? await observe.queueList(args) : unavailable;
     },
   }));
 
@@ -163,6 +179,7 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
     }
   } catch (err) {
     ready(undefined);
+    observable();
     commit?.close();
     store?.close();
     conf.close();
@@ -294,6 +311,15 @@ export async function startQmgr(ctx: WorkerContext, opts: QmgrOptions = {}): Pro
       return explainEnvelope(ctx.endpoint, question);
     },
   });
+  const admin = new QueueAdmin(store.db);
+  observe.snapshot = () => Promise.resolve(qmgrSnapshot({ stats, admin, occ, disk, now }));
+  observe.queueList = async (args) => {
+    const answer = await commands.run("list", args);
+    return answer.ok
+      ? { type: "qmgr.queue_list", ok: true, result: answer.result }
+      : { type: "qmgr.queue_list", ok: false, error: answer.error };
+  };
+  observable();
   let control: ControlServer | undefined;
   try {
     control = await ControlServer.start(controlSocketPath(config), (c, args) => commands.run(c, args));

@@ -1,5 +1,6 @@
-// The queue store's queries for the control socket (qmgrctl): counts per state, a filtered list of
-// messages, and the operator's changes (hold, release, flush). Runs SQL on the store's connection; changes
+// The queue store's queries for the control socket (qmgrctl) and the metrics worker: counts per state, a
+// filtered list of messages, the queue's shape (messages per state with their ages, recipients per
+// domain), and the operator's changes (hold, release, flush). Runs SQL on the store's connection; changes
 // go through the group commit like every other change (the caller wraps them). Listing is bounded by a
 // limit; counts scan the recipients once (milliseconds for 100,000 rows), which is fine for a command
 // an operator types, and never happens on the delivery path.
@@ -7,6 +8,8 @@
 
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { ACTIVE, FAILED, HELD, SENT, WAITING } from "./store.ts";
+import type { DomainSnapshot, QueueStateSnapshot } from "../protocol/messages.ts";
+import { Histogram } from "../util/histogram.ts";
 
 export const LIST_STATES = ["incoming", "active", "deferred", "hold"] as const;
 export type ListState = typeof LIST_STATES[number];
@@ -49,6 +52,10 @@ export interface QueueCounts {
 
 type Row = Record<string, SQLInputValue>;
 
+function newState(): QueueStateSnapshot {
+  return { messages: 0, bytes: 0, age: new Histogram().data() };
+}
+
 /** `%text%` for LIKE, with LIKE's own wildcards escaped. */
 function like(text: string, prefix = "%", suffix = "%"): string {
   return prefix + text.replace(/[\\%_]/g, (c) => `\\${c}`) + suffix;
@@ -89,7 +96,66 @@ export class QueueAdmin {
       flushAll: p(`UPDATE recipients SET next_try = ? WHERE state = ${WAITING} AND next_try > ?`),
       isHeld: p(`SELECT held FROM messages WHERE id = ?`),
       history: p(`SELECT idx, at, status, relay, reply FROM history WHERE message_id = ? ORDER BY rowid`),
+      shape: p(`SELECT m.arrival, m.size, m.held,
+          MAX(r.state = ${ACTIVE}) AS active,
+          MAX(r.state = ${WAITING} AND r.tries > 0) AS deferred,
+          MAX(r.state = ${WAITING}) AS waiting
+        FROM messages m JOIN recipients r ON r.message_id = m.id GROUP BY m.id`),
+      // With exactly one MIN() aggregate, SQLite takes the bare m.id from the row holding that minimum.
+      domains: p(`SELECT lower(substr(r.address, instr(r.address, '@') + 1)) AS domain,
+          COUNT(*) AS recipients, COUNT(DISTINCT r.message_id) AS messages,
+          SUM(r.state = ${WAITING} AND r.tries > 0) AS deferred, MIN(m.arrival) AS oldest, m.id AS oldest_id
+        FROM recipients r JOIN messages m ON m.id = r.message_id
+        WHERE r.state IN (${WAITING}, ${ACTIVE}, ${HELD})
+        GROUP BY domain ORDER BY recipients DESC, domain LIMIT ?`),
     };
+  }
+
+  /**
+   * The messages in each state (as list names them: a held message is "hold" whatever its recipients,
+   * one with a recipient in delivery "active", ...), their bytes and ages at `now`. One pass over the
+   * queue: the metrics worker asks at most once a second.
+   */
+  shape(now: number): Record<"incoming" | "active" | "deferred" | "hold", QueueStateSnapshot> {
+    const states = { incoming: newState(), active: newState(), deferred: newState(), hold: newState() };
+    const ages = {
+      incoming: new Histogram(),
+      active: new Histogram(),
+      deferred: new Histogram(),
+      hold: new Histogram(),
+    };
+    for (const r of this.#s.shape.iterate() as Iterable<Row>) {
+      const state = Number(r.held) === 1
+        ? "hold"
+        : Number(r.active)
+        ? "active"
+        : Number(r.deferred)
+        ? "deferred"
+        : Number(r.waiting)
+        ? "incoming"
+        : undefined;
+      if (state === undefined) continue; // done, a notice still owed
+      const s = states[state];
+      const arrival = Number(r.arrival);
+      s.messages++;
+      s.bytes += Number(r.size);
+      s.oldest = s.oldest === undefined ? arrival : Math.min(s.oldest, arrival);
+      ages[state].observe(Math.max(0, now - arrival) / 1000);
+    }
+    for (const k of Object.keys(states) as (keyof typeof states)[]) states[k].age = ages[k].data();
+    return states;
+  }
+
+  /** The recipient domains with the most open recipients (at most `limit`), each with its oldest message. */
+  domains(limit: number): DomainSnapshot[] {
+    return (this.#s.domains.all(limit) as Row[]).map((r) => ({
+      domain: String(r.domain),
+      recipients: Number(r.recipients),
+      messages: Number(r.messages),
+      deferred: Number(r.deferred),
+      oldest: Number(r.oldest),
+      oldestId: String(r.oldest_id),
+    }));
   }
 
   counts(): QueueCounts {

@@ -236,6 +236,7 @@ export function recordResult(
       }, lost);
       line("sent", text);
       ctx.stats?.add("delivered");
+      ctx.stats?.observeDelay("sent", m.arrival);
       return { notice: changed && notice !== 0 };
     }
     if (r.status === "temp" && now - m.arrival <= q.queue_return_timeout) {
@@ -259,6 +260,7 @@ export function recordResult(
       }, lost);
       line("deferred", text);
       ctx.stats?.add("deferred");
+      ctx.stats?.observeDelay("deferred", m.arrival);
       return { next: changed ? next : undefined, notice: changed && delayNow };
     }
     const reason = r.status === "temp"
@@ -279,6 +281,7 @@ export function recordResult(
     }, lost);
     line("bounced", reason);
     ctx.stats?.add("bounced");
+    ctx.stats?.observeDelay("bounced", m.arrival);
     return { notice: changed && notice !== 0 };
   } catch (err) {
     log.error(

@@ -342,6 +342,7 @@ export class Scheduler {
     logTesting(m.id, route.tls, res);
     this.tlsRpt?.recordResult(route, res);
     const retryAt = this.#learn(res, route);
+    if (res.tls) this.#d.stats?.addTls(res.tls);
     const byIndex = new Map(res.results.map((r) => [r.index, r]));
     let owesNotice = false;
     for (const r of ta.recipients) {

@@ -1,7 +1,11 @@
-// Counters of what qmgr did since it started (qmgrctl stats and status): messages received, recipients
-// delivered, deferred and bounced, DSNs sent. Besides the totals, each counter keeps per-minute buckets
-// for the last hour, so rates over the last 1, 5 and 60 minutes cost a fixed 60 numbers per counter.
+// Counters of what qmgr did since it started (qmgrctl stats and status, the metrics worker): messages
+// received, recipients delivered, deferred and bounced, DSNs sent. Besides the totals, each counter keeps
+// per-minute buckets for the last hour, so rates over the last 1, 5 and 60 minutes (and the status page's
+// chart) cost a fixed 60 numbers per counter. For the metrics worker also the delay of each result
+// (arrival to delivery, deferral or bounce) as histograms, and the outgoing TLS sessions smtpc reported.
 // Pure memory, with the clock injected.
+
+import { Histogram } from "../util/histogram.ts";
 
 export const COUNTERS = ["received", "delivered", "deferred", "bounced", "dsn"] as const;
 export type Counter = typeof COUNTERS[number];
@@ -22,6 +26,10 @@ export class Stats {
   readonly #buckets = new Map<Counter, Float64Array>();
   /** The minute (since the epoch) the newest bucket stands for. */
   #minute: number;
+  /** Seconds from arrival to each recipient's result, by its status. */
+  readonly delay = { sent: new Histogram(), deferred: new Histogram(), bounced: new Histogram() };
+  /** Outgoing TLS sessions by `trust|protocol|cipher`. */
+  readonly tlsOut = new Map<string, number>();
 
   constructor(now: () => number = Date.now) {
     this.#now = now;
@@ -38,6 +46,26 @@ export class Stats {
     this.#advance();
     this.#totals.set(c, this.#totals.get(c)! + n);
     this.#buckets.get(c)![this.#minute % BUCKETS] += n;
+  }
+
+  /** Counts a result of status `status` for a message that arrived at `arrival` (ms since the epoch). */
+  observeDelay(status: "sent" | "deferred" | "bounced", arrival: number): void {
+    this.delay[status].observe(Math.max(0, this.#now() - arrival) / 1000);
+  }
+
+  /** Counts an outgoing TLS session smtpc reported. */
+  addTls(tls: { version: string; cipher: string; verified: boolean }): void {
+    const key = `${tls.verified ? "Verified" : "Untrusted"}|${tls.version}|${tls.cipher}`;
+    this.tlsOut.set(key, (this.tlsOut.get(key) ?? 0) + 1);
+  }
+
+  /** The last 60 minutes' counts of `c`, oldest first; the last is the current minute. */
+  series(c: Counter): number[] {
+    this.#advance();
+    const b = this.#buckets.get(c)!;
+    const out: number[] = [];
+    for (let i = BUCKETS - 1; i >= 0; i--) out.push(b[(this.#minute - i + BUCKETS * 2) % BUCKETS]);
+    return out;
   }
 
   total(c: Counter): number {

@@ -8,7 +8,7 @@
 
 import type { Handler } from "../protocol/endpoint.ts";
 import { failure } from "../protocol/endpoint.ts";
-import type { ComponentName, Message, RouteResult, Verdict } from "../protocol/messages.ts";
+import type { Message, PeerName, RouteResult, Verdict } from "../protocol/messages.ts";
 import { log } from "../util/log.ts";
 import { expandAddress } from "./expand.ts";
 import { explainEnvelope } from "./explain.ts";
@@ -42,7 +42,7 @@ function logVerdict(what: string, v: Verdict): Verdict {
 
 /** The handler of a working smar; `current` gives the generation of maps in use. */
 export function makeHandler(current: () => Generation): Handler {
-  return async (from: ComponentName, body: Message): Promise<Message> => {
+  return async (from: PeerName, body: Message): Promise<Message> => {
     const g = current();
     g.inflight++;
     try {
@@ -53,7 +53,7 @@ export function makeHandler(current: () => Generation): Handler {
   };
 }
 
-async function answer(state: Generation, from: ComponentName, body: Message): Promise<Message> {
+async function answer(state: Generation, from: PeerName, body: Message): Promise<Message> {
   switch (body.type) {
     case "smtps.check_connect":
       return verdict(
@@ -136,6 +136,11 @@ async function answer(state: Generation, from: ComponentName, body: Message): Pr
     case "smtpc.result":
     case "qmgr.disk_state":
     case "smar.https_posted":
+    case "metrics.snapshot":
+    case "metrics.queue_list":
+    case "qmgr.snapshot":
+    case "smtps.snapshot":
+    case "qmgr.queue_list":
     case "rpc.failure":
       return notServed(from, body.type);
     default: {
@@ -147,7 +152,7 @@ async function answer(state: Generation, from: ComponentName, body: Message): Pr
 
 /** The handler of a smar whose configuration is broken: every answer says "try later". */
 export function brokenHandler(reason: string): Handler {
-  return (_from: ComponentName, body: Message): Message => {
+  return (_from: PeerName, body: Message): Message => {
     const text = `Address resolver misconfigured: ${reason}`;
     switch (body.type) {
       case "smtps.check_connect":
@@ -168,7 +173,7 @@ export function brokenHandler(reason: string): Handler {
   };
 }
 
-function notServed(from: ComponentName, type: string): Message {
+function notServed(from: PeerName, type: string): Message {
   log.error("smar", `dropped ${type} from ${from}: smar does not serve it`);
   return failure(`smar does not serve ${type}`);
 }

@@ -9,7 +9,7 @@
 
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
 import { failure } from "../protocol/endpoint.ts";
-import type { ComponentName, DeliveryTransaction, Message, SmtpcResult } from "../protocol/messages.ts";
+import type { DeliveryTransaction, Message, PeerName, SmtpcResult } from "../protocol/messages.ts";
 import { reasonResult } from "../mail/result.ts";
 import { log } from "../util/log.ts";
 import { ConnectionCache } from "./conn_cache.ts";
@@ -105,7 +105,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     return await d.result;
   }
 
-  function handle(from: ComponentName, body: Message): Promise<Message> | Message {
+  function handle(from: PeerName, body: Message): Promise<Message> | Message {
     switch (body.type) {
       case "qmgr.deliver":
         if (from !== "qmgr") return failure(`smtpc takes qmgr.deliver only from qmgr, not ${from}`);
@@ -134,6 +134,11 @@ export async function start(ctx: WorkerContext): Promise<Component> {
       case "qmgr.dns_query":
       case "qmgr.https_post":
       case "smar.https_posted":
+      case "metrics.snapshot":
+      case "metrics.queue_list":
+      case "qmgr.snapshot":
+      case "smtps.snapshot":
+      case "qmgr.queue_list":
       case "rpc.failure":
         log.warn("smtpc", `dropped ${body.type} from ${from}: not served by smtpc`);
         return failure(`smtpc does not serve ${body.type}`);

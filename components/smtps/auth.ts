@@ -200,6 +200,7 @@ export async function authenticate(s: Session, arg: string): Promise<void> {
       return s.reply(R.authOk);
     }
     s.authFailures++;
+    s.env.counters.saslFailure(mechanism);
     const delay = Math.min(cfg.failure_delay * s.authFailures, MAX_FAILURE_DELAY_MS);
     await new Promise((resolve) => setTimeout(resolve, delay));
     // Postfix's line, which fail2ban's postfix filter (mode auth) bans on.

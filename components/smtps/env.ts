@@ -26,6 +26,7 @@ export interface MailauthEnv {
 }
 import type { PolicyServiceConfig } from "../../config/types.ts";
 import { PolicyClient } from "./policy/client.ts";
+import { SmtpsCounters } from "./counters.ts";
 
 export interface SessionEnv {
   server: SmtpsConfig;
@@ -57,6 +58,8 @@ export interface SessionEnv {
   queue: QueueStatus;
   /** Which of several smtps workers serves the session (`smtps@2`), for its log lines; absent with one. */
   worker?: string;
+  /** The worker's counters for the metrics worker (shared by every section). */
+  counters: SmtpsCounters;
 }
 
 /** The state of the queue's disk, shared by every section of the worker. */
@@ -79,6 +82,7 @@ export async function sessionEnv(
   cdbBase: string,
   queue: QueueStatus,
   now: () => Date = () => new Date(),
+  counters: SmtpsCounters = new SmtpsCounters(),
 ): Promise<SessionEnv> {
   const tls = server.tls ? await loadTls(server.tls) : undefined;
   let credentials: CredentialsMap | undefined;
@@ -132,6 +136,7 @@ export async function sessionEnv(
       client: new PolicyClient(config.socket, config.timeout),
     })),
     queue,
+    counters,
   };
 }
 

@@ -41,6 +41,7 @@ export async function mailStep(s: Session, mail: MailParams): Promise<void> {
   if (spf) {
     const helo = spf.helo ? ` helo=${spf.helo.result}` : "";
     log.info("smtps", `SPF client=[${s.ip}], from=<${mail.sender}>, spf=${spf.result}${helo}`);
+    s.env.counters.mailauth("spf", spf.result);
     const a = await checkAuth(s.env.endpoint, {
       ip: s.ip,
       stage: "mail",

@@ -254,6 +254,7 @@ export async function commitMessage(
     const auth = s.auth ? `, sasl_method=${s.auth.mechanism}, sasl_username=${printable(s.auth.user)}` : "";
     log.info(COMPONENT, `${id}: client=${s.clientLabel}${auth}`);
     if (file.messageId !== undefined) log.info(COMPONENT, `${id}: message-id=${file.messageId}`);
+    s.env.counters.message(s.auth?.mechanism);
     s.reply(R.queued(id));
     return true;
   }

@@ -23,6 +23,7 @@ import { log } from "../util/log.ts";
 import { R } from "./replies.ts";
 import { type QueueStatus, queueStatus, type SessionEnv, sessionEnv } from "./env.ts";
 import { Session } from "./session.ts";
+import { SmtpsCounters } from "./counters.ts";
 import { SessionSlots } from "./stress.ts";
 import { clientIp, endSocket } from "../smtp_io/socket.ts";
 
@@ -46,8 +47,11 @@ export async function start(ctx: WorkerContext): Promise<Component> {
   const on = worker ? ` (${worker})` : "";
   if (ctx.instance !== undefined) setQueueIdSeries(ctx.instance);
   const queue: QueueStatus = queueStatus(config.CDB_base_directory, q.min_disk_space, q.ok_disk_space);
-  // smtps answers no requests (everything it needs it asks for); it listens to qmgr's disk notices.
+  const counters = new SmtpsCounters();
+  // smtps answers the metrics worker's snapshot requests; everything else it needs it asks for. It
+  // listens to qmgr's disk notices.
   endpoint.handle((from, body) => {
+    if (body.type === "metrics.snapshot" && from === "metrics") return counters.snapshot();
     if (body.type === "qmgr.disk_state") {
       if (body.low !== queue.diskLow) {
         log.warn(COMPONENT, `queue disk ${body.low ? "low" : "fine again"} (${body.free} bytes free)`);
@@ -72,6 +76,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
       const env = holder.env;
       const server = env.server;
       socket.on("error", () => {}); // the session's input reports it; never let it escape
+      counters.connects++;
       sockets.add(socket);
       socket.once("close", () => sockets.delete(socket));
       if (stopping) return void endSocket(socket, formatReply(R.shuttingDown(server.hostname)));
@@ -87,10 +92,12 @@ export async function start(ctx: WorkerContext): Promise<Component> {
       }
       const session = new Session(socket, env);
       sessions.add(session);
+      counters.sessions++;
       slots.add(session);
       session.run().finally(() => {
         slots.remove(session, session.evicted);
         sessions.delete(session);
+        counters.sessions--;
       });
     };
   };
@@ -99,7 +106,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
   const prepare = async (c: Config) => {
     const envs: SessionEnv[] = [];
     for (const server of c.smtps) {
-      const env = await sessionEnv(server, endpoint, config.CDB_base_directory, queue);
+      const env = await sessionEnv(server, endpoint, config.CDB_base_directory, queue, undefined, counters);
       if (worker) env.worker = worker;
       envs.push(env);
     }

@@ -191,6 +191,7 @@ export class Session {
     if (how.quiet) {
       // logged by the caller
     } else if (how.policy !== false && POLICY_STAGES.has(stage)) {
+      this.env.counters.rejected(stage, sent.code, sent.status);
       const proto = `proto=${this.esmtp ? "ESMTP" : "SMTP"}${this.helo ? ` helo=<${this.helo}>` : ""}`;
       log.info(
         COMPONENT,
@@ -290,6 +291,7 @@ export class Session {
     this.tls = tlsInfo(secure, this.env.tls!);
     const t = this.tls;
     const trust = t.subject ? (t.verified ? "Trusted" : "Untrusted") : "Anonymous";
+    this.env.counters.tls(trust, t.version, t.cipher);
     log.info(
       COMPONENT,
       `${trust} TLS connection established from ${this.clientLabel}: ${t.version} with cipher ${t.cipher}${

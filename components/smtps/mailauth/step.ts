@@ -83,6 +83,8 @@ export async function authenticateContent(
       COMPONENT,
       `${id}: authentication client=[${s.ip}], from=<${t.sender}>, ${outcome.summary || "none"}`,
     );
+    // SPF was counted at MAIL, where it was checked.
+    s.env.counters.mailauthSummary(outcome.summary, "spf");
     if (outcome.tags.length > 0) {
       const v = await checkAuth(s.env.endpoint, {
         ip: s.ip,
