@@ -39,7 +39,7 @@ export function lineChart(series: Series[], title: string): string {
     `<g transform="translate(${PAD.left + 8 + i * 130},${PAD.top + 4})">` +
     `<rect width="12" height="12" fill="${s.color}"/><text x="18" y="11">${s.label}</text></g>`
   ).join("");
-  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" ` +
+  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" ` +
     `role="img" aria-label="${title}" class="chart">${grid}${ticks}${lines}${legend}</svg>`;
 }
 

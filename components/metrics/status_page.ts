@@ -75,8 +75,9 @@ function queue(q: QmgrSnapshotMessage, at: number): string {
     return `<div class="card ${key}" id="queue-${key}" title="${what}">` +
       `<div class="label">${label}</div>` +
       `<div class="big" id="queue-${key}-messages">${st.messages}</div>` +
-      `<div class="muted">messages &middot; <span id="queue-${key}-recipients">${recipients[key]}</span>` +
-      ` recipients &middot; ${bytes(st.bytes)}</div>` +
+      `<div class="muted">${plural(st.messages, "message")} &middot; ` +
+      `<span id="queue-${key}-recipients">${recipients[key]}</span>` +
+      ` ${recipients[key] === 1 ? "recipient" : "recipients"} &middot; ${bytes(st.bytes)}</div>` +
       `<div class="muted">oldest: ${
         st.oldest === undefined ? "&ndash;" : `${duration(at - st.oldest)} ago`
       }</div>` +
@@ -88,7 +89,7 @@ function queue(q: QmgrSnapshotMessage, at: number): string {
       q.diskLow ? " &mdash; low: smtps refuses new mail with 452" : ""
     }</p>`;
   return section(
-    `Queue <span class="muted" id="queue-total">${total} messages</span>`,
+    `Queue <span class="muted" id="queue-total">${total} ${plural(total, "message")}</span>`,
     `<div class="cards">${cards}</div>${disk}`,
   );
 }
@@ -154,6 +155,11 @@ function totals(q: QmgrSnapshotMessage | undefined, s: SmtpsSnapshotMessage | un
     `<div class="cards">${cells}</div><p class="muted">Prometheus: <a href="/metrics">/metrics</a> &middot; ` +
       `health: <a href="/healthz">/healthz</a> &middot; queue as JSON: <a href="/api/queue">/api/queue</a></p>`,
   );
+}
+
+/** The word as it goes with the count, without the count: "message", "messages". */
+function plural(n: number, word: string): string {
+  return n === 1 ? word : `${word}s`;
 }
 
 function unavailable(title: string, reason: string): string {

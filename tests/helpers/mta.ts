@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { parseConfig } from "../../config/mod.ts";
 import type { Config } from "../../config/types.ts";
-import { type Mta, startMta } from "../../components/mcp/mta.ts";
+import { type Mta, type MtaOptions, startMta } from "../../components/mcp/mta.ts";
 import { freePort } from "./harness.ts";
 
 export interface TestMtaOptions {
@@ -31,6 +31,8 @@ export interface TestMtaOptions {
    * on every machine), or "default" for the configuration's own default (one per core, config/processes.ts).
    */
   processes?: number | "default";
+  /** Options of the MTA itself (e.g. the supervisor's restart limits). */
+  mtaOptions?: MtaOptions;
 }
 
 export interface TestMta {
@@ -88,7 +90,7 @@ export async function startTestMta(opts: TestMtaOptions = {}): Promise<TestMta> 
     // Sections of configText too (a reload reads only the file, whose MTA section says it itself).
     if (n) { for (const s of config.smtps) s.processes ??= n; }
     opts.adjust?.(config);
-    const mta = await startMta(config);
+    const mta = await startMta(config, opts.mtaOptions);
     const stop = async () => {
       try {
         await mta.stop();
