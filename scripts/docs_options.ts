@@ -8,6 +8,7 @@ import {
   defaultConfig,
   defaultGreylisting,
   defaultLda,
+  defaultMetrics,
   defaultSmtps,
   defaultSmtpsAuth,
 } from "../config/defaults.ts";
@@ -80,6 +81,7 @@ function defaultRoots(): Record<string, unknown> {
     "smtps.auth": defaultSmtpsAuth(""),
     "smar.greylisting": defaultGreylisting(),
     lda: defaultLda(),
+    metrics: defaultMetrics(),
   };
 }
 

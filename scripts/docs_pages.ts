@@ -19,6 +19,7 @@ export const PAGES: Record<string, string[]> = {
   smtpc: ["smtpc"],
   smar: ["smar"],
   lda: ["lda"],
+  metrics: ["metrics"],
 };
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -39,9 +40,14 @@ export async function renderPage(component: string, page: string): Promise<strin
 }
 
 async function permissionsBlock(component: string): Promise<string> {
-  const config = parseConfig(DEFAULT_CONF, "<built-in>");
-  const sets = await computePermissions(config, { resolvConf: NO_NAMESERVERS });
-  const set = (sets as unknown as Record<string, WorkerPermissions | undefined>)[component];
+  const setOf = async (text: string) => {
+    const sets = await computePermissions(parseConfig(text, "<built-in>"), { resolvConf: NO_NAMESERVERS });
+    return (sets as unknown as Record<string, WorkerPermissions | undefined>)[component];
+  };
+  // An optional service the built-in configuration leaves out (metrics) is shown with its section's defaults.
+  let set = await setOf(DEFAULT_CONF);
+  const added = set === undefined && component !== "mcp";
+  if (added) set = await setOf(`${DEFAULT_CONF}\n${component} { }\n`);
   const show = (v: string[] | false) =>
     v === false || v.length === 0 ? "none" : v.map((p) => `\`${shown(p)}\``).join(", ");
   if (component === "mcp") {
@@ -54,7 +60,9 @@ async function permissionsBlock(component: string): Promise<string> {
   }
   if (!set) return "No set: the component is not configured.\n";
   const rows = [
-    "With the built-in configuration (`deno task start -- --print-permissions` prints them for any):",
+    added
+      ? `With the built-in configuration and \`${component} { }\` (\`deno task start -- --print-permissions\` prints them for any):`
+      : "With the built-in configuration (`deno task start -- --print-permissions` prints them for any):",
     "",
     "| permission | granted |",
     "|---|---|",
