@@ -12,6 +12,7 @@ import type { ComponentStatus } from "../components/protocol/frames.ts";
 import type { QmgrSnapshotMessage } from "../components/protocol/messages.ts";
 import type { WorkerContext } from "../components/protocol/worker_runtime.ts";
 import { Histogram } from "../components/util/histogram.ts";
+import { SmtpsCounters } from "../components/smtps/counters.ts";
 import { defaultConfig } from "../config/defaults.ts";
 
 function qmgr(
@@ -127,4 +128,15 @@ Deno.test("Collector asks at most once per interval, and concurrent scrapes shar
   now += 1;
   await c.view();
   assert.equal(asked, 2);
+});
+
+Deno.test("SmtpsCounters reads mail authentication results from the log summary, SPF once", () => {
+  const c = new SmtpsCounters();
+  c.mailauth("spf", "pass"); // counted at MAIL
+  c.mailauthSummary("spf=pass dkim=fail (bad signature) arc=none dmarc=fail(p=reject)", "spf");
+  c.rejected("RCPT", 554, "5.7.1");
+  c.rejected("RCPT", 554, "5.7.1");
+  const s = c.snapshot();
+  assert.deepEqual(s.mailauth, { "spf|pass": 1, "dkim|fail": 1, "arc|none": 1, "dmarc|fail": 1 });
+  assert.deepEqual(s.rejected, { "RCPT|554|5.7.1": 2 });
 });
