@@ -262,6 +262,11 @@ Deno.test("the metrics worker shows live counters, the queue, health and a statu
       ignore: !haveChromium && !inCi,
       fn: async () => {
         assert.ok(haveChromium, `${CHROMIUM} is missing: install the Debian package chromium`);
+        // The page shows answers up to a second old: wait until they include the hold.
+        await until(
+          "the hold in /metrics",
+          async () => (await scrape()).get('smx_queue_messages{state="hold"}') === 1 || undefined,
+        );
         const status = await qmgrctlJson(socket, ["status"]) as { queue: { held: number } };
         const dir = await Deno.makeTempDir({ prefix: "smx-chromium-" });
         try {
@@ -330,9 +335,12 @@ Deno.test("the metrics worker shows live counters, the queue, health and a statu
       });
       assert.match(down.body, /^not ready: smtpc is (down, waiting to be restarted|starting)/);
       await until("a 200 again", async () => (await get(base, "/healthz")).status === 200 || undefined);
-      const m = await scrape();
+      // /metrics answers may be up to a second old.
+      const m = await until("smtpc's restart in /metrics", async () => {
+        const m = await scrape();
+        return m.get('smx_component_up{component="smtpc"}') === 1 ? m : undefined;
+      });
       assert.equal(m.get('smx_component_restarts_total{component="smtpc"}'), 1);
-      assert.equal(m.get('smx_component_up{component="smtpc"}'), 1);
     });
   } finally {
     await mta.stop();
