@@ -25,6 +25,8 @@ import { hashPassword } from "../components/smtps/password_hash.ts";
 import { startSink } from "./helpers/smtp_sink.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
+/** The workers of the test MTA: two smtps workers, each its own. */
+const WORKERS = ["qmgr", "smtps@1", "smtps@2", "smtpc", "smar", "metrics"];
 const inCi = Deno.env.get("CI") === "true";
 const haveChromium = (() => {
   try {
@@ -124,6 +126,8 @@ Deno.test("the metrics worker shows live counters, the queue, health and a statu
     },
     // A killed worker stays down long enough for /healthz to be seen answering 503.
     mtaOptions: { limits: { minDelay: 1_500 } },
+    // Two smtps workers share the port: the metrics worker asks each and adds their counts up.
+    processes: 2,
   });
   const base = `http://127.0.0.1:${metricsPort}`;
   const socket = controlSocketPath(mta.config);
@@ -182,7 +186,8 @@ Deno.test("the metrics worker shows live counters, the queue, health and a statu
         inQueue("deferred"),
       );
       assert.ok(at(after, 'smx_queue_size_bytes{state="deferred"}') > 0);
-      for (const c of ["qmgr", "smtps", "smtpc", "smar", "metrics"]) {
+      assert.equal(at(after, 'smx_component_answering{component="smtps"}'), 1, "both smtps workers answered");
+      for (const c of WORKERS) {
         assert.equal(at(after, `smx_component_up{component="${c}"}`), 1, `${c} up`);
         assert.equal(at(after, `smx_component_restarts_total{component="${c}"}`), 0, `${c} restarts`);
       }
@@ -309,7 +314,7 @@ Deno.test("the metrics worker shows live counters, the queue, health and a statu
           assert.match(dom, /<tr data-domain="sink\.test"><td>sink\.test<\/td><td class="n">2<\/td>/);
           assert.match(dom, /<tr data-domain="down\.test"><td>down\.test<\/td><td class="n">1<\/td>/);
           assert.match(dom, /<polyline [^>]*data-series="delivered" data-total="2"/);
-          for (const c of ["qmgr", "smtps", "smtpc", "smar", "metrics"]) {
+          for (const c of WORKERS) {
             assert.match(dom, new RegExp(`data-component="${c}"><td>${c}</td><td><span class="dot ready">`));
           }
           const png = await Deno.readFile(shot);

@@ -46,6 +46,7 @@ function view(q: QmgrSnapshotMessage, components: ComponentStatus[] = []): View 
     at: 1_000_000,
     qmgr: { ok: true, value: q },
     smtps: { ok: false, reason: "not asked" },
+    smtpsComplete: false,
     components: { ok: true, value: components },
   };
 }

@@ -24,7 +24,10 @@ export interface View {
   /** When the questions were asked (ms since the epoch). */
   at: number;
   qmgr: Answer<QmgrSnapshotMessage>;
-  smtps: Answer<SmtpsSnapshotMessage>;
+  /** Each smtps worker's answer, by its peer id (`smtps`, or `smtps@1`, `smtps@2` ... of several). */
+  smtps: Answer<{ peer: string; snapshot: SmtpsSnapshotMessage }[]>;
+  /** Whether every smtps worker answered (false: some of them are missing from `smtps`). */
+  smtpsComplete: boolean;
   components: Answer<ComponentStatus[]>;
 }
 
@@ -59,15 +62,27 @@ export class Collector {
   async #ask(): Promise<View> {
     const at = this.#now();
     const ep = this.#ctx.endpoint;
+    const peers = ep.peersOf("smtps");
     const [q, s, components] = await Promise.all([
       qmgrSnapshot(ep, ANSWER_TIMEOUT),
-      smtpsSnapshot(ep, ANSWER_TIMEOUT),
+      Promise.all(
+        peers.map(async (peer) => ({ peer, answer: await smtpsSnapshot(ep, ANSWER_TIMEOUT, peer) })),
+      ),
       this.status(),
     ]);
+    const answered = s.flatMap(({ peer, answer }) =>
+      answer.type === "smtps.snapshot" ? [{ peer, snapshot: answer }] : []
+    );
+    const failed = s.flatMap(({ peer, answer }) =>
+      answer.type === "rpc.failure" ? [`${peer}: ${answer.reason}`] : []
+    );
     return {
       at,
       qmgr: q.type === "qmgr.snapshot" ? { ok: true, value: q } : { ok: false, reason: q.reason },
-      smtps: s.type === "smtps.snapshot" ? { ok: true, value: s } : { ok: false, reason: s.reason },
+      smtps: answered.length > 0
+        ? { ok: true, value: answered }
+        : { ok: false, reason: failed[0] ?? "smtps is not available" },
+      smtpsComplete: peers.length > 0 && failed.length === 0,
       components,
     };
   }

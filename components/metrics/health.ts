@@ -12,6 +12,11 @@ export interface Health {
   reasons: string[];
 }
 
+/** A worker as the metrics worker names it: `qmgr`, or `smtps@2` for one of several workers. */
+export function workerLabel(c: ComponentStatus): string {
+  return c.instance === undefined ? c.name : `${c.name}@${c.instance}`;
+}
+
 /** The health of the MTA as the MCP's status says it. */
 export function health(status: Answer<ComponentStatus[]>): Health {
   if (!status.ok) return { ok: false, lines: [], reasons: [status.reason] };
@@ -20,10 +25,11 @@ export function health(status: Answer<ComponentStatus[]>): Health {
   for (const c of status.value) {
     const about = `generation ${c.generation}, ${c.restarts} restart${c.restarts === 1 ? "" : "s"}`;
     if (c.ready) {
-      lines.push(`${c.name} ready (${about}, up ${Math.round(c.uptime / 1000)} s)`);
+      lines.push(`${workerLabel(c)} ready (${about}, up ${Math.round(c.uptime / 1000)} s)`);
       continue;
     }
-    const why = c.uptime === 0 ? `${c.name} is down, waiting to be restarted` : `${c.name} is starting`;
+    const name = workerLabel(c);
+    const why = c.uptime === 0 ? `${name} is down, waiting to be restarted` : `${name} is starting`;
     lines.push(`${why} (${about})`);
     reasons.push(why);
   }

@@ -10,6 +10,7 @@
 import client from "prom-client";
 import type { HistogramData, LabelledCounts } from "../protocol/messages.ts";
 import type { View } from "./collect.ts";
+import { workerLabel } from "./health.ts";
 
 type Labels = Record<string, string>;
 
@@ -63,11 +64,14 @@ class SetHistogram {
   }
 }
 
-/** Totals that survive a component's restart: each source's counts are added to what came before. */
+/**
+ * Totals that survive a component's restart: each source's counts are added to what came before, and the
+ * sources (several smtps workers) are added up per key.
+ */
 class Totals {
   readonly #started = new Map<string, number>();
   readonly #last = new Map<string, number>();
-  readonly #total = new Map<string, number>();
+  readonly #sum = new Map<string, number>();
 
   /** The source's epoch: a new `started` means its counters began again at 0. */
   epoch(source: string, started: number): void {
@@ -76,13 +80,16 @@ class Totals {
     for (const k of [...this.#last.keys()]) if (k.startsWith(`${source}\0`)) this.#last.delete(k);
   }
 
-  /** Takes `raw` (the source's count since it started) and returns the total since this worker started. */
+  /**
+   * Takes `raw` (the source's count since it started) and returns the key's total since this worker
+   * started, over every source.
+   */
   add(source: string, key: string, raw: number): number {
     const k = `${source}\0${key}`;
     const before = this.#last.get(k) ?? 0;
     this.#last.set(k, raw);
-    const total = (this.#total.get(k) ?? 0) + Math.max(0, raw - before);
-    this.#total.set(k, total);
+    const total = (this.#sum.get(key) ?? 0) + Math.max(0, raw - before);
+    this.#sum.set(key, total);
     return total;
   }
 }
@@ -168,23 +175,22 @@ export class PrometheusView {
     const g = (n: string) => this.#gauges.get(n)!;
     const h = (n: string) => this.#histograms.get(n)!;
     g("smx_component_answering").set({ component: "qmgr" }, view.qmgr.ok ? 1 : 0);
-    g("smx_component_answering").set({ component: "smtps" }, view.smtps.ok ? 1 : 0);
+    g("smx_component_answering").set({ component: "smtps" }, view.smtps.ok && view.smtpsComplete ? 1 : 0);
 
     if (view.smtps.ok) {
-      const s = view.smtps.value;
-      this.#totals.epoch("smtps", s.started);
-      this.#count("smtps", "smx_smtpd_connects_total", {}, s.connects);
-      g("smx_smtpd_sessions").set(s.sessions);
-      this.#countAll("smtps", "smx_smtpd_messages_processed_total", ["sasl_method"], s.messages);
-      this.#countAll("smtps", "smx_smtpd_messages_rejected_total", ["stage", "code", "status"], s.rejected);
-      this.#countAll(
-        "smtps",
-        "smx_smtpd_sasl_authentication_failures_total",
-        ["sasl_method"],
-        s.saslFailures,
-      );
-      this.#countAll("smtps", "smx_smtpd_tls_connections_total", ["trust", "protocol", "cipher"], s.tls);
-      this.#countAll("smtps", "smx_mailauth_results_total", ["method", "result"], s.mailauth);
+      // Each smtps worker counts on its own: its own epoch, its counts added to the others'.
+      let sessions = 0;
+      for (const { peer, snapshot: s } of view.smtps.value) {
+        this.#totals.epoch(peer, s.started);
+        this.#count(peer, "smx_smtpd_connects_total", {}, s.connects);
+        sessions += s.sessions;
+        this.#countAll(peer, "smx_smtpd_messages_processed_total", ["sasl_method"], s.messages);
+        this.#countAll(peer, "smx_smtpd_messages_rejected_total", ["stage", "code", "status"], s.rejected);
+        this.#countAll(peer, "smx_smtpd_sasl_authentication_failures_total", ["sasl_method"], s.saslFailures);
+        this.#countAll(peer, "smx_smtpd_tls_connections_total", ["trust", "protocol", "cipher"], s.tls);
+        this.#countAll(peer, "smx_mailauth_results_total", ["method", "result"], s.mailauth);
+      }
+      g("smx_smtpd_sessions").set(sessions);
     }
     if (view.qmgr.ok) {
       const q = view.qmgr.value;
@@ -219,7 +225,7 @@ export class PrometheusView {
     }
     if (view.components.ok) {
       for (const c of view.components.value) {
-        const labels = { component: c.name };
+        const labels = { component: workerLabel(c) };
         g("smx_component_up").set(labels, c.ready ? 1 : 0);
         g("smx_component_uptime_seconds").set(labels, c.uptime / 1000);
         // The MCP's count only grows while the MTA runs: it is the total already.

@@ -7,7 +7,7 @@
 import type { QmgrSnapshotMessage, SmtpsSnapshotMessage } from "../protocol/messages.ts";
 import { lineChart } from "./chart.ts";
 import type { View } from "./collect.ts";
-import { health } from "./health.ts";
+import { health, workerLabel } from "./health.ts";
 
 const STATES = [
   ["incoming", "Incoming", "waiting for a first delivery attempt"],
@@ -20,7 +20,7 @@ const STATES = [
 export function statusPage(view: View, hostname: string): string {
   const h = health(view.components);
   const q = view.qmgr.ok ? view.qmgr.value : undefined;
-  const s = view.smtps.ok ? view.smtps.value : undefined;
+  const s = view.smtps.ok ? sumSmtps(view.smtps.value.map((w) => w.snapshot)) : undefined;
   const body = [
     `<header><h1>smx on ${esc(hostname)}</h1>`,
     `<p class="badge ${h.ok ? "ok" : "bad"}" id="health">${h.ok ? "healthy" : "not healthy"}</p>`,
@@ -49,7 +49,8 @@ function components(view: View): string {
   if (!view.components.ok) return unavailable("Components", view.components.reason);
   const rows = view.components.value.map((c) => {
     const state = c.ready ? "ready" : c.uptime === 0 ? "down" : "starting";
-    return `<tr data-component="${esc(c.name)}"><td>${esc(c.name)}</td>` +
+    const name = workerLabel(c);
+    return `<tr data-component="${esc(name)}"><td>${esc(name)}</td>` +
       `<td><span class="dot ${state}"></span><span class="state">${state}</span></td>` +
       `<td class="n">${c.generation}</td><td class="n">${c.restarts}</td>` +
       `<td class="n">${c.uptime ? duration(c.uptime) : "&ndash;"}</td></tr>`;
@@ -160,6 +161,36 @@ function totals(q: QmgrSnapshotMessage | undefined, s: SmtpsSnapshotMessage | un
 /** The word as it goes with the count, without the count: "message", "messages". */
 function plural(n: number, word: string): string {
   return n === 1 ? word : `${word}s`;
+}
+
+/** The counters of several smtps workers added up. */
+function sumSmtps(all: SmtpsSnapshotMessage[]): SmtpsSnapshotMessage {
+  const add = (a: Record<string, number>, b: Record<string, number>) => {
+    const out = { ...a };
+    for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + v;
+    return out;
+  };
+  const zero: SmtpsSnapshotMessage = {
+    type: "smtps.snapshot",
+    started: 0,
+    connects: 0,
+    sessions: 0,
+    messages: {},
+    rejected: {},
+    saslFailures: {},
+    tls: {},
+    mailauth: {},
+  };
+  return all.reduce((sum, s) => ({
+    ...sum,
+    connects: sum.connects + s.connects,
+    sessions: sum.sessions + s.sessions,
+    messages: add(sum.messages, s.messages),
+    rejected: add(sum.rejected, s.rejected),
+    saslFailures: add(sum.saslFailures, s.saslFailures),
+    tls: add(sum.tls, s.tls),
+    mailauth: add(sum.mailauth, s.mailauth),
+  }), zero);
 }
 
 function unavailable(title: string, reason: string): string {
