@@ -8,8 +8,8 @@ import { DEFAULT_CONF } from "./default_conf.ts";
 import { ConfigError, type Pos } from "./error.ts";
 import { parse } from "./parser.ts";
 import { type Block, readBlock } from "./read.ts";
-import { buildMapSpec, declareMaps } from "./maps.ts";
-import { buildSmar, protectionOf } from "./build_smar.ts";
+import { buildMapSpec, declareMaps, type MapLookup } from "./maps.ts";
+import { buildSmar, protectionOf, smarMap } from "./build_smar.ts";
 import { buildMilter, buildPolicyService } from "./build_filters.ts";
 import { DSN_FLAGS, TOP } from "./schema.ts";
 import { FACILITIES, parseSyslogTarget } from "./log_settings.ts";
@@ -62,11 +62,7 @@ export function parseConfig(text: string, source: string): Config {
         buildQmgr(config.qmgr, block, resolve, fail);
         break;
       case "smtpc":
-        Object.assign(config.smtpc, block.values);
-        for (const sub of block.blocks) {
-          if (sub.keyword === "tls") Object.assign(config.smtpc.tls, sub.values);
-        }
-        applyLog(config.smtpc, block);
+        buildSmtpc(config, block, resolve, declared.lookup, fail);
         break;
       case "smar":
         buildSmar(config.smar, block, resolve, declared.lookup, fail);
@@ -102,6 +98,28 @@ export function parseConfig(text: string, source: string): Config {
 function position(message: string, source: string): number {
   const [line, col] = message.slice(source.length + 1).split(":").map(Number);
   return line * 10_000 + col;
+}
+
+/** The smtpc section: its options, `tls { }`, and the authinfo map (`authinfo = MAP;` or a subsection). */
+function buildSmtpc(
+  config: Config,
+  block: Block,
+  resolve: (ref: unknown, option: string) => MapSpec | undefined,
+  lookup: MapLookup,
+  fail: Fail,
+): void {
+  const { authinfo, ...rest } = block.values;
+  Object.assign(config.smtpc, rest);
+  if (authinfo !== undefined) config.smtpc.authinfo = resolve(authinfo, "authinfo");
+  for (const sub of block.blocks) {
+    if (sub.keyword === "tls") Object.assign(config.smtpc.tls, sub.values);
+    if (sub.keyword === "authinfo") config.smtpc.authinfo = smarMap(sub, lookup, fail);
+  }
+  applyLog(config.smtpc, block);
+  const map = config.smtpc.authinfo;
+  if (map && map.type !== "hash") {
+    fail(block.node, `authinfo ${map.name} is a ${map.type} map, expected a hash map`);
+  }
 }
 
 /** A component section's `log { facility; ident; options; }`, onto its ServiceOptions. */

@@ -82,10 +82,10 @@ export function buildSmar(
 }
 
 /**
- * A map subsection of smar: `name = NAME;` names a declared map; else a map of its own, of type hash
+ * A map subsection of smar (and smtpc's authinfo): `name = NAME;` names a declared map; else a map of its own, of type hash
  * unless it says otherwise, whose file defaults to the README's name (`mt`, `access.db`, `aliases.db`).
  */
-function smarMap(block: Block, lookup: MapLookup, fail: Fail): MapSpec {
+export function smarMap(block: Block, lookup: MapLookup, fail: Fail): MapSpec {
   const { name, ...own } = block.values;
   if (name instanceof MapRef) {
     const other = Object.keys(own)[0];

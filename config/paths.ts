@@ -68,6 +68,8 @@ export function resolveConfigPaths(config: Config, base: string): Config {
   const c = config.smtpc;
   fix(c, "LMTP_socket");
   for (const key of ["CAcert_file", "CAcert_directory", "cert_file", "key_file"] as const) fix(c.tls, key);
+  // The authinfo map; its relative SECRET_FILE paths are taken from the map's own directory (authinfo.ts).
+  map(c.authinfo);
 
   const r = config.smar;
   for (const spec of [r.mailertable, r.access_map, r.aliases, r.local_user_map]) map(spec);

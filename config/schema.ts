@@ -478,10 +478,13 @@ export const SMTPC = section(
     connection_cache_time_limit: "time",
     connection_reuse_time_limit: "time",
     connection_reuse_count_limit: "positive",
+    authinfo: "map_ref",
     ...SERVICE_OPTIONS,
   } satisfies { [K in keyof SmtpcConfig]?: Kind },
   [
     COMPONENT_LOG,
+    // `authinfo { file = "..."; }` (a hash map of its own) or `{ name = MAP; }`, as smar's maps.
+    mapSection("authinfo", {}, SMAR_MAP_OPTIONS),
     section(
       "tls",
       {

@@ -338,6 +338,11 @@ export interface SmtpcConfig extends ServiceOptions {
   /** A connection that carried this many transactions is not reused (1: no reuse). */
   connection_reuse_count_limit: number;
   tls: SmtpcTlsConfig;
+  /**
+   * The authinfo map (sendmail 8's authinfo, Postfix's smtp_sasl_password_maps): next hop or domain ->
+   * `USER SECRET_FILE` or `USER:SECRET`; smtpc authenticates to the hops it names, over TLS only.
+   */
+  authinfo?: MapSpec;
 }
 
 export interface SmarConfig extends ServiceOptions {

@@ -12,12 +12,12 @@ import { ScramServer } from "../components/smtps/sasl_scram.ts";
 import {
   cramDigest,
   cramSecret,
-  fromBase64,
   mechanismsServed,
   parseSecrets,
   scramSecret,
   verifyPlain,
 } from "../components/smtps/sasl_secrets.ts";
+import { fromBase64 } from "../components/sasl/scram.ts";
 import { hashCredentials } from "../scripts/createmap_auth.ts";
 import { runDialogue, SmtpClient, type Smtps, startSmtps } from "./helpers/smtps_dialogue.ts";
 

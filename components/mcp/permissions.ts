@@ -1,8 +1,9 @@
 // The permission set of every worker, computed from the configuration, and what the main process itself
 // must hold to hand them out (a worker's set must be a subset of its parent's). Reads the mailertable
-// (for the ports smtpc must reach) and /etc/resolv.conf (when no nameserver is configured); touches
-// nothing else. Paths are the Config's: absolute for a configuration file (config/paths.ts resolved them
-// from its directory), relative to the working directory for the built-in one.
+// (for the ports smtpc must reach), smtpc's authinfo map (for the secret files it names) and
+// /etc/resolv.conf (when no nameserver is configured); touches nothing else. Paths are the Config's:
+// absolute for a configuration file (config/paths.ts resolved them from its directory), relative to the
+// working directory for the built-in one.
 
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,6 +18,7 @@ import { smarNeeds } from "../smar/needs.ts";
 import { configuredNameservers, hostPort, nameserverNetPermissions } from "../smar/dns/nameservers.ts";
 import type { WorkerPermissions } from "./spawn.ts";
 import { keyFiles } from "../smtps/mailauth/keys.ts";
+import { authinfoSecretFiles } from "../smtpc/authinfo.ts";
 
 /** A set per component, and one per optional service the configuration enables (the lda). */
 export type PermissionSets =
@@ -87,7 +89,7 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
       sys: config.qmgr.min_disk_space > 0 ? ["statfs"] : false,
     },
     qmgr: qmgrPermissions(config, queue),
-    smtpc: smtpcPermissions(config, [...ports], lmtpSocket),
+    smtpc: smtpcPermissions(config, [...ports], lmtpSocket, readFiles ? await smtpcSecretFiles(config) : []),
     smar: {
       ...NONE,
       read: orFalse(unique([...smar.read, ...(useResolvConf ? [resolvConf] : [])])),
@@ -173,18 +175,39 @@ function smtpsFilterSockets(config: Config): { net: string[]; paths: string[] } 
 }
 
 /**
+ * The secret files smtpc's authinfo map names (`USER SECRET_FILE` entries): smtpc may read exactly these.
+ * A map that cannot be read adds none (smtpc then fails at start, saying why).
+ */
+async function smtpcSecretFiles(config: Config): Promise<string[]> {
+  const spec = config.smtpc.authinfo;
+  if (!spec) return [];
+  return await authinfoSecretFiles(spec).catch(() => []);
+}
+
+/**
  * smtpc: connect to any IPv4 host on its ports, read the CDB and its TLS files; when the mailertable
  * routes to the LMTP_socket (`lmtp:` without a host), connect to it (Deno asks read, write and
- * `unix:<absolute path>` net permission for that).
+ * `unix:<absolute path>` net permission for that); read its authinfo map and the secret files it names.
  */
-function smtpcPermissions(config: Config, ports: number[], lmtpSocket: boolean): WorkerPermissions {
-  const { tls, LMTP_socket } = config.smtpc;
+function smtpcPermissions(
+  config: Config,
+  ports: number[],
+  lmtpSocket: boolean,
+  secretFiles: string[],
+): WorkerPermissions {
+  const { tls, LMTP_socket, authinfo } = config.smtpc;
   const tlsFiles = [tls?.CAcert_file, tls?.CAcert_directory, tls?.cert_file, tls?.key_file];
   const socket = LMTP_socket === undefined || !lmtpSocket ? [] : [LMTP_socket];
   const net = ports.sort((a, b) => a - b).map((p) => `0.0.0.0/0:${p}`);
+  const auth = authinfo ? [authinfo.file, ...secretFiles] : [];
   return {
     ...NONE,
-    read: unique([config.CDB_base_directory, ...tlsFiles.filter((f) => f !== undefined), ...socket]),
+    read: unique([
+      config.CDB_base_directory,
+      ...tlsFiles.filter((f) => f !== undefined),
+      ...socket,
+      ...auth,
+    ]),
     write: orFalse(socket),
     net: [...net, ...socket.map((path) => `unix:${resolve(path)}`)],
   };

@@ -8,13 +8,17 @@
 // connection. When the last failure was a TLS policy's, the recipients get its status (4.7.5, or 5.7.10
 // for REQUIRETLS when every host failed it for good). Returns a Link (link.ts) to the first host that got through
 // the opening (hello.ts), or the reason the last attempt failed (every recipient then gets `temp`: the
-// opening of a session is never reason enough to bounce). Connects out only to the route's hosts and
-// port, or to the LMTP unix socket `LMTP_socket` for a route host LMTP_SOCKET_ADDRESS.
+// opening of a session is never reason enough to bounce). A host the authinfo map names (authinfo.ts)
+// gets its credentials in the opening; an entry that cannot be used (a refused inline secret, a secret
+// file that cannot be read) fails that host without connecting (4.7.0). Connects out only to the route's
+// hosts and port, or to the LMTP unix socket `LMTP_socket` for a route host LMTP_SOCKET_ADDRESS.
 
 import { LMTP_SOCKET_ADDRESS } from "../protocol/messages.ts";
 import type { DeliveryTransaction, FailedHost, Relay, TlsPolicyReport } from "../protocol/messages.ts";
 import { decideTls, describeRequirement, type TlsRequirement } from "../mail/tls_policy.ts";
 import { log } from "../util/log.ts";
+import type { Credentials } from "./auth.ts";
+import type { Authinfo } from "./authinfo.ts";
 import { hello, type PolicyFailure } from "./hello.ts";
 import { Link, type LinkTarget } from "./link.ts";
 import type { Deadlines } from "./timeouts.ts";
@@ -31,6 +35,8 @@ export type Connection =
     policy?: PolicyFailure;
     /** The TLS requirement of the last host tried. */
     report?: TlsPolicyReport;
+    /** The enhanced status of the last failure when it was AUTH's (4.7.0, 4.7.8, 4.7.10). */
+    enhanced?: string;
   };
 
 export interface ConnectOptions {
@@ -40,6 +46,8 @@ export interface ConnectOptions {
   tls: TlsSettings;
   /** The LMTP unix socket (smtpc's LMTP_socket), when configured. */
   lmtpSocket?: string;
+  /** The authinfo map, when configured: which hosts get AUTH, as whom. */
+  authinfo?: Authinfo;
   /** Aborted on graceful stop: the attempt in progress ends at once. */
   signal: AbortSignal;
   now: () => number;
@@ -78,6 +86,46 @@ export function reportOf(ta: DeliveryTransaction, req: TlsRequirement, failure?:
   return r;
 }
 
+/** The recipients' domain, which authinfo keys may name (qmgr groups a transaction by destination). */
+export function domainOf(ta: DeliveryTransaction): string | undefined {
+  const address = ta.recipients[0]?.address ?? "";
+  const at = address.lastIndexOf("@");
+  return at < 0 ? undefined : address.slice(at + 1);
+}
+
+/**
+ * Who a link to `host` must be authenticated as for `ta`: "" for no AUTH, else the authinfo key and user
+ * (an unusable entry too, so that no cached link matches it). The connection cache compares it.
+ */
+export function authIdentity(
+  authinfo: Authinfo | undefined,
+  ta: DeliveryTransaction,
+  host: { name: string; address: string },
+): string {
+  const entry = authinfo?.find(host, ta.route.port, domainOf(ta));
+  if (!entry) return "";
+  return entry.problem !== undefined ? `!${entry.key}` : `${entry.key}\0${entry.user}`;
+}
+
+type HostAuth = { credentials?: Credentials; identity: string } | { problem: string };
+
+/** The credentials for `host`, none, or why its authinfo entry cannot be used. */
+async function hostAuth(
+  ta: DeliveryTransaction,
+  host: { name: string; address: string },
+  opts: ConnectOptions,
+): Promise<HostAuth> {
+  const entry = opts.authinfo?.find(host, ta.route.port, domainOf(ta));
+  if (!entry) return { identity: "" };
+  if (entry.problem !== undefined) return { problem: entry.problem };
+  try {
+    const credentials = await opts.authinfo!.credentials(entry);
+    return { credentials, identity: `${entry.key}\0${entry.user}` };
+  } catch (err) {
+    return { problem: (err as Error).message };
+  }
+}
+
 /** Opens a link to the first host of `ta.route` that gets through the opening of a session. */
 export async function connectFirst(ta: DeliveryTransaction, opts: ConnectOptions): Promise<Connection> {
   const { protocol, port, hosts } = ta.route;
@@ -85,6 +133,7 @@ export async function connectFirst(ta: DeliveryTransaction, opts: ConnectOptions
   let policy: PolicyFailure | undefined;
   let report: TlsPolicyReport | undefined;
   let allPermanent = hosts.length > 0;
+  let enhanced: string | undefined;
   const failed: FailedHost[] = [];
   for (const host of hosts) {
     const target: LinkTarget = { protocol, host, port };
@@ -99,13 +148,23 @@ export async function connectFirst(ta: DeliveryTransaction, opts: ConnectOptions
       report = reportOf(ta, req, req.unmet);
       continue;
     }
+    const auth = await hostAuth(ta, host, opts);
+    if ("problem" in auth) {
+      reason = `no AUTH for ${relayName(host, port)}: ${auth.problem}`;
+      log.error("smtpc", `${ta.messageId}: ${reason}`);
+      policy = undefined;
+      allPermanent = false;
+      enhanced = "4.7.0";
+      continue;
+    }
     let offerTls = true;
     for (let attempt = 0; attempt < 2; attempt++) {
       if (opts.signal.aborted) return { ok: false, reason: "delivery agent is stopping", failed };
-      const got = await openLink(ta, target, offerTls, req, opts);
+      const got = await openLink(ta, target, offerTls, req, opts, auth);
       if (got.ok) return { ok: true, link: got.link, failed };
       reason = got.reason;
       policy = got.policy;
+      enhanced = got.enhanced;
       allPermanent &&= got.policy?.permanent === true;
       report = reportOf(ta, req, got.policy ? got.reason : undefined);
       log.info("smtpc", `${ta.messageId}: ${reason}`);
@@ -118,7 +177,7 @@ export async function connectFirst(ta: DeliveryTransaction, opts: ConnectOptions
     }
   }
   if (policy) policy = { status: allPermanent ? policy.status : "4.7.5", permanent: allPermanent };
-  return { ok: false, reason, failed, policy, report };
+  return { ok: false, reason, failed, policy, report, enhanced: policy ? undefined : enhanced };
 }
 
 /** The server of `target` as results name it: a unix socket has its path as address and port 0. */
@@ -130,7 +189,7 @@ function serverOf(target: LinkTarget, socket: string | undefined): Relay {
 
 type Opening =
   | { ok: true; link: Link }
-  | { ok: false; reason: string; retryPlain?: boolean; policy?: PolicyFailure };
+  | { ok: false; reason: string; retryPlain?: boolean; policy?: PolicyFailure; enhanced?: string };
 
 async function openLink(
   ta: DeliveryTransaction,
@@ -138,6 +197,7 @@ async function openLink(
   offerTls: boolean,
   requirement: TlsRequirement,
   opts: ConnectOptions,
+  auth: { credentials?: Credentials; identity: string },
 ): Promise<Opening> {
   const unix = target.host.address === LMTP_SOCKET_ADDRESS;
   if (unix && (target.protocol !== "lmtp" || opts.lmtpSocket === undefined)) {
@@ -170,12 +230,14 @@ async function openLink(
       requirement,
       offerTls: offerTls && !unix,
       logId: ta.messageId,
+      credentials: auth.credentials,
     });
     if (h.ok) {
       const server = serverOf(target, unix ? opts.lmtpSocket : undefined);
       const link = new Link(wire, target, relay, h.exts, opts.deadlines, h.tls, opts.now(), server);
       link.requirement = requirement;
       link.report = reportOf(ta, requirement);
+      link.auth = auth.identity;
       return { ok: true, link };
     }
     if (!wire.closed) await wire.write("QUIT\r\n", opts.deadlines.quit).catch(() => {});

@@ -12,7 +12,8 @@ import type { DeliveryTransaction, FailedHost, SmtpcResult, TlsPolicyReport } fr
 import { CdbContent, contentOf } from "../mail/cdb.ts";
 import { log } from "../util/log.ts";
 import { type ConnectionCache, destinationOf } from "./conn_cache.ts";
-import { connectFirst, requirementFor } from "./connect.ts";
+import type { Authinfo } from "./authinfo.ts";
+import { authIdentity, connectFirst, requirementFor } from "./connect.ts";
 import type { Link } from "./link.ts";
 import { byAgent, Outcome } from "./outcome.ts";
 import { Transaction } from "./session.ts";
@@ -26,6 +27,7 @@ export interface DeliveryConfig {
   deadlines: Deadlines;
   tls: TlsSettings;
   lmtpSocket?: string;
+  authinfo?: Authinfo;
   now: () => number;
 }
 
@@ -108,9 +110,15 @@ export class Delivery {
     }
     const dest = destinationOf(ta);
     try {
-      // A cached link serves only a transaction with the same TLS requirement for its host.
+      // A cached link serves only a transaction with the same TLS requirement for its host, and the
+      // same AUTH identity (none, or the same authinfo entry).
       let link: Link | undefined = this.#use(
-        cache.take(ta, (l) => l.meets(requirementFor(ta, l.target.host, cfg.tls.level))),
+        cache.take(
+          ta,
+          (l) =>
+            l.meets(requirementFor(ta, l.target.host, cfg.tls.level)) &&
+            l.auth === authIdentity(cfg.authinfo, ta, l.target.host),
+        ),
       );
       let reused = link !== undefined;
       let connects = 0;
@@ -129,7 +137,7 @@ export class Delivery {
             const p = conn.policy;
             const d = p
               ? byAgent(conn.reason, undefined, p.permanent ? 550 : 451, p.status)
-              : byAgent(conn.reason);
+              : byAgent(conn.reason, undefined, undefined, conn.enhanced);
             for (const pos of pending) outcome.decide(pos, p?.permanent ? "perm" : "temp", d);
             break;
           }

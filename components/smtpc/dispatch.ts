@@ -1,9 +1,9 @@
 // smtpc's one handler and its lifecycle. Receives `qmgr.deliver {ta}` from qmgr and answers
 // `smtpc.result` with one result per recipient; anything else gets rpc.failure. Many transactions run at
 // once, each on its own link, at most MAX_SESSIONS; the rest wait their turn in arrival order. Links
-// outlive their transaction in the connection cache (conn_cache.ts). At start the TLS files are read
-// (tls.ts); one that cannot be read is fatal (a configuration problem) and every transaction is answered
-// temp. Graceful stop: new transactions are refused (temp), waiting ones answered temp, running ones get
+// outlive their transaction in the connection cache (conn_cache.ts). At start the TLS files and the
+// authinfo map are read (tls.ts, authinfo.ts); one that cannot be read is fatal (a configuration
+// problem) and every transaction is answered temp; the map's problems are logged. Graceful stop: new transactions are refused (temp), waiting ones answered temp, running ones get
 // STOP_GRACE to finish, then are aborted so their undecided recipients are answered temp; idle links get
 // a QUIT.
 
@@ -12,6 +12,7 @@ import { failure } from "../protocol/endpoint.ts";
 import type { DeliveryTransaction, Message, PeerName, SmtpcResult } from "../protocol/messages.ts";
 import { reasonResult } from "../mail/result.ts";
 import { log } from "../util/log.ts";
+import { Authinfo } from "./authinfo.ts";
 import { ConnectionCache } from "./conn_cache.ts";
 import { Delivery, type DeliveryConfig } from "./delivery.ts";
 import { deadlines } from "./timeouts.ts";
@@ -55,6 +56,19 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     log.error("smtpc", broken);
     ctx.fatal(broken);
   }
+  let authinfo: Authinfo | undefined;
+  if (smtpc.authinfo && !broken) {
+    try {
+      const loaded = await Authinfo.load(smtpc.authinfo);
+      authinfo = loaded.authinfo;
+      for (const e of loaded.errors) log.error("smtpc", e);
+      for (const w of loaded.warnings) log.warn("smtpc", w);
+    } catch (err) {
+      broken = (err as Error).message;
+      log.error("smtpc", broken);
+      ctx.fatal(broken);
+    }
+  }
   const cache = new ConnectionCache({
     idleMs: smtpc.connection_cache_time_limit ?? CACHE_DEFAULTS.idle,
     maxAgeMs: smtpc.connection_reuse_time_limit ?? CACHE_DEFAULTS.age,
@@ -67,6 +81,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     deadlines: deadlines(smtpc.io_timeout),
     tls,
     lmtpSocket: smtpc.LMTP_socket,
+    authinfo,
     now: Date.now,
   };
   const running = new Set<Delivery>();
@@ -164,6 +179,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     // Aborted links close at once; those finished in the grace went to the cache, which says QUIT.
     await Promise.allSettled([...running].map((d) => d.done));
     await cache.close();
+    authinfo?.close();
     // Let the endpoint post the answers before the runtime closes it.
     await new Promise((resolve) => setTimeout(resolve, 0));
     log.info("smtpc", "stopped");
@@ -173,7 +189,8 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     "smtpc",
     `started: io_timeout=${smtpc.io_timeout} ms, ports=${smtpc.ports.join(",")}, tls=${tls.level}` +
       (tls.ca.length > 0 ? ` (${tls.ca.length} CA certificates)` : "") +
-      (smtpc.LMTP_socket ? `, LMTP_socket=${smtpc.LMTP_socket}` : ""),
+      (smtpc.LMTP_socket ? `, LMTP_socket=${smtpc.LMTP_socket}` : "") +
+      (authinfo ? `, authinfo=${authinfo.file}` : ""),
   );
   return { stop };
 }

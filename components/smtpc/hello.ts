@@ -6,10 +6,14 @@
 // Anything else that goes wrong here is a reason to try the next host, never to bounce: the result is a
 // failure reason, and `retryPlain` when an opportunistic (`may`) handshake failed and the same host should
 // be tried again without TLS. Bytes the server sent after its 220 to STARTTLS are discarded before the handshake and
-// logged (the client side of the STARTTLS command injection, CVE-2021-38371 class). Talks only over the
+// logged (the client side of the STARTTLS command injection, CVE-2021-38371 class). When the authinfo map
+// has credentials for the host (authinfo.ts), TLS is required whatever the requirement says (4.7.10 when
+// it cannot be had), and AUTH (auth.ts) follows the EHLO inside TLS: a host that refuses the credentials
+// is a failure (deferred, never bounced), and no password ever goes out in clear. Talks only over the
 // connection it is given.
 
 import { log } from "../util/log.ts";
+import { type Credentials, saslAuthenticate } from "./auth.ts";
 import { type Extensions, parseExtensions } from "./commands.ts";
 import type { LinkTarget } from "./link.ts";
 import { replyClass, replyText } from "./reply_reader.ts";
@@ -30,6 +34,8 @@ export interface HelloOptions {
   offerTls: boolean;
   /** Prefix of log lines (the message id). */
   logId: string;
+  /** The authinfo map's credentials for this host: TLS is then required, and AUTH follows. */
+  credentials?: Credentials;
 }
 
 /** A TLS requirement that was not met: the status the recipients get, and whether it is for good. */
@@ -40,7 +46,10 @@ export interface PolicyFailure {
 
 export type Hello =
   | { ok: true; exts: Extensions; tls?: TlsInfo }
-  | { ok: false; reason: string; retryPlain?: boolean; policy?: PolicyFailure };
+  | { ok: false; reason: string; retryPlain?: boolean; policy?: PolicyFailure; enhanced?: string };
+
+/** RFC 5248 X.7.10: an encryption layer is needed for the authentication asked for. */
+const NEED_TLS = "4.7.10";
 
 /** Runs the opening on `wire`; on failure the caller closes the connection. */
 export async function hello(wire: Wire, target: LinkTarget, relay: string, o: HelloOptions): Promise<Hello> {
@@ -57,12 +66,25 @@ export async function hello(wire: Wire, target: LinkTarget, relay: string, o: He
 
     const req = o.requirement;
     const level = req.level;
-    const required = requiresTls(level);
-    const unmet = (why: string): Hello => ({
-      ok: false,
-      reason: `TLS policy ${describeRequirement({ ...req, unmet: undefined })} not met with ${relay}: ${why}`,
-      policy: { status: req.status, permanent: req.permanent === true },
-    });
+    const creds = o.credentials;
+    const required = requiresTls(level) || creds !== undefined;
+    const unmet = (why: string): Hello =>
+      requiresTls(level) || !creds
+        ? {
+          ok: false,
+          reason: `TLS policy ${
+            describeRequirement({ ...req, unmet: undefined })
+          } not met with ${relay}: ${why}`,
+          policy: { status: req.status, permanent: req.permanent === true },
+        }
+        : {
+          ok: false,
+          reason: `TLS is required for AUTH (authinfo ${creds.key}) with ${relay}: ${why}`,
+          enhanced: NEED_TLS,
+        };
+    if (creds && level === "none") {
+      return unmet(`the TLS policy (${describeRequirement({ ...req, unmet: undefined })}) says none`);
+    }
     if (level === "none" || (!o.offerTls && !required)) return { ok: true, exts };
     if (!o.offerTls) return unmet("TLS cannot be used on this connection");
     if (!exts.has("STARTTLS")) {
@@ -115,6 +137,17 @@ export async function hello(wire: Wire, target: LinkTarget, relay: string, o: He
         policy: { status: "5.7.10", permanent: true },
       };
     }
+    if (!creds) return { ok: true, exts, tls: info };
+    stage = "sending AUTH";
+    const done = await saslAuthenticate(wire, exts, creds, relay, o.deadlines.command);
+    if (!done.ok) {
+      log.warn("smtpc", `${o.logId}: ${done.reason}`);
+      return { ok: false, reason: done.reason, enhanced: done.enhanced };
+    }
+    log.info(
+      "smtpc",
+      `${o.logId}: authenticated to ${relay} as ${creds.user} with ${done.mechanism} (authinfo ${creds.key})`,
+    );
     return { ok: true, exts, tls: info };
   } catch (err) {
     if (!(err instanceof WireError)) throw err;

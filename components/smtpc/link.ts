@@ -36,6 +36,8 @@ export class Link {
   requirement: TlsRequirement | undefined;
   /** What smtpc reports about it with results. */
   report: TlsPolicyReport | undefined;
+  /** Who the link authenticated as (connect.ts authIdentity), "" for no AUTH: the cache matches on it. */
+  auth = "";
 
   constructor(
     readonly wire: Wire,

@@ -14,6 +14,11 @@
 //   (what Deno asks for a unix socket connect).
 // - read: the CDB directory (CDB_base_directory), to stream message content; the TLS files of
 //   `smtpc { tls { } }` (CAcert_file, CAcert_directory, cert_file, key_file), read once at start.
+// - read: the authinfo map (`smtpc { authinfo }`, authinfo.ts) and exactly the secret files its
+//   `USER SECRET_FILE` entries name: the MCP reads the map when it computes this set (permissions.ts
+//   smtpcSecretFiles), so a secret file added to the map needs a restart before smtpc may read it.
+//   Nothing else of the directories they are in. Inline secrets (`USER:SECRET`) need no more than the
+//   map, which must then be mode 0600.
 // No other write, and no env, sys, run, ffi or import permission: smtpc changes nothing on disk.
 
 import { runWorker } from "../protocol/worker_runtime.ts";

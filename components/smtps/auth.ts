@@ -12,7 +12,8 @@ import { MAX_COMMAND_LINE, readLine } from "../smtp_io/line_reader.ts";
 import { R } from "./replies.ts";
 import { sendsNoPassword } from "./sasl_mechanisms.ts";
 import { ScramServer } from "./sasl_scram.ts";
-import { cramDigest, sameBytes } from "./sasl_secrets.ts";
+import { sameBytes } from "../sasl/scram.ts";
+import { cramDigest } from "./sasl_secrets.ts";
 import type { Session } from "./session.ts";
 
 const COMPONENT = "smtps";

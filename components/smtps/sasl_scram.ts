@@ -4,28 +4,23 @@
 // salt and iteration count), the client-final message is checked against the stored StoredKey and
 // answered with the server's signature (v=...). A user who is unknown or has no key for this hash gets
 // a salt made up from the name (the same each time), so the exchange does not tell that the user does
-// not exist; the proof then fails. Pure apart from the random nonce; crypto through sasl_secrets.ts.
+// not exist; the proof then fails. Pure apart from the random nonce; crypto through sasl/scram.ts.
 
 import {
+  decodeSaslname,
   digest,
   fromBase64,
   hmac,
   sameBytes,
   type ScramHash,
-  type Secret,
   toBase64,
-} from "./sasl_secrets.ts";
+} from "../sasl/scram.ts";
+import type { Secret } from "./sasl_secrets.ts";
 
 /** Why a step failed: a malformed message, or credentials that do not match. */
 export type ScramFailure = { kind: "fail"; why: string };
 
 const FAKE_KEY = crypto.getRandomValues(new Uint8Array(32));
-
-/** `saslname` (RFC 5802 5.1): `=2C` and `=3D` stand for `,` and `=`; any other `=` is an error. */
-export function decodeSaslname(name: string): string | undefined {
-  if (/=(?!2C|3D)/.test(name)) return undefined;
-  return name.replace(/=2C/g, ",").replace(/=3D/g, "=");
-}
 
 export class ScramServer {
   #user = "";

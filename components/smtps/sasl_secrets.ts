@@ -8,12 +8,12 @@
 //   then outer), which CRAM-MD5 (RFC 2195) needs; it is not the password but stands for it towards
 //   CRAM-MD5 and falls to a fast dictionary attack, so createmap writes it only when asked.
 // SCRAM keys are derived from the password normalized to NFKC (most of SASLprep, RFC 4013). Unknown
-// forms are ignored (a newer map read by an older smx). Crypto through WebCrypto; MD5 in md5.ts. Pure.
+// forms are ignored (a newer map read by an older smx). SCRAM's crypto in sasl/scram.ts (shared with smtpc's
+// client); MD5 in md5.ts. Pure.
 
 import { hmacMd5FromStates, hmacMd5States, statesFromBytes, statesToBytes } from "./md5.ts";
 import { isPasswordHash, verifyPassword } from "./password_hash.ts";
-
-export type ScramHash = "SHA-1" | "SHA-256";
+import { fromBase64, sameBytes, type ScramHash, scramKeys, toBase64 } from "../sasl/scram.ts";
 
 export type Secret =
   | { kind: "pbkdf2"; text: string }
@@ -30,19 +30,6 @@ export type Secret =
 /** SCRAM's iteration count when createmap is not told one (RFC 7677 asks for at least 4096). */
 export const DEFAULT_SCRAM_ITERATIONS = 100_000;
 const encoder = new TextEncoder();
-
-export function toBase64(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes));
-}
-
-export function fromBase64(text: string): Uint8Array | undefined {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) return undefined;
-  try {
-    return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-  } catch {
-    return undefined;
-  }
-}
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
@@ -85,58 +72,6 @@ export function mechanismsServed(secrets: Secret[]): Set<string> {
   return m;
 }
 
-export async function digest(hash: ScramHash, data: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest(hash, data as Uint8Array<ArrayBuffer>));
-}
-
-export async function hmac(hash: ScramHash, key: Uint8Array, data: Uint8Array | string): Promise<Uint8Array> {
-  const k = await crypto.subtle.importKey(
-    "raw",
-    key as Uint8Array<ArrayBuffer>,
-    { name: "HMAC", hash },
-    false,
-    [
-      "sign",
-    ],
-  );
-  const bytes = typeof data === "string" ? encoder.encode(data) : data;
-  return new Uint8Array(await crypto.subtle.sign("HMAC", k, bytes as Uint8Array<ArrayBuffer>));
-}
-
-/** RFC 5802 Hi(): PBKDF2 with HMAC-`hash`, as long as one hash. */
-export async function saltedPassword(
-  hash: ScramHash,
-  password: string,
-  salt: Uint8Array,
-  iterations: number,
-): Promise<Uint8Array> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    encoder.encode(password.normalize("NFKC")),
-    "PBKDF2",
-    false,
-    ["deriveBits"],
-  );
-  const bits = await crypto.subtle.deriveBits(
-    { name: "PBKDF2", hash, salt: salt as Uint8Array<ArrayBuffer>, iterations },
-    key,
-    hash === "SHA-1" ? 160 : 256,
-  );
-  return new Uint8Array(bits);
-}
-
-/** StoredKey and ServerKey for `password` (RFC 5802 3). */
-export async function scramKeys(
-  hash: ScramHash,
-  password: string,
-  salt: Uint8Array,
-  iterations: number,
-): Promise<{ storedKey: Uint8Array; serverKey: Uint8Array }> {
-  const salted = await saltedPassword(hash, password, salt, iterations);
-  const clientKey = await hmac(hash, salted, "Client Key");
-  return { storedKey: await digest(hash, clientKey), serverKey: await hmac(hash, salted, "Server Key") };
-}
-
 /** The SCRAM secret of `password` in RFC 5803's format, with a fresh 16-byte salt unless given. */
 export async function scramSecret(
   hash: ScramHash,
@@ -156,14 +91,6 @@ export function cramSecret(password: string): string {
 /** The CRAM-MD5 answer (hex) to `challenge` from the stored states. */
 export function cramDigest(secret: Extract<Secret, { kind: "cram-md5" }>, challenge: string): string {
   return hex(hmacMd5FromStates(secret.states, encoder.encode(challenge)));
-}
-
-/** Compares in time that does not depend on where the bytes differ. */
-export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
-  return diff === 0;
 }
 
 /** Whether `password` (sent in the clear: PLAIN, LOGIN) matches the strongest secret there is. */
