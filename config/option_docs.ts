@@ -420,6 +420,12 @@ export const OPTION_DOCS: Record<string, OptionDoc> = {
   "smtpc.tls.CAcert_directory": ["3.11", "a directory of CA certificates, as `CAcert_file`"],
   "smtpc.tls.cert_file": ["3.11", "a client certificate (PEM)"],
   "smtpc.tls.key_file": ["3.11", "the client certificate's key (PEM)"],
+  "smtpc.authinfo": [
+    "",
+    "AUTH to smart hosts: next hop or domain -> `USER SECRET_FILE` or `USER:SECRET` (a 0600 map); only over TLS",
+    "none: no client AUTH",
+  ],
+  "*.authinfo.name": ["3.9.2", "a declared map to use"],
 
   // smar (README 3.9).
   "smar.nameserver": [
