@@ -237,8 +237,10 @@ Deno.test("smx relays through a Postfix smart host that requires AUTH, only over
         `clear.example\t${clear}^esmtp:[127.0.0.1]`,
         "",
       ].join("\n"),
+      // Idle connections stay cached through the test: a link authenticated for one authinfo entry
+      // must never carry mail for another entry to the same address and port.
       configText: `log { directory = ${JSON.stringify(join(dir, "log"))}; }\n` +
-        `smtpc { authinfo { file = ${JSON.stringify(authinfo)}; } }\n`,
+        `smtpc { connection_cache_time_limit = 60s; authinfo { file = ${JSON.stringify(authinfo)}; } }\n`,
     });
     const port = mta.port;
     const send = async (to: string) => {
@@ -275,6 +277,11 @@ Deno.test("smx relays through a Postfix smart host that requires AUTH, only over
         );
         assert.match(smtpc, new RegExp(`:${plain} as smx with PLAIN`));
         assert.match(smtpc, new RegExp(`:${login} as smx with LOGIN \\(authinfo login\\.example\\)`));
+        // The next message to the same hop and entry goes on the cached, authenticated connection.
+        await send("again@scram.example");
+        await sink.waitFor(4, 20_000);
+        const auths = (await logOf("smtpc")).match(/authenticated to relay\.test/g) ?? [];
+        assert.equal(auths.length, 1, "one AUTH for both messages");
         const postfix = await relay.log();
         for (const m of ["SCRAM-SHA-256", "PLAIN", "LOGIN"]) {
           assert.match(postfix, new RegExp(`sasl_method=${m}, sasl_username=smx@relay\\.test`), postfix);
@@ -283,6 +290,7 @@ Deno.test("smx relays through a Postfix smart host that requires AUTH, only over
     );
 
     await t.step("a wrong password: the 535 logged, the message deferred, nothing relayed", async () => {
+      // Same address and port as relay.test's cached authenticated link, another authinfo entry.
       await send("rcpt@wrong.example");
       await waitLog(
         "qmgr",

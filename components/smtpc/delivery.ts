@@ -31,6 +31,14 @@ export interface DeliveryConfig {
   now: () => number;
 }
 
+/**
+ * The host of `ta`'s route a cached link (keyed by address and port) would serve: its name, not the
+ * link's, decides the authinfo entry (two names of one address may have different credentials).
+ */
+function routeHostOf(ta: DeliveryTransaction, link: Link): { name: string; address: string } {
+  return ta.route.hosts.find((h) => h.address === link.target.host.address) ?? link.target.host;
+}
+
 /** Content up to this size is read in one operation and sent from memory; larger content is streamed. */
 export const IN_MEMORY_CONTENT = 1024 * 1024;
 
@@ -117,7 +125,7 @@ export class Delivery {
           ta,
           (l) =>
             l.meets(requirementFor(ta, l.target.host, cfg.tls.level)) &&
-            l.auth === authIdentity(cfg.authinfo, ta, l.target.host),
+            l.auth === authIdentity(cfg.authinfo, ta, routeHostOf(ta, l)),
         ),
       );
       let reused = link !== undefined;
