@@ -3,7 +3,8 @@
 // other ports and writing are refused with NotCapable. A probe worker (tests/helpers/probe_worker.ts)
 // holds exactly that set, since no code can be run inside the real smtpc worker from a test. A second test
 // takes the set computePermissions() gives smtpc with TLS files and an LMTP socket: those files and that
-// socket are reachable, their neighbours are not.
+// socket are reachable, their neighbours are not; a third, with an authinfo map: the map and the secret
+// files it names are readable, another file beside them is not.
 // Known limit: Deno's net permission does not tell connect from listen, so the set would let a worker
 // listen on the destination port itself (e.g. 25 on any address); only other ports are refused.
 
@@ -90,6 +91,41 @@ Deno.test("smtpc's computed set with TLS files and an LMTP socket reaches them a
   } finally {
     for (const l of listeners) l.close();
     await Promise.all(accepting);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("smtpc's computed set with an authinfo map reads the map and its secret files, nothing beside them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "smtpc_perm_authinfo_" });
+  try {
+    const map = join(dir, "authinfo");
+    await Deno.writeTextFile(map, "[relay.test] smx relay.secret\n[other.test] smx:inline\n");
+    await Deno.chmod(map, 0o600);
+    await Deno.writeTextFile(join(dir, "relay.secret"), "s3cret\n");
+    await Deno.writeTextFile(join(dir, "unlisted.secret"), "other\n");
+    const config = parseConfig(
+      `CDB_base_directory = "${dir}/cdb";
+       smar { nameserver = 127.0.0.1; }
+       smtpc { authinfo { file = "${map}"; } }`,
+      "t.conf",
+    );
+    const sets = await computePermissions(config);
+    const cases: [string, Probe, string][] = [
+      ["reads the authinfo map", { op: "read", path: map }, "ok"],
+      ["reads the secret file it names", { op: "read", path: join(dir, "relay.secret") }, "ok"],
+      [
+        "cannot read a secret file it does not name",
+        { op: "read", path: join(dir, "unlisted.secret") },
+        "NotCapable",
+      ],
+      ["cannot write the secret file", { op: "write", path: join(dir, "relay.secret") }, "NotCapable"],
+    ];
+    const results = await runProbes(sets.smtpc as Deno.PermissionOptionsObject, cases.map((c) => c[1]));
+    assert.deepEqual(
+      cases.map((c, i) => `${c[0]}: ${results[i]}`),
+      cases.map((c) => `${c[0]}: ${c[2]}`),
+    );
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
