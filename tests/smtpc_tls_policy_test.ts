@@ -204,6 +204,17 @@ Deno.test("smtpc relays a REQUIRETLS message only under DANE to a server offerin
       });
     });
     await t.step(
+      "TLS-Required: No: DANE is ignored, a server without STARTTLS gets the message",
+      async () => {
+        await withSink(port, {}, async (sink) => {
+          const r = await deliver(MESSAGE, over(port, dane, { tlsRequiredNo: true }));
+          assert.deepEqual(statuses(r), ["0:sent"], JSON.stringify(r));
+          assert.equal(sink.messages[0].tls, false);
+          assert.equal(r.tlsPolicy?.source, "tls-required");
+        });
+      },
+    );
+    await t.step(
       "no DANE and no MTA-STS (only a verify rule): returned with 5.7.10, no connection",
       async () => {
         await withSink(port, { tls: MX, extensions }, async (sink) => {

@@ -70,6 +70,10 @@ export interface Envelope {
   ret?: "FULL" | "HDRS";
   /** A milter quarantined the message: qmgr keeps it on hold (qmgrctl release lets it go) with this reason. */
   quarantine?: string;
+  /** MAIL FROM ... REQUIRETLS (RFC 8689): relayed only over TLS that DANE or MTA-STS verifies. */
+  requireTls?: boolean;
+  /** The header has `TLS-Required: No` (RFC 8689 section 5), and MAIL had no REQUIRETLS. */
+  tlsRequiredNo?: boolean;
 }
 
 /**

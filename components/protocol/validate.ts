@@ -117,6 +117,8 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
       envid: opt(str),
       ret,
       quarantine: opt(str),
+      requireTls: opt(bool),
+      tlsRequiredNo: opt(bool),
     }),
   },
   "smtps.check_connect": { ip: str, context },

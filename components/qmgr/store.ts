@@ -25,6 +25,8 @@ import {
   FAILED,
   HELD,
   PENDING,
+  TLS_NOT_REQUIRED,
+  TLS_REQUIRE,
   WAITING,
 } from "./store_schema.ts";
 import {
@@ -76,7 +78,7 @@ export class QueueStore {
     this.#s = {
       insertMessage: p(
         `INSERT INTO messages (id, cdb_path, size, arrival, sender, client_ip, client_helo, body_type,
-         smtputf8, envid, ret) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         smtputf8, envid, ret, tls_flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       insertRecipient: p(
         `INSERT INTO recipients (message_id, idx, address, notify, orcpt, state, next_try, errors_to)
@@ -168,6 +170,7 @@ export class QueueStore {
       env.smtputf8 ? 1 : 0,
       nul(env.envid),
       nul(env.ret),
+      (env.requireTls ? TLS_REQUIRE : 0) | (env.tlsRequiredNo ? TLS_NOT_REQUIRED : 0),
     );
     // A quarantined message (a milter or policy service said so) starts on hold.
     const held = env.quarantine !== undefined;

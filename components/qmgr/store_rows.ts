@@ -4,6 +4,7 @@
 
 import type { SQLInputValue } from "node:sqlite";
 import type { Envelope, RecipientSpec } from "../protocol/messages.ts";
+import { TLS_NOT_REQUIRED, TLS_REQUIRE } from "./store_schema.ts";
 
 /** The message-level part of an envelope, as stored. */
 export interface StoredMessage {
@@ -18,6 +19,10 @@ export interface StoredMessage {
   smtputf8: boolean;
   envid?: string;
   ret?: Envelope["ret"];
+  /** REQUIRETLS (RFC 8689). */
+  requireTls?: boolean;
+  /** TLS-Required: No (RFC 8689 section 5). */
+  tlsRequiredNo?: boolean;
 }
 
 /** One recipient row. */
@@ -71,6 +76,8 @@ export function messageOf(env: Envelope): StoredMessage {
     smtputf8: env.smtputf8 === true,
     envid: env.envid,
     ret: env.ret,
+    ...(env.requireTls ? { requireTls: true } : {}),
+    ...(env.tlsRequiredNo ? { tlsRequiredNo: true } : {}),
   };
 }
 
@@ -93,6 +100,8 @@ export function toMessage(r: Row): StoredMessage {
     smtputf8: Number(r.smtputf8) === 1,
     envid: opt(r.envid),
     ret: opt(r.ret),
+    ...((Number(r.tls_flags ?? 0) & TLS_REQUIRE) !== 0 ? { requireTls: true } : {}),
+    ...((Number(r.tls_flags ?? 0) & TLS_NOT_REQUIRED) !== 0 ? { tlsRequiredNo: true } : {}),
   };
 }
 

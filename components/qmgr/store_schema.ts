@@ -1,7 +1,7 @@
 // The queue store's tables, indexes and states, and the upgrade of a database written by an older qmgr
 // (columns added since are appended with ALTER TABLE, so old and new files have the same column order).
 // - messages: one row per envelope (`held` set by qmgrctl hold or a milter's quarantine, with
-//   `hold_reason` for a quarantine);
+//   `hold_reason` for a quarantine; `tls_flags`: REQUIRETLS and TLS-Required: No, RFC 8689);
 // - recipients: one row per recipient with its delivery state, tries, next retry, last reply and relay,
 //   `notice`: the DSNs it still owes (bits below), and `errors_to`: its list owner (RecipientSpec);
 // - history: one row per delivery attempt of a recipient (qmgrctl show), deleted with its message.
@@ -83,7 +83,13 @@ const ADDED: [string, string, string][] = [
   ["recipients", "errors_to", "TEXT"],
   ["recipients", "last_result", "TEXT"],
   ["messages", "hold_reason", "TEXT"],
+  // RFC 8689: TLS_REQUIRE (REQUIRETLS) and TLS_NOT_REQUIRED (TLS-Required: No) bits.
+  ["messages", "tls_flags", "INTEGER NOT NULL DEFAULT 0"],
 ];
+
+/** messages.tls_flags bits. */
+export const TLS_REQUIRE = 1;
+export const TLS_NOT_REQUIRED = 2;
 
 /** Creates what is missing: tables, columns of older versions, indexes. */
 export function applySchema(db: DatabaseSync): void {

@@ -88,6 +88,8 @@ export function transactionOf(
     smtputf8: m.smtputf8,
     envid: m.envid,
     ret: m.ret,
+    ...(m.requireTls ? { requireTls: true } : {}),
+    ...(m.tlsRequiredNo ? { tlsRequiredNo: true } : {}),
   };
 }
 

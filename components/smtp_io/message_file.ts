@@ -30,18 +30,24 @@ export interface MessageFileOptions {
 /** Longest Message-ID value kept for the log. */
 const MAX_MESSAGE_ID = 250;
 
+/** The header fields whose first value the scanner keeps, by their name with the colon, lower case. */
+const KEPT = ["message-id:", "tls-required:"] as const;
+type Kept = typeof KEPT[number];
+const LONGEST_KEPT = Math.max(...KEPT.map((k) => k.length));
+
 /**
  * Reads the header section of the content, which ends at the first empty line: counts its Received:
- * fields and keeps the value of its first Message-ID: field (unfolded, cut at MAX_MESSAGE_ID).
+ * fields and keeps the value of its first Message-ID: and TLS-Required: (RFC 8689) fields (unfolded, cut
+ * at MAX_MESSAGE_ID).
  */
 class HeaderScanner {
   count = 0;
-  #messageId: string | undefined;
+  readonly #values = new Map<Kept, string>();
   #inHeader = true;
-  #prefix = ""; // the first bytes of the current line, up to "message-id:".length
+  #prefix = ""; // the first bytes of the current line, up to the longest kept field name
   #lineLength = 0;
-  #id: string | undefined; // the Message-ID value being read (its line and continuations)
-  #inId = false;
+  #field: Kept | undefined; // the field whose value is being read (its line and continuations)
+  #value = "";
 
   feed(run: Uint8Array): void {
     for (let i = 0; i < run.length && this.#inHeader; i++) {
@@ -50,24 +56,25 @@ class HeaderScanner {
         // An empty line (only CR before the LF, or nothing) ends the header section.
         if (this.#lineLength === 0 || (this.#lineLength === 1 && this.#prefix === "\r")) {
           this.#inHeader = false;
-          this.#endId();
+          this.#endField();
         }
         this.#prefix = "";
         this.#lineLength = 0;
         continue;
       }
-      if (this.#lineLength === 0 && this.#inId && b !== 0x20 && b !== 0x09) this.#endId();
+      if (this.#lineLength === 0 && this.#field && b !== 0x20 && b !== 0x09) this.#endField();
       this.#lineLength++;
-      if (this.#inId) {
-        if (b !== 0x0d && this.#id!.length < MAX_MESSAGE_ID) this.#id += String.fromCharCode(b);
+      if (this.#field) {
+        if (b !== 0x0d && this.#value.length < MAX_MESSAGE_ID) this.#value += String.fromCharCode(b);
         continue;
       }
-      if (this.#prefix.length < 11 && this.#lineLength === this.#prefix.length + 1) {
+      if (this.#prefix.length < LONGEST_KEPT && this.#lineLength === this.#prefix.length + 1) {
         this.#prefix += String.fromCharCode(b).toLowerCase();
         if (this.#prefix === "received:") this.count++;
-        if (this.#prefix === "message-id:" && this.#messageId === undefined && this.#id === undefined) {
-          this.#id = "";
-          this.#inId = true;
+        const kept = KEPT.find((k) => k === this.#prefix);
+        if (kept && !this.#values.has(kept)) {
+          this.#field = kept;
+          this.#value = "";
         }
       }
     }
@@ -75,15 +82,24 @@ class HeaderScanner {
 
   /** The first Message-ID value (one still being read when the content ended counts). */
   get messageId(): string | undefined {
-    if (this.#messageId !== undefined || !this.#inId) return this.#messageId;
-    return this.#id!.replace(/\s+/g, " ").trim() || undefined;
+    return this.#valueOf("message-id:");
   }
 
-  #endId(): void {
-    if (!this.#inId) return;
-    this.#inId = false;
-    const value = this.#id!.replace(/\s+/g, " ").trim();
-    if (value !== "") this.#messageId = value;
+  /** The first TLS-Required value (RFC 8689 section 5), e.g. "No". */
+  get tlsRequired(): string | undefined {
+    return this.#valueOf("tls-required:");
+  }
+
+  #valueOf(field: Kept): string | undefined {
+    if (this.#field === field) return this.#value.replace(/\s+/g, " ").trim() || undefined;
+    return this.#values.get(field);
+  }
+
+  #endField(): void {
+    if (!this.#field) return;
+    const value = this.#value.replace(/\s+/g, " ").trim();
+    if (value !== "") this.#values.set(this.#field, value);
+    this.#field = undefined;
   }
 }
 
@@ -150,6 +166,11 @@ export class MessageFile implements ContentSink {
   /** The content's Message-ID (as written, `<...>`), once its header section has been read. */
   get messageId(): string | undefined {
     return this.#hops.messageId;
+  }
+
+  /** The content's first TLS-Required: value (RFC 8689 section 5), once its header section has been read. */
+  get tlsRequired(): string | undefined {
+    return this.#hops.tlsRequired;
   }
 
   /** Writes bytes we add ourselves (the Received: header); they do not count against the limits. */

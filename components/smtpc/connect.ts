@@ -67,8 +67,9 @@ export function requirementFor(
   if (host.address === LMTP_SOCKET_ADDRESS) {
     return { level: "none", match: [], source: "security_level", rule: "LMTP socket", status: "4.7.5" };
   }
+  // REQUIRETLS is about relaying: an LMTP route is final delivery (RFC 8689 4.2.1 covers SMTP relays).
   return decideTls(ta.route.tls, host, securityLevel, {
-    requireTls: ta.requireTls,
+    requireTls: ta.requireTls && ta.route.protocol === "esmtp",
     tlsRequiredNo: ta.tlsRequiredNo,
   });
 }

@@ -1,6 +1,7 @@
 // Parses the arguments of MAIL FROM and RCPT TO (RFC 5321 4.1.1.2-3, 4.1.2): the path in angle brackets,
 // then ESMTP parameters `KEYWORD[=value]`: for MAIL SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531),
-// RET and ENVID (RFC 3461), AUTH (RFC 4954); for RCPT NOTIFY and ORCPT (RFC 3461). Each parameter is
+// RET and ENVID (RFC 3461), AUTH (RFC 4954), REQUIRETLS (RFC 8689: only inside TLS); for RCPT NOTIFY and
+// ORCPT (RFC 3461). Each parameter is
 // accepted only when the session offered its extension, at most once, with its value validated (xtext
 // decoded, control characters refused). Returns the parsed values or the reply that explains what is
 // wrong, and whether the refusal counts as an invalid address. Pure, no I/O.
@@ -18,6 +19,8 @@ export interface Offered {
   eightBit: boolean;
   smtputf8: boolean;
   auth: boolean;
+  /** The session is under TLS: REQUIRETLS is offered (RFC 8689 section 3). */
+  requireTls?: boolean;
 }
 
 export type Refusal = { ok: false; reply: SmtpReply; invalidAddress: boolean };
@@ -97,6 +100,11 @@ export function parseMailArgs(arg: string, offered: Offered): MailArgs {
         mail.auth = auth;
         break;
       }
+      case "REQUIRETLS":
+        if (!offered.requireTls) return refuse(R.requireTlsWithoutTls);
+        if (value !== undefined) return bad();
+        mail.requireTls = true;
+        break;
       default:
         return refuse(R.unsupportedParameter(key));
     }

@@ -103,6 +103,7 @@ const VERBS: Record<string, Row> = {
         eightBit: env.eightBit,
         smtputf8: env.eightBit,
         auth: s.auth !== undefined || authOffered(s),
+        requireTls: s.tls !== undefined,
       });
       return m.ok ? ok(m.mail) : m;
     },

@@ -1,7 +1,7 @@
 // HELO and EHLO (RFC 5321 4.1.1.1): checks the client's name (strictly, as a domain or address literal,
 // with the strict_ehlo_checks flag), resets the transaction, and builds the EHLO reply with the
 // extensions this session is offered: PIPELINING, 8BITMIME, SIZE, ENHANCEDSTATUSCODES, DSN, CHUNKING,
-// SMTPUTF8, STARTTLS (before TLS, when configured) and AUTH (when configured, and under TLS unless plain
+// SMTPUTF8, STARTTLS (before TLS, when configured), REQUIRETLS (under TLS, RFC 8689) and AUTH (when configured, and under TLS unless plain
 // text is allowed). Pure apart from the session state it sets.
 
 import { isDomainName, parseAddressLiteral } from "../mail/address.ts";
@@ -52,6 +52,7 @@ export function ehloReply(s: Session): SmtpReply {
   lines.push(max > 0 ? `SIZE ${max}` : "SIZE", "ENHANCEDSTATUSCODES", "DSN", "CHUNKING");
   if (env.eightBit) lines.push("SMTPUTF8"); // RFC 6531 needs 8BITMIME
   if (env.tls && !s.tls) lines.push("STARTTLS");
+  if (s.tls) lines.push("REQUIRETLS"); // RFC 8689 section 3: only inside TLS
   const mechanisms = sessionMechanisms(s);
   if (mechanisms.length > 0) lines.push(`AUTH ${mechanisms.join(" ")}`);
   return { code: 250, status: "", text: lines.join("\n") };

@@ -236,6 +236,8 @@ export async function commitMessage(
     arrival: m.arrival.getTime(),
     client: { ip: s.ip, helo: s.helo },
     ...t.envelopeFields(),
+    // RFC 8689 section 5: TLS-Required: No asks that the recipient's TLS policies be ignored; REQUIRETLS wins.
+    ...(file.tlsRequired?.toLowerCase() === "no" && !t.mail.requireTls ? { tlsRequiredNo: true } : {}),
     ...((filtered.quarantine ?? t.quarantine) !== undefined
       ? { quarantine: filtered.quarantine ?? t.quarantine }
       : {}),

@@ -60,6 +60,7 @@ export const R = {
   authFailed: reply(535, "5.7.8", "Authentication credentials invalid"),
   nulInContent: reply(554, "5.6.0", "Message content contains NUL characters"),
   encryptionRequired: reply(538, "5.7.11", "Encryption required for requested authentication mechanism"),
+  requireTlsWithoutTls: reply(530, "5.7.10", "REQUIRETLS needs a TLS session: STARTTLS first"),
   tooBig: reply(552, "5.3.4", "Message size exceeds fixed maximum message size"),
   addressNotAllowed: (role: "sender" | "recipient", why: string) =>
     reply(553, role === "sender" ? "5.1.7" : "5.1.3", `Address not allowed: ${why}`),

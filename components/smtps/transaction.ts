@@ -24,6 +24,8 @@ export interface MailParams {
   ret?: "FULL" | "HDRS";
   /** AUTH= (RFC 4954 5), xtext-decoded; "" for AUTH=<>. Only logged: it never grants anything. */
   auth?: string;
+  /** REQUIRETLS (RFC 8689): the message must travel over verified TLS only. */
+  requireTls?: boolean;
 }
 
 /** A message being received (DATA, or BDAT chunks, RFC 3030): its queue id, file and when it began. */
@@ -117,7 +119,10 @@ export class Transaction {
   }
 
   /** The envelope fields this transaction decides (the caller adds id, file, size, arrival, client). */
-  envelopeFields(): Pick<Envelope, "sender" | "recipients" | "bodyType" | "smtputf8" | "envid" | "ret"> {
+  envelopeFields(): Pick<
+    Envelope,
+    "sender" | "recipients" | "bodyType" | "smtputf8" | "envid" | "ret" | "requireTls"
+  > {
     const m = this.mail;
     return {
       sender: m.sender,
@@ -126,6 +131,7 @@ export class Transaction {
       ...(m.smtputf8 ? { smtputf8: true } : {}),
       ...(m.envid !== undefined ? { envid: m.envid } : {}),
       ...(m.ret ? { ret: m.ret } : {}),
+      ...(m.requireTls ? { requireTls: true } : {}),
     };
   }
 }
