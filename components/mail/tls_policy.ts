@@ -147,12 +147,21 @@ export function parseTlsSrv(rhs: string): TlsSrvValue | undefined {
     permanent = prefix[1].toUpperCase() === "PERM";
     v = v.slice(prefix[0].length);
   }
-  const [head, ...extensions] = v.split("+").map((s) => s.trim());
+  // sendmail 8's extensions start with "+CN", "+CS", "+CI"; any other "+" belongs to a name (an
+  // encoded CN such as client+20one).
+  const parts = v.split("+");
+  let head = parts[0];
+  const extensions: string[] = [];
+  for (const part of parts.slice(1)) {
+    if (/^\s*C[NSI](?::|\s*$)/i.test(part)) extensions.push(part.trim());
+    else if (extensions.length === 0) head += `+${part}`;
+    else return undefined;
+  }
+  head = head.trim();
   const match: string[] = [];
   for (const ext of extensions) {
-    if (ext === "") continue;
     const cn = /^CN(?::(.+))?$/i.exec(ext);
-    if (!cn) return undefined;
+    if (!cn) return undefined; // CS:/CI: (subject, issuer DN) are not supported
     if (cn[1] !== undefined) match.push(cn[1].trim().toLowerCase());
   }
   const [word, ...names] = head.split(/\s+/);

@@ -227,6 +227,8 @@ export interface CheckContext {
   cert?: { verified: boolean; issuer: string; subject: string };
   /** The smtps section's TLS flags (allow_relaying_if_verified, check_access_map_for_relaying). */
   tlsFlags?: string[];
+  /** The session is encrypted (STARTTLS or implicit TLS): for `tls_clt:` requirements. */
+  tls?: boolean;
   /** Verdict.state of the previous stage (connect for MAIL, MAIL for RCPT), unchanged. */
   state?: PolicyState;
 }

@@ -47,6 +47,7 @@ const context = opt(obj({
   authUser: opt(str),
   cert: opt(obj({ verified: bool, issuer: str, subject: str })),
   tlsFlags: opt(arr(str)),
+  tls: opt(bool),
   state: opt(policyState),
 }));
 /** An object whose every own value passes `c` (a map keyed by address). */

@@ -13,13 +13,14 @@ import { parseDomain } from "./domain.ts";
 import { addressKeys, addressParts, ipKeys, tagged } from "./keys.ts";
 import { applyHit, refusal, REPLY } from "./outcome.ts";
 import { type Policy, stageOptions } from "./policy.ts";
+import { checkTlsClient } from "./tls_client.ts";
 
 /** Most mail exchangers whose addresses are looked up for `mxbadip:`. */
 const MAX_MX = 10;
 
 export async function checkMail(
   policy: Policy,
-  _ip: string,
+  ip: string,
   sender: string,
   ctx: CheckContext,
 ): Promise<Verdict> {
@@ -31,8 +32,13 @@ export async function checkMail(
     state.deferred = { ...reply };
     return done();
   };
-  if (!o.antiSpam || state.quick || state.deferred) return done();
   const { access, delimiter } = { access: policy.d.access, delimiter: policy.d.delimiter };
+  // A TLS requirement is no anti-spam check: neither quick: nor delay_checks puts it off.
+  if (access?.mayHave("tls_clt")) {
+    const refused = await checkTlsClient(access, ip, ctx, state);
+    if (refused) return refusal(refused);
+  }
+  if (!o.antiSpam || state.quick || state.deferred) return done();
 
   if (access) {
     const r = applyHit(await access.first(tagged("from", addressKeys(sender, { delimiter }))), state, o);

@@ -13,6 +13,7 @@ export function checkContext(s: Session, state?: PolicyState): CheckContext {
   if (s.helo) c.helo = s.helo;
   if (s.auth) c.authUser = s.auth.user;
   const tls = s.tls;
+  if (tls) c.tls = true;
   if (tls?.issuer !== undefined && tls.subject !== undefined) {
     c.cert = { verified: tls.verified, issuer: tls.issuer, subject: tls.subject };
   }
