@@ -1,7 +1,7 @@
 // REQUIRETLS (RFC 8689) end to end: smtps offers it in EHLO only after STARTTLS and refuses the MAIL
 // parameter without TLS (530 5.7.10); Python's smtplib (a real client) sends a message with REQUIRETLS
 // over STARTTLS; the next hop has neither DANE nor MTA-STS, so smx never sends it there (the sink sees no
-// MAIL) and returns it to the sender with a DSN saying 5.7.10. A `TLS-Required: No` header is kept with
+// MAIL) and returns it to the sender with a DSN saying 5.7.10, carrying only the headers. A `TLS-Required: No` header is kept with
 // the envelope (the queue's tls_flags), REQUIRETLS winning over it.
 
 import assert from "node:assert/strict";
@@ -76,6 +76,8 @@ s.quit()
     assert.deepEqual(senders.messages[0].recipients, ["s@sender.test"]);
     assert.match(dsn, /Status: 5\.7\.10/);
     assert.match(dsn, /u@secure\.test/);
+    assert.match(dsn, /text\/rfc822-headers/, "only the headers come back");
+    assert.doesNotMatch(dsn, /for TLS eyes only/);
     assert.equal(next.commands.filter((c) => /^MAIL /i.test(c)).length, 0, "never sent to the next hop");
 
     // What the queue kept of the second message: TLS-Required: No (the first had REQUIRETLS).

@@ -216,8 +216,10 @@ export class Notices {
         willRetryUntil: action === "delayed" ? m.arrival + q.queue_return_timeout : undefined,
       };
     });
+    // A REQUIRETLS message's content must not leave by a path less protected than it asked for (RFC
+    // 8689): its notices return only the headers.
     const headersOnly = action !== "failed" || m.ret === "HDRS" || q.DSN_handling.flags.header_only ||
-      m.bodyType === "BINARYMIME";
+      m.bodyType === "BINARYMIME" || m.requireTls === true;
     const id = newQueueId(at);
     const report: DsnReport = {
       reportingMta: config.hostname,
