@@ -153,7 +153,11 @@ Deno.test("qmgrctl explain walks connect, MAIL, RCPT and the route with every lo
           /^connect\n {2}qmgr connection limits for \[127\.0\.0\.1\]: .*\n {2}client \[127\.0\.0\.1\], smtps flags: 8bitmime, access, greylisting\n {2}access map: cltaddr:127\.0\.0\.1 -> "relay"$/m,
         );
         assert.match(r.out, /^ {2}=> accept \(the client may relay; ok: exempt from greylisting\)$/m);
-        assert.match(r.out, /^mail\n {2}access map: from:<> -> not found$/m);
+        // MAIL asks first for the client's tls_clt: requirement (none in this map).
+        assert.match(
+          r.out,
+          /^mail\n {2}access map: no tls_clt: entries, that lookup is skipped\n {2}access map: from:<> -> not found$/m,
+        );
         assert.match(r.out, /^route remote\.test\n {2}mailertable: remote\.test -> not found$/m);
         assert.match(r.out, /DNS MX remote\.test: mx\.remote\.test \(10\)/);
         assert.match(r.out, /DNS A mx\.remote\.test: 192\.0\.2\.10/);
