@@ -233,6 +233,16 @@ async function openLink(
       logId: ta.messageId,
       credentials: auth.credentials,
     });
+    if (h.ok && auth.credentials && !h.authenticated) {
+      // Every path of the opening that has credentials ends in AUTH; one that does not (a bug) must
+      // never lead to mail sent unauthenticated to a hop the authinfo map names.
+      wire.close();
+      return {
+        ok: false,
+        reason: `AUTH to ${relay} was not done (authinfo ${auth.credentials.key})`,
+        enhanced: "4.7.0",
+      };
+    }
     if (h.ok) {
       const server = serverOf(target, unix ? opts.lmtpSocket : undefined);
       const link = new Link(wire, target, relay, h.exts, opts.deadlines, h.tls, opts.now(), server);

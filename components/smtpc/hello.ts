@@ -45,7 +45,7 @@ export interface PolicyFailure {
 }
 
 export type Hello =
-  | { ok: true; exts: Extensions; tls?: TlsInfo }
+  | { ok: true; exts: Extensions; tls?: TlsInfo; authenticated?: boolean }
   | { ok: false; reason: string; retryPlain?: boolean; policy?: PolicyFailure; enhanced?: string };
 
 /** RFC 5248 X.7.10: an encryption layer is needed for the authentication asked for. */
@@ -148,7 +148,7 @@ export async function hello(wire: Wire, target: LinkTarget, relay: string, o: He
       "smtpc",
       `${o.logId}: authenticated to ${relay} as ${creds.user} with ${done.mechanism} (authinfo ${creds.key})`,
     );
-    return { ok: true, exts, tls: info };
+    return { ok: true, exts, tls: info, authenticated: true };
   } catch (err) {
     if (!(err instanceof WireError)) throw err;
     const reason = err.kind === "timeout"
