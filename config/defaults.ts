@@ -160,6 +160,7 @@ export function defaultConfig(): Config {
       connection_cache_time_limit: 2 * SECOND,
       connection_reuse_time_limit: 5 * MINUTE,
       connection_reuse_count_limit: 100,
+      flags: [],
       tls: { security_level: "may" },
       ...defaultService(),
     },

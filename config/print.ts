@@ -256,6 +256,7 @@ export function formatValue(kind: Kind, value: unknown): string {
     case "mailauth_flags":
     case "sasl_mechs":
     case "milter_flags":
+    case "smtpc_flags":
     case "policy_stages":
     case "log_options":
     case "protected_flags":

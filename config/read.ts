@@ -113,6 +113,7 @@ const EXPECTED: Record<Kind, string> = {
   filter_socket_type: `one of ${FILTER_SOCKET_TYPES.join(", ")}`,
   milter_action: `one of ${MILTER_ACTIONS.join(", ")}`,
   milter_flags: `flags among ${WORD_LISTS.milter_flags.join(", ")}`,
+  smtpc_flags: `flags among ${WORD_LISTS.smtpc_flags.join(", ")}`,
   policy_stages: `stages among ${WORD_LISTS.policy_stages.join(", ")}`,
 };
 
@@ -359,6 +360,7 @@ function convert(
       case "sasl_mechs":
       case "mailauth_flags":
       case "milter_flags":
+      case "smtpc_flags":
       case "policy_stages": {
         const word = text.toLowerCase();
         if ((WORD_LISTS[kind] as readonly string[]).includes(word)) return word;

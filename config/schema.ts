@@ -71,6 +71,7 @@ export type Kind =
   | "sasl_mechs"
   | "networks"
   | "milter_flags"
+  | "smtpc_flags"
   | "policy_stages";
 
 /** Kinds whose value is a list (a single value is a list of one). */
@@ -89,6 +90,7 @@ export const LIST_KINDS: ReadonlySet<Kind> = new Set([
   "sasl_mechs",
   "networks",
   "milter_flags",
+  "smtpc_flags",
   "policy_stages",
   "log_options",
   "protected_flags",
@@ -153,6 +155,8 @@ export const WORD_LISTS = {
   log_options: ["pid", "cons", "ndelay", "odelay", "nowait", "perror"],
   mailauth_flags: ["spf", "dkim", "dmarc", "arc"],
   milter_flags: ["abort", "accept_but_reconnect"],
+  // ipv6: smtpc may reach IPv6 destinations, which takes an unrestricted net permission (smtpc/worker.ts).
+  smtpc_flags: ["ipv6"],
   policy_stages: ["rcpt", "data", "end_of_data"],
 } as const satisfies Partial<Record<Kind, readonly string[]>>;
 
@@ -479,6 +483,7 @@ export const SMTPC = section(
     connection_reuse_time_limit: "time",
     connection_reuse_count_limit: "positive",
     authinfo: "map_ref",
+    flags: "smtpc_flags",
     ...SERVICE_OPTIONS,
   } satisfies { [K in keyof SmtpcConfig]?: Kind },
   [

@@ -337,6 +337,11 @@ export interface SmtpcConfig extends ServiceOptions {
   connection_reuse_time_limit: number;
   /** A connection that carried this many transactions is not reused (1: no reuse). */
   connection_reuse_count_limit: number;
+  /**
+   * Lower-case flag names: "ipv6" lets smtpc reach IPv6 destinations (AAAA records, `[IPv6:...]` domain
+   * literals) at the price of an unrestricted net permission (components/smtpc/worker.ts says why).
+   */
+  flags: string[];
   tls: SmtpcTlsConfig;
   /**
    * The authinfo map (sendmail 8's authinfo, Postfix's smtp_sasl_password_maps): next hop or domain ->

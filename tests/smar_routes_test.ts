@@ -254,7 +254,8 @@ Deno.test("resolveRoute() follows the mailertable before the DNS", async (t) => 
       }
       await t.step("mailertable hosts are never MX-resolved", () => {
         assert.ok(resolver.asked.length > 0);
-        assert.deepEqual(resolver.asked.filter((q) => !q.startsWith("A ")), []);
+        // A records, and AAAA only to tell why a host without A records has no address (IPv6 is off).
+        assert.deepEqual(resolver.asked.filter((q) => !/^(A|AAAA) /.test(q)), []);
       });
     } finally {
       mailertable.close();

@@ -63,7 +63,8 @@ export function formatManifest(source: string, perms: PermissionSets, opts: Comm
   return lines.join("\n");
 }
 
-function list(entries: string[] | false): string {
+function list(entries: string[] | boolean): string {
+  if (entries === true) return "any (unrestricted)";
   return entries && entries.length > 0 ? entries.join(", ") : "none";
 }
 

@@ -10,7 +10,7 @@ import { log, logIdentity } from "../util/log.ts";
 import { ensurePrivateDir } from "../util/private_files.ts";
 import { reloadConfiguration, type ReloadResult } from "./reload.ts";
 import { ensureCdbDirs } from "../mail/cdb.ts";
-import { computePermissions, type PermissionSets } from "./permissions.ts";
+import { computePermissions, type PermissionSets, smtpcPorts } from "./permissions.ts";
 import { Supervisor, type SupervisorEnd, type SupervisorOptions } from "./supervisor.ts";
 
 export interface MtaOptions extends Omit<SupervisorOptions, "permissions"> {
@@ -63,10 +63,9 @@ export async function startMta(config: Config, opts: MtaOptions = {}): Promise<M
   await ensureCdbDirs(config.CDB_base_directory);
   await ensurePrivateDir(config.qmgr.IBDB.base_directory);
   await ensurePrivateDir(config.qmgr.DEFEDB.base_directory);
-  // smtpc's ports are 25, its own and the mailertable's: the ones its permission set names (it logs them).
-  const ports = (Array.isArray(permissions.smtpc?.net) ? permissions.smtpc.net : [])
-    .map((h) => /^0\.0\.0\.0\/0:(\d+)$/.exec(h)?.[1]).filter((p) => p !== undefined).map(Number);
-  if (ports.length > 0) config = { ...config, smtpc: { ...config.smtpc, ports } };
+  // smtpc's ports are 25, its own and the mailertable's: the ones its permission set names (it logs them,
+  // and with the ipv6 flag, whose permission names no port, refuses a route to any other).
+  config = { ...config, smtpc: { ...config.smtpc, ports: await smtpcPorts(config) } };
   const restoreLog = await mcpLog(config);
   // Once at start: what the configuration says that has no effect here, or reads oddly (seed_options.ts).
   for (const w of config.warnings ?? []) if (w.level === "warning") log.warn("mcp", w.message);

@@ -13,7 +13,7 @@ import { logFile } from "../../config/service.ts";
 import { syslogNetPermissions, syslogTarget } from "../../config/log_settings.ts";
 import type { ComponentName, ServiceName } from "../protocol/messages.ts";
 import { controlSocketPath } from "../qmgr/control_protocol.ts";
-import { mailertablePorts, mailertableUsesLmtpSocket } from "../smar/mailertable.ts";
+import { mailertableIpv6Literals, mailertablePorts, mailertableUsesLmtpSocket } from "../smar/mailertable.ts";
 import { smarNeeds } from "../smar/needs.ts";
 import { configuredNameservers, hostPort, nameserverNetPermissions } from "../smar/dns/nameservers.ts";
 import type { WorkerPermissions } from "./spawn.ts";
@@ -51,16 +51,15 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
 
   const listen = listenPermissions(config.smtps.flatMap((s) => s.listen_socket));
 
-  const ports = new Set([25, ...config.smtpc.ports]);
-  // The testing option MTA_STS.MX_port moves the SMTP port of MX routes.
-  if (config.smar.MTA_STS) ports.add(config.smar.MTA_STS.MX_port);
+  const ports = new Set(await smtpcPorts(config, readFiles));
   // The LMTP socket when a route uses it (`lmtp:` without a host), or when it is not the default (a
   // configuration naming its own socket means to use it): every configuration has the default one.
   const defaultSocket = config.directory ? join(config.directory, DEFAULT_LMTP_SOCKET) : DEFAULT_LMTP_SOCKET;
   let lmtpSocket = config.smtpc.LMTP_socket !== defaultSocket;
+  const ipv6Literals: { address: string; port: number }[] = [];
   if (readFiles && config.smar.mailertable) {
-    for (const p of await mailertablePorts(config.smar.mailertable)) ports.add(p);
     lmtpSocket ||= await mailertableUsesLmtpSocket(config.smar.mailertable);
+    ipv6Literals.push(...await mailertableIpv6Literals(config.smar.mailertable));
   }
 
   // smar's UDP sockets bind a random local port, which Deno checks as `<bind address>:0`: the same
@@ -89,7 +88,13 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
       sys: config.qmgr.min_disk_space > 0 ? ["statfs"] : false,
     },
     qmgr: qmgrPermissions(config, queue),
-    smtpc: smtpcPermissions(config, [...ports], lmtpSocket, readFiles ? await smtpcSecretFiles(config) : []),
+    smtpc: smtpcPermissions(
+      config,
+      [...ports],
+      lmtpSocket,
+      readFiles ? await smtpcSecretFiles(config) : [],
+      ipv6Literals,
+    ),
     smar: {
       ...NONE,
       read: orFalse(unique([...smar.read, ...(useResolvConf ? [resolvConf] : [])])),
@@ -105,7 +110,7 @@ export async function computePermissions(config: Config, opts: ComputeOptions = 
   for (const [name, set] of Object.entries(sets) as [string, WorkerPermissions][]) {
     const file = logFile(config, name);
     if (file !== undefined) set.write = [...(set.write || []), file];
-    if (syslog) set.net = unique([...(set.net || []), ...syslogNetPermissions(syslog)]);
+    if (syslog && set.net !== true) set.net = unique([...(set.net || []), ...syslogNetPermissions(syslog)]);
   }
   return sets;
 }
@@ -185,20 +190,44 @@ async function smtpcSecretFiles(config: Config): Promise<string[]> {
 }
 
 /**
- * smtpc: connect to any IPv4 host on its ports, read the CDB and its TLS files; when the mailertable
- * routes to the LMTP_socket (`lmtp:` without a host), connect to it (Deno asks read, write and
- * `unix:<absolute path>` net permission for that); read its authinfo map and the secret files it names.
+ * The ports smtpc may connect to: 25, its configured ones, every port the mailertable names and the testing
+ * option MTA_STS.MX_port, sorted.
+ */
+export async function smtpcPorts(config: Config, readFiles = true): Promise<number[]> {
+  const ports = new Set([25, ...config.smtpc.ports]);
+  // The testing option MTA_STS.MX_port moves the SMTP port of MX routes.
+  if (config.smar.MTA_STS) ports.add(config.smar.MTA_STS.MX_port);
+  if (readFiles && config.smar.mailertable) {
+    for (const p of await mailertablePorts(config.smar.mailertable)) ports.add(p);
+  }
+  return [...ports].sort((a, b) => a - b);
+}
+
+/** Whether smtpc delivers to IPv6 destinations (`smtpc { flags = { ipv6 }; }`). */
+export function ipv6Delivery(config: Config): boolean {
+  return config.smtpc.flags?.includes("ipv6") ?? false;
+}
+
+/**
+ * smtpc: connect to any IPv4 host on its ports and to each IPv6 literal of the mailertable on its port,
+ * read the CDB and its TLS files; when the mailertable routes to the LMTP_socket (`lmtp:` without a host),
+ * connect to it (Deno asks read, write and `unix:<absolute path>` net permission for that). With the ipv6
+ * flag, any host on any port: Deno 2.9 has no way to say "any IPv6 host on port 25" (it refuses an IPv6
+ * CIDR in every spelling), so the opt-in trades the port restriction for IPv6 reach (smtpc/worker.ts).
+ * Read its authinfo map and the secret files it names.
  */
 function smtpcPermissions(
   config: Config,
   ports: number[],
   lmtpSocket: boolean,
   secretFiles: string[],
+  ipv6Literals: { address: string; port: number }[],
 ): WorkerPermissions {
   const { tls, LMTP_socket, authinfo } = config.smtpc;
   const tlsFiles = [tls?.CAcert_file, tls?.CAcert_directory, tls?.cert_file, tls?.key_file];
   const socket = LMTP_socket === undefined || !lmtpSocket ? [] : [LMTP_socket];
-  const net = ports.sort((a, b) => a - b).map((p) => `0.0.0.0/0:${p}`);
+  const v4 = ports.sort((a, b) => a - b).map((p) => `0.0.0.0/0:${p}`);
+  const v6 = ipv6Literals.map((l) => hostPort(l.address, l.port));
   const auth = authinfo ? [authinfo.file, ...secretFiles] : [];
   return {
     ...NONE,
@@ -209,7 +238,9 @@ function smtpcPermissions(
       ...auth,
     ]),
     write: orFalse(socket),
-    net: [...net, ...socket.map((path) => `unix:${resolve(path)}`)],
+    net: ipv6Delivery(config)
+      ? true
+      : unique([...v4, ...v6, ...socket.map((path) => `unix:${resolve(path)}`)]),
   };
 }
 
@@ -286,7 +317,8 @@ export interface MainOptions {
 /** What the main process must hold: the union of the workers' sets, its own reads, the unstable flag. */
 export function mainNeeds(perms: PermissionSets, opts: MainOptions = {}) {
   const sets = Object.values(perms);
-  const union = (key: "read" | "write" | "net" | "sys") => unique(sets.flatMap((s) => s[key] || []));
+  const union = (key: "read" | "write" | "net" | "sys") =>
+    unique(sets.flatMap((s) => Array.isArray(s[key]) ? s[key] : []));
   const read = outermost([
     ...sourceDirs(opts.standalone),
     ...(opts.configFile ? [opts.configFile] : []),
@@ -295,7 +327,8 @@ export function mainNeeds(perms: PermissionSets, opts: MainOptions = {}) {
   const net = union("net");
   // Deno refuses to give a worker a CIDR net entry unless the parent's net permission is unrestricted
   // (its escalation check cannot compare ranges), so one CIDR entry makes the main process need all.
-  const anyHost = net.some((h) => h.includes("/"));
+  // An unrestricted worker set (smtpc with the ipv6 flag) needs an unrestricted parent too.
+  const anyHost = net.some((h) => h.includes("/")) || sets.some((s) => s.net === true);
   const write = outermost([...union("write"), ...(opts.logDirectory ? [opts.logDirectory] : [])]);
   return { read, write, net, anyHost, sys: union("sys") };
 }

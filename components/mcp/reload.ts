@@ -106,5 +106,6 @@ export function permissionChanges(before: PermissionSets, after: PermissionSets)
 }
 
 function entries(set: WorkerPermissions, key: "read" | "write" | "net"): string[] {
-  return set[key] || [];
+  const value = set[key];
+  return value === true ? ["(any)"] : value || [];
 }

@@ -9,7 +9,8 @@ import { type PeerName, PROTOCOL_VERSION, type WorkerName } from "../protocol/me
 export interface WorkerPermissions {
   read: string[] | false;
   write: string[] | false;
-  net: string[] | false;
+  /** true (any host, any port) only for smtpc with the ipv6 flag (components/smtpc/worker.ts). */
+  net: string[] | boolean;
   env: false;
   /** Only qmgr holds any: "statfs" for its disk guard. */
   sys: string[] | false;

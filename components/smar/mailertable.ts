@@ -1,9 +1,10 @@
 // The mailertable: routes that override MX lookups for some domains. Keys are looked up as in sendmail X:
 // the full domain, then its parent domains with a leading dot (`host.sub.dom`, `.sub.dom`, `.dom`), then
 // `.` as the catch-all. Values follow the sendmail X README (3.9.3.2): `[port^][esmtp:|lmtp:]hostlist`,
-// hosts separated by whitespace or commas, each `[IPv4]` (used as is) or a hostname (resolved by its A
-// records, never by MX); `lmtp:` without a host means smtpc's LMTP unix socket (`LMTP_socket`, sendmail X
-// README 3.11). Reads only the mailertable's map file.
+// hosts separated by whitespace or commas, each `[IPv4]` or `[IPv6:...]` (used as is) or a hostname
+// (resolved by its A records, by AAAA then A when smtpc's ipv6 flag is on; never by MX); `lmtp:` without a
+// host means smtpc's LMTP unix socket (`LMTP_socket`, sendmail X README 3.11). Reads only the
+// mailertable's map file.
 
 import type { MapSpec } from "../../config/types.ts";
 import { loadMap, type MapLookup } from "../maps/load.ts";
@@ -119,6 +120,28 @@ export async function mailertablePorts(spec: MapSpec): Promise<number[]> {
     map.close();
   }
   return [...ports].sort((a, b) => a - b);
+}
+
+/**
+ * Every IPv6 address literal the mailertable routes to (`[IPv6:2001:db8::1]`), with its port: smtpc's
+ * permission names each of these exactly when IPv6 delivery in general is off.
+ */
+export async function mailertableIpv6Literals(spec: MapSpec): Promise<{ address: string; port: number }[]> {
+  const map = await loadMap(spec);
+  const out = new Map<string, { address: string; port: number }>();
+  try {
+    for (const [key, rhs] of map.entries()) {
+      const route = checkEntry(spec, key, rhs);
+      for (const h of route.hosts) {
+        if (h.kind === "literal" && h.address.includes(":")) {
+          out.set(`[${h.address}]:${route.port}`, { address: h.address, port: route.port });
+        }
+      }
+    }
+  } finally {
+    map.close();
+  }
+  return [...out.values()];
 }
 
 /** Whether an entry of the mailertable is `lmtp:` without a host (smtpc's LMTP_socket). */

@@ -1,8 +1,11 @@
 // Where a domain's mail goes (qmgr.route): the mailertable first, else the domain's MX records sorted by
-// preference (equal preferences shuffled), each exchanger resolved to its A records; no MX means the
-// domain's own A records (implicit MX); a null MX (RFC 7505) refuses mail. Answers RouteResult: ok with
-// hosts in the order smtpc should try them, perm (bounce) or temp (retry later). Touches only what the
-// resolver and the mailertable touch.
+// preference (equal preferences shuffled), each exchanger resolved to its addresses; no MX means the
+// domain's own addresses (implicit MX); a null MX (RFC 7505) refuses mail. A host's addresses are its A
+// records, or with IPv6 delivery on (smtpc's ipv6 flag) its AAAA records followed by its A records: per
+// host, IPv6 first and IPv4 as the fallback. With IPv6 off, a destination whose hosts have only AAAA
+// records, or an `[IPv6:...]` domain literal, is deferred with a reason saying so (the operator can turn
+// IPv6 on; the mail waits). Answers RouteResult: ok with hosts in the order smtpc should try them, perm
+// (bounce) or temp (retry later). Touches only what the resolver and the mailertable touch.
 
 import { LMTP_SOCKET_ADDRESS, type RouteResult } from "../protocol/messages.ts";
 import type { ResourceRecord } from "./dns/packet.ts";
@@ -18,6 +21,8 @@ export const MAX_ROUTE_HOSTS = 10;
 export interface RouteDeps {
   resolver: Pick<Resolver, "query">;
   mailertable?: Mailertable;
+  /** IPv6 delivery (smtpc's ipv6 flag): AAAA records before A records; otherwise A records only. */
+  ipv6?: boolean;
   /** Random source in [0, 1) for shuffling equal MX preferences. */
   random?: () => number;
   /** What the TLS facts of a route come from (tls_route.ts); absent: routes carry none. */
@@ -29,6 +34,7 @@ export interface RouteDeps {
 type Host = { name: string; address: string };
 
 const NOT_FOUND = "Host or domain name not found";
+const IPV6_OFF = "IPv6 delivery is off (smtpc flags = { ipv6 })";
 
 /** A route and how its hosts were found (for its TLS facts). */
 type Found = RouteResult & { origin?: RouteOrigin };
@@ -62,6 +68,9 @@ async function findRoute(
   const entry = deps.mailertable?.find(domain.name, { catchAll: true });
   if (entry) return { ...await mailertableRoute(domain.name, entry.route, deps), origin: BY_OPERATOR };
   if (domain.kind === "literal") {
+    if (domain.address.includes(":") && !deps.ipv6) {
+      return { status: "temp", text: `Cannot deliver to ${domain.name}: ${IPV6_OFF}` };
+    }
     return {
       status: "ok",
       protocol: "esmtp",
@@ -79,17 +88,21 @@ async function mailertableRoute(
   deps: RouteDeps,
 ): Promise<RouteResult> {
   const lookups = await Promise.all(route.hosts.map(async (h): Promise<HostLookup> => {
-    if (h.kind === "literal") return { hosts: [{ name: h.address, address: h.address }] };
-    if (h.kind === "lmtp_socket") return { hosts: [{ name: "localhost", address: LMTP_SOCKET_ADDRESS }] };
-    return hostsOf(h.name, await deps.resolver.query(h.name, "A"));
+    // An IPv6 literal of the mailertable is in smtpc's permission even with IPv6 delivery off.
+    if (h.kind === "literal") return { name: h.address, hosts: [{ name: h.address, address: h.address }] };
+    if (h.kind === "lmtp_socket") {
+      return { name: "localhost", hosts: [{ name: "localhost", address: LMTP_SOCKET_ADDRESS }] };
+    }
+    return await addressesOf(h.name, deps);
   }));
   const hosts = lookups.flatMap((l) => l.hosts).slice(0, MAX_ROUTE_HOSTS);
   if (hosts.length > 0) return { status: "ok", protocol: route.protocol, port: route.port, hosts };
   // The administrator named these hosts: a lookup that fails is a problem to fix, not a reason to bounce.
   const temp = lookups.find((l) => l.temp)?.temp;
+  const v6only = await onlyIpv6(lookups, deps);
   return {
     status: "temp",
-    text: temp ?? `No address for the mailertable hosts of ${domain}`,
+    text: temp ?? (v6only ? `${v6only}: ${IPV6_OFF}` : `No address for the mailertable hosts of ${domain}`),
   };
 }
 
@@ -113,9 +126,7 @@ async function mxRoute(domain: string, deps: RouteDeps): Promise<Found> {
   const exchangers = records.filter((r) => r.exchange !== "");
   if (exchangers.length === 0) return { status: "perm", text: "Domain does not accept mail (null MX)" };
   const ordered = sortByPreference(exchangers, deps.random ?? Math.random);
-  const lookups = await Promise.all(
-    ordered.map(async (name) => hostsOf(name, await deps.resolver.query(name, "A"))),
-  );
+  const lookups = await Promise.all(ordered.map((name) => addressesOf(name, deps)));
   const hosts = lookups.flatMap((l) => l.hosts).slice(0, MAX_ROUTE_HOSTS);
   if (hosts.length > 0) {
     const secureHosts = ordered.filter((_, i) => lookups[i].secure);
@@ -124,14 +135,15 @@ async function mxRoute(domain: string, deps: RouteDeps): Promise<Found> {
   }
   const temp = lookups.find((l) => l.temp)?.temp;
   if (temp) return { status: "temp", text: temp };
+  const v6only = await onlyIpv6(lookups, deps);
+  if (v6only) return { status: "temp", text: `Mail exchanger ${v6only}: ${IPV6_OFF}` };
   return { status: "perm", text: `No address for any mail exchanger of ${domain}` };
 }
 
 async function implicitMx(domain: string, deps: RouteDeps): Promise<Found> {
-  const a = await deps.resolver.query(domain, "A");
-  const l = hostsOf(domain, a);
+  const l = await addressesOf(domain, deps);
   if (l.hosts.length > 0) {
-    const secure = a.kind === "answer" && a.secure === true;
+    const secure = l.secure === true;
     const origin = { mx: true, secure, secureHosts: secure ? [domain] : [] };
     return {
       status: "ok",
@@ -142,23 +154,60 @@ async function implicitMx(domain: string, deps: RouteDeps): Promise<Found> {
     };
   }
   if (l.temp) return { status: "temp", text: l.temp };
-  if (a.kind === "nxdomain") return { status: "perm", text: NOT_FOUND };
-  return { status: "perm", text: `No MX or A record for ${domain}` };
+  const v6only = await onlyIpv6([l], deps);
+  if (v6only) return { status: "temp", text: `${v6only}: ${IPV6_OFF}` };
+  if (l.nxdomain) return { status: "perm", text: NOT_FOUND };
+  return { status: "perm", text: `No MX or ${deps.ipv6 ? "address" : "A"} record for ${domain}` };
 }
 
 interface HostLookup {
+  name: string;
   hosts: Host[];
   temp?: string;
-  /** The address records were DNSSEC-validated (DANE looks up TLSA only for such hosts). */
+  /** The name does not exist (every lookup said NXDOMAIN). */
+  nxdomain?: boolean;
+  /** The address records were DNSSEC-validated, every answer (DANE looks up TLSA only for such hosts). */
   secure?: boolean;
 }
 
-function hostsOf(name: string, r: DnsResult): HostLookup {
-  if (r.kind === "temp") return { hosts: [], temp: r.reason };
-  if (r.kind !== "answer") return { hosts: [] };
+/**
+ * The addresses of host `name` in the order smtpc should try them: with IPv6 on, its AAAA records and
+ * then its A records (both asked at once), else its A records. A lookup that fails while the other
+ * finds addresses is left out (the host is still reachable); temp only when nothing was found.
+ */
+async function addressesOf(name: string, deps: RouteDeps): Promise<HostLookup> {
+  const types: ("AAAA" | "A")[] = deps.ipv6 ? ["AAAA", "A"] : ["A"];
+  const answers = await Promise.all(types.map((t) => deps.resolver.query(name, t)));
   const hosts: Host[] = [];
-  for (const rec of r.records) if (rec.type === "A") hosts.push({ name, address: rec.address });
-  return { hosts, secure: r.secure === true };
+  for (const [i, r] of answers.entries()) {
+    if (r.kind !== "answer") continue;
+    for (const rec of r.records) if (rec.type === types[i]) hosts.push({ name, address: rec.address });
+  }
+  const temp = answers.find((r): r is Extract<DnsResult, { kind: "temp" }> => r.kind === "temp")?.reason;
+  const answered = answers.filter((r) => r.kind === "answer");
+  return {
+    name,
+    hosts,
+    temp: hosts.length === 0 ? temp : undefined,
+    nxdomain: answers.every((r) => r.kind === "nxdomain"),
+    secure: answered.length > 0 && answered.every((r) => r.secure === true),
+  };
+}
+
+/**
+ * With IPv6 off and no host found by its A records: the first host that has AAAA records, so the mail is
+ * deferred with the reason (rather than bounced as having no address). Undefined otherwise.
+ */
+async function onlyIpv6(lookups: HostLookup[], deps: RouteDeps): Promise<string | undefined> {
+  if (deps.ipv6) return undefined;
+  for (const l of lookups) {
+    if (l.temp !== undefined || l.hosts.length > 0) continue;
+    const aaaa = await deps.resolver.query(l.name, "AAAA");
+    if (aaaa.kind === "answer" && aaaa.records.some((r) => r.type === "AAAA")) {
+      return `${l.name} has only IPv6 addresses`;
+    }
+  }
+  return undefined;
 }
 
 /** MX exchangers by preference, lowest first; exchangers of equal preference in random order. */

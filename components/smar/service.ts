@@ -66,9 +66,11 @@ export async function start(ctx: WorkerContext): Promise<Component> {
       dane: dane ? tlsaLookup(resolver) : undefined,
       mtaSts: mtaSts?.source,
     };
+    // smtpc's ipv6 flag decides whether routes carry IPv6 addresses (it alone may reach them).
+    const ipv6 = config.smtpc.flags?.includes("ipv6") ?? false;
     return {
       policy,
-      routes: { resolver, mailertable: l.mailertable, tls, mxPort: cfg.MTA_STS?.MX_port },
+      routes: { resolver, mailertable: l.mailertable, tls, mxPort: cfg.MTA_STS?.MX_port, ipv6 },
       post,
       stsFailure: mtaSts ? (domain: string) => mtaSts!.source.takeFailure(domain) : undefined,
       inflight: 0,

@@ -216,7 +216,7 @@ async function openLink(
       opts.signal,
     );
   } catch (err) {
-    return { ok: false, reason: `connect to ${relay}: ${describeConnectError(err)}` };
+    return { ok: false, reason: `connect to ${relay}: ${describeConnectError(err, target.host.address)}` };
   }
   // Our writes are whole commands, batches or 64 KiB chunks: Nagle would only delay the last one.
   if (!unix) (conn as Deno.TcpConn).setNoDelay?.(true);
@@ -308,7 +308,12 @@ function connectWithin(to: Address, timeoutMs: number, stop: AbortSignal): Promi
   });
 }
 
-function describeConnectError(err: unknown): string {
-  if (err instanceof Error && err.name === "NotCapable") return "Connection not permitted";
+function describeConnectError(err: unknown, address: string): string {
+  if (err instanceof Error && err.name === "NotCapable") {
+    // Without the ipv6 flag only the mailertable's IPv6 literals are in smtpc's permission.
+    return address.includes(":") && address !== LMTP_SOCKET_ADDRESS
+      ? "Connection not permitted: IPv6 delivery is off (smtpc flags = { ipv6 })"
+      : "Connection not permitted";
+  }
   return ioMessage(err);
 }

@@ -9,7 +9,13 @@
 
 import type { Component, WorkerContext } from "../protocol/worker_runtime.ts";
 import { failure } from "../protocol/endpoint.ts";
-import type { DeliveryTransaction, Message, PeerName, SmtpcResult } from "../protocol/messages.ts";
+import {
+  type DeliveryTransaction,
+  LMTP_SOCKET_ADDRESS,
+  type Message,
+  type PeerName,
+  type SmtpcResult,
+} from "../protocol/messages.ts";
 import { reasonResult } from "../mail/result.ts";
 import { log } from "../util/log.ts";
 import { Authinfo } from "./authinfo.ts";
@@ -34,10 +40,21 @@ function allTemp(ta: DeliveryTransaction, reason: string): SmtpcResult {
   };
 }
 
+/**
+ * Whether this worker's net permission is unrestricted (the ipv6 flag): the permission then no longer
+ * keeps smtpc to its ports, so routeProblem() does.
+ */
+function netUnrestricted(): boolean {
+  return Deno.permissions.querySync({ name: "net" }).state === "granted";
+}
+
 /** Why `ta` cannot be attempted at all, or undefined. */
-function routeProblem(ta: DeliveryTransaction): string | undefined {
+function routeProblem(ta: DeliveryTransaction, ports?: number[]): string | undefined {
   const { port, hosts } = ta.route;
   if (!Number.isInteger(port) || port < 1 || port > 65535) return `invalid route: port ${port}`;
+  if (ports && !ports.includes(port) && !hosts.every((h) => h.address === LMTP_SOCKET_ADDRESS)) {
+    return `invalid route: port ${port} is not one smtpc may connect to (${ports.join(", ")})`;
+  }
   if (hosts.length === 0) return "invalid route: no hosts";
   if (ta.recipients.length === 0) return "invalid transaction: no recipients";
   return undefined;
@@ -84,6 +101,8 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     authinfo,
     now: Date.now,
   };
+  // With an unrestricted net permission (the ipv6 flag), the ports are checked here instead.
+  const ports = netUnrestricted() ? smtpc.ports : undefined;
   const running = new Set<Delivery>();
   // Slots: `busy` counts transactions holding one; a finishing transaction hands its slot straight to
   // the first waiter, so the bound holds however requests interleave.
@@ -98,7 +117,7 @@ export async function start(ctx: WorkerContext): Promise<Component> {
   }
 
   async function deliver(ta: DeliveryTransaction): Promise<SmtpcResult> {
-    const problem = routeProblem(ta);
+    const problem = routeProblem(ta, ports);
     if (problem) {
       log.error("smtpc", `${ta.messageId}: refused transaction ${ta.taId}: ${problem}`);
       return allTemp(ta, problem);
@@ -190,7 +209,8 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     `started: io_timeout=${smtpc.io_timeout} ms, ports=${smtpc.ports.join(",")}, tls=${tls.level}` +
       (tls.ca.length > 0 ? ` (${tls.ca.length} CA certificates)` : "") +
       (smtpc.LMTP_socket ? `, LMTP_socket=${smtpc.LMTP_socket}` : "") +
-      (authinfo ? `, authinfo=${authinfo.file}` : ""),
+      (authinfo ? `, authinfo=${authinfo.file}` : "") +
+      (ports ? ", ipv6 (net unrestricted: ports checked by smtpc)" : ""),
   );
   return { stop };
 }
