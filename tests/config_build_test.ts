@@ -146,6 +146,7 @@ Deno.test("parseConfig() maps every section to the typed config", async (t) => {
       connection_cache_time_limit: 5000,
       connection_reuse_time_limit: 300_000,
       connection_reuse_count_limit: 1,
+      flags: [],
       tls: { security_level: "verify", CAcert_file: "etc/ca.pem" },
     }],
     ["smar.nameserver", c.smar.nameserver, ["127.0.0.1", "10.0.0.1:5353", "::1", "[::1]:53"]],
