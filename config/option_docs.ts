@@ -412,6 +412,10 @@ export const OPTION_DOCS: Record<string, OptionDoc> = {
   ],
   "smtpc.connection_reuse_time_limit": ["", "how long one connection may be reused"],
   "smtpc.connection_reuse_count_limit": ["", "most transactions on one connection"],
+  "smtpc.flags": [
+    "",
+    "`ipv6`: deliver to IPv6 destinations too (AAAA before A per host); smtpc's net permission is then unrestricted",
+  ],
   "smtpc.tls.security_level": [
     "",
     "`may` (TLS when offered), `encrypt` (TLS required), `verify` (TLS and a certificate valid for the host), `none`",

@@ -70,6 +70,7 @@ const KINDS: Record<Kind, { type: string; unit?: string }> = {
   sasl_mechs: { type: "list of SASL mechanisms" },
   networks: { type: "list of addresses and CIDR nets" },
   milter_flags: { type: "list of flags" },
+  smtpc_flags: { type: "list of flags" },
   policy_stages: { type: "list of stages" },
 };
 

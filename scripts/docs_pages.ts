@@ -48,8 +48,12 @@ async function permissionsBlock(component: string): Promise<string> {
   let set = await setOf(DEFAULT_CONF);
   const added = set === undefined && component !== "mcp";
   if (added) set = await setOf(`${DEFAULT_CONF}\n${component} { }\n`);
-  const show = (v: string[] | false) =>
-    v === false || v.length === 0 ? "none" : v.map((p) => `\`${shown(p)}\``).join(", ");
+  const show = (v: string[] | boolean) =>
+    v === true
+      ? "any (unrestricted)"
+      : v === false || v.length === 0
+      ? "none"
+      : v.map((p) => `\`${shown(p)}\``).join(", ");
   if (component === "mcp") {
     return [
       "The MCP holds the union of the workers' sets (a worker's set must be a subset of its parent's), plus",
