@@ -21,6 +21,7 @@ import type {
   ComponentLogConfig,
   Config,
   LdaConfig,
+  LdaTlsConfig,
   ListenSocket,
   MapSpec,
   MetricsConfig,
@@ -369,6 +370,15 @@ function buildLda(
   if (sockets.length > 0) lda.listen_socket = sockets.map((sub) => buildListenSocket(sub, fail));
   for (const sub of block.blocks.filter((b) => b.keyword === "local_user_map")) {
     lda.local_user_map = mapSpec(sub, sub.keyword, fail);
+  }
+  for (const sub of block.blocks.filter((b) => b.keyword === "tls")) {
+    requireOptions(sub, ["cert_file", "key_file"], fail);
+    const tls = { cert_file: "", key_file: "", flags: [], ...sub.values } as LdaTlsConfig;
+    // LMTP's clients are our own smtpc (lmtps: routes): only TLS from the first byte is built.
+    if (!tls.flags.includes("implicit")) {
+      fail(sub.node, "tls of lda needs flags = { implicit }: the lda offers no STARTTLS, only implicit TLS");
+    }
+    lda.tls = tls;
   }
   return lda;
 }

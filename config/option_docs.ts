@@ -510,4 +510,7 @@ export const OPTION_DOCS: Record<string, OptionDoc> = {
   "lda.io_timeout": ["", "longest wait for a command line or the message"],
   "lda.max_message_size": ["", "largest message the lda takes (`552 5.3.4`)"],
   "lda.max_threads": ["", "most concurrent LMTP sessions"],
+  "lda.tls.cert_file": ["", "the lda's certificate (PEM) for LMTP over implicit TLS (`lmtps:` routes)"],
+  "lda.tls.key_file": ["", "the lda's private key (PEM)"],
+  "lda.tls.flags": ["", "must be `{ implicit }`: the handshake before the greeting (no STARTTLS for LMTP)"],
 };

@@ -7,6 +7,7 @@ import type {
   DnsblSpec,
   GreylistConfig,
   LdaConfig,
+  LdaTlsConfig,
   LogConfig,
   McpConfig,
   MetricsConfig,
@@ -578,7 +579,17 @@ export const LDA = section(
     max_threads: "positive",
     ...SERVICE_OPTIONS,
   } satisfies { [K in keyof LdaConfig]?: Kind },
-  [LISTEN_SOCKET, COMPONENT_LOG, mapSection("local_user_map")],
+  [
+    LISTEN_SOCKET,
+    COMPONENT_LOG,
+    mapSection("local_user_map"),
+    section(
+      "tls",
+      { cert_file: "string", key_file: "string", flags: "tls_flags" } satisfies {
+        [K in keyof LdaTlsConfig]: Kind;
+      },
+    ),
+  ],
 );
 
 /** The metrics worker: HTTP with Prometheus text, a health check and a status page (optional). */

@@ -478,6 +478,18 @@ export interface LdaConfig extends ServiceOptions {
   max_message_size: number;
   /** Concurrent LMTP sessions; more get 421. */
   max_threads: number;
+  /**
+   * `tls { cert_file; key_file; flags = { implicit }; }`: LMTP over TLS from the first byte on every listen
+   * socket (smtpc's `lmtps:` routes); only implicit TLS, no STARTTLS.
+   */
+  tls?: LdaTlsConfig;
+}
+
+/** The lda's TLS (implicit only: the flags must hold "implicit"). */
+export interface LdaTlsConfig {
+  cert_file: string;
+  key_file: string;
+  flags: string[];
 }
 
 /**

@@ -1,9 +1,12 @@
 // The lda service: loads the local users, creates the mail root and each listed user's Maildir (removing
 // stray tmp/ files a crash left behind), listens for LMTP on the lda section's listen sockets and runs one
-// LmtpSession per connection, at most max_threads at a time (more get 421). reload() (SIGHUP) re-reads the
+// LmtpSession per connection, at most max_threads at a time (more get 421). With `tls { flags = {
+// implicit }; }` every connection does the TLS handshake first (RFC 8314 style: LMTP over TLS from the
+// first byte, for smtpc's `lmtps:` routes); a client that fails it is dropped and logged. reload() (SIGHUP) re-reads the
 // users map and takes the new limits; a broken map is refused and the running users kept. stop() stops
 // listening, answers 421 to idle sessions and lets sessions in DATA finish their deliveries for a short
-// grace time. Has no peers: it answers no messages and sends none. Touches the mail root and the users map.
+// grace time. Has no peers: it answers no messages and sends none. Touches the mail root, the users map
+// and its TLS certificate and key (read once at start).
 
 import net from "node:net";
 import { formatReply, reply, replyText } from "../mail/reply.ts";
@@ -20,6 +23,8 @@ import { cleanTmp, UniqueNames } from "./maildir.ts";
 import { QuotaTracker } from "./quota.ts";
 import { LmtpSession } from "./session.ts";
 import { loadUsers } from "./users.ts";
+// The TLS server side is smtps's (the Deno STARTTLS/implicit TLS handling lives there once).
+import { loadTls, tlsInfo, type TlsService, upgrade } from "../smtps/tls.ts";
 
 const COMPONENT = "lda";
 /** How long stop() lets sessions in DATA finish before dropping them. */
@@ -60,6 +65,16 @@ export async function start(ctx: WorkerContext): Promise<Component> {
     }
   };
   await prepare(users.listed?.values() ?? []);
+  let tls: TlsService | undefined;
+  if (lda.tls) {
+    try {
+      tls = await loadTls({ ...lda.tls });
+    } catch (err) {
+      log.error(COMPONENT, (err as Error).message);
+      ctx.fatal((err as Error).message); // a missing certificate: a restart cannot cure it
+      return { stop: () => Promise.resolve() };
+    }
+  }
 
   const sessions = new Set<LmtpSession>();
   const sockets = new Set<net.Socket>();
@@ -77,7 +92,20 @@ export async function start(ctx: WorkerContext): Promise<Component> {
       log.info(COMPONENT, `CONNECT from unknown[${clientIp(socket)}]: ${replyText(busy)}`);
       return void endSocket(socket, formatReply(busy));
     }
-    const session = new LmtpSession(socket, store, lda.hostname, lda.io_timeout);
+    if (!tls) return void serve(socket);
+    const ip = clientIp(socket);
+    upgrade(socket, tls, lda.io_timeout).then(
+      (secure) => {
+        const t = tlsInfo(secure, tls);
+        log.info(COMPONENT, `TLS from unknown[${ip}]: ${t.version} ${t.cipher}`);
+        if (stopping) return void endSocket(secure, formatReply(closing));
+        serve(secure, ip);
+      },
+      (err) => log.info(COMPONENT, `TLS handshake with unknown[${ip}] failed: ${(err as Error).message}`),
+    );
+  };
+  const serve = (socket: net.Socket, ip?: string) => {
+    const session = new LmtpSession(socket, store, lda.hostname, lda.io_timeout, ip);
     sessions.add(session);
     session.run().finally(() => sessions.delete(session));
   };
@@ -87,7 +115,8 @@ export async function start(ctx: WorkerContext): Promise<Component> {
       const listener = net.createServer({ allowHalfOpen: true }, onConnection);
       await listenOn(listener, ls, COMPONENT);
       listeners.push(listener);
-      log.info(COMPONENT, `listening for LMTP on ${socketLabel(ls)}, mail root ${lda.mail_root}`);
+      const over = tls ? " (implicit TLS)" : "";
+      log.info(COMPONENT, `listening for LMTP${over} on ${socketLabel(ls)}, mail root ${lda.mail_root}`);
     }
   } catch (err) {
     for (const l of listeners) l.close();

@@ -53,9 +53,16 @@ export class LmtpSession {
   #waitingForCommand = false;
   #done: Promise<void> | undefined;
 
-  constructor(socket: Socket, readonly store: MailStore, readonly host: string, readonly ioTimeout: number) {
+  constructor(
+    socket: Socket,
+    readonly store: MailStore,
+    readonly host: string,
+    readonly ioTimeout: number,
+    /** The client's address when `socket` is a TLS socket over the accepted one (implicit TLS). */
+    ip?: string,
+  ) {
     this.#socket = socket;
-    this.ip = clientIp(socket);
+    this.ip = ip ?? clientIp(socket);
     this.input = new SocketInput(socket);
     this.#replies = new ReplyWriter(socket, ioTimeout);
     socket.setNoDelay(true);

@@ -263,13 +263,17 @@ function listenPermissions(sockets: ListenSocket[]): { net: string[]; paths: str
   return { net, paths };
 }
 
-/** The local delivery agent: listen for LMTP, read and write the mail root, read the users map; no more. */
+/**
+ * The local delivery agent: listen for LMTP, read and write the mail root, read the users map and its TLS
+ * certificate and key (implicit TLS); no more.
+ */
 function ldaPermissions(lda: LdaConfig): WorkerPermissions {
   const listen = listenPermissions(lda.listen_socket);
   const usersMap = lda.local_user_map ? [lda.local_user_map.file] : [];
+  const tls = lda.tls ? [lda.tls.cert_file, lda.tls.key_file] : [];
   return {
     ...NONE,
-    read: unique([lda.mail_root, ...usersMap, ...listen.paths]),
+    read: unique([lda.mail_root, ...usersMap, ...tls, ...listen.paths]),
     write: unique([lda.mail_root, ...listen.paths]),
     net: orFalse(unique(listen.net)),
   };

@@ -78,7 +78,7 @@ export interface Envelope {
 
 /**
  * The address of a route host that stands for smtpc's LMTP unix socket (`LMTP_socket`), for an `lmtp:`
- * mailertable entry without a host; every other host address is an IPv4 address.
+ * mailertable entry without a host; every other host address is an IPv4 or IPv6 address.
  */
 export const LMTP_SOCKET_ADDRESS = "unix:LMTP_socket";
 
@@ -93,6 +93,8 @@ export type RouteResult =
     tls?: RouteTls;
     /** TLS-RPT (RFC 8460): why no new MTA-STS policy could be had for the route's domain this time. */
     tlsRptFailure?: TlsRptSession;
+    /** TLS from the first byte (mailertable `smtps:` / `lmtps:`, RFC 8314 style), no STARTTLS. */
+    implicitTls?: boolean;
   }
   | { status: "temp"; text: string }
   | { status: "perm"; text: string };
@@ -112,6 +114,8 @@ export interface DeliveryTransaction {
     hosts: { name: string; address: string }[];
     /** The route's TLS facts (RouteResult's), for smtpc's policy decision (mail/tls_policy.ts). */
     tls?: RouteTls;
+    /** TLS from the first byte (RouteResult's). */
+    implicitTls?: boolean;
   };
   bodyType?: "7BIT" | "8BITMIME" | "BINARYMIME";
   smtputf8?: boolean;

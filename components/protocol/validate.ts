@@ -149,7 +149,13 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
       size: num,
       sender: str,
       recipients: arr(obj({ ...recipient, index: num })),
-      route: obj({ protocol: oneOf("esmtp", "lmtp"), port: num, hosts, tls: routeTls }),
+      route: obj({
+        protocol: oneOf("esmtp", "lmtp"),
+        port: num,
+        hosts,
+        tls: routeTls,
+        implicitTls: opt(bool),
+      }),
       bodyType,
       smtputf8: opt(bool),
       envid: opt(str),
@@ -175,7 +181,14 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
     result: (v) => {
       const s = (v as { status?: unknown })?.status;
       if (s === "ok") {
-        return obj({ protocol: oneOf("esmtp", "lmtp"), port: num, hosts, tls: routeTls, tlsRptFailure })(v);
+        return obj({
+          protocol: oneOf("esmtp", "lmtp"),
+          port: num,
+          hosts,
+          tls: routeTls,
+          tlsRptFailure,
+          implicitTls: opt(bool),
+        })(v);
       }
       if (s === "temp" || s === "perm") return obj({ text: str })(v);
       return "status: expected ok, temp or perm";

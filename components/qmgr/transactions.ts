@@ -42,7 +42,10 @@ export function groupByDomain(entries: AqEntry[], localHost: string): Map<string
 export function addToBatches(batches: Map<string, Batch>, m: StoredMessage, route: OkRoute, list: AqEntry[]) {
   // Recipients of domains with different TLS facts (tls_srv, DANE, MTA-STS) never share a transaction.
   const tlsKey = route.tls ? ` ${JSON.stringify(route.tls)}` : "";
-  const hostsKey = `${route.protocol}:${route.port}:${route.hosts.map((h) => h.address).join(",")}${tlsKey}`;
+  const wrap = route.implicitTls ? "s" : "";
+  const hostsKey = `${route.protocol}${wrap}:${route.port}:${
+    route.hosts.map((h) => h.address).join(",")
+  }${tlsKey}`;
   for (const e of list) {
     const sender = returnPath(m, e);
     const key = `${hostsKey} ${sender}`;
@@ -83,7 +86,13 @@ export function transactionOf(
     size: m.size,
     sender,
     recipients: list.map((e) => ({ index: e.index, address: e.address, notify: e.notify, orcpt: e.orcpt })),
-    route: { protocol: route.protocol, port: route.port, hosts, ...(route.tls ? { tls: route.tls } : {}) },
+    route: {
+      protocol: route.protocol,
+      port: route.port,
+      hosts,
+      ...(route.tls ? { tls: route.tls } : {}),
+      ...(route.implicitTls ? { implicitTls: true } : {}),
+    },
     bodyType: m.bodyType,
     smtputf8: m.smtputf8,
     envid: m.envid,

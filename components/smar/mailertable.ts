@@ -1,6 +1,7 @@
 // The mailertable: routes that override MX lookups for some domains. Keys are looked up as in sendmail X:
 // the full domain, then its parent domains with a leading dot (`host.sub.dom`, `.sub.dom`, `.dom`), then
 // `.` as the catch-all. Values follow the sendmail X README (3.9.3.2): `[port^][esmtp:|lmtp:]hostlist`,
+// plus smx's `smtps:` and `lmtps:` (the same over TLS from the first byte);
 // hosts separated by whitespace or commas, each `[IPv4]` or `[IPv6:...]` (used as is) or a hostname
 // (resolved by its A records, by AAAA then A when smtpc's ipv6 flag is on; never by MX); `lmtp:` without a
 // host means smtpc's LMTP unix socket (`LMTP_socket`, sendmail X README 3.11). Reads only the
@@ -20,9 +21,23 @@ export interface MailertableRoute {
   protocol: "esmtp" | "lmtp";
   port: number;
   hosts: MailertableHost[];
+  /** `smtps:` / `lmtps:`: TLS from the first byte (RFC 8314 style), no STARTTLS. */
+  implicitTls?: boolean;
 }
 
 export const DEFAULT_PORT = { esmtp: 25, lmtp: 24 } as const;
+
+/**
+ * The protocol words: sendmail X's `esmtp:` and `lmtp:`, and smx's `smtps:` (SMTP over TLS from the first
+ * byte, port 465 unless given: a smart host's submissions port) and `lmtps:` (LMTP over TLS, port 24 unless
+ * given: the lda's implicit-TLS listener).
+ */
+const PROTOCOLS: Record<string, { protocol: "esmtp" | "lmtp"; port: number; implicitTls: boolean }> = {
+  esmtp: { protocol: "esmtp", port: DEFAULT_PORT.esmtp, implicitTls: false },
+  lmtp: { protocol: "lmtp", port: DEFAULT_PORT.lmtp, implicitTls: false },
+  smtps: { protocol: "esmtp", port: 465, implicitTls: true },
+  lmtps: { protocol: "lmtp", port: DEFAULT_PORT.lmtp, implicitTls: true },
+};
 
 /** Parses a mailertable value; throws a RangeError saying what is wrong. */
 export function parseMailertableRhs(rhs: string): MailertableRoute {
@@ -36,20 +51,23 @@ export function parseMailertableRhs(rhs: string): MailertableRoute {
   } else if (rest.includes("^")) {
     throw new RangeError(`bad port before '^' in ${JSON.stringify(rhs)}`);
   }
-  let protocol: "esmtp" | "lmtp" = "esmtp";
+  let proto = PROTOCOLS.esmtp;
   const protoMatch = /^([A-Za-z]+):/.exec(rest);
   if (protoMatch) {
-    const p = protoMatch[1].toLowerCase();
-    if (p !== "esmtp" && p !== "lmtp") throw new RangeError(`unknown protocol ${protoMatch[1]}`);
-    protocol = p;
+    const p = PROTOCOLS[protoMatch[1].toLowerCase()];
+    if (!p) throw new RangeError(`unknown protocol ${protoMatch[1]}, expected esmtp, lmtp, smtps or lmtps`);
+    proto = p;
     rest = rest.slice(protoMatch[0].length);
   }
+  const { protocol, implicitTls } = proto;
   const words = rest.split(/[\s,]+/).filter((w) => w !== "");
-  if (words.length === 0 && protocol === "lmtp" && protoMatch) {
-    return { protocol, port: port ?? DEFAULT_PORT[protocol], hosts: [{ kind: "lmtp_socket" }] };
+  if (words.length === 0 && protocol === "lmtp" && !implicitTls && protoMatch) {
+    return { protocol, port: port ?? proto.port, hosts: [{ kind: "lmtp_socket" }] };
   }
   if (words.length === 0) throw new RangeError(`no host in ${JSON.stringify(rhs)}`);
-  return { protocol, port: port ?? DEFAULT_PORT[protocol], hosts: words.map(parseHost) };
+  const route: MailertableRoute = { protocol, port: port ?? proto.port, hosts: words.map(parseHost) };
+  if (implicitTls) route.implicitTls = true;
+  return route;
 }
 
 function parseHost(word: string): MailertableHost {

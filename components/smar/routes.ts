@@ -96,7 +96,10 @@ async function mailertableRoute(
     return await addressesOf(h.name, deps);
   }));
   const hosts = lookups.flatMap((l) => l.hosts).slice(0, MAX_ROUTE_HOSTS);
-  if (hosts.length > 0) return { status: "ok", protocol: route.protocol, port: route.port, hosts };
+  if (hosts.length > 0) {
+    const wrap = route.implicitTls ? { implicitTls: true } : {};
+    return { status: "ok", protocol: route.protocol, port: route.port, hosts, ...wrap };
+  }
   // The administrator named these hosts: a lookup that fails is a problem to fix, not a reason to bounce.
   const temp = lookups.find((l) => l.temp)?.temp;
   const v6only = await onlyIpv6(lookups, deps);

@@ -63,7 +63,7 @@ export class ConnectionCache {
   take(ta: DeliveryTransaction, fits: (link: Link) => boolean = () => true): Link | undefined {
     const { protocol, port, hosts } = ta.route;
     for (const host of hosts) {
-      const list = this.#idle.get(linkKey({ protocol, host, port }));
+      const list = this.#idle.get(linkKey({ protocol, host, port, implicitTls: ta.route.implicitTls }));
       if (!list) continue;
       for (let i = list.length - 1; i >= 0; i--) {
         const entry = list[i];

@@ -137,7 +137,12 @@ export async function connectFirst(ta: DeliveryTransaction, opts: ConnectOptions
   let enhanced: string | undefined;
   const failed: FailedHost[] = [];
   for (const host of hosts) {
-    const target: LinkTarget = { protocol, host, port };
+    const target: LinkTarget = {
+      protocol,
+      host,
+      port,
+      ...(ta.route.implicitTls ? { implicitTls: true } : {}),
+    };
     const req = requirementFor(ta, host, opts.tls.level);
     if (req.unmet) {
       reason = `TLS policy ${describeRequirement({ ...req, unmet: undefined })} not met for ${

@@ -5,7 +5,8 @@
 // rule, with status 4.7.5; REQUIRETLS's 5.7.10 when the server does not offer REQUIRETLS after STARTTLS).
 // Anything else that goes wrong here is a reason to try the next host, never to bounce: the result is a
 // failure reason, and `retryPlain` when an opportunistic (`may`) handshake failed and the same host should
-// be tried again without TLS. Bytes the server sent after its 220 to STARTTLS are discarded before the handshake and
+// be tried again without TLS. On an implicit-TLS route (`smtps:` / `lmtps:`) the handshake comes first,
+// before the greeting, and STARTTLS is never sent. Bytes the server sent after its 220 to STARTTLS are discarded before the handshake and
 // logged (the client side of the STARTTLS command injection, CVE-2021-38371 class). When the authinfo map
 // has credentials for the host (authinfo.ts), TLS is required whatever the requirement says (4.7.10 when
 // it cannot be had), and AUTH (auth.ts) follows the EHLO inside TLS: a host that refuses the credentials
@@ -55,6 +56,15 @@ const NEED_TLS = "4.7.10";
 export async function hello(wire: Wire, target: LinkTarget, relay: string, o: HelloOptions): Promise<Hello> {
   let stage = "receiving the initial server greeting";
   try {
+    // Implicit TLS (`smtps:` / `lmtps:` routes): the handshake before the greeting, never STARTTLS.
+    let implicit: TlsInfo | undefined;
+    if (target.implicitTls) {
+      stage = "doing the TLS handshake";
+      const got = await implicitHandshake(wire, target, relay, o);
+      if (!got.ok) return got;
+      implicit = got.info;
+      stage = "receiving the initial server greeting";
+    }
     const greeting = await wire.readReply(o.deadlines.greeting);
     if (replyClass(greeting) !== 2) {
       return { ok: false, reason: `host ${relay} refused to talk to me: ${replyText(greeting)}` };
@@ -82,6 +92,21 @@ export async function hello(wire: Wire, target: LinkTarget, relay: string, o: He
           reason: `TLS is required for AUTH (authinfo ${creds.key}) with ${relay}: ${why}`,
           enhanced: NEED_TLS,
         };
+    if (implicit) {
+      if (req.requireTls && !exts.has("REQUIRETLS")) return requireTlsRefused(relay);
+      if (!creds) return { ok: true, exts, tls: implicit };
+      stage = "sending AUTH";
+      const done = await saslAuthenticate(wire, exts, creds, relay, o.deadlines.command);
+      if (!done.ok) {
+        log.warn("smtpc", `${o.logId}: ${done.reason}`);
+        return { ok: false, reason: done.reason, enhanced: done.enhanced };
+      }
+      log.info(
+        "smtpc",
+        `${o.logId}: authenticated to ${relay} as ${creds.user} with ${done.mechanism} (authinfo ${creds.key})`,
+      );
+      return { ok: true, exts, tls: implicit };
+    }
     if (creds && level === "none") {
       return unmet(`the TLS policy (${describeRequirement({ ...req, unmet: undefined })}) says none`);
     }
@@ -156,6 +181,52 @@ export async function hello(wire: Wire, target: LinkTarget, relay: string, o: He
       : `lost connection with ${relay} while ${stage}: ${err.message}`;
     return { ok: false, reason };
   }
+}
+
+/** A TLS requirement `req` not met with `relay`, for the reason `why`. */
+function policyUnmet(req: TlsRequirement, relay: string, why: string): Hello {
+  return {
+    ok: false,
+    reason: `TLS policy ${describeRequirement({ ...req, unmet: undefined })} not met with ${relay}: ${why}`,
+    policy: { status: req.status, permanent: req.permanent === true },
+  };
+}
+
+/** RFC 8689 4.2.1: the next hop must take the REQUIRETLS promise on, or the message is returned. */
+function requireTlsRefused(relay: string): Hello {
+  return {
+    ok: false,
+    reason: `REQUIRETLS: ${relay} does not offer REQUIRETLS`,
+    policy: { status: "5.7.10", permanent: true },
+  };
+}
+
+/**
+ * The handshake of an implicit-TLS route, on a connection nothing was read from yet. TLS is the route's
+ * own requirement, so a failure moves on to the next host (never plain text); the certificate is checked
+ * as the host's requirement says (verify, DANE, MTA-STS), not at all below that (encrypt: an lda's
+ * self-signed certificate is fine unless security_level or tls_srv ask for verify).
+ */
+async function implicitHandshake(
+  wire: Wire,
+  target: LinkTarget,
+  relay: string,
+  o: HelloOptions,
+): Promise<{ ok: true; info: TlsInfo } | Extract<Hello, { ok: false }>> {
+  const req = o.requirement;
+  const names = req.level === "verify" && req.match.length > 0 ? req.match : [target.host.name];
+  let upgraded: Upgraded;
+  try {
+    upgraded = await startTls(wire.stream, target.host.name, o.tls, o.deadlines.greeting, names);
+  } catch (err) {
+    return { ok: false, reason: `${(err as Error).message} with ${relay} (implicit TLS)` };
+  }
+  wire.upgrade(upgraded.stream);
+  const auth = authenticate(req, upgraded, target.host.name);
+  if (auth.problem) return policyUnmet(req, relay, auth.problem) as Extract<Hello, { ok: false }>;
+  const by = auth.by ? `, authenticated by ${auth.by}` : "";
+  log.info("smtpc", `${o.logId}: implicit TLS with ${relay}: ${describeTls(upgraded.info)}${by}`);
+  return { ok: true, info: upgraded.info };
 }
 
 /** EHLO (HELO after a 5xx, unless `helo` is false) or LHLO: the extensions, or why the server refused. */

@@ -14,14 +14,16 @@ import type { Wire } from "./wire.ts";
 
 export interface LinkTarget {
   protocol: "esmtp" | "lmtp";
-  /** The route host: an IPv4 address, or LMTP_SOCKET_ADDRESS for the LMTP unix socket. */
+  /** The route host: an IPv4 or IPv6 address, or LMTP_SOCKET_ADDRESS for the LMTP unix socket. */
   host: { name: string; address: string };
   port: number;
+  /** TLS from the first byte (`smtps:` / `lmtps:` routes). */
+  implicitTls?: boolean;
 }
 
-/** The cache key of a server: protocol, address and port (a unix socket has no port). */
+/** The cache key of a server: protocol (`s` for implicit TLS), address and port (a unix socket has none). */
 export function linkKey(t: LinkTarget): string {
-  return `${t.protocol}:${t.host.address}:${t.port}`;
+  return `${t.protocol}${t.implicitTls ? "s" : ""}:${t.host.address}:${t.port}`;
 }
 
 export class Link {
