@@ -5,7 +5,8 @@
 // MCP computes, delivers to a sink listening on [::1] that nothing else can reach, falls back to the same
 // host's IPv4 address when its IPv6 address refuses, and is refused [::1] without the flag. End to end, a
 // mailertable host with only an AAAA record gets its mail with the flag (qmgr's log line names
-// `relay=host[::1]:port`) and is deferred, saying why, without it.
+// `relay=host[::1]:port`) and is deferred, saying why, without it. qmgr's destination state is per
+// [IPv6]:port; and a check that Deno still refuses IPv6 CIDRs (the reason for the flag's trade-off).
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -13,7 +14,8 @@ import { parseConfig } from "../config/mod.ts";
 import { ConfigError } from "../config/error.ts";
 import type { Config } from "../config/types.ts";
 import { computePermissions, mainProcessFlags } from "../components/mcp/permissions.ts";
-import { relayText, replyLine } from "../components/mail/result.ts";
+import { addressOfKey, destinationKey, relayText, replyLine } from "../components/mail/result.ts";
+import { Occ } from "../components/qmgr/occ.ts";
 import type { RouteResult } from "../components/protocol/messages.ts";
 import { parseNameserver } from "../components/smar/dns/nameservers.ts";
 import { Resolver } from "../components/smar/dns/resolver.ts";
@@ -131,6 +133,67 @@ Deno.test("smar routes AAAA before A per host with ipv6 on, A only with it off",
     resolver.close();
     await dns.close();
   }
+});
+
+Deno.test("Deno still refuses an IPv6 CIDR in a worker's net permission (why ipv6 needs net: true)", async () => {
+  // When this fails, Deno has learnt IPv6 CIDRs: smtpc's ipv6 flag can then become `[::]/0:<port>` entries.
+  const url = new URL("data:application/javascript,self.postMessage('up')");
+  for (const entry of ["[::]/0:25", "::/0", "[::/0]:25", "[::]/0"]) {
+    assert.throws(
+      () =>
+        new Worker(url, {
+          type: "module",
+          deno: {
+            permissions: {
+              net: [entry],
+              read: false,
+              write: false,
+              env: false,
+              sys: false,
+              run: false,
+              ffi: false,
+              import: false,
+            },
+          },
+        }),
+      /invalid/,
+      entry,
+    );
+  }
+  // A single bracketed address with a port is accepted: what the mailertable's IPv6 literals get.
+  const w = new Worker(url, {
+    type: "module",
+    deno: {
+      permissions: {
+        net: ["[2001:db8::25]:25"],
+        read: false,
+        write: false,
+        env: false,
+        sys: false,
+        run: false,
+        ffi: false,
+        import: false,
+      },
+    },
+  });
+  await new Promise((resolve) => w.onmessage = resolve);
+  w.terminate();
+});
+
+Deno.test("qmgr keeps destination state per [IPv6]:port as per IPv4:port", () => {
+  const v6 = destinationKey("2001:db8::1", 25);
+  assert.equal(v6, "[2001:db8::1]:25");
+  assert.equal(destinationKey("192.0.2.1", 25), "192.0.2.1:25");
+  assert.equal(addressOfKey(v6), "2001:db8::1");
+  // Per-address limits (qmgr_conf) are asked with the bare address; the ports are destinations of their own.
+  const asked: string[] = [];
+  const occ = new Occ({ get: (_tag, ip) => (asked.push(ip), 4) }, { maxEntries: 10, now: () => 0 });
+  occ.failure(v6, "connect to mx[2001:db8::1]:25: Connection refused");
+  assert.equal(occ.state(v6), "down");
+  assert.equal(occ.state(destinationKey("2001:db8::1", 587)), "up");
+  assert.equal(occ.state(destinationKey("192.0.2.1", 25)), "up");
+  assert.ok(asked.length > 0 && asked.every((ip) => ip === "2001:db8::1"), JSON.stringify(asked));
+  assert.deepEqual(occ.view().map((e) => `${e.address} ${e.state}`), ["[2001:db8::1]:25 down"]);
 });
 
 /** A configuration with a mailertable file in `dir` and smtpc's flags as given. */
