@@ -43,6 +43,9 @@ const RECORDS: DnsRecord[] = [
   // No MX: the domain's own addresses (implicit MX), here only an AAAA record.
   { name: "bare6.test", type: "AAAA", data: "2001:db8::6" },
   { name: "host6.test", type: "AAAA", data: "::1" },
+  // Both families on loopback: the IPv6 address first (nothing listens there), then the IPv4 one.
+  { name: "both.test", type: "AAAA", data: "::1" },
+  { name: "both.test", type: "A", data: "127.0.0.1" },
 ];
 
 type Ok = Extract<RouteResult, { status: "ok" }>;
@@ -358,9 +361,10 @@ Deno.test("end to end: a host with only an AAAA record gets its mail with ipv6, 
   try {
     await t.step("ipv6 on: delivered over IPv6, logged as relay=host6.test[::1]:port", async () => {
       const dir = await Deno.makeTempDir({ prefix: "smx-ipv6-e2e-" });
+      const sink4 = await startSink({ hostname: "127.0.0.1" });
       const mta = await startTestMta({
         dir,
-        mailertable: `only6.test\t${sink6.port}^host6.test\n`,
+        mailertable: `only6.test\t${sink6.port}^host6.test\nfallback.test\t${sink4.port}^both.test\n`,
         nameservers: [dns.address],
         adjust: (c) => {
           c.smtpc.flags = ["ipv6"];
@@ -375,8 +379,17 @@ Deno.test("end to end: a host with only an AAAA record gets its mail with ipv6, 
         await sink6.waitFor(1, 15_000);
         const line = await logLine(dir, /to=<u@only6\.test>.*status=sent/);
         assert.match(line, new RegExp(`relay=host6\\.test\\[::1\\]:${sink6.port}, `));
+        // A host with both: its IPv6 address refuses, its IPv4 address takes the message.
+        assert.match(
+          await smtpSend(mta.port, { from: "s@sender.test", to: ["u@fallback.test"], body: "\r\nv4\r\n" }),
+          /^250 /,
+        );
+        await sink4.waitFor(1, 15_000);
+        const fallback = await logLine(dir, /to=<u@fallback\.test>.*status=sent/);
+        assert.match(fallback, new RegExp(`relay=both\\.test\\[127\\.0\\.0\\.1\\]:${sink4.port}, `));
       } finally {
         await mta.stop();
+        await sink4.close();
         await Deno.remove(dir, { recursive: true });
       }
     });
