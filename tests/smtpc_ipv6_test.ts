@@ -4,8 +4,9 @@
 // while a mailertable IPv6 literal is named exactly without it. The real smtpc worker, with the set the
 // MCP computes, delivers to a sink listening on [::1] that nothing else can reach, falls back to the same
 // host's IPv4 address when its IPv6 address refuses, and is refused [::1] without the flag. End to end, a
-// mailertable host with only an AAAA record gets its mail with the flag (qmgr's log line names
-// `relay=host[::1]:port`) and is deferred, saying why, without it. qmgr's destination state is per
+// mail exchanger (MX routes moved to the sink's port by the testing option MTA_STS.MX_port) and a
+// mailertable host with only an AAAA record get their mail with the flag (qmgr's log line names
+// `relay=host[::1]:port`) and are deferred, saying why, without it. qmgr's destination state is per
 // [IPv6]:port; and a check that Deno still refuses IPv6 CIDRs (the reason for the flag's trade-off).
 
 import assert from "node:assert/strict";
@@ -355,7 +356,7 @@ async function logLine(dir: string, re: RegExp, timeoutMs = 15_000): Promise<str
   }
 }
 
-Deno.test("end to end: a host with only an AAAA record gets its mail with ipv6, and waits without it", async (t) => {
+Deno.test("end to end: an MX host and a mailertable host with only an AAAA record get mail with ipv6, and wait without it", async (t) => {
   const sink6 = await startSink({ hostname: "::1" });
   const dns = await startDnsServer(RECORDS);
   try {
@@ -368,15 +369,32 @@ Deno.test("end to end: a host with only an AAAA record gets its mail with ipv6, 
         nameservers: [dns.address],
         adjust: (c) => {
           c.smtpc.flags = ["ipv6"];
+          // No reuse: a cached link to [::1]:port would carry the next domain's mail under the first's name.
+          c.smtpc.connection_cache_time_limit = 0;
           c.log = { ...c.log, directory: join(dir, "log") };
+          // MX routes to the sink's port (MTA_STS's testing option MX_port; no policy exists for v6.test).
+          c.smar.MTA_STS = {
+            cache_file: join(dir, "mta_sts.db"),
+            timeout: 1000,
+            refresh_interval: 3_600_000,
+            HTTPS_port: freePort(),
+            MX_port: sink6.port,
+          };
         },
       });
       try {
+        // By MX: v6.test's only mail exchanger has an AAAA record (::1) and no A record.
+        assert.match(
+          await smtpSend(mta.port, { from: "s@sender.test", to: ["u@v6.test"], body: "\r\nmx\r\n" }),
+          /^250 /,
+        );
+        const mx = await logLine(dir, /to=<u@v6\.test>.*status=sent/);
+        assert.match(mx, new RegExp(`relay=mx6\\.v6\\.test\\[::1\\]:${sink6.port}, `));
         assert.match(
           await smtpSend(mta.port, { from: "s@sender.test", to: ["u@only6.test"], body: "\r\nv6\r\n" }),
           /^250 /,
         );
-        await sink6.waitFor(1, 15_000);
+        await sink6.waitFor(2, 15_000);
         const line = await logLine(dir, /to=<u@only6\.test>.*status=sent/);
         assert.match(line, new RegExp(`relay=host6\\.test\\[::1\\]:${sink6.port}, `));
         // A host with both: its IPv6 address refuses, its IPv4 address takes the message.
@@ -408,6 +426,12 @@ Deno.test("end to end: a host with only an AAAA record gets its mail with ipv6, 
         );
         const line = await logLine(dir, /to=<u@only6\.test>.*status=deferred/);
         assert.match(line, /host6\.test has only IPv6 addresses: IPv6 delivery is off/);
+        assert.match(
+          await smtpSend(mta.port, { from: "s@sender.test", to: ["u@v6.test"], body: "\r\nmx\r\n" }),
+          /^250 /,
+        );
+        const mx = await logLine(dir, /to=<u@v6\.test>.*status=deferred/);
+        assert.match(mx, /Mail exchanger mx6\.v6\.test has only IPv6 addresses: IPv6 delivery is off/);
         // smtps takes an IPv6 domain literal; without the flag it waits, saying why.
         assert.match(
           await smtpSend(mta.port, {
@@ -419,7 +443,7 @@ Deno.test("end to end: a host with only an AAAA record gets its mail with ipv6, 
         );
         const literal = await logLine(dir, /to=<u@\[IPv6:2001:db8::1\]>.*status=deferred/i);
         assert.match(literal, /Cannot deliver to \[ipv6:2001:db8::1\]: IPv6 delivery is off/);
-        assert.equal(sink6.count, 1);
+        assert.equal(sink6.count, 2);
       } finally {
         await mta.stop();
         await Deno.remove(dir, { recursive: true });
