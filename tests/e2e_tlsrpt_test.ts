@@ -20,10 +20,10 @@ import { FIXTURES, policyText, startPolicyServer } from "./helpers/mta_sts_serve
 const read = (f: string) => Deno.readTextFileSync(FIXTURES + f);
 const a = (name: string, ip: string): DnsRecord => ({ name, type: "A", data: ip });
 const txtRec = (name: string, data: string): DnsRecord => ({ name, type: "TXT", data });
-const mx = (domain: string, host: string): DnsRecord => ({
+const mx = (domain: string, host: string, preference = 10): DnsRecord => ({
   name: domain,
   type: "MX",
-  data: { preference: 10, exchange: host },
+  data: { preference, exchange: host },
 });
 
 // deno-lint-ignore no-explicit-any
@@ -37,15 +37,23 @@ Deno.test("TLS-RPT: aggregate reports per policy domain, by mail through our que
     tls: { cert: read("mx.pem"), key: read("mx.key") },
   });
   const plain = await startSink({ hostname: "127.0.0.4", port });
+  const wrong = await startSink({
+    hostname: "127.0.0.2",
+    port,
+    tls: { cert: read("wrong.pem"), key: read("wrong.key") },
+  });
   const reports = await startSink();
   const http = await startPolicyServer({
-    "mta-sts.rpt.test": { body: policyText("enforce", ["mx.rpt.test"]) },
+    "mta-sts.rpt.test": { body: policyText("enforce", ["mx.rpt.test", "mx1.rpt.test"]) },
     "mta-sts.testing.test": { body: policyText("testing", ["mx.testing.test"]) },
   });
   const dns = await startDnsServer([
     txtRec("_mta-sts.rpt.test", "v=STSv1; id=1"),
     a("mta-sts.rpt.test", "127.0.0.1"),
-    mx("rpt.test", "mx.rpt.test"),
+    // The first MX presents a certificate for another name (a failed session), the second the right one.
+    mx("rpt.test", "mx1.rpt.test", 10),
+    mx("rpt.test", "mx.rpt.test", 20),
+    a("mx1.rpt.test", "127.0.0.2"),
     a("mx.rpt.test", "127.0.0.3"),
     txtRec("_smtp._tls.rpt.test", "v=TLSRPTv1; rua=mailto:tls-reports@reports.test"),
     txtRec("_mta-sts.testing.test", "v=STSv1; id=1"),
@@ -55,7 +63,7 @@ Deno.test("TLS-RPT: aggregate reports per policy domain, by mail through our que
     txtRec("_smtp._tls.testing.test", `v=TLSRPTv1; rua=https://mta-sts.rpt.test:${http.port}/tlsrpt`),
   ]);
   const closeAll = () =>
-    Promise.all([good.close(), plain.close(), reports.close(), http.close(), dns.close()]);
+    Promise.all([good.close(), plain.close(), wrong.close(), reports.close(), http.close(), dns.close()]);
   const mta = await startTestMta({
     nameservers: [dns.address],
     mailertable: `reports.test\t${reports.port}^[127.0.0.1]\n`,
@@ -108,9 +116,13 @@ Deno.test("TLS-RPT: aggregate reports per policy domain, by mail through our que
     const p = mailed.policies[0];
     assert.equal(p.policy["policy-type"], "sts");
     assert.equal(p.policy["policy-domain"], "rpt.test");
-    assert.deepEqual(p.policy["mx-host"], ["mx.rpt.test"]);
+    assert.deepEqual(p.policy["mx-host"], ["mx.rpt.test", "mx1.rpt.test"]);
     assert.ok(p.policy["policy-string"].includes("mode: enforce"));
-    assert.deepEqual(p.summary, { "total-successful-session-count": 1, "total-failure-session-count": 0 });
+    assert.deepEqual(p.summary, { "total-successful-session-count": 1, "total-failure-session-count": 1 });
+    assert.equal(p["failure-details"][0]["result-type"], "certificate-host-mismatch");
+    assert.equal(p["failure-details"][0]["receiving-mx-hostname"], "mx1.rpt.test");
+    assert.equal(p["failure-details"][0]["receiving-ip"], "127.0.0.2");
+    assert.equal(wrong.count, 0, "nothing was sent to the host with the wrong certificate");
 
     // The posted report for testing.test: a failure, with its details.
     await until(

@@ -8,7 +8,7 @@ import {
   parseTlsRptRecord,
   type TlsRptRow,
 } from "../components/mail/tlsrpt.ts";
-import { stsOutcome } from "../components/qmgr/tlsrpt.ts";
+import { stsOutcome, stsSessions } from "../components/qmgr/tlsrpt.ts";
 import type { RouteTls } from "../components/mail/tls_policy.ts";
 import type { SmtpcResult } from "../components/protocol/messages.ts";
 
@@ -139,4 +139,37 @@ Deno.test("stsOutcome() counts a delivery under an MTA-STS policy as success or 
     ["no session at all", tls("enforce"), res({}), undefined],
   ];
   for (const [what, route, r, want] of cases) assert.equal(stsOutcome(route, r)?.session.result, want, what);
+});
+
+Deno.test("stsSessions() counts each host a policy refused on the way, and the delivery's own end once", () => {
+  const tls: RouteTls = {
+    domain: "example.com",
+    mtaSts: { status: "policy", policy: { mode: "enforce", mx: ["mx1.example.com", "mx2.example.com"] } },
+  };
+  const refused = {
+    name: "mx1.example.com",
+    address: "192.0.2.1",
+    source: "mta-sts" as const,
+    reason: "TLS policy ... not met with mx1: server certificate not verified: ERR_TLS_CERT_ALTNAME_INVALID",
+  };
+  const sent: SmtpcResult = {
+    type: "smtpc.result",
+    taId: "t",
+    results: [],
+    relay: { name: "mx2.example.com", address: "192.0.2.2", port: 25 },
+    tls: { version: "TLSv1.3", cipher: "X", verified: true },
+    tlsFailures: [refused],
+  };
+  assert.deepEqual(stsSessions(tls, sent).map((s) => [s.session.result, s.session.mx]), [
+    ["certificate-host-mismatch", "mx1.example.com"],
+    ["success", "mx2.example.com"],
+  ]);
+  const deferred: SmtpcResult = {
+    type: "smtpc.result",
+    taId: "t",
+    results: [],
+    tlsPolicy: { level: "mta-sts", source: "mta-sts", rule: "r", met: false, failure: refused.reason },
+    tlsFailures: [refused],
+  };
+  assert.deepEqual(stsSessions(tls, deferred).map((s) => s.session.result), ["certificate-host-mismatch"]);
 });

@@ -453,6 +453,8 @@ export interface SmtpcResult {
   tls?: TlsSummary;
   /** The TLS policy that applied to that host (or to the last host tried), and whether it was met. */
   tlsPolicy?: TlsPolicyReport;
+  /** Hosts whose session a TLS policy ended on the way (connected, then the requirement was not met), for TLS-RPT. */
+  tlsFailures?: TlsFailure[];
   results: RecipientResult[];
 }
 
@@ -467,6 +469,14 @@ export interface TlsPolicyReport {
   met: boolean;
   /** Why it was not met. */
   failure?: string;
+}
+
+/** A host a TLS policy refused after connecting (smtpc.result's tlsFailures). */
+export interface TlsFailure {
+  name: string;
+  address: string;
+  source: TlsSource;
+  reason: string;
 }
 
 /** A TLS session as smtpc reports it. */

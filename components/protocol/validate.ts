@@ -229,6 +229,7 @@ const SHAPES: Record<Message["type"], Record<string, Check>> = {
     failedHosts: opt(arr(obj({ address: str, port: num, reason: str }))),
     dsn: opt(bool),
     tls: opt(obj({ version: str, cipher: str, verified: bool, verifyError: opt(str) })),
+    tlsFailures: opt(arr(obj({ name: str, address: str, source: str, reason: str }))),
     tlsPolicy: opt(obj({
       level: oneOf(...TLS_LEVELS),
       source: oneOf("tls_srv", "dane", "mta-sts", "security_level", "try_tls", "tls-required"),

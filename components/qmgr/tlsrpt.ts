@@ -61,10 +61,7 @@ export function stsOutcome(
   });
   if (report && !report.met) {
     const why = report.failure ?? "";
-    if (/STARTTLS|TLS cannot be used/i.test(why)) return session("starttls-not-supported", why);
-    const cert = /certificate not verified: (.*)$/.exec(why);
-    if (cert) return session(certificateResult(cert[1]), why);
-    return session("validation-failure", why);
+    return session(resultOf(why), why);
   }
   if (!mx) return undefined;
   if (!sts.mx.some((p) => mtaStsMatches(p, mx))) {
@@ -73,6 +70,42 @@ export function stsOutcome(
   if (!res.tls) return session("starttls-not-supported", `${mx} did not offer STARTTLS`);
   if (!res.tls.verified) return session(certificateResult(res.tls.verifyError), res.tls.verifyError);
   return session("success");
+}
+
+/**
+ * Every session of a delivery under an MTA-STS policy: each host its policy refused after connecting
+ * (smtpc's tlsFailures), then the outcome of the delivery itself (stsOutcome) unless that is the last of
+ * those refusals again.
+ */
+export function stsSessions(
+  tls: RouteTls | undefined,
+  res: SmtpcResult,
+): NonNullable<ReturnType<typeof stsOutcome>>[] {
+  const sts = stsPolicyOf(tls);
+  if (!tls || !sts) return [];
+  const out: NonNullable<ReturnType<typeof stsOutcome>>[] = [];
+  const refused = (res.tlsFailures ?? []).filter((f) => f.source === "mta-sts");
+  for (const f of refused) {
+    const session: TlsRptSession = {
+      result: resultOf(f.reason),
+      mx: f.name,
+      ip: f.address,
+      reason: f.reason,
+    };
+    out.push({ domain: tls.domain, mode: sts.mode, policyText: policyText(sts), session });
+  }
+  const last = stsOutcome(tls, res);
+  // A delivery that failed on its last host's policy refusal is that refusal, counted above already.
+  if (last && !(res.tlsPolicy?.met === false && refused.length > 0)) out.push(last);
+  return out;
+}
+
+/** The RFC 8460 result type of a TLS policy refusal smtpc describes. */
+function resultOf(why: string): TlsRptSession["result"] {
+  if (/STARTTLS|TLS cannot be used/i.test(why)) return "starttls-not-supported";
+  const cert = /certificate not verified: (.*)$/.exec(why);
+  if (cert) return certificateResult(cert[1]);
+  return "validation-failure";
 }
 
 /** Logs, for a testing policy, what enforce would have refused (RFC 8461 5: delivered anyway). */
@@ -148,10 +181,9 @@ export class TlsReporting {
     this.#db.close();
   }
 
-  /** Counts the session of a delivery result under an MTA-STS policy (stsOutcome). */
+  /** Counts the sessions of a delivery result under an MTA-STS policy (stsSessions). */
   recordResult(route: { tls?: RouteTls }, res: SmtpcResult): void {
-    const o = stsOutcome(route.tls, res);
-    if (o) this.#record(o.domain, "sts", o.policyText, o.session);
+    for (const o of stsSessions(route.tls, res)) this.#record(o.domain, "sts", o.policyText, o.session);
   }
 
   /** Counts a failed policy fetch a route reports. */

@@ -14,7 +14,13 @@
 // hosts and port, or to the LMTP unix socket `LMTP_socket` for a route host LMTP_SOCKET_ADDRESS.
 
 import { LMTP_SOCKET_ADDRESS } from "../protocol/messages.ts";
-import type { DeliveryTransaction, FailedHost, Relay, TlsPolicyReport } from "../protocol/messages.ts";
+import type {
+  DeliveryTransaction,
+  FailedHost,
+  Relay,
+  TlsFailure,
+  TlsPolicyReport,
+} from "../protocol/messages.ts";
 import { decideTls, describeRequirement, type TlsRequirement } from "../mail/tls_policy.ts";
 import { log } from "../util/log.ts";
 import type { Credentials } from "./auth.ts";
@@ -26,11 +32,13 @@ import type { TlsSettings } from "./tls.ts";
 import { ioMessage, Wire } from "./wire.ts";
 
 export type Connection =
-  | { ok: true; link: Link; failed: FailedHost[] }
+  /** `tlsFailures`: hosts a TLS policy refused after connecting (TLS-RPT counts them). */
+  | { ok: true; link: Link; failed: FailedHost[]; tlsFailures: TlsFailure[] }
   | {
     ok: false;
     reason: string;
     failed: FailedHost[];
+    tlsFailures: TlsFailure[];
     /** The last failure was a TLS policy's (every one for good: permanent). */
     policy?: PolicyFailure;
     /** The TLS requirement of the last host tried. */
@@ -136,6 +144,7 @@ export async function connectFirst(ta: DeliveryTransaction, opts: ConnectOptions
   let allPermanent = hosts.length > 0;
   let enhanced: string | undefined;
   const failed: FailedHost[] = [];
+  const tlsFailures: TlsFailure[] = [];
   for (const host of hosts) {
     const target: LinkTarget = {
       protocol,
@@ -165,9 +174,14 @@ export async function connectFirst(ta: DeliveryTransaction, opts: ConnectOptions
     }
     let offerTls = true;
     for (let attempt = 0; attempt < 2; attempt++) {
-      if (opts.signal.aborted) return { ok: false, reason: "delivery agent is stopping", failed };
+      if (opts.signal.aborted) {
+        return { ok: false, reason: "delivery agent is stopping", failed, tlsFailures };
+      }
       const got = await openLink(ta, target, offerTls, req, opts, auth);
-      if (got.ok) return { ok: true, link: got.link, failed };
+      if (got.ok) return { ok: true, link: got.link, failed, tlsFailures };
+      if (got.policy) {
+        tlsFailures.push({ name: host.name, address: host.address, source: req.source, reason: got.reason });
+      }
       reason = got.reason;
       policy = got.policy;
       enhanced = got.enhanced;
@@ -183,7 +197,7 @@ export async function connectFirst(ta: DeliveryTransaction, opts: ConnectOptions
     }
   }
   if (policy) policy = { status: allPermanent ? policy.status : "4.7.5", permanent: allPermanent };
-  return { ok: false, reason, failed, policy, report, enhanced: policy ? undefined : enhanced };
+  return { ok: false, reason, failed, tlsFailures, policy, report, enhanced: policy ? undefined : enhanced };
 }
 
 /** The server of `target` as results name it: a unix socket has its path as address and port 0. */

@@ -8,7 +8,13 @@
 // is back in the cache or closed. abort() (graceful stop) ends it early: undecided recipients become temp.
 // Reads the CDB file of its transaction.
 
-import type { DeliveryTransaction, FailedHost, SmtpcResult, TlsPolicyReport } from "../protocol/messages.ts";
+import type {
+  DeliveryTransaction,
+  FailedHost,
+  SmtpcResult,
+  TlsFailure,
+  TlsPolicyReport,
+} from "../protocol/messages.ts";
 import { CdbContent, contentOf } from "../mail/cdb.ts";
 import { log } from "../util/log.ts";
 import { type ConnectionCache, destinationOf } from "./conn_cache.ts";
@@ -85,6 +91,8 @@ export class Delivery {
   readonly #failed: FailedHost[] = [];
   /** The TLS requirement of the last host tried, when no link was had. */
   #report: TlsPolicyReport | undefined;
+  /** Hosts a TLS policy refused after connecting, for TLS-RPT. */
+  readonly #tlsFailures: TlsFailure[] = [];
 
   constructor(
     readonly ta: DeliveryTransaction,
@@ -140,6 +148,7 @@ export class Delivery {
           cache.dropDestination(dest);
           const conn = await connectFirst(ta, { ...cfg, signal: this.#stop.signal });
           this.#failed.push(...conn.failed);
+          this.#tlsFailures.push(...conn.tlsFailures);
           if (!conn.ok) {
             this.#report = conn.report;
             const p = conn.policy;
@@ -212,6 +221,7 @@ export class Delivery {
     }
     const report = link?.report ?? this.#report;
     if (report) result.tlsPolicy = report;
+    if (this.#tlsFailures.length > 0) result.tlsFailures = this.#tlsFailures;
     this.#resolve(result);
   }
 }
