@@ -1,10 +1,9 @@
 // Memory per idle session (`deno task bench --idle N`, 1000 by default): the whole MTA in this process,
-// N SMTP connections opened by a client in another process (scripts/bench_idle_client.ts, so its sockets
-// do not count here), each past its greeting and then idle. Prints the process's RSS before, right after
-// the N are open, and after they sat idle a while (V8 has collected what the connects left behind by
-// then), each as the growth per session. The MTA's session limits are raised for the run (max_threads,
-// qmgr's max_connections per client): every connection comes from 127.0.0.1. Runs `deno` for the client
-// (the bench task's --allow-run names it).
+// N SMTP connections opened by a client in another process (scripts/bench_idle_client.py, run by Debian's
+// /usr/bin/python3, so its sockets do not count here), each past its greeting and then idle. Prints the
+// process's RSS before, right after the N are open, and after they sat idle a while (V8 has collected what
+// the connects left behind by then), each as the growth per session. The MTA's session limits are raised
+// for the run (max_threads, qmgr's max_connections per client): every connection comes from 127.0.0.1.
 
 import { fileURLToPath } from "node:url";
 import { startTestMta } from "../tests/helpers/mta.ts";
@@ -18,6 +17,8 @@ export interface IdleResult {
   settled: number;
   settleMs: number;
 }
+
+const PYTHON = "/usr/bin/python3";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -41,11 +42,9 @@ export async function idleSessions(
     const workers = mta.mta.supervisor.instances("smtps");
     await sleep(2_000); // the workers finish starting (JIT, first allocations)
     const before = Deno.memoryUsage().rss;
-    const client = new Deno.Command("deno", {
+    const client = new Deno.Command(PYTHON, {
       args: [
-        "run",
-        "--allow-net=127.0.0.1",
-        fileURLToPath(new URL("./bench_idle_client.ts", import.meta.url)),
+        fileURLToPath(new URL("./bench_idle_client.py", import.meta.url)),
         String(mta.port),
         String(n),
       ],

@@ -1,20 +1,20 @@
 // Relative paths in a configuration file are taken from the file's directory, whatever the current
 // directory (config/paths.ts): loadConfig() makes them absolute, the MCP's permission sets name those
-// absolute paths, and the real commands work from anywhere: `deno task start -f FILE` and
-// `deno task qmgrctl -f FILE` run from a temporary directory with the configuration (queue, maps, mail
+// absolute paths, and the MCP's start line, the MTA and
+// qmgrctl -f FILE run from a temporary directory with the configuration (queue, maps, mail
 // root, log directory all written relative) in another one; a message sent over SMTP lands in the mail
 // root beside the configuration.
 
 import assert from "node:assert/strict";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { loadConfig } from "../config/mod.ts";
 import { computePermissions } from "../components/mcp/permissions.ts";
+import { runMain } from "../components/mcp/cli.ts";
+import { startMta } from "../components/mcp/mta.ts";
+import { qmgrctl } from "../scripts/qmgrctl.ts";
 import { controlSocketPath } from "../components/qmgr/control_protocol.ts";
 import { freePort } from "./helpers/harness.ts";
 import { smtpSend } from "./helpers/smtp_client.ts";
-
-const REPO = dirname(dirname(fileURLToPath(import.meta.url)));
 
 /** Writes a configuration with only relative paths, and its maps, into `<root>/etc`. */
 async function writeRelativeConfig(root: string, smtpPort: number, lmtpPort: number): Promise<string> {
@@ -73,21 +73,6 @@ Deno.test("loadConfig() takes relative paths from the configuration file's direc
   }
 });
 
-/** Runs `deno task TASK ARGS` of this repository with `cwd` as the current directory. */
-function task(cwd: string, args: string[]) {
-  // Without the INIT_CWD of the deno task running this test: the inner deno task sets its own (cwd).
-  const { INIT_CWD: _outer, ...env } = Deno.env.toObject();
-  return new Deno.Command("deno", {
-    args: ["task", "-q", "--config", join(REPO, "deno.json"), ...args],
-    cwd,
-    clearEnv: true,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-}
-
 async function until(cond: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await cond())) {
@@ -98,7 +83,11 @@ async function until(cond: () => Promise<boolean>, what: string, ms = 20_000): P
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
-Deno.test("deno task start -f and qmgrctl -f work from another directory with a relative configuration", async () => {
+// In this process, with another directory as the current one: the test task may not run `deno` (a deno
+// child could take any permission), so the MCP's own entry (runMain, what `deno task start` runs after
+// --print-command) and qmgrctl's are called as functions. scripts/start.sh only makes a relative -f
+// absolute against INIT_CWD before that.
+Deno.test("the MCP's start line, the MTA and qmgrctl -f work from another directory with a relative configuration", async () => {
   const root = await Deno.makeTempDir({ prefix: "smx-confdir-" });
   const smtpPort = freePort();
   const lmtpPort = freePort();
@@ -106,23 +95,23 @@ Deno.test("deno task start -f and qmgrctl -f work from another directory with a 
   const elsewhere = join(root, "elsewhere");
   await Deno.mkdir(elsewhere);
   const etc = join(root, "etc");
-  // -f relative to the directory the task is run in (deno task runs the script in the repository).
-  const child = task(elsewhere, ["start", "-f", "../etc/smx.conf"]).spawn();
-  const output = Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-  ]);
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
+  const before = Deno.cwd();
+  Deno.chdir(elsewhere);
+  let mta: Awaited<ReturnType<typeof startMta>> | undefined;
   try {
-    await until(async () => {
-      if (exited) throw new Error(`the MTA ended early: ${(await output).join("\n")}`);
-      const text = await Deno.readTextFile(join(etc, "log/mcp.log")).catch(() => "");
-      return text.includes("all components ready") && await exists(join(etc, "spool/ibdb/qmgr.sock"));
-    }, "the MTA to start");
+    // The deno run line `deno task start -f ../etc/smx.conf` would exec names the configuration's directory.
+    const printed: string[] = [];
+    const code = await runMain(["--print-command", "-f", "../etc/smx.conf"], {
+      out: (t) => printed.push(t),
+      err: (t) => printed.push(t),
+    });
+    assert.equal(code, 0, printed.join("\n"));
+    assert.ok(printed[0].includes(join(etc, "spool/ibdb")), printed[0]);
+    assert.ok(!/[=,]spool\//.test(printed[0]), `a relative path is left: ${printed[0]}`);
+
+    const config = await loadConfig("../etc/smx.conf");
+    mta = await startMta(config, { permissions: await computePermissions(config) });
+    assert.ok(await exists(join(etc, "spool/ibdb/qmgr.sock")));
 
     const final = await smtpSend(smtpPort, {
       from: "someone@localhost",
@@ -141,17 +130,18 @@ Deno.test("deno task start -f and qmgrctl -f work from another directory with a 
       return names.length === 1;
     }, "the message in the mail root beside the configuration");
 
-    const ctl = await task(elsewhere, ["qmgrctl", "-f", "../etc/smx.conf", "--json", "status"]).output();
-    const text = new TextDecoder().decode(ctl.stdout);
-    assert.equal(ctl.code, 0, new TextDecoder().decode(ctl.stderr));
-    assert.ok("queue" in JSON.parse(text), text);
+    const out: string[] = [];
+    const err: string[] = [];
+    const ctl = await qmgrctl(["-f", "../etc/smx.conf", "--json", "status"], {
+      out: (t) => out.push(t),
+      err: (t) => err.push(t),
+    });
+    assert.equal(ctl, 0, err.join("\n"));
+    assert.ok("queue" in JSON.parse(out.join("\n")), out.join("\n"));
     assert.equal(await exists(join(elsewhere, "spool")), false, "nothing is made in the current directory");
   } finally {
-    if (!exited) child.kill("SIGTERM"); // deno task passes it on to the MTA, which stops gracefully
-    const { code } = await status;
-    const [out, err] = await output;
-    const log = await Deno.readTextFile(join(etc, "log/mcp.log")).catch(() => "");
-    assert.equal(code, 0, `${out}\n${err}\n${log}`);
+    if (mta) await mta.stop();
+    Deno.chdir(before);
     await Deno.remove(root, { recursive: true });
   }
 });
