@@ -19,6 +19,7 @@ import {
 import { startTestMta } from "./helpers/mta.ts";
 import { startSink } from "./helpers/smtp_sink.ts";
 import { freePort } from "./helpers/harness.ts";
+import { haveTool } from "./helpers/tools.ts";
 
 const WRAPPER = "scripts/sendmail.sh";
 const MAIL = "/usr/bin/mail";
@@ -84,18 +85,6 @@ Deno.test("sendmail without -i ends the message at a line with a single dot", as
   assert.equal(await readMessage(streamOf("a\n..\n"), false), "a\n..\n");
 });
 
-/** Whether `path` is installed; in CI a missing tool fails the test instead of skipping it. */
-function have(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    if (Deno.env.get("CI") === "true") throw new Error(`${path} is missing (.ci/packages.d/submission.txt)`);
-    console.warn(`${path} is not installed: skipped`);
-    return false;
-  }
-}
-
 /** Runs `cmd` with `stdin`; the wrapper finds smx at `port` and uses this Deno. */
 async function run(cmd: string, args: string[], stdin: string, env: Record<string, string>) {
   const child = new Deno.Command(cmd, {
@@ -125,7 +114,7 @@ Deno.test("sendmail submits through the real MTA: mail(1), cron, PHP mail(), -bs
     return sink.messages[n - 1];
   };
   try {
-    if (have(MAIL)) {
+    if (haveTool(MAIL)) {
       await t.step("echo test | mail -s hi user@example.org (bsd-mailx) is delivered", async () => {
         await Deno.writeTextFile(join(dir, "mailrc"), `set sendmail=${Deno.cwd()}/${WRAPPER}\n`);
         const r = await run(MAIL, ["-s", "hi", "user@example.org"], "test\n", {

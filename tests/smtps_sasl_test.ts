@@ -20,6 +20,7 @@ import {
 import { fromBase64 } from "../components/sasl/scram.ts";
 import { hashCredentials } from "../scripts/createmap_auth.ts";
 import { runDialogue, SmtpClient, type Smtps, startSmtps } from "./helpers/smtps_dialogue.ts";
+import { haveTool } from "./helpers/tools.ts";
 
 const enc = new TextEncoder();
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
@@ -223,23 +224,9 @@ async function run(cmd: string, args: string[], input = ""): Promise<{ code: num
   return { code: o.code, out: dec.decode(o.stdout) + dec.decode(o.stderr) };
 }
 
-// Absolute paths: the test task's --allow-run names these, and PATH may find another python3 first (pyenv).
+// By absolute path: the test task may run these only so, and PATH may find another python3 first (pyenv).
 const GSASL = "/usr/bin/gsasl";
 const PYTHON = "/usr/bin/python3";
-
-/** Whether `cmd` is installed; in CI a missing tool fails the test instead of skipping it. */
-async function have(cmd: string): Promise<boolean> {
-  try {
-    await run(cmd, ["--version"]);
-    return true;
-  } catch (e) {
-    if (Deno.env.get("CI") === "true") {
-      throw new Error(`${cmd} cannot be run (listed in .ci/packages.d/sasl.txt): ${e}`);
-    }
-    console.warn(`${cmd} is not installed: skipped`);
-    return false;
-  }
-}
 
 const gsasl = (port: number, mechanism: string, user: string, password: string) =>
   run(GSASL, [
@@ -271,7 +258,7 @@ Deno.test("smtps offers SCRAM and CRAM-MD5 without TLS, and foreign clients log 
           c.close();
         }
       });
-      if (await have(GSASL)) {
+      if (haveTool(GSASL)) {
         for (const mechanism of ["SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5"]) {
           await t.step(`gsasl logs in with ${mechanism}; a wrong password is refused`, async () => {
             const good = await gsasl(s.port, mechanism, "alice", "wonder land");
@@ -283,7 +270,7 @@ Deno.test("smtps offers SCRAM and CRAM-MD5 without TLS, and foreign clients log 
           });
         }
       }
-      if (await have(PYTHON)) {
+      if (haveTool(PYTHON)) {
         await t.step("Python's smtplib logs in with CRAM-MD5 (its first choice)", async () => {
           const script = `
 import smtplib, sys

@@ -10,19 +10,7 @@ export interface Process {
   stop(): Promise<void>;
 }
 
-/** True when `path` exists; under CI a missing tool throws instead (CI must install it). */
-export async function haveTool(path: string, what: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    if (Deno.env.get("CI") === "true") {
-      throw new Error(`${what} is missing: install it (.ci/packages.d/filters.txt)`);
-    }
-    console.warn(`skipped: ${what} (${path}) is not installed`);
-    return false;
-  }
-}
+export { haveTool } from "./tools.ts";
 
 /** Waits until something accepts connections on 127.0.0.1:`port` (or a unix socket `{ path }`). */
 export async function waitForPort(
