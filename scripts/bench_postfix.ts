@@ -5,14 +5,13 @@
 // smtp-sink. Each load runs Postfix and smx alternately, back to back, with the same smtp-source command;
 // end to end is from smtp-source's start until the sink has counted every message. Then the open-loop
 // latency (final dot to 250) at a fixed rate, with the benchmark's own client (bench_load.ts). Prints each
-// run and the median smx/Postfix ratio. Runs /usr/sbin/postfix, smtp-source and smtp-sink; touches its
-// temporary directory and loopback ports.
+// run and the median smx/Postfix ratio. The Postfix instance itself: scripts/postfix_instance.ts. Runs
+// /usr/sbin/postfix, smtp-source and smtp-sink; touches its temporary directory and loopback ports.
 
-import { join } from "node:path";
 import { startTestMta, type TestMta } from "../tests/helpers/mta.ts";
 import { percentile, runLoad } from "./bench_load.ts";
+import { mainCf, masterCf, POSTFIX, runProgram as run, startPostfixInstance } from "./postfix_instance.ts";
 
-const POSTFIX = "/usr/sbin/postfix";
 const SMTP_SOURCE = "/usr/sbin/smtp-source";
 const SMTP_SINK = "/usr/sbin/smtp-sink";
 const SENDER = "load@source.bench.test";
@@ -105,102 +104,18 @@ class Sink {
   }
 }
 
-function mainCf(dir: string, port: number): string {
-  return [
-    "compatibility_level = 3.6",
-    `queue_directory = ${join(dir, "spool")}`,
-    `data_directory = ${join(dir, "data")}`,
-    "mail_owner = postfix",
-    "setgid_group = postdrop",
-    "inet_interfaces = 127.0.0.1",
-    "inet_protocols = ipv4",
-    "myhostname = postfix.bench.test",
-    "mydestination =",
-    "mynetworks = 127.0.0.0/8",
-    "relayhost =",
-    `transport_maps = texthash:${join(dir, "etc", "transport")}`,
-    "alias_maps =",
-    "alias_database =",
-    "local_recipient_maps =",
-    "smtpd_relay_restrictions = permit_mynetworks, reject",
-    "smtp_dns_support_level = disabled",
-    "smtp_tls_security_level = none",
-    "smtpd_tls_security_level = none",
-    `maillog_file = ${join(dir, "postfix.log")}`,
-    `maillog_file_prefixes = ${dir}`,
-    `# smtpd listens on 127.0.0.1:${port} (master.cf)`,
-    "",
-  ].join("\n");
-}
-
-/** master.cf: the services a relay needs, none chrooted; smtpd on 127.0.0.1:port only. */
-function masterCf(port: number): string {
-  const rows = [
-    `127.0.0.1:${port} inet n - n - - smtpd`,
-    "pickup unix n - n 60 1 pickup",
-    "cleanup unix n - n - 0 cleanup",
-    "qmgr unix n - n 300 1 qmgr",
-    "tlsmgr unix - - n 1000? 1 tlsmgr",
-    "rewrite unix - - n - - trivial-rewrite",
-    "bounce unix - - n - 0 bounce",
-    "defer unix - - n - 0 bounce",
-    "trace unix - - n - 0 bounce",
-    "verify unix - - n - 1 verify",
-    "flush unix n - n 1000? 0 flush",
-    "proxymap unix - - n - - proxymap",
-    "proxywrite unix - - n - 1 proxymap",
-    "smtp unix - - n - - smtp",
-    "relay unix - - n - - smtp",
-    "showq unix n - n - - showq",
-    "error unix - - n - - error",
-    "retry unix - - n - - error",
-    "discard unix - - n - - discard",
-    "anvil unix - - n - 1 anvil",
-    "scache unix - - n - 1 scache",
-    "postlog unix-dgram n - n - 1 postlogd",
-  ];
-  return rows.join("\n") + "\n";
-}
-
-async function run(cmd: string, args: string[]): Promise<{ ok: boolean; out: string }> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  return { ok: out.success, out: text };
-}
-
-/** The uid and gid of the postfix user (Debian's package creates it), from /etc/passwd. */
-async function postfixUser(): Promise<{ uid: number; gid: number }> {
-  const line = (await Deno.readTextFile("/etc/passwd")).split("\n").find((l) => l.startsWith("postfix:"));
-  const f = line?.split(":");
-  if (!f || f.length < 4) throw new Error("Start Postfix: no postfix user in /etc/passwd");
-  return { uid: Number(f[2]), gid: Number(f[3]) };
-}
-
-/** A Postfix instance of its own under `dir`. */
-async function startPostfix(dir: string, port: number, sinkPort: number): Promise<string> {
-  const etc = join(dir, "etc");
-  await Deno.mkdir(etc, { recursive: true });
-  await Deno.mkdir(join(dir, "spool"), { recursive: true });
-  await Deno.mkdir(join(dir, "data"), { recursive: true });
-  await Deno.writeTextFile(join(etc, "main.cf"), mainCf(dir, port));
-  await Deno.writeTextFile(join(etc, "master.cf"), masterCf(port));
-  await Deno.writeTextFile(join(etc, "transport"), `bench.test smtp:[127.0.0.1]:${sinkPort}\n`);
-  const owner = await postfixUser();
-  await Deno.chown(join(dir, "data"), owner.uid, owner.gid);
-  const started = await run(POSTFIX, ["-c", etc, "start"]);
-  if (!started.ok) {
-    const log = await Deno.readTextFile(join(dir, "postfix.log")).catch(() => "");
-    throw new Error(`Start Postfix: ${(started.out + log).trim() || "failed (no message)"}`);
-  }
-  for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return etc;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`Start Postfix: nothing listens on 127.0.0.1:${port}`);
+/** A Postfix instance of its own under `dir`, relaying bench.test to the sink; resolves with its etc directory. */
+function startPostfix(dir: string, port: number, sinkPort: number): Promise<string> {
+  return startPostfixInstance(dir, {
+    mainCf: mainCf(dir, "postfix.bench.test", [
+      "mynetworks = 127.0.0.0/8",
+      "smtpd_relay_restrictions = permit_mynetworks, reject",
+      "smtpd_tls_security_level = none",
+    ]),
+    masterCf: masterCf([`127.0.0.1:${port} inet n - n - - smtpd`]),
+    transport: `bench.test smtp:[127.0.0.1]:${sinkPort}`,
+    ports: [port],
+  });
 }
 
 interface RunResult {

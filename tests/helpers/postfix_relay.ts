@@ -1,6 +1,6 @@
 // A private Debian Postfix for tests, as a smart host that requires AUTH: main.cf, master.cf, queue, data
 // and Cyrus SASL configuration under a directory of its own in /var/tmp (Postfix's daemons run as the
-// postfix user and must reach it), smtpd on 127.0.0.1 ports only, no chroot, `maillog_file` logging.
+// postfix user and must reach it), smtpd on 127.0.0.1 ports only, no chroot, `maillog_file` logging (scripts/postfix_instance.ts).
 // Cyrus SASL checks passwords against a sasldb made with `saslpasswd2` (Debian's sasl2-bin); Debian's
 // Postfix reads the SASL configuration `<config_directory>/sasl/<smtpd_sasl_path>.conf`, so each
 // listener can offer its own mechanisms (`mech_list`). Relaying is allowed for authenticated clients
@@ -8,8 +8,17 @@
 // as root). Runs /usr/sbin/postfix and /usr/sbin/saslpasswd2; touches only its directory.
 
 import { join } from "node:path";
+import {
+  mainCf,
+  masterCf,
+  POSTFIX,
+  postfixUser,
+  runProgram,
+  startPostfixInstance,
+  stopPostfixInstance,
+} from "../../scripts/postfix_instance.ts";
 
-export const POSTFIX = "/usr/sbin/postfix";
+export { POSTFIX };
 export const SASLPASSWD2 = "/usr/sbin/saslpasswd2";
 
 export interface PostfixListener {
@@ -59,51 +68,11 @@ export async function postfixProblem(): Promise<string | undefined> {
   return undefined;
 }
 
-async function run(cmd: string, args: string[], stdin?: string): Promise<{ ok: boolean; out: string }> {
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { ok: out.success, out: dec.decode(out.stdout) + dec.decode(out.stderr) };
-}
-
-async function postfixUser(): Promise<{ uid: number; gid: number }> {
-  const line = (await Deno.readTextFile("/etc/passwd")).split("\n").find((l) => l.startsWith("postfix:"));
-  const f = line?.split(":");
-  if (!f || f.length < 4) throw new Error("Start Postfix: no postfix user in /etc/passwd");
-  return { uid: Number(f[2]), gid: Number(f[3]) };
-}
-
-function mainCf(dir: string, tlsDir: string): string {
+function relayMainCf(dir: string, tlsDir: string): string {
   const etc = join(dir, "etc");
-  return [
-    "compatibility_level = 3.6",
-    `queue_directory = ${join(dir, "spool")}`,
-    `data_directory = ${join(dir, "data")}`,
-    "mail_owner = postfix",
-    "setgid_group = postdrop",
-    "inet_interfaces = 127.0.0.1",
-    "inet_protocols = ipv4",
-    "myhostname = relay.test",
-    "mydestination =",
+  return mainCf(dir, "relay.test", [
     "mynetworks =",
-    "relayhost =",
-    `transport_maps = texthash:${join(etc, "transport")}`,
-    "alias_maps =",
-    "alias_database =",
-    "local_recipient_maps =",
     "smtpd_relay_restrictions = permit_sasl_authenticated, reject",
-    "smtp_dns_support_level = disabled",
-    "smtp_tls_security_level = none",
     "smtpd_tls_security_level = may",
     `smtpd_tls_cert_file = ${join(tlsDir, "server.pem")}`,
     `smtpd_tls_key_file = ${join(etc, "server.key")}`,
@@ -114,37 +83,15 @@ function mainCf(dir: string, tlsDir: string): string {
     "smtpd_sasl_local_domain = relay.test",
     // No retry wait for mail the sink takes; smx's mail never waits in this queue.
     "queue_run_delay = 1s",
-    `maillog_file = ${join(dir, "postfix.log")}`,
-    `maillog_file_prefixes = ${dir}`,
-    "",
-  ].join("\n");
+  ]);
 }
 
-function masterCf(listeners: PostfixListener[]): string {
-  const smtpd = listeners.map((l, i) =>
+/** Each listener's smtpd row, with its own SASL configuration name (and no TLS where it has none). */
+function smtpdRows(listeners: PostfixListener[]): string[] {
+  return listeners.map((l, i) =>
     `127.0.0.1:${l.port} inet n - n - - smtpd -o smtpd_sasl_path=smtpd${i}` +
     (l.tls ? "" : " -o smtpd_tls_security_level=none -o smtpd_tls_auth_only=no")
   );
-  return [
-    ...smtpd,
-    "cleanup unix n - n - 0 cleanup",
-    "qmgr unix n - n 300 1 qmgr",
-    "tlsmgr unix - - n 1000? 1 tlsmgr",
-    "rewrite unix - - n - - trivial-rewrite",
-    "bounce unix - - n - 0 bounce",
-    "defer unix - - n - 0 bounce",
-    "trace unix - - n - 0 bounce",
-    "verify unix - - n - 1 verify",
-    "proxymap unix - - n - - proxymap",
-    "smtp unix - - n - - smtp",
-    "error unix - - n - - error",
-    "retry unix - - n - - error",
-    "discard unix - - n - - discard",
-    "anvil unix - - n - 1 anvil",
-    "scache unix - - n - 1 scache",
-    "postlog unix-dgram n - n - 1 postlogd",
-    "",
-  ].join("\n");
 }
 
 /** Starts the relay; resolves once every listener accepts connections. */
@@ -155,30 +102,23 @@ export async function startPostfixRelay(opts: PostfixOptions): Promise<PostfixRe
   const etc = join(dir, "etc");
   const sasl = join(etc, "sasl");
   const logFile = join(dir, "postfix.log");
-  let started = false;
+  let etcStarted: string | undefined;
   const stop = async () => {
     try {
-      if (started) {
-        const r = await run(POSTFIX, ["-c", etc, "stop"]);
-        if (!r.ok) throw new Error(`Stop Postfix: ${r.out.trim()} (postfix -c ${etc} stop)`);
-      }
+      if (etcStarted) await stopPostfixInstance(etcStarted);
     } finally {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   };
   try {
-    for (const d of [sasl, join(dir, "spool"), join(dir, "data")]) await Deno.mkdir(d, { recursive: true });
+    await Deno.mkdir(sasl, { recursive: true });
     const owner = await postfixUser();
-    await Deno.chown(join(dir, "data"), owner.uid, owner.gid);
     // Postfix wants its TLS key private; a copy of its own.
     await Deno.copyFile(join(opts.tlsDir, "server.key"), join(etc, "server.key"));
     await Deno.chmod(join(etc, "server.key"), 0o600);
-    await Deno.writeTextFile(join(etc, "main.cf"), mainCf(dir, opts.tlsDir));
-    await Deno.writeTextFile(join(etc, "master.cf"), masterCf(opts.listeners));
-    await Deno.writeTextFile(join(etc, "transport"), opts.transport + "\n");
     const db = join(sasl, "sasldb2");
     for (const [user, password] of Object.entries(opts.users)) {
-      const r = await run(SASLPASSWD2, ["-p", "-f", db, "-u", "relay.test", "-c", user], password);
+      const r = await runProgram(SASLPASSWD2, ["-p", "-f", db, "-u", "relay.test", "-c", user], password);
       if (!r.ok) throw new Error(`saslpasswd2: ${r.out.trim()}`);
     }
     await Deno.chown(db, owner.uid, owner.gid);
@@ -190,25 +130,13 @@ export async function startPostfixRelay(opts: PostfixOptions): Promise<PostfixRe
         }\n`,
       );
     }
-    const r = await run(POSTFIX, ["-c", etc, "start"]);
-    if (!r.ok) {
-      const log = await Deno.readTextFile(logFile).catch(() => "");
-      throw new Error(`Start Postfix: ${(r.out + log).trim() || "failed (no message)"}`);
-    }
-    started = true;
-    for (const l of opts.listeners) {
-      for (const deadline = Date.now() + 10_000;;) {
-        try {
-          (await Deno.connect({ hostname: "127.0.0.1", port: l.port })).close();
-          break;
-        } catch (err) {
-          if (Date.now() > deadline) {
-            throw new Error(`Start Postfix: nothing listens on port ${l.port}: ${err}`);
-          }
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-      }
-    }
+    etcStarted = await startPostfixInstance(dir, {
+      mainCf: relayMainCf(dir, opts.tlsDir),
+      masterCf: masterCf(smtpdRows(opts.listeners)),
+      transport: opts.transport,
+      ports: opts.listeners.map((l) => l.port),
+      waitMs: 10_000,
+    });
   } catch (err) {
     await stop().catch(() => {});
     throw err;
