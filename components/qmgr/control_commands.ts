@@ -292,6 +292,14 @@ export class ControlCommands {
     };
     // First what smtps asks qmgr when the client connects: its connection limits (read only).
     const steps: ExplainStep[] = [];
+    const answer = () => ({
+      client,
+      helo: helo ?? null,
+      sender: question.sender,
+      recipients: question.recipients,
+      server: server.name,
+      steps,
+    });
     const limits = this.#d.conn?.peek(client);
     if (limits) {
       const n = (v: number) => v > 0 ? String(v) : "no limit";
@@ -309,14 +317,7 @@ export class ControlCommands {
           action: "tempfail",
           text: "tempfail 421 4.7.0 Too many connections from your host (qmgr: smar is not asked)",
         });
-        return {
-          client,
-          helo: helo ?? null,
-          sender: question.sender,
-          recipients: question.recipients,
-          server: server.name,
-          steps,
-        };
+        return answer();
       }
     }
     try {
@@ -324,14 +325,7 @@ export class ControlCommands {
     } catch (err) {
       throw new CommandError(`explain: smar did not answer: ${(err as Error).message}`);
     }
-    return {
-      client,
-      helo: helo ?? null,
-      sender: question.sender,
-      recipients: question.recipients,
-      server: server.name,
-      steps,
-    };
+    return answer();
   }
 
   /** Forgets the routes of message `id`'s open recipients and the down marks of their hosts. */
