@@ -21,6 +21,7 @@ import { type MessageVerdict, milterMessage } from "./milter/stages.ts";
 import { policyCheck } from "./policy/stages.ts";
 import type { Session } from "./session.ts";
 import type { ChunkedMessage, Transaction } from "./transaction.ts";
+import { fileChunks } from "../util/file_chunks.ts";
 
 const COMPONENT = "smtps";
 const encoder = new TextEncoder();
@@ -82,18 +83,7 @@ async function policyAtEnd(
 
 async function* prepended(header: Uint8Array, path: string, start: number): AsyncGenerator<Uint8Array> {
   yield header;
-  const file = await Deno.open(path, { read: true });
-  try {
-    await file.seek(start, Deno.SeekMode.Start);
-    const buf = new Uint8Array(64 * 1024);
-    for (;;) {
-      const n = await file.read(buf);
-      if (n === null) return;
-      yield buf.slice(0, n);
-    }
-  } finally {
-    file.close();
-  }
+  yield* fileChunks(path, start);
 }
 
 /**

@@ -8,6 +8,7 @@
 import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
 import { PRIVATE_FILE } from "../../util/private_files.ts";
+import { fileChunks } from "../../util/file_chunks.ts";
 
 /** The most bytes of a header section looked at for fields to remove. */
 export const MAX_HEADER_SCAN = 1024 * 1024;
@@ -61,24 +62,16 @@ export async function readHeaderFields(path: string, start = 0): Promise<HeaderF
 }
 
 async function readHead(path: string, start: number): Promise<Uint8Array> {
-  const file = await Deno.open(path, { read: true });
-  try {
-    await file.seek(start, Deno.SeekMode.Start);
-    const parts: Uint8Array[] = [];
-    let size = 0;
-    const chunk = new Uint8Array(64 * 1024);
-    while (size < MAX_HEADER_SCAN) {
-      const n = await file.read(chunk);
-      if (n === null) break;
-      parts.push(chunk.slice(0, n));
-      size += n;
-      const all = concat(parts);
-      if (endOfHeader(all) >= 0) return all.subarray(0, endOfHeader(all));
-    }
-    return concat(parts).subarray(0, MAX_HEADER_SCAN);
-  } finally {
-    file.close();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of fileChunks(path, start)) {
+    parts.push(chunk);
+    size += chunk.length;
+    const all = concat(parts);
+    if (endOfHeader(all) >= 0) return all.subarray(0, endOfHeader(all));
+    if (size >= MAX_HEADER_SCAN) break;
   }
+  return concat(parts).subarray(0, MAX_HEADER_SCAN);
 }
 
 /** The offset just past the empty line that ends the header section, or -1. */
@@ -113,27 +106,19 @@ export interface ContentEdit {
 async function* editedBytes(path: string, edit: ContentEdit, start: number): AsyncGenerator<Uint8Array> {
   if (edit.head.length > 0) yield edit.head;
   const drop = [...edit.drop].sort((a, b) => a.start - b.start);
-  const file = await Deno.open(path, { read: true });
-  try {
-    await file.seek(start, Deno.SeekMode.Start);
-    let offset = 0;
-    const chunk = new Uint8Array(64 * 1024);
-    for (;;) {
-      const n = await file.read(chunk);
-      if (n === null) break;
-      let from = 0;
-      for (const d of drop) {
-        const s = Math.max(d.start - offset, from);
-        const e = Math.min(d.end - offset, n);
-        if (e <= from || s >= n) continue;
-        if (s > from) yield chunk.slice(from, s);
-        from = e;
-      }
-      if (from < n) yield chunk.slice(from, n);
-      offset += n;
+  let offset = 0;
+  for await (const chunk of fileChunks(path, start)) {
+    const n = chunk.length;
+    let from = 0;
+    for (const d of drop) {
+      const s = Math.max(d.start - offset, from);
+      const e = Math.min(d.end - offset, n);
+      if (e <= from || s >= n) continue;
+      if (s > from) yield chunk.subarray(from, s);
+      from = e;
     }
-  } finally {
-    file.close();
+    if (from < n) yield chunk.subarray(from, n);
+    offset += n;
   }
 }
 

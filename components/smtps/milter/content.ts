@@ -1,3 +1,4 @@
+import { fileChunks } from "../../util/file_chunks.ts";
 // A stored message as milters see it and change it: the header fields (name, value without the colon,
 // each field's raw bytes kept so untouched fields are written back byte for byte) and where the body
 // starts; the header changes a milter asks for (add, insert at an index, change or delete the n-th field
@@ -27,27 +28,18 @@ const MAX_HEADER_SECTION = 8 * 1024 * 1024;
 
 /** Reads the header section of the message file at `path`, whose content starts at byte `start`. */
 export async function readContent(path: string, start = 0): Promise<Content> {
-  const file = await Deno.open(path, { read: true });
   const absolute = (c: Content): Content => ({ ...c, bodyOffset: c.bodyOffset + start });
-  try {
-    await file.seek(start, Deno.SeekMode.Start);
-    const chunks: Uint8Array[] = [];
-    const buf = new Uint8Array(64 * 1024);
-    let total = 0;
-    for (;;) {
-      const n = await file.read(buf);
-      if (n === null) break;
-      chunks.push(buf.slice(0, n));
-      total += n;
-      const joined = join(chunks);
-      const end = headerEnd(joined);
-      if (end !== undefined || total > MAX_HEADER_SECTION) return absolute(parseHeaders(joined, end));
-    }
-    const all = join(chunks);
-    return absolute(parseHeaders(all, headerEnd(all)));
-  } finally {
-    file.close();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of fileChunks(path, start)) {
+    chunks.push(chunk);
+    total += chunk.length;
+    const joined = join(chunks);
+    const end = headerEnd(joined);
+    if (end !== undefined || total > MAX_HEADER_SECTION) return absolute(parseHeaders(joined, end));
   }
+  const all = join(chunks);
+  return absolute(parseHeaders(all, headerEnd(all)));
 }
 
 function join(chunks: Uint8Array[]): Uint8Array {

@@ -9,6 +9,7 @@ import { log } from "../../util/log.ts";
 import type { ChunkedMessage, Transaction } from "../transaction.ts";
 import { bytesOf, type Content, type HeaderField, newField, nthField } from "./content.ts";
 import type { Change, Milter } from "./milter.ts";
+import { fileChunks } from "../../util/file_chunks.ts";
 
 const COMPONENT = "smtps";
 
@@ -130,18 +131,7 @@ async function* rewritten(
     return;
   }
   if (content.separator) yield new Uint8Array([0x0d, 0x0a]);
-  const file = await Deno.open(path, { read: true });
-  try {
-    await file.seek(content.bodyOffset, Deno.SeekMode.Start);
-    const buf = new Uint8Array(64 * 1024);
-    for (;;) {
-      const n = await file.read(buf);
-      if (n === null) return;
-      yield buf.slice(0, n);
-    }
-  } finally {
-    file.close();
-  }
+  yield* fileChunks(path, content.bodyOffset);
 }
 
 /** A replaced body with every line ending CRLF (milters may send bare LF). */
