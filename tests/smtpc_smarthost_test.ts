@@ -194,7 +194,7 @@ Deno.test("smx relays through a Postfix smart host that requires AUTH, only over
     return;
   }
   const sink = await startSink({});
-  const [scram, plain, login, clear] = [freePort(), freePort(), freePort(), freePort()];
+  const [scram, plain, login, clear, wrapped] = [freePort(), freePort(), freePort(), freePort(), freePort()];
   const all = ["SCRAM-SHA-256", "PLAIN", "LOGIN"];
   const relay = await startPostfixRelay({
     listeners: [
@@ -202,6 +202,7 @@ Deno.test("smx relays through a Postfix smart host that requires AUTH, only over
       { port: plain, tls: true, mechanisms: ["PLAIN"] },
       { port: login, tls: true, mechanisms: ["LOGIN"] },
       { port: clear, tls: false, mechanisms: all },
+      { port: wrapped, tls: true, implicit: true, mechanisms: ["PLAIN"] },
     ],
     users: { smx: PASSWORD },
     transport: `* smtp:[127.0.0.1]:${sink.port}`,
@@ -220,6 +221,7 @@ Deno.test("smx relays through a Postfix smart host that requires AUTH, only over
         `login.example  smx:${PASSWORD}`,
         `wrong.example  smx:${WRONG}`,
         `[127.0.0.1]:${clear}  smx:${PASSWORD}`,
+        `[127.0.0.1]:${wrapped}  smx:${PASSWORD}`,
         "",
       ].join("\n"),
     );
@@ -235,6 +237,7 @@ Deno.test("smx relays through a Postfix smart host that requires AUTH, only over
         `login.example\t${login}^esmtp:[127.0.0.1]`,
         `wrong.example\t${scram}^esmtp:[127.0.0.1]`,
         `clear.example\t${clear}^esmtp:[127.0.0.1]`,
+        `implicit.example\t${wrapped}^smtps:[127.0.0.1]`,
         "",
       ].join("\n"),
       // Idle connections stay cached through the test: a link authenticated for one authinfo entry
@@ -325,6 +328,21 @@ Deno.test("smx relays through a Postfix smart host that requires AUTH, only over
       assert.ok(clearSessions.length > 0, sessions.join("\n"));
       for (const l of clearSessions) assert.doesNotMatch(l, /auth=/, l);
     });
+
+    // After the clear-text step: Postfix's summary of a wrapper-mode session has no starttls= either.
+    await t.step(
+      "an smtps: route (TLS from the first byte, Postfix's wrapper mode): AUTH, then relayed",
+      async () => {
+        const before = sink.messages.length;
+        await send("rcpt@implicit.example");
+        await sink.waitFor(before + 1, 20_000);
+        assert.equal(received("rcpt@implicit.example"), 1);
+        assert.match(
+          await logOf("smtpc"),
+          new RegExp(`:${wrapped} as smx with PLAIN \\(authinfo \\[127\\.0\\.0\\.1\\]:${wrapped}\\)`),
+        );
+      },
+    );
 
     await t.step("no secret in any log", async () => {
       for await (const e of Deno.readDir(join(dir, "log"))) {

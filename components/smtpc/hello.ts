@@ -79,22 +79,15 @@ export async function hello(wire: Wire, target: LinkTarget, relay: string, o: He
     const creds = o.credentials;
     const required = requiresTls(level) || creds !== undefined;
     const unmet = (why: string): Hello =>
-      requiresTls(level) || !creds
-        ? {
-          ok: false,
-          reason: `TLS policy ${
-            describeRequirement({ ...req, unmet: undefined })
-          } not met with ${relay}: ${why}`,
-          policy: { status: req.status, permanent: req.permanent === true },
-        }
-        : {
-          ok: false,
-          reason: `TLS is required for AUTH (authinfo ${creds.key}) with ${relay}: ${why}`,
-          enhanced: NEED_TLS,
-        };
-    if (implicit) {
+      requiresTls(level) || !creds ? policyUnmet(req, relay, why) : {
+        ok: false,
+        reason: `TLS is required for AUTH (authinfo ${creds.key}) with ${relay}: ${why}`,
+        enhanced: NEED_TLS,
+      };
+    // Inside TLS (implicit or after STARTTLS): the next hop must take REQUIRETLS on, then AUTH if asked.
+    const inside = async (exts: Extensions, tls: TlsInfo): Promise<Hello> => {
       if (req.requireTls && !exts.has("REQUIRETLS")) return requireTlsRefused(relay);
-      if (!creds) return { ok: true, exts, tls: implicit };
+      if (!creds) return { ok: true, exts, tls };
       stage = "sending AUTH";
       const done = await saslAuthenticate(wire, exts, creds, relay, o.deadlines.command);
       if (!done.ok) {
@@ -105,8 +98,9 @@ export async function hello(wire: Wire, target: LinkTarget, relay: string, o: He
         "smtpc",
         `${o.logId}: authenticated to ${relay} as ${creds.user} with ${done.mechanism} (authinfo ${creds.key})`,
       );
-      return { ok: true, exts, tls: implicit };
-    }
+      return { ok: true, exts, tls, authenticated: true };
+    };
+    if (implicit) return await inside(exts, implicit);
     if (creds && level === "none") {
       return unmet(`the TLS policy (${describeRequirement({ ...req, unmet: undefined })}) says none`);
     }
@@ -154,26 +148,7 @@ export async function hello(wire: Wire, target: LinkTarget, relay: string, o: He
     stage = lmtp ? "sending LHLO" : "sending EHLO";
     exts = await ehlo(wire, lmtp, relay, { ...o, helo: false });
     if (typeof exts === "string") return { ok: false, reason: exts };
-    if (req.requireTls && !exts.has("REQUIRETLS")) {
-      // RFC 8689 4.2.1: the next hop must take the REQUIRETLS promise on, or the message is returned.
-      return {
-        ok: false,
-        reason: `REQUIRETLS: ${relay} does not offer REQUIRETLS`,
-        policy: { status: "5.7.10", permanent: true },
-      };
-    }
-    if (!creds) return { ok: true, exts, tls: info };
-    stage = "sending AUTH";
-    const done = await saslAuthenticate(wire, exts, creds, relay, o.deadlines.command);
-    if (!done.ok) {
-      log.warn("smtpc", `${o.logId}: ${done.reason}`);
-      return { ok: false, reason: done.reason, enhanced: done.enhanced };
-    }
-    log.info(
-      "smtpc",
-      `${o.logId}: authenticated to ${relay} as ${creds.user} with ${done.mechanism} (authinfo ${creds.key})`,
-    );
-    return { ok: true, exts, tls: info, authenticated: true };
+    return await inside(exts, info);
   } catch (err) {
     if (!(err instanceof WireError)) throw err;
     const reason = err.kind === "timeout"

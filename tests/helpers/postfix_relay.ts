@@ -27,6 +27,8 @@ export interface PostfixListener {
   tls: boolean;
   /** Cyrus SASL mechanisms this listener offers (its own `<name>.conf`). */
   mechanisms: string[];
+  /** TLS from the first byte (`smtpd_tls_wrappermode`, the port 465 style) instead of STARTTLS. */
+  implicit?: boolean;
 }
 
 export interface PostfixOptions {
@@ -90,7 +92,8 @@ function relayMainCf(dir: string, tlsDir: string): string {
 function smtpdRows(listeners: PostfixListener[]): string[] {
   return listeners.map((l, i) =>
     `127.0.0.1:${l.port} inet n - n - - smtpd -o smtpd_sasl_path=smtpd${i}` +
-    (l.tls ? "" : " -o smtpd_tls_security_level=none -o smtpd_tls_auth_only=no")
+    (l.tls ? "" : " -o smtpd_tls_security_level=none -o smtpd_tls_auth_only=no") +
+    (l.implicit ? " -o smtpd_tls_wrappermode=yes" : "")
   );
 }
 
