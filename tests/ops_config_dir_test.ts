@@ -96,7 +96,11 @@ Deno.test("the MCP's start line, the MTA and qmgrctl -f work from another direct
   await Deno.mkdir(elsewhere);
   const etc = join(root, "etc");
   const before = Deno.cwd();
+  // `deno task qmgrctl` takes a relative -f from INIT_CWD, the directory the task was run in (here, the
+  // outer `deno task test` set it to the repository).
+  const initCwd = Deno.env.get("INIT_CWD");
   Deno.chdir(elsewhere);
+  Deno.env.set("INIT_CWD", elsewhere);
   let mta: Awaited<ReturnType<typeof startMta>> | undefined;
   try {
     // The deno run line `deno task start -f ../etc/smx.conf` would exec names the configuration's directory.
@@ -142,6 +146,8 @@ Deno.test("the MCP's start line, the MTA and qmgrctl -f work from another direct
   } finally {
     if (mta) await mta.stop();
     Deno.chdir(before);
+    if (initCwd === undefined) Deno.env.delete("INIT_CWD");
+    else Deno.env.set("INIT_CWD", initCwd);
     await Deno.remove(root, { recursive: true });
   }
 });
